@@ -1,0 +1,69 @@
+"""Suites: which checks run, with which parameters (`checks/suites/*.toml`)."""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from clusterkit.checks.registry import CHECKS
+from clusterkit.errors import ConfigError
+from clusterkit.paths import data_dir
+
+
+@dataclass
+class Suite:
+    name: str
+    check_ids: list[str]
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # check id or probe name -> params
+    description: str = ""
+
+    def params_for(self, name: str) -> dict[str, Any]:
+        return dict(self.params.get(name, {}))
+
+
+def suite_dir() -> Path:
+    return data_dir("checks") / "suites"
+
+
+def available_suites() -> list[str]:
+    return sorted(p.stem for p in suite_dir().glob("*.toml"))
+
+
+def load_suite(name_or_path: str) -> Suite:
+    from clusterkit.plugins import load_all
+    from clusterkit.probes.registry import PROBES
+
+    load_all()
+    p = Path(name_or_path)
+    if not (p.suffix == ".toml" and p.is_file()):
+        p = suite_dir() / f"{name_or_path}.toml"
+    if not p.is_file():
+        raise ConfigError(f"unknown suite '{name_or_path}' (available: {', '.join(available_suites())})")
+    try:
+        doc = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    unknown = set(doc) - {"description", "checks", "exclude", "params"}
+    if unknown:
+        raise ConfigError(f"{p}: unknown key(s) {', '.join(sorted(unknown))}")
+    selected: list[str] = []
+    for pattern in doc.get("checks", []):
+        hits = sorted(c for c in CHECKS if fnmatch.fnmatchcase(c, pattern))
+        if not hits:
+            raise ConfigError(f"{p}: '{pattern}' matches no check (known: {', '.join(sorted(CHECKS))})")
+        selected += [h for h in hits if h not in selected]
+    for pattern in doc.get("exclude", []):
+        selected = [c for c in selected if not fnmatch.fnmatchcase(c, pattern)]
+    params = doc.get("params", {})
+    for key in params:
+        if key not in CHECKS and key not in PROBES:
+            raise ConfigError(f"{p}: [params.\"{key}\"] names no check or probe")
+    return Suite(p.stem, selected, params, str(doc.get("description", "")))
