@@ -1,0 +1,236 @@
+"""Analysis: bundles + profile + suite -> results. Pure: reads evidence only.
+
+`verify`, `analyze` and the simulator all end here, so a bundle analyzed on a
+laptop gives the same verdict as on the cluster.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from clusterkit.checks.registry import CHECKS, CheckSpec
+from clusterkit.evidence.bundle import Bundle, EvidenceError
+from clusterkit.inventory import HostSpec
+from clusterkit.plugins import load_all
+from clusterkit.profiles import Profile, load_profile
+from clusterkit.results import CheckResult, NodeResult, RunResult, now_iso
+from clusterkit.suites import Suite
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NodeContext:
+    """What a node check sees: one node's evidence, declaration and profile."""
+
+    host: str
+    bundle: Bundle
+    profile: Profile
+    spec: HostSpec | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    loose: bool = False           # a single pasted file, not a full bundle
+    _cache: dict[tuple[str, Any], Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def declared(self) -> dict[str, Any]:
+        """Hardware declaration: the inventory's, else what the bundle recorded."""
+        if self.spec is not None:
+            return self.spec.declared()
+        return dict(self.bundle.meta.get("declared") or {})
+
+    def text(self, path: str) -> str | None:
+        return self.bundle.text(path)
+
+    def glob(self, pattern: str) -> list[str]:
+        return self.bundle.glob(pattern)
+
+    def parsed(self, path: str, parser: Callable[[str], Any]) -> Any:
+        """Parse a file once per analysis, whichever checks ask for it (None if absent)."""
+        key = (path, parser)
+        if key not in self._cache:
+            t = self.bundle.text(path)
+            self._cache[key] = None if t is None else parser(t)
+        return self._cache[key]
+
+
+@dataclass
+class ClusterContext:
+    """What a cluster check sees: every reachable node, and `_cluster/` evidence."""
+
+    nodes: list[NodeContext]
+    cluster_bundle: Bundle | None
+    profile: Profile
+    params: dict[str, Any] = field(default_factory=dict)
+    node_results: dict[str, NodeResult] = field(default_factory=dict)
+
+
+def _missing(spec: CheckSpec, bundle: Bundle) -> list[str]:
+    paths = bundle.paths()
+    have = [n for n in spec.needs if any(fnmatch.fnmatchcase(p, n) for p in paths)]
+    if spec.needs_any:
+        return [] if have or not spec.needs else list(spec.needs)
+    return [n for n in spec.needs if n not in have]
+
+
+def _run(spec: CheckSpec, ctx: Any) -> Any:
+    t0 = time.perf_counter()
+    try:
+        out = spec.func(ctx)
+    except EvidenceError as e:
+        out = CheckResult.error(spec.id, str(e))
+    except Exception as e:  # a bug in one check must not lose the others' results
+        log.debug("check %s crashed:\n%s", spec.id, traceback.format_exc())
+        out = CheckResult.error(spec.id, f"internal error in check {spec.id}: {type(e).__name__}: {e}",
+                                code="CHECK_CRASHED", component="clusterkit",
+                                action="report this as a clusterkit bug, with the evidence bundle")
+    dt = time.perf_counter() - t0
+    for r in out if isinstance(out, list) else [out]:
+        r.duration_s = dt
+    return out
+
+
+class ProfileResolver:
+    """The profile of a host: --profile, else its gpu_model, else `base`. Cached."""
+
+    def __init__(self, override: str | None = None, default: str = "base"):
+        self.override = override
+        self.default = default
+        self._cache: dict[str, Profile] = {}
+
+    def name_for(self, spec: HostSpec | None, bundle: Bundle | None = None) -> str:
+        if self.override:
+            return self.override
+        if spec is not None and spec.gpu_model:
+            return spec.gpu_model
+        if bundle is not None and (bundle.meta.get("declared") or {}).get("gpu_model"):
+            return str(bundle.meta["declared"]["gpu_model"])
+        return self.default
+
+    def get(self, name: str) -> Profile:
+        if name not in self._cache:
+            self._cache[name] = load_profile(name)
+        return self._cache[name]
+
+
+def analyze_bundles(
+    bundles: list[Bundle],
+    suite: Suite,
+    *,
+    profiles: ProfileResolver | None = None,
+    specs: dict[str, HostSpec] | None = None,
+    cluster_bundle: Bundle | None = None,
+    loose: bool = False,
+    started_at: str | None = None,
+    extra_nodes: list[NodeResult] | None = None,
+) -> RunResult:
+    """Run the suite's checks over every bundle; never raises for bad evidence."""
+    load_all()
+    profiles = profiles or ProfileResolver()
+    specs = specs or {}
+    selected = [CHECKS[c] for c in suite.check_ids if c in CHECKS]
+    node_results: list[NodeResult] = list(extra_nodes or [])
+    contexts: list[NodeContext] = []
+    profile_names: set[str] = set()
+    for b in bundles:
+        spec = specs.get(b.host)
+        nr = NodeResult(b.host, simulated=b.simulated)
+        node_results.append(nr)
+        if b.outcome != "ok":
+            nr.outcome = b.outcome  # type: ignore[assignment]
+            nr.message = str(b.meta.get("message") or b.outcome)
+            continue
+        pname = profiles.name_for(spec, b)
+        profile_names.add(pname)
+        profile = profiles.get(pname)
+        ctx = NodeContext(b.host, b, profile, spec, loose=loose)
+        contexts.append(ctx)
+        for cs in selected:
+            if cs.scope != "node":
+                continue
+            missing = _missing(cs, b)
+            if loose and (not cs.needs or len(missing) == len(cs.needs) and not cs.needs_any or cs.needs_any and missing):
+                continue  # a loose file only answers the checks that read its kind
+            if missing:
+                nr.checks.append(CheckResult.skip(cs.id, f"not collected: {', '.join(missing)}"))
+                continue
+            ctx.params = suite.params_for(cs.id)
+            nr.checks.append(_run(cs, ctx))
+    cluster_results: list[CheckResult] = []
+    by_host = {n.host: n for n in node_results}
+    cluster_specs = [cs for cs in selected if cs.scope == "cluster"]
+    if cluster_specs and (contexts or cluster_bundle is not None):
+        default_profile = profiles.get(sorted(profile_names)[0] if len(profile_names) == 1 else profiles.name_for(None))
+        cctx = ClusterContext(contexts, cluster_bundle, default_profile, node_results=by_host)
+        for cs in cluster_specs:
+            if loose and cluster_bundle is None:
+                continue
+            cctx.params = suite.params_for(cs.id)
+            out = _run(cs, cctx)
+            for r in out if isinstance(out, list) else [out]:
+                if r.host and r.host in by_host:
+                    by_host[r.host].checks.append(r)
+                else:
+                    cluster_results.append(r)
+    profile_label = profiles.override or (sorted(profile_names)[0] if len(profile_names) == 1 else
+                                          "per-host" if profile_names else profiles.default)
+    run = RunResult(profile_label, suite.name, node_results, cluster_results,
+                    simulated=any(b.simulated for b in bundles), started_at=started_at or now_iso())
+    run.finished_at = now_iso()
+    return run
+
+
+def open_paths(paths: list[Path], kind_override: str | None = None) -> tuple[list[Bundle], Bundle | None, list[NodeResult], bool]:
+    """Bundles, run directories and loose files -> bundles (+ error results for unusable files).
+
+    Returns (bundles, cluster bundle, error node results, loose?)."""
+    from clusterkit.evidence.bundle import CLUSTER_DIR, find_bundles, read_evidence_file
+    from clusterkit.evidence.kinds import KINDS, sniff
+    from clusterkit.errors import ConfigError
+
+    load_all()
+    bundles: list[Bundle] = []
+    errors: list[NodeResult] = []
+    cluster: Bundle | None = None
+    loose = False
+    if kind_override and kind_override not in KINDS:
+        raise ConfigError(f"unknown --kind '{kind_override}' (known: {', '.join(sorted(KINDS))})")
+    for p in paths:
+        if not p.exists():
+            raise ConfigError(f"{p}: no such file or directory")
+        if p.is_dir():
+            found = find_bundles(p)
+            if not found:
+                raise ConfigError(f"{p}: not an evidence bundle (no bundle.json here or one level below)")
+            for d in found:
+                b = Bundle.open(d)
+                if d.name == CLUSTER_DIR:
+                    cluster = b
+                else:
+                    bundles.append(b)
+            continue
+        loose = True
+        host = p.name
+        try:
+            text = read_evidence_file(p)
+        except (EvidenceError, OSError) as e:
+            errors.append(_file_error(host, str(e)))
+            continue
+        k = KINDS[kind_override] if kind_override else sniff(text)
+        if k is None:
+            errors.append(_file_error(host, f"{p}: unrecognized content (not a known tool output); "
+                                            f"name its kind with --kind ({', '.join(sorted(KINDS))})"))
+            continue
+        bundles.append(Bundle.virtual(host, {k.path: text}, {"host": host, "loose_kind": k.name, "source": str(p)}))
+    return bundles, cluster, errors, loose
+
+
+def _file_error(host: str, message: str) -> NodeResult:
+    r = CheckResult.error("evidence.read", message, code="EVIDENCE_UNUSABLE", component="file",
+                          action="pass the tool's text output as printed, or name its kind with --kind")
+    return NodeResult(host, "ok", [r])
