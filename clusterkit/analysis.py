@@ -177,6 +177,8 @@ def analyze_bundles(
                     by_host[r.host].checks.append(r)
                 else:
                     cluster_results.append(r)
+    for nr in node_results:
+        nr.checks.sort(key=lambda c: c.id)
     profile_label = profiles.override or (sorted(profile_names)[0] if len(profile_names) == 1 else
                                           "per-host" if profile_names else profiles.default)
     run = RunResult(profile_label, suite.name, node_results, cluster_results,
