@@ -147,10 +147,13 @@ def disk(ctx: NodeContext) -> CheckResult:
         worst_pct = min(worst_pct, pct)
         # Small filesystems (/boot/efi) are judged by percentage only.
         small = m.size_kib / GIB_KIB < 2 * min_gib
-        if pct < min_pct or (not small and free_gib < min_gib):
+        by_pct = pct < min_pct
+        if by_pct or (not small and free_gib < min_gib):
             fs.append(Finding("HOST_DISK_LOW", "fail" if pct < min_pct / 2 else "warn", f"filesystem {m.mountpoint}",
-                              f"{m.mountpoint} has {free_gib:.1f} GiB free ({pct:.1f}%)", observed=round(free_gib, 2),
-                              limit=min_gib, unit="GiB", action=f"free space on {m.mountpoint} (logs, containers, core dumps)",
+                              f"{m.mountpoint} has {free_gib:.1f} GiB free ({pct:.1f}%)",
+                              observed=round(pct, 2) if by_pct else round(free_gib, 2),
+                              limit=min_pct if by_pct else min_gib, unit="%" if by_pct else "GiB",
+                              action=f"free space on {m.mountpoint} (logs, containers, core dumps)",
                               evidence="host/df.txt"))
     return CheckResult.from_findings("host.disk", fs, f"{len(mounts)} filesystems, lowest {worst_pct:.0f}% free",
                                      {"disk_free_percent_min": round(worst_pct, 2)})

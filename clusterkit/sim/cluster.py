@@ -20,6 +20,7 @@ DEFAULT_MODEL = "h100-sxm5-80gb"
 _IB_RATE = {"h100": 400, "a100": 200}
 
 fault("host.kernel_drift", "one node runs a different kernel than the fleet (warning)", order=90)
+fault("host.raid_full", "a node whose /raid scratch filesystem is 99% full (core dumps, checkpoints)", order=91)
 
 
 def _spec(model: str, index: int) -> dict[str, Any]:
@@ -65,7 +66,8 @@ def _write_host(node: SimNode, w: BundleWriter, now: float) -> None:
          "Filesystem     1024-blocks      Used  Available Capacity Mounted on\n"
          "/dev/md0        1844961280 412345678 1432615602      23% /\n"
          "/dev/nvme0n1p1      523248      6220     517028       2% /boot/efi\n"
-         "/dev/md1       28125000000 9876543210 18248456790     36% /raid\n"),
+         + ("/dev/md1       28125000000 27843750000 281250000     99% /raid\n" if "host.raid_full" in node.faults
+            else "/dev/md1       28125000000 9876543210 18248456790     36% /raid\n")),
     ]
     t = now
     for path, cmd, text in plan:
