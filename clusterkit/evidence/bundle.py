@@ -162,8 +162,11 @@ class BundleWriter:
         return p
 
     def record(self, path: str, command: str, exit_code: int | None, duration_s: float,
-               stderr: str = "", status: str = "ok") -> None:
+               stderr: str = "", status: str = "ok", **extra: Any) -> None:
+        """`extra`: e.g. local_start_epoch/local_end_epoch (the controller's clock
+        around the command), which clock-skew analysis needs."""
         self.meta["commands"].append({
+            **extra,
             "path": path,
             "command": command,
             "exit_code": exit_code,
