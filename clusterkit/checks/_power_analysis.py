@@ -109,7 +109,8 @@ def analyze_trace(trace: PowerTrace, p: StepParams, lost_at: dict[int, tuple[flo
         samples.sort(key=lambda s: s.t)
         st = GpuStep(idx)
         good = [s for s in samples if not s.error and s.power_w is not None]
-        st.sample_hz = len(samples) / duration if samples else 0.0
+        span = samples[-1].t - samples[0].t if len(samples) > 1 else 0.0
+        st.sample_hz = (len(samples) - 1) / span if span > 0 else 0.0
         gap = 2.5 / max(st.sample_hz, 1e-9)
         st.brakes = _episodes(good, BRAKE_MASK, gap)
         st.thermal = _episodes(good, HW_THERMAL, gap)

@@ -242,7 +242,10 @@ def _verdict(ctx: NodeContext, cid: str, trace: PowerTrace, a: StepAnalysis) -> 
                                     f"{lab}: SM clock sagged {st.sag_percent:.0f}% below its steady load clock",
                                     observed=st.sag_percent, limit=max_sag, unit="%",
                                     action="look at the brake/thermal findings for the same GPU"))
-    hz = min((st.sample_hz or 0.0) for st in a.gpus.values()) if a.gpus else 0.0
+    # A GPU that dropped out stops sampling: its rate says nothing about the sampler.
+    rates = [st.sample_hz or 0.0 for st in a.gpus.values() if st.dropped_at is None] or \
+        [st.sample_hz or 0.0 for st in a.gpus.values()]
+    hz = min(rates) if rates else 0.0
     min_hz = p.get("power.min_sample_hz")
     if min_hz is not None and hz < min_hz:
         findings.append(Finding("POWER_TRACE_SLOW", "warn", "power step sampler",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from clusterkit.evidence.kinds import kind
 from clusterkit.evidence.text import clean
 from clusterkit.parsers import ParseError
+from clusterkit.parsers.gpu_records import norm_bus_id
 
 COLUMNS = ["t_s", "gpu", "phase", "power_w", "sm_clock_mhz", "clock_event_reasons", "temp_c", "error"]
 
@@ -104,6 +105,8 @@ def parse_power_trace(text: str) -> PowerTrace:
                 p = [x.strip() for x in val.split(",")]
                 if p and p[0].isdigit():
                     g = TraceGpu(int(p[0]), *(p[1:4] + [None] * (3 - len(p[1:4]))))
+                    g.bus_id = norm_bus_id(g.bus_id) or g.bus_id or None
+                    g.serial, g.name = g.serial or None, g.name or None
                     g.power_limit_w = _f(p[4]) if len(p) > 4 else None
                     tr.gpus[g.index] = g
             elif key == "pcie_under_load":
@@ -131,6 +134,6 @@ def parse_power_trace(text: str) -> PowerTrace:
         tr.samples.append(Sample(t, int(g), rec[2], _f(rec[3]), _f(rec[4]), reasons,
                                  _f(rec[6]) if len(rec) > 6 else None, rec[7].strip() if len(rec) > 7 else ""))
         tr.gpus.setdefault(int(g), TraceGpu(int(g)))
-    if not tr.samples:
+    if not tr.samples and not tr.meta.get("error"):
         raise ParseError("power trace has a header but no usable samples")
     return tr
