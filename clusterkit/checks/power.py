@@ -7,6 +7,7 @@ settings); one GPU alone points at that GPU or its board.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from clusterkit.checks._gpu_source import GPU_SOURCES, gpu_profile, gpus_or_result, no_gpu_skip, read_inventory
@@ -51,6 +52,12 @@ def power_limits(ctx: NodeContext) -> CheckResult:
 
 # ---------------------------------------------------------------- PSUs
 
+def _short(sensor: str) -> str:
+    """'Power Supply PS2 Status' -> 'PS2': the label on the chassis."""
+    m = re.search(r"\b(PSU?\s*\d+)\b", sensor, re.I)
+    return m.group(1).replace(" ", "") if m else sensor
+
+
 def psu_findings(ctx: NodeContext) -> list[Finding]:
     """PSU problems from `ipmitool sdr type "Power Supply"` and the SEL (either may be absent)."""
     out: list[Finding] = []
@@ -66,7 +73,7 @@ def psu_findings(ctx: NodeContext) -> list[Finding]:
             sel = ctx.parsed(SEL, parse_sel)
         except ParseError as e:
             out.append(Finding("POWER_EVIDENCE_UNUSABLE", "error", SEL, f"{SEL}: {e}"))
-    named: set[str] = set()
+    named: set[str] = {name for name, _ in sdr.redundancy} if sdr else set()
     for psu in sdr.psus if sdr else []:
         if psu.failed:
             named.add(psu.name)
@@ -74,7 +81,7 @@ def psu_findings(ctx: NodeContext) -> list[Finding]:
             out.append(Finding("POWER_PSU_FAILED", "fail", psu.name,
                                f"{psu.name}: {'; '.join(psu.problems)}{status_note}",
                                observed="; ".join(psu.problems), limit="Presence detected, no fault",
-                               action=f"check {psu.name}'s AC feed and cord, then reseat or replace the PSU",
+                               action=f"check {_short(psu.name)}'s AC feed and cord, then reseat or replace it",
                                evidence=f"{psu.name} | {psu.status} | {', '.join(psu.events)}"))
     for name, state in sdr.redundancy if sdr else []:
         out.append(Finding("POWER_PSU_REDUNDANCY_LOST", "fail", name, f"{name}: {state}", observed=state,
@@ -84,7 +91,7 @@ def psu_findings(ctx: NodeContext) -> list[Finding]:
             continue
         out.append(Finding("POWER_PSU_EVENT", "fail", sensor,
                            f"BMC event log: {sensor}: {e.event} ({e.date} {e.time}), not cleared",
-                           observed=e.event, action=f"check {sensor}'s AC feed and cord, then reseat or replace the PSU",
+                           observed=e.event, action=f"check {_short(sensor)}'s AC feed and cord, then reseat or replace it",
                            evidence=f"{e.record} | {e.date} | {e.time} | {e.sensor} | {e.event} | {e.direction}"))
     return out
 
@@ -210,7 +217,6 @@ def _verdict(ctx: NodeContext, cid: str, trace: PowerTrace, a: StepAnalysis) -> 
             observed=len(a.in_phase_instants), unit="in-phase events", action=action,
             evidence=("in-phase instants (s): " + ", ".join(f"{t:.2f}" for t in a.in_phase_instants[:10])
                       + (f"; PSU: {psu_txt}" if psu_txt else "") + (f"; BIOS {bios}" if bios else ""))))
-        findings += psu
     for i, st in sorted(a.gpus.items()):
         lab = _label(trace, i)
         if st.dropped_at is not None:

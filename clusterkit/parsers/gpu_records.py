@@ -170,4 +170,5 @@ class GpuInventory:
 
     @property
     def count(self) -> int:
-        return max(len(self.gpus), self.attached or 0)
+        """Working GPUs: those listed (or attached, when the output was trimmed) minus unreadable ones."""
+        return max(len(self.gpus), self.attached or 0) - sum(1 for g in self.gpus if g.error)

@@ -62,6 +62,7 @@ def yes_no(v: Any) -> bool | None:
 # ---------------------------------------------------------------- nvidia-smi -q
 
 _GPU_HEADER = re.compile(r"^GPU\s+([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])\s*$")
+_NO_HANDLE = re.compile(r"Unable to determine the device handle for GPU\s*([0-9A-Fa-f:.]+):\s*(.*)")
 _KV = re.compile(r"^(\s*)(\S.*?)\s*:(?:\s(.*))?$")
 
 
@@ -246,7 +247,7 @@ def parse_nvidia_smi_q(text: str) -> GpuInventory:
             header_lines.append(line)
     top = _tree([ln for ln in header_lines if _KV.match(ln) and not ln.startswith(("|", "+"))])
     attached = integer(top.get("Attached GPUs"))
-    if not blocks:
+    if not blocks and not _NO_HANDLE.search(t):
         if "NVSMI LOG" in t and attached == 0:
             return GpuInventory("nvidia-smi-q", [], top.get("Driver Version"), top.get("CUDA Version"),
                                 attached=0, no_gpu=True)
@@ -257,6 +258,11 @@ def parse_nvidia_smi_q(text: str) -> GpuInventory:
         if not tree:
             inv.warnings.append(f"GPU {bus}: empty block (output truncated?)")
         inv.gpus.append(_gpu_from_q(bus, tree, i))
+    # nvidia-smi lists a GPU it cannot reach (fallen off the bus) on one line, without a block.
+    for m in _NO_HANDLE.finditer(t):
+        bus = norm_bus_id(m.group(1))
+        if bus and all(g.pci_bus_id != bus for g in inv.gpus):
+            inv.gpus.append(GpuRecord(index=None, pci_bus_id=bus, error=f"nvidia-smi: {m.group(2).strip()}"))
     if attached is not None and attached > len(blocks):
         inv.warnings.append(f"only {len(blocks)} of {attached} attached GPU blocks present (output trimmed?)")
     # Partial output with a trimmed block list: indices are positions in the output,
