@@ -19,7 +19,8 @@ from clusterkit.parsers.fabricmanager import parse_fabricmanager
 from clusterkit.parsers.gpu_records import CLOCK_REASON_BITS, GpuRecord, reason_names
 from clusterkit.parsers.nvidia_smi import link_rank, parse_topo
 from clusterkit.parsers.nvml_json import parse_nvml_json
-from clusterkit.parsers.xid import XidEvent, group_xids, parse_xid_message
+from clusterkit.parsers.kernel_log import parse_kernel_log
+from clusterkit.parsers.xid import XidEvent, group_xids, xid_events
 from clusterkit.results import CheckResult, Finding
 
 if TYPE_CHECKING:
@@ -58,8 +59,12 @@ def gpu_inventory(ctx: NodeContext) -> CheckResult:
     found = inv.count
     metrics: dict[str, Any] = {"gpu_count_detected": found}
     total = _total_power(inv.gpus)
-    if total is not None:
+    readings = sum(1 for g in inv.gpus if g.power_draw_w is not None)
+    if total is not None and readings == found:
         metrics["gpu_power_draw_total_w"] = total
+    elif total is not None:
+        findings.append(Finding("GPU_EVIDENCE_PARTIAL", "info", "evidence",
+                                f"power draw read on {readings} of {found} GPUs: no node total reported"))
     if want and found < want:
         findings.append(Finding(
             "GPU_COUNT_LOW", "fail", "node", f"declared {want} x {model}, found {found}",
@@ -435,16 +440,8 @@ def gpu_topology(ctx: NodeContext) -> CheckResult:
 
 # ---------------------------------------------------------------- Xid
 
-def xid_events(ctx: NodeContext) -> list[XidEvent]:
-    from clusterkit.parsers.kernel_log import parse_kernel_log
-
-    events = []
-    for line in ctx.parsed(KERNEL_LOG, parse_kernel_log):
-        e = parse_xid_message(line.message)
-        if e is not None:
-            e.seconds, e.wall = line.seconds, line.wall
-            events.append(e)
-    return events
+def node_xid_events(ctx: NodeContext) -> list[XidEvent]:
+    return xid_events(ctx.parsed(KERNEL_LOG, parse_kernel_log))
 
 
 @check("gpu.xid", needs=(KERNEL_LOG,), params={"gpu.xid_ignore": list})
@@ -455,7 +452,7 @@ def gpu_xid(ctx: NodeContext) -> CheckResult:
     if skip is not None:
         return skip
     try:
-        events = xid_events(ctx)
+        events = node_xid_events(ctx)
     except ParseError as e:
         return CheckResult.error(cid, f"{KERNEL_LOG}: {e}")
     inv, _ = read_inventory(ctx)

@@ -126,10 +126,10 @@ def _kernel_losses(ctx: NodeContext, trace: PowerTrace) -> dict[int, tuple[float
     start, end = trace.fmeta("uptime_start_s"), trace.fmeta("uptime_end_s")
     if start is None or not ctx.bundle.exists("host/dmesg.txt"):
         return {}
-    from clusterkit.checks.gpu import xid_events
+    from clusterkit.checks.gpu import node_xid_events
 
     try:
-        events = xid_events(ctx)
+        events = node_xid_events(ctx)
     except ParseError:
         return {}
     by_bus = {norm_bus_id(g.bus_id): i for i, g in trace.gpus.items() if g.bus_id}

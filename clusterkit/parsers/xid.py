@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 from clusterkit.parsers.gpu_records import norm_bus_id
 
@@ -84,6 +84,17 @@ def parse_xid_message(message: str) -> XidEvent | None:
     if m:
         return XidEvent(79, norm_bus_id(m.group(1)), "GPU has fallen off the bus", synthesized=True)
     return None
+
+
+def xid_events(lines: Iterable[Any]) -> list[XidEvent]:
+    """Kernel log lines (objects with .message, .seconds, .wall: parsers.kernel_log.LogLine) -> Xid events."""
+    out = []
+    for line in lines:
+        e = parse_xid_message(line.message)
+        if e is not None:
+            e.seconds, e.wall = line.seconds, line.wall
+            out.append(e)
+    return out
 
 
 @dataclass
