@@ -95,6 +95,7 @@ def _f(s: str) -> float | None:
 def parse_power_trace(text: str) -> PowerTrace:
     tr = PowerTrace()
     rows: list[str] = []
+    pcie: dict[int, tuple[int, int, int, int]] = {}
     for line in clean(text).split("\n"):
         if line.startswith("#"):
             m = re.match(r"#\s*([a-z_]+)\s*:\s*(.*?)\s*$", line)
@@ -111,8 +112,8 @@ def parse_power_trace(text: str) -> PowerTrace:
                     tr.gpus[g.index] = g
             elif key == "pcie_under_load":
                 p = [x.strip() for x in val.split(",")]
-                if len(p) == 5 and all(x.isdigit() for x in p) and int(p[0]) in tr.gpus:
-                    tr.gpus[int(p[0])].pcie_under_load = tuple(int(x) for x in p[1:])  # type: ignore[assignment]
+                if len(p) == 5 and all(x.isdigit() for x in p):
+                    pcie[int(p[0])] = tuple(int(x) for x in p[1:])  # type: ignore[assignment]
             else:
                 tr.meta[key] = val
         elif line.strip():
@@ -134,6 +135,8 @@ def parse_power_trace(text: str) -> PowerTrace:
         tr.samples.append(Sample(t, int(g), rec[2], _f(rec[3]), _f(rec[4]), reasons,
                                  _f(rec[6]) if len(rec) > 6 else None, rec[7].strip() if len(rec) > 7 else ""))
         tr.gpus.setdefault(int(g), TraceGpu(int(g)))
+    for i, link in pcie.items():
+        tr.gpus.setdefault(i, TraceGpu(i)).pcie_under_load = link
     if not tr.samples and not tr.meta.get("error"):
         raise ParseError("power trace has a header but no usable samples")
     return tr
