@@ -60,6 +60,13 @@ def norm_device_id(s: str | None) -> str | None:
     return f"{m.group(1)}:{m.group(2)}" if m else None
 
 
+def gpu_label(index: int | None, bus_id: str | None, serial: str | None) -> str:
+    """'GPU 3 (0000:1b:00.0, SN 1652...)': what a technician finds in the chassis."""
+    parts = [p for p in (bus_id, f"SN {serial}" if serial else None) if p]
+    idx = f"GPU {index}" if index is not None else "GPU"
+    return f"{idx} ({', '.join(parts)})" if parts else idx
+
+
 @dataclass
 class NvLink:
     link: int
@@ -115,10 +122,7 @@ class GpuRecord:
     error: str | None = None                     # the source could not read this GPU (e.g. "GPU is lost")
 
     def label(self) -> str:
-        """'GPU 3 (0000:1b:00.0, SN 1652...)': what a technician finds in the chassis."""
-        parts = [p for p in (self.pci_bus_id, f"SN {self.serial}" if self.serial else None) if p]
-        idx = f"GPU {self.index}" if self.index is not None else "GPU"
-        return f"{idx} ({', '.join(parts)})" if parts else idx
+        return gpu_label(self.index, self.pci_bus_id, self.serial)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "GpuRecord":

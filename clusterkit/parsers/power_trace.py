@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from clusterkit.evidence.kinds import kind
 from clusterkit.evidence.text import clean
 from clusterkit.parsers import ParseError
-from clusterkit.parsers.gpu_records import norm_bus_id
+from clusterkit.parsers.gpu_records import gpu_label, norm_bus_id
 
 COLUMNS = ["t_s", "gpu", "phase", "power_w", "sm_clock_mhz", "clock_event_reasons", "temp_c", "error"]
 
@@ -38,8 +38,7 @@ class TraceGpu:
     pcie_under_load: tuple[int, int, int, int] | None = None   # gen, gen max, width, width max
 
     def label(self) -> str:
-        parts = [p for p in (self.bus_id, f"SN {self.serial}" if self.serial else None) if p]
-        return f"GPU {self.index} ({', '.join(parts)})" if parts else f"GPU {self.index}"
+        return gpu_label(self.index, self.bus_id, self.serial)
 
 
 @dataclass
