@@ -9,7 +9,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from clusterkit.checks._gpu_source import (
-    GPU_SOURCES, NO_GPU, declared_count, gpu_profile, gpus_or_result, no_gpu_skip, read_inventory,
+    GPU_SOURCES, declared_count, gpu_profile, gpus_or_result, no_gpu_skip, read_inventory,
 )
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
