@@ -29,10 +29,6 @@ def register(app: typer.Typer) -> None:
         from clusterkit.profiles import load_profile
 
         p = load_profile(name)
-        origin = {}
-        for ancestor in reversed(p.chain):
-            for key in load_profile(ancestor).values:
-                origin[key] = ancestor
         if fmt == "json":
             typer.echo(json.dumps({"name": p.name, "chain": p.chain, "description": p.description,
                                    "match_names": p.match_names, "values": p.values}, indent=2))
@@ -41,4 +37,4 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"unknown --format '{fmt}' (table, json)")
         typer.echo(f"{p.name}: {p.description}\nchain: {' -> '.join(p.chain)}")
         for key in sorted(p.values):
-            typer.echo(f"  {key} = {p.values[key]!r}" + (f"   (from {origin[key]})" if origin.get(key) != p.name else ""))
+            typer.echo(f"  {key} = {p.values[key]!r}" + (f"   (from {p.origin[key]})" if p.origin.get(key) != p.name else ""))
