@@ -82,6 +82,11 @@ def no_gpu_skip(ctx: "NodeContext", check_id: str) -> CheckResult | None:
     return None
 
 
+def not_collected(ctx: "NodeContext", check_id: str, path: str) -> CheckResult | None:
+    """The engine's own skip, for checks that also run on gpu/nvml.json alone (to say "no NVIDIA GPU")."""
+    return None if ctx.bundle.exists(path) else CheckResult.skip(check_id, f"not collected: {path}")
+
+
 def gpu_profile(ctx: "NodeContext", inv: GpuInventory | None) -> "Profile":
     """The node's profile; for a loose file analyzed without one, the profile named by the GPU's product name."""
     if ctx.profile.get("gpu.pci_device_ids") is None and inv is not None:

@@ -9,7 +9,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from clusterkit.checks._gpu_source import (
-    GPU_SOURCES, declared_count, gpu_profile, gpus_or_result, no_gpu_skip, read_inventory,
+    GPU_SOURCES, declared_count, gpu_profile, gpus_or_result, no_gpu_skip, not_collected, read_inventory,
 )
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
@@ -388,11 +388,11 @@ def gpu_nvlink(ctx: NodeContext) -> CheckResult:
 
 # ---------------------------------------------------------------- topology
 
-@check("gpu.topology", needs=("gpu/topo.txt",), params={"gpu.max_gpu_nic_link": str, "gpu.nvlink_links_per_gpu": int})
+@check("gpu.topology", needs=("gpu/topo.txt", "gpu/nvml.json"), needs_any=True, params={"gpu.max_gpu_nic_link": str, "gpu.nvlink_links_per_gpu": int})
 def gpu_topology(ctx: NodeContext) -> CheckResult:
     """GPU-GPU over NVLink and each GPU's nearest NIC no farther than the profile allows."""
     cid = "gpu.topology"
-    skip = no_gpu_skip(ctx, cid)
+    skip = no_gpu_skip(ctx, cid) or not_collected(ctx, cid, "gpu/topo.txt")
     if skip is not None:
         return skip
     try:
@@ -444,11 +444,11 @@ def node_xid_events(ctx: NodeContext) -> list[XidEvent]:
     return xid_events(ctx.parsed(KERNEL_LOG, parse_kernel_log))
 
 
-@check("gpu.xid", needs=(KERNEL_LOG,), params={"gpu.xid_ignore": list})
+@check("gpu.xid", needs=(KERNEL_LOG, "gpu/nvml.json"), needs_any=True, params={"gpu.xid_ignore": list})
 def gpu_xid(ctx: NodeContext) -> CheckResult:
     """NVIDIA Xid events in the kernel log, by a severity table; storms counted, not listed."""
     cid = "gpu.xid"
-    skip = no_gpu_skip(ctx, cid)
+    skip = no_gpu_skip(ctx, cid) or not_collected(ctx, cid, KERNEL_LOG)
     if skip is not None:
         return skip
     try:
@@ -517,11 +517,11 @@ def gpu_clock_events(ctx: NodeContext) -> CheckResult:
 _NVSWITCH_GPU_IDS = {"20b0", "20b2", "2330"}
 
 
-@check("gpu.dcgmi_diag", needs=("gpu/dcgmi-diag.txt",))
+@check("gpu.dcgmi_diag", needs=("gpu/dcgmi-diag.txt", "gpu/nvml.json"), needs_any=True)
 def gpu_dcgmi_diag(ctx: NodeContext) -> CheckResult:
     """dcgmi diag results; a cuInit 'system not yet initialized' on NVSwitch GPUs names fabric manager."""
     cid = "gpu.dcgmi_diag"
-    skip = no_gpu_skip(ctx, cid)
+    skip = no_gpu_skip(ctx, cid) or not_collected(ctx, cid, "gpu/dcgmi-diag.txt")
     if skip is not None:
         return skip
     try:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from clusterkit.checks._gpu_source import GPU_SOURCES, gpu_profile, gpus_or_result, no_gpu_skip, read_inventory
+from clusterkit.checks._gpu_source import (
+    GPU_SOURCES, gpu_profile, gpus_or_result, no_gpu_skip, not_collected, read_inventory,
+)
 from clusterkit.checks._power_analysis import StepAnalysis, StepParams, analyze_trace
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
@@ -96,10 +98,15 @@ def psu_findings(ctx: NodeContext) -> list[Finding]:
     return out
 
 
-@check("power.psu", needs=(SDR, SEL), needs_any=True)
+@check("power.psu", needs=(SDR, SEL, "gpu/nvml.json"), needs_any=True)
 def power_psu(ctx: NodeContext) -> CheckResult:
     """PSU presence, failure and redundancy from the BMC (sensor event text included, not only the status column)."""
     cid = "power.psu"
+    skip = no_gpu_skip(ctx, cid)
+    if skip is not None:
+        return skip
+    if not ctx.bundle.exists(SDR) and not ctx.bundle.exists(SEL):
+        return CheckResult.skip(cid, f"not collected: {SDR}, {SEL}")
     findings = psu_findings(ctx)
     psus = ctx.parsed(SDR, parse_sdr_psu).psus if ctx.bundle.exists(SDR) and not any(
         f.component == SDR for f in findings) else []
@@ -154,14 +161,14 @@ def _bios(ctx: NodeContext) -> str | None:
         return None
 
 
-@check("power.step", needs=(TRACE,),
+@check("power.step", needs=(TRACE, "gpu/nvml.json"), needs_any=True,
        params={"power.target_w": float, "power.min_load_fraction": float, "power.in_phase_gpu_fraction": float,
                "power.coincidence_window_s": float, "power.ramp_exclude_s": float,
                "power.max_clock_sag_percent": float, "power.min_sample_hz": float})
 def power_step(ctx: NodeContext) -> CheckResult:
     """Synchronized square-wave load on all GPUs: power reached, brakes, clock sag, drop-outs, and the verdict."""
     cid = "power.step"
-    skip = no_gpu_skip(ctx, cid)
+    skip = no_gpu_skip(ctx, cid) or not_collected(ctx, cid, TRACE)
     if skip is not None:
         return skip
     try:

@@ -49,8 +49,8 @@ def test_node_without_gpus_skips_every_gpu_and_power_check():
              "host/dmesg.txt": "[    0.000000] Linux version 6.1.0\n"}
     cmds = [{"path": "gpu/nvidia-smi-q.txt", "exit_code": 127}, {"path": "gpu/topo.txt", "exit_code": 127}]
     res = run(files, declared={"gpu_count": 0}, commands=cmds)
-    ran = {k: (v.status, v.summary) for k, v in res.items() if k.startswith(("gpu.", "power.")) and "not collected" not in v.summary}
-    assert ran and all(v == ("skip", "no NVIDIA GPU") for v in ran.values()), ran
+    assert {k: (v.status, v.summary) for k, v in res.items()} == {c: ("skip", "no NVIDIA GPU") for c in GPU_CHECKS
+                                                                   if CHECKS[c].scope == "node"}
 
 
 def test_declared_gpus_but_none_found_fails_inventory():
