@@ -97,7 +97,7 @@ def gpu_inventory(ctx: NodeContext) -> CheckResult:
 
 # ---------------------------------------------------------------- versions and fabric manager
 
-@check("gpu.versions", needs=GPU_SOURCES, needs_any=True, params={"gpu.requires_fabric_manager": bool})
+@check("gpu.versions", needs=GPU_SOURCES + ("gpu/fabricmanager.txt",), needs_any=True, params={"gpu.requires_fabric_manager": bool})
 def gpu_versions(ctx: NodeContext) -> CheckResult:
     """Driver/VBIOS coherence on the node, persistence mode, fabric manager state on NVSwitch systems."""
     cid = "gpu.versions"
@@ -159,7 +159,9 @@ def _fabric_findings(ctx: NodeContext, gpus: list[GpuRecord], driver: str | None
     return out
 
 
-@check("gpu.version_drift", scope="cluster")
+# Cluster checks are not skipped by `needs`; it names what collect must fetch from every node.
+@check("gpu.version_drift", scope="cluster",
+       needs=("gpu/nvml.json", "gpu/nvidia-smi-q.txt", "gpu/fabricmanager.txt", "host/dmidecode-bios.txt"))
 def gpu_version_drift(ctx: ClusterContext) -> list[CheckResult]:
     """Driver, VBIOS, fabric manager and BIOS versions: nodes that differ from the fleet's majority."""
     cid = "gpu.version_drift"
