@@ -140,7 +140,9 @@ def _kernel_losses(ctx: NodeContext, trace: PowerTrace) -> dict[int, tuple[float
     except ParseError:
         return {}
     by_bus = {norm_bus_id(g.bus_id): i for i, g in trace.gpus.items() if g.bus_id}
-    t_first = min(s.t for s in trace.samples)
+    t0_uptime = trace.fmeta("uptime_t0_s")
+    if t0_uptime is None:  # older traces: uptime was read just before sampling began
+        t0_uptime = start - min(s.t for s in trace.samples)
     out: dict[int, tuple[float, str]] = {}
     for e in events:
         if e.xid not in (79, 119) or e.seconds is None or e.bus_id not in by_bus:
@@ -148,7 +150,7 @@ def _kernel_losses(ctx: NodeContext, trace: PowerTrace) -> dict[int, tuple[float
         if start <= e.seconds <= (end if end is not None else start) + 30.0:
             idx = by_bus[e.bus_id]
             if idx not in out:
-                out[idx] = (t_first + e.seconds - start, f"Xid {e.xid} in the kernel log")
+                out[idx] = (e.seconds - t0_uptime, f"Xid {e.xid} in the kernel log")
     return out
 
 

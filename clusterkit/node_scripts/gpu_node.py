@@ -145,7 +145,10 @@ def power_step(backend, load_factory, period_s: float, duration_s: float, hz: fl
             return {"gpu/power-trace.csv": "\n".join(head + [f"# error: no load generator ({e}); install PyTorch", TRACE_COLUMNS]) + "\n"}
         head.append(f"# load: {load.name}")
         sched = Schedule(time.monotonic() + lead_in_s, period_s, duration_s)
-        head.append(f"# uptime_start_s: {_fmt(_uptime())}")
+        up, mono = _uptime(), time.monotonic()
+        head.append(f"# uptime_start_s: {_fmt(up)}")
+        if up is not None:  # node uptime at the trace's t = 0, to place kernel-log Xids on the trace's time axis
+            head.append(f"# uptime_t0_s: {up + (sched.t0 - mono):.3f}")
         rows = []
         lost = set()
         pcie_done = False

@@ -5,6 +5,7 @@
     # period_s: 4.0                     (square wave: idle half, load half)
     # load: torch-gemm
     # uptime_start_s: 1234.5            (node uptime, to place kernel log Xids in the test)
+    # uptime_t0_s: 1235.5              (uptime at t_s = 0)
     # uptime_end_s: 1274.9
     # gpu: 0,0000:1b:00.0,1652922001234,NVIDIA H100 80GB HBM3,700.0   (index,bus id,serial,name,enforced limit W)
     # pcie_under_load: 0,5,5,16,16      (index,gen,gen max,width,width max read during a load half)
@@ -97,7 +98,7 @@ def parse_power_trace(text: str) -> PowerTrace:
     pcie: dict[int, tuple[int, int, int, int]] = {}
     for line in clean(text).split("\n"):
         if line.startswith("#"):
-            m = re.match(r"#\s*([a-z_]+)\s*:\s*(.*?)\s*$", line)
+            m = re.match(r"#\s*([a-z_0-9]+)\s*:\s*(.*?)\s*$", line)
             if not m:
                 continue
             key, val = m.groups()

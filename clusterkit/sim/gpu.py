@@ -200,7 +200,8 @@ def _power_trace(node: SimNode, doc: dict[str, Any], uptime_start: float) -> tup
         limit = g.get("power_limit_w") or MODELS["h100-sxm5-80gb"][2]
         limits[i] = limit
         head.append(f"# gpu: {i},{g['pci_bus_id']},{g.get('serial', '')},{g.get('name', '')},{limit}")
-    head += ["# power_source: instant", "# load: torch-gemm", f"# uptime_start_s: {uptime_start:.2f}"]
+    head += ["# power_source: instant", "# load: torch-gemm", f"# uptime_start_s: {uptime_start:.2f}",
+             f"# uptime_t0_s: {uptime_start:.3f}"]
     rows = []
     half = STEP_PERIOD_S / 2
     n_ticks = int(STEP_DURATION_S * SAMPLE_HZ)

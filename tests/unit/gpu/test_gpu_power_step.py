@@ -25,7 +25,8 @@ PARAMS = StepParams(700.0, 0.75, 0.75, 0.25, 1.0, 15.0, 10.0)
 def trace(n=8, period=4.0, duration=24.0, hz=20.0, brake=lambda i, t, se: False, lost=None, source="instant",
           power=lambda i: 690.0, limit=700.0, uptime0=5000.0):
     """brake(i, t, seconds since the load edge) -> bool; lost = {gpu: t}."""
-    head = ["# clusterkit power-trace v1", f"# power_source: {source}", f"# uptime_start_s: {uptime0}",
+    head = ["# clusterkit power-trace v1", f"# power_source: {source}", f"# uptime_start_s: {uptime0 - 1}",
+            f"# uptime_t0_s: {uptime0}",
             f"# uptime_end_s: {uptime0 + duration}"]
     head += [f"# gpu: {i},00000000:{0x18 + 0x11 * i:02X}:00.0,SN{i:03d},NVIDIA H100 80GB HBM3,{limit}" for i in range(n)]
     rows, half, gone = [], period / 2, set()
