@@ -117,10 +117,13 @@ def analyze_trace(trace: PowerTrace, p: StepParams, lost_at: dict[int, tuple[flo
         steady = _steady_load(samples, p.ramp_exclude_s)
         if steady:
             st.load_power_w = round(_percentile([s.power_w for s in steady if s.power_w is not None], 0.9), 1)
-            clocks = [s.sm_clock_mhz for s in steady if s.sm_clock_mhz and not (s.reasons or 0) & SW_POWER_CAP]
-            if len(clocks) >= 5:
+            # Sag: a steady-load clock well below the median, at an instant the GPU was NOT at its power cap
+            # (capped GPUs trade clock for power by design).
+            clocks = [s.sm_clock_mhz for s in steady if s.sm_clock_mhz]
+            uncapped = [s.sm_clock_mhz for s in steady if s.sm_clock_mhz and not (s.reasons or 0) & SW_POWER_CAP]
+            if len(clocks) >= 5 and uncapped:
                 med = statistics.median(clocks)
-                st.sag_percent = round(100.0 * (med - min(clocks)) / med, 1) if med > 0 else None
+                st.sag_percent = round(max(0.0, 100.0 * (med - min(uncapped)) / med), 1) if med > 0 else None
         gpu_meta = trace.gpus.get(idx)
         caps = [c for c in (p.target_w, gpu_meta.power_limit_w if gpu_meta else None) if c]
         st.goal_w = round(min(caps) * p.min_load_fraction, 1) if caps else None

@@ -149,3 +149,21 @@ def test_node_script_without_nvml_reports_instead_of_crashing():
     assert c.status == "error" and "NVML unavailable" in c.summary
     snap = json.loads(_node(["snapshot"])["gpu/nvml.json"])
     assert snap["gpus"] == [] and snap["error"]["kind"] in ("library_not_found", "driver_not_loaded")
+
+
+def test_clock_sag_and_hw_thermal_on_one_gpu():
+    text = trace(n=4)
+    lines = text.split("\n")
+    out = []
+    for ln in lines:
+        parts = ln.split(",")
+        if len(parts) == 8 and parts[1] == "1" and parts[2] == "load" and 7.5 <= float(parts[0]) < 7.8:
+            parts[4], parts[5] = "1500", "0x0"          # clock drops without a power-cap reason: a sag
+        if len(parts) == 8 and parts[1] == "2" and parts[2] == "load" and 11.5 <= float(parts[0]) < 11.7:
+            parts[5] = "0x44"                           # HW thermal slowdown
+        out.append(",".join(parts))
+    c = step_check("\n".join(out), declared={"gpu_model": "h100-sxm5-80gb", "gpu_count": 4})
+    got = {(f.code, f.severity, f.component.split(" (")[0]) for f in c.findings}
+    assert got == {("POWER_CLOCK_SAG", "warn", "GPU 1"), ("POWER_HW_THERMAL_UNDER_LOAD", "fail", "GPU 2")}
+    sag = next(f for f in c.findings if f.code == "POWER_CLOCK_SAG")
+    assert sag.observed == 24.2 and sag.limit == 15.0
