@@ -113,3 +113,20 @@ def test_dcgmi_diag_cuinit_failure_names_fabric_manager(tmp_path):
     codes = [f.code for f in c.findings if f.severity == "fail"]
     assert codes == ["GPU_FABRIC_MANAGER_SUSPECTED"]          # a fabric manager problem, not 8 bad GPUs
     assert "nvidia-fabricmanager" in c.findings[0].action and "not a GPU fault" in c.findings[0].action
+
+
+def test_topo_inside_nccl_log_gpus_reach_nic_across_sockets():
+    """The low-bandwidth 2x1 A100 PCIe run: both GPUs reach mlx5_0 only via SYS (across the CPU interconnect)."""
+    from clusterkit.analysis import ProfileResolver, analyze_bundles
+    from clusterkit.evidence.bundle import Bundle
+    from clusterkit.suites import Suite
+
+    text = real_output("nccl_allreduce_2x1xa100pcie_hdr_ib_lowbw_debuginfo.txt")
+    t = parse_topo(text)   # the matrix is found among shell prompts and NCCL lines
+    assert t.gpus == ["GPU0", "GPU1"] and t.nic_names == {"NIC0": "mlx5_0"}
+    assert [t.nearest_nic(g) for g in t.gpus] == [("NIC0", "SYS"), ("NIC0", "SYS")]
+    b = Bundle.virtual("n", {"gpu/topo.txt": text}, {"host": "n"})
+    c = analyze_bundles([b], Suite("t", ["gpu.topology"]), profiles=ProfileResolver()).nodes[0].checks[0]
+    assert c.status == "warn" and [(f.code, f.component, f.observed) for f in c.findings] == [
+        ("GPU_NIC_FAR", "GPU0", "SYS"), ("GPU_NIC_FAR", "GPU1", "SYS")]
+    assert "mlx5_0" in c.findings[0].message
