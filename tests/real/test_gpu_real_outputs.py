@@ -126,7 +126,7 @@ def test_topo_inside_nccl_log_gpus_reach_nic_across_sockets():
     assert t.gpus == ["GPU0", "GPU1"] and t.nic_names == {"NIC0": "mlx5_0"}
     assert [t.nearest_nic(g) for g in t.gpus] == [("NIC0", "SYS"), ("NIC0", "SYS")]
     b = Bundle.virtual("n", {"gpu/topo.txt": text}, {"host": "n"})
-    c = analyze_bundles([b], Suite("t", ["gpu.topology"]), profiles=ProfileResolver()).nodes[0].checks[0]
+    c = analyze_bundles([b], Suite("t", ["gpu.topology"]), profiles=ProfileResolver(), loose=True).nodes[0].checks[0]
     assert c.status == "warn" and [(f.code, f.component, f.observed) for f in c.findings] == [
         ("GPU_NIC_FAR", "GPU0", "SYS"), ("GPU_NIC_FAR", "GPU1", "SYS")]
     assert "mlx5_0" in c.findings[0].message
