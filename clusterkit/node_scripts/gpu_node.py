@@ -13,6 +13,9 @@ No `from __future__` here: it would not be first in the joined script.
 import argparse
 import json
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -56,6 +59,9 @@ class TorchGemmLoad:
         os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA index = NVML index
         import torch  # noqa: F401  (ImportError -> no load generator)
 
+        if not torch.cuda.is_available():
+            raise ImportError("PyTorch is installed without CUDA")
+
         self.torch, self.count, self.size = torch, count, size
         self.stop_flag = threading.Event()
         self.threads = []
@@ -91,6 +97,70 @@ class TorchGemmLoad:
         self.stop_flag.set()
         for t in self.threads:
             t.join(timeout=10)
+
+
+class BurnToolLoad:
+    """Fallback without PyTorch: a CUDA burn tool (gpu_burn) started once for the whole test, its process
+    group stopped (SIGSTOP) during idle halves and continued (SIGCONT) during load halves, so every GPU
+    still steps at the same instants (restarting the tool per half would cost a CUDA init each time)."""
+
+    name = "gpu-burn"
+
+    def __init__(self, count: int, tool: "str | None" = None):
+        self.tool = tool or shutil.which("gpu_burn") or shutil.which("gpu-burn")
+        if not self.tool:
+            raise ImportError("neither PyTorch nor a gpu_burn binary on PATH")
+        self.stop_flag = threading.Event()
+        self.errors = []
+        self.proc = None
+        self.thread = None
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            self.errors.append(f"{self.tool} exited early (code {self.proc.poll()})")
+
+    def _drive(self, sched: Schedule) -> None:
+        state = "idle"
+        while not self.stop_flag.is_set():
+            now = time.monotonic()
+            if now >= sched.end or self.proc.poll() is not None:
+                break
+            want = sched.phase(now)
+            if want != state:
+                self._signal(signal.SIGCONT if want == "load" else signal.SIGSTOP)
+                state = want
+            self.stop_flag.wait(min(0.005, max(0.0, sched.next_edge(now) - now)))
+
+    def start(self, sched: Schedule) -> None:
+        seconds = int(sched.end - time.monotonic()) + 5
+        self.proc = subprocess.Popen([self.tool, str(seconds)], cwd=os.path.dirname(self.tool) or None,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self._signal(signal.SIGSTOP)   # idle until the first load edge
+        self.thread = threading.Thread(target=self._drive, args=(sched,), daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+        if self.proc is not None and self.proc.poll() is None:
+            for sig in (signal.SIGCONT, signal.SIGTERM):
+                self._signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.proc.wait(timeout=5)
+
+
+def default_load(count: int):
+    """PyTorch GEMM when importable, else a CUDA burn tool; ImportError when neither exists."""
+    try:
+        return TorchGemmLoad(count)
+    except ImportError:
+        return BurnToolLoad(count)
 
 
 class FakeLoad:
@@ -142,7 +212,8 @@ def power_step(backend, load_factory, period_s: float, duration_s: float, hz: fl
         try:
             load = load_factory(n)
         except ImportError as e:
-            return {"gpu/power-trace.csv": "\n".join(head + [f"# error: no load generator ({e}); install PyTorch", TRACE_COLUMNS]) + "\n"}
+            return {"gpu/power-trace.csv": "\n".join(head + [f"# error: no load generator ({e}); install PyTorch or gpu_burn",
+                                                             TRACE_COLUMNS]) + "\n"}
         head.append(f"# load: {load.name}")
         sched = Schedule(time.monotonic() + lead_in_s, period_s, duration_s)
         up, mono = _uptime(), time.monotonic()
@@ -237,7 +308,7 @@ def main(argv=None) -> int:
     if args.verb == "snapshot":
         files = {args.out: json.dumps(read_snapshot(backend), indent=1, sort_keys=True) + "\n"}
     else:
-        factory = (lambda n: FakeLoad(backend)) if args.fake else (lambda n: TorchGemmLoad(n))
+        factory = (lambda n: FakeLoad(backend)) if args.fake else default_load
         files = power_step(backend, factory, args.period, args.duration, args.hz)
     json.dump(files, sys.stdout)
     sys.stdout.write("\n")

@@ -39,14 +39,21 @@ def test_real_nvml_snapshot_reads_every_gpu():
 
 
 def test_power_step_on_real_gpus_under_60s():
-    pytest.importorskip("torch")
+    try:
+        import torch
+
+        have_torch = torch.cuda.is_available()
+    except ImportError:
+        have_torch = False
+    if not have_torch and not (shutil.which("gpu_burn") or shutil.which("gpu-burn")):
+        pytest.skip("no load generator on this GPU machine (PyTorch with CUDA, or gpu_burn)")
     r = subprocess.run([sys.executable, "-", "power-step", "--period", "4", "--duration", "24", "--hz", "20"],
                        input=node_script(), capture_output=True, timeout=90)
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     files = json.loads(r.stdout)
     tr = parse_power_trace(files["gpu/power-trace.csv"])
     assert "error" not in tr.meta, tr.meta
-    assert tr.meta["load"] == "torch-gemm" and tr.power_source in ("instant", "average")
+    assert tr.meta["load"] == ("torch-gemm" if have_torch else "gpu-burn") and tr.power_source in ("instant", "average")
     assert not any(k == "load_error" for k in tr.meta), tr.meta
     for i, samples in tr.by_gpu().items():
         idle = [s.power_w for s in samples if s.phase == "idle" and s.power_w]
