@@ -87,16 +87,16 @@ def not_collected(ctx: "NodeContext", check_id: str, path: str) -> CheckResult |
     return None if ctx.bundle.exists(path) else CheckResult.skip(check_id, f"not collected: {path}")
 
 
-def gpu_profile(ctx: "NodeContext", inv: GpuInventory | None) -> "Profile":
-    """The node's profile; for a loose file analyzed without one, the profile named by the GPU's product name."""
-    if ctx.profile.get("gpu.pci_device_ids") is None and inv is not None:
+def gpu_profile(ctx: "NodeContext", inv: GpuInventory | None, names: "list[str | None] | None" = None) -> "Profile":
+    """The node's profile; for a loose file analyzed without one, the profile named by the GPU's product name
+    (from the inventory, or from `names` such as a power trace's GPU names)."""
+    if ctx.profile.get("gpu.pci_device_ids") is None:
         from clusterkit.profiles import profile_for_gpu_name
 
-        for g in inv.gpus:
-            if g.name:
-                p = profile_for_gpu_name(g.name)
-                if p is not None:
-                    return p
+        for name in [g.name for g in inv.gpus] if inv is not None else (names or []):
+            p = profile_for_gpu_name(name) if name else None
+            if p is not None:
+                return p
     return ctx.profile
 
 

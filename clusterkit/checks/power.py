@@ -116,16 +116,17 @@ def power_psu(ctx: NodeContext) -> CheckResult:
 
 # ---------------------------------------------------------------- power step
 
-def _params(ctx: NodeContext, target: float | None) -> StepParams:
-    pr = ctx.profile
+_STEP_KEYS = ("power.min_load_fraction", "power.in_phase_gpu_fraction", "power.coincidence_window_s",
+              "power.ramp_exclude_s", "power.max_clock_sag_percent", "power.min_sample_hz")
 
-    def f(key: str, default: float) -> float:
-        v = pr.get(key)
-        return float(v) if v is not None else default
 
-    return StepParams(target, f("power.min_load_fraction", 0.75), f("power.in_phase_gpu_fraction", 0.75),
-                      f("power.coincidence_window_s", 0.25), f("power.ramp_exclude_s", 1.0),
-                      f("power.max_clock_sag_percent", 15.0), f("power.min_sample_hz", 10.0))
+def _params(ctx: NodeContext) -> StepParams | None:
+    """The step thresholds from the profile (base.toml sets them all), None when one is missing."""
+    vals = [ctx.profile.get(k) for k in _STEP_KEYS]
+    if any(v is None for v in vals):
+        return None
+    target = ctx.profile.get("power.target_w")
+    return StepParams(float(target) if target is not None else None, *(float(v) for v in vals))
 
 
 def _kernel_losses(ctx: NodeContext, trace: PowerTrace) -> dict[int, tuple[float, str]]:
@@ -181,10 +182,15 @@ def power_step(ctx: NodeContext) -> CheckResult:
         return CheckResult.error(cid, f"power step did not run: {trace.meta['error']}", code="POWER_STEP_NOT_RUN",
                                  component="power step", action="install PyTorch (or a CUDA burn tool) on the node and rerun")
     inv, _ = read_inventory(ctx)
-    prof = gpu_profile(ctx, inv)
+    prof = gpu_profile(ctx, inv if inv and inv.gpus else None, [g.name for g in trace.gpus.values()])
     if prof is not ctx.profile:
         ctx = _with_profile(ctx, prof)
-    a = analyze_trace(trace, _params(ctx, ctx.profile.get("power.target_w")), _kernel_losses(ctx, trace))
+    params = _params(ctx)
+    if params is None:
+        missing = [k for k in _STEP_KEYS if ctx.profile.get(k) is None]
+        return CheckResult.error(cid, f"profile {ctx.profile.name} lacks {', '.join(missing)}", code="PROFILE_INCOMPLETE",
+                                 component=f"profile {ctx.profile.name}", action="inherit from base or set the keys in [power]")
+    a = analyze_trace(trace, params, _kernel_losses(ctx, trace))
     return _verdict(ctx, cid, trace, a)
 
 
@@ -248,7 +254,7 @@ def _verdict(ctx: NodeContext, cid: str, trace: PowerTrace, a: StepAnalysis) -> 
         if st.reached is False:
             findings.append(Finding("POWER_LOAD_BELOW_TARGET", gpu_sev, lab,
                                     f"{lab} reached {st.load_power_w:.0f} W under load, below {st.goal_w:.0f} W "
-                                    f"({p.get('power.min_load_fraction', 0.75)} x target)",
+                                    f"({p.get('power.min_load_fraction')} x target)",
                                     observed=st.load_power_w, limit=st.goal_w, unit="W",
                                     action="check power.limits and clock events; a GPU that cannot draw its target under GEMM load is degraded"))
         max_sag = p.get("power.max_clock_sag_percent")
@@ -284,6 +290,6 @@ def _verdict(ctx: NodeContext, cid: str, trace: PowerTrace, a: StepAnalysis) -> 
         metrics["power_step_min_load_w"] = min(loads)
         metrics["power_step_total_load_w"] = round(sum(loads), 1)
     ok = (f"{n} GPUs stepped {a.duration_s:.0f} s at {hz:.0f} Hz ({trace.power_source} power): "
-          f"all reached >= {p.get('power.min_load_fraction', 0.75)} x target, no brake, no drop-out")
+          f"all reached >= {p.get('power.min_load_fraction')} x target, no brake, no drop-out")
     return CheckResult.from_findings(cid, findings, ok, metrics)
 

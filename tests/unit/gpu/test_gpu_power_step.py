@@ -167,3 +167,11 @@ def test_clock_sag_and_hw_thermal_on_one_gpu():
     assert got == {("POWER_CLOCK_SAG", "warn", "GPU 1"), ("POWER_HW_THERMAL_UNDER_LOAD", "fail", "GPU 2")}
     sag = next(f for f in c.findings if f.code == "POWER_CLOCK_SAG")
     assert sag.observed == 24.2 and sag.limit == 15.0
+
+
+def test_loose_trace_takes_the_target_from_its_gpu_names():
+    b = Bundle.virtual("trace.csv", {"gpu/power-trace.csv": trace(n=2, power=lambda i: 480.0)}, {"host": "trace.csv"})
+    c = analyze_bundles([b], Suite("t", ["power.step"]), profiles=ProfileResolver(), loose=True).nodes[0].checks[0]
+    low = [(f.observed, f.limit) for f in c.findings if f.code == "POWER_LOAD_BELOW_TARGET"]
+    assert low == [(480.0, 525.0), (480.0, 525.0)]    # H100 80GB HBM3 -> h100-sxm5-80gb: 0.75 x 700 W
+    assert not any(f.code == "POWER_TARGET_UNKNOWN" for f in c.findings)
