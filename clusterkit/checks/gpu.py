@@ -9,7 +9,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from clusterkit.checks._gpu_source import (
-    GPU_SOURCES, declared_count, gpu_profile, gpus_or_result, no_gpu_skip, not_collected, read_inventory,
+    GPU_SOURCES, NO_GPU, declared_count, gpu_profile, gpus_or_result, no_gpu_skip, not_collected, read_inventory,
 )
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
@@ -48,6 +48,8 @@ def gpu_inventory(ctx: NodeContext) -> CheckResult:
     model = ctx.declared.get("gpu_model")
     inv, reasons = read_inventory(ctx)
     findings: list[Finding] = []
+    if (inv is None or not inv.gpus) and not want:
+        return CheckResult.skip(cid, NO_GPU)
     if inv is None or not inv.gpus:
         why = (inv.error if inv is not None and inv.error else "; ".join(reasons)) or "no GPU listed"
         return CheckResult.from_findings(cid, [Finding(
