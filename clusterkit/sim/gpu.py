@@ -235,6 +235,32 @@ def _power_trace(node: SimNode, doc: dict[str, Any], uptime_start: float) -> tup
     return "\n".join(head + [TRACE_COLUMNS] + rows) + "\n", (uptime_start + lost_t if lost_t is not None else None)
 
 
+def _dcgmi_diag(node: SimNode, doc: dict[str, Any]) -> str:
+    """`dcgmi diag -r 1` as DCGM 3.3 prints it; the row-remap fault fails its deployment test."""
+    ids = ",".join(str(g.get("pci_device_id", ""))[2:6].lower() for g in doc["gpus"])
+    remap = "gpu.row_remap_pending" in node.faults
+    v = _victim(node, len(doc["gpus"]))
+    rows = [("-----  Metadata  ", None), ("DCGM Version", "3.3.8"), ("Driver Version Detected", doc["driver_version"]),
+            ("GPU Device IDs Detected", ids), ("-----  Deployment  ", None)]
+    rows += [(t, "Pass") for t in ("Denylist", "NVML Library", "CUDA Main Library", "Permissions and OS Blocks",
+                                    "Persistence Mode", "Environment Variables")]
+    rows.append(("Page Retirement/Row Remap", f"Fail - GPU: {v}" if remap else "Pass"))
+    if remap:   # DCGM wraps its messages at the column width, mid-word
+        text = f"GPU {v} had uncorrectable memory errors and row remapping is pending. Drain and reset the GPU."
+        rows += [("Warning" if k == 0 else "", text[k:k + 46]) for k in range(0, len(text), 46)]
+    rows += [(t, "Pass") for t in ("Graphics Processes", "Inforom")]
+    w1, w2 = 27, 48
+    out = ["Successfully ran diagnostic for group.", f"+{'-' * w1}+{'-' * w2}+",
+           f"| {'Diagnostic':<{w1 - 1}}| {'Result':<{w2 - 1}}|", f"+{'=' * w1}+{'=' * w2}+"]
+    for name, val in rows:
+        if val is None:
+            out.append(f"|{name:-<{w1}}+{'-' * w2}|")
+        else:
+            out.append(f"| {name:<{w1 - 1}}| {val:<{w2 - 1}}|")
+    out.append(f"+{'-' * w1}+{'-' * w2}+")
+    return "\n".join(out) + "\n"
+
+
 def _ipmi(node: SimNode) -> tuple[str, str]:
     lost = "power.node_brake_psu_lost" in node.faults
     rows = [("PS1 Status", "C8h", "ok", "10.1", "Presence detected"),
@@ -286,6 +312,8 @@ def generate_gpu(node: SimNode, w: BundleWriter) -> None:
                       f"active\nFabric Manager version is : {doc['driver_version']}\n"))
     trace, lost_uptime = _power_trace(node, doc, uptime - 600.0)
     files.append(("gpu/power-trace.csv", "python3 - power-step", trace))
+    if "gpu.fallen_off_bus" not in node.faults:   # DCGM cannot run its diag with a GPU off the bus
+        files.append(("gpu/dcgmi-diag.txt", "dcgmi diag -r 1", _dcgmi_diag(node, doc)))
     sdr, sel = _ipmi(node)
     files += [("host/ipmitool-sdr-psu.txt", 'ipmitool sdr type "Power Supply"', sdr),
               ("host/ipmitool-sel.txt", "ipmitool sel elist", sel),

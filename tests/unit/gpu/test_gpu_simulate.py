@@ -112,3 +112,12 @@ def test_node_without_gpus_in_simulation(tmp_path):
     checks = {c.id: c for c in r.nodes[0].checks}
     ran = {k: (v.status, v.summary) for k, v in _gpu_power_checks(checks).items()}
     assert len(ran) >= 13 and set(ran.values()) == {("skip", "no NVIDIA GPU")}, ran
+
+
+def test_simulated_dcgmi_diag_names_the_remap_gpu(run):
+    c = _node(run, "gpu.row_remap_pending")["gpu.dcgmi_diag"]
+    assert c.status == "fail" and c.findings[0].code == "GPU_DCGM_DIAG_FAIL"
+    assert "row remapping is pending. Drain and reset the GPU." in c.findings[0].evidence
+    r, faults, _ = run
+    healthy = next(n for n in r.nodes if not faults[n.host])
+    assert next(c for c in healthy.checks if c.id == "gpu.dcgmi_diag").status == "pass"
