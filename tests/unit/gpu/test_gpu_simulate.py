@@ -121,3 +121,15 @@ def test_simulated_dcgmi_diag_names_the_remap_gpu(run):
     r, faults, _ = run
     healthy = next(n for n in r.nodes if not faults[n.host])
     assert next(c for c in healthy.checks if c.id == "gpu.dcgmi_diag").status == "pass"
+
+
+@pytest.mark.parametrize("model", ["a100-sxm4-40gb", "a100-sxm4-80gb", "h100-pcie-80gb"])
+def test_healthy_clusters_of_every_model_pass(tmp_path, model):
+    generate(tmp_path, nodes=2, seed=1, gpu_model=model, faults=[])
+    bundles = [Bundle.open(p) for p in find_bundles(tmp_path) if p.name != "_cluster"]
+    r = analyze_bundles(bundles, load_suite("full"), profiles=ProfileResolver())
+    for n in r.nodes:
+        bad = {c.id: c.summary for c in n.checks if c.id.startswith(("gpu.", "power.")) and c.status not in ("pass", "skip")}
+        assert bad == {}, (model, bad)
+        step = next(c for c in n.checks if c.id == "power.step")
+        assert step.status == "pass" and step.metrics["power_step_gpus"] == 8
