@@ -131,11 +131,11 @@ def check_counters(ctx) -> CheckResult:
     fabric = node_fabric(ctx)
     pairs, metrics = counter_findings(ctx, fabric)
     findings = parse_errors_finding(fabric.errors) + [f for _, f in pairs]
-    if fabric.after and not fabric.before:
-        ok = "no before snapshot: lifetime totals only, nothing saturated"
+    w = fabric.window_s()
+    if w is None:
+        ok = "no before snapshot: lifetime totals only, no counter saturated"
     else:
-        w = fabric.window_s()
-        ok = "no error counter rose over the window" + (f" ({w:.0f} s)" if w else "")
+        ok = f"no error counter rose beyond its limit over the {w:.0f} s window"
     return CheckResult.from_findings("fabric.counters", findings, ok, metrics)
 
 
@@ -156,7 +156,7 @@ def flap_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]], d
             if d.value > lim or d.at_least:
                 out.append((key, Finding("IB_LINK_DOWNED_INCREASED", "fail" if d.value > lim else "warn",
                                          component(fabric, p.device, p.port),
-                                         f"{p.device} port {p.port} went down {describe(d, window)}",
+                                         f"{p.device} port {p.port} went down: link_downed {describe(d, window)}",
                                          observed=d.value, limit=lim, unit="count", action=reseat)))
         lim = ctx.profile.get("fabric.max_carrier_changes_delta", 0.0)
         for ifname in _watched_interfaces(ctx, fabric):
