@@ -31,7 +31,7 @@ def to_float(s: str) -> float | None:
         v = float(s)
     except ValueError:
         return None
-    return None if math.isnan(v) else v
+    return None if math.isnan(v) or v == math.inf else v
 
 
 def to_int(s: str) -> int | None:

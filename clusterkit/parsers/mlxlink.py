@@ -8,6 +8,7 @@ ANSI codes, prints per-lane lists `a,b,c,d` followed by the module's range
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -105,7 +106,7 @@ def parse_mlxlink(text: str) -> MlxlinkReport:
         elif lk == "effective physical errors":
             rep.effective_errors = to_int(value)
         elif lk == "raw physical errors per lane":
-            rep.raw_errors_per_lane = [int(v) for v in _lanes(value)[0]]
+            rep.raw_errors_per_lane = [int(v) for v in _lanes(value)[0] if math.isfinite(v)]
         elif lk == "link down counter":
             rep.link_down_counter = to_int(value)
         elif lk == "link error recovery counter":
