@@ -42,6 +42,7 @@ class Peer:
     switch: str
     port: int | None
     lane_gbps: float | None = None
+    lid: int | None = None
 
     def __str__(self) -> str:
         return f"{self.switch} port {self.port}" if self.port is not None else self.switch
@@ -57,6 +58,8 @@ class NodeFabric:
     after: Snapshot | None = None
     gpus: dict[str, list[str]] = field(default_factory=dict)   # mlx5_0 -> ["GPU0"]
     errors: list[str] = field(default_factory=list)            # unusable files, said why
+    _peer_index: dict | None = field(default=None, repr=False)
+    _components: dict = field(default_factory=dict, repr=False)
 
     def port(self, device: str, port: int) -> IbPort | None:
         for p in self.ports:
@@ -81,16 +84,24 @@ class NodeFabric:
         return None
 
     def peer(self, device: str, port: int) -> Peer | None:
+        """The switch (or host) port at the other end of this HCA port, from iblinkinfo."""
+        if self._peer_index is None:
+            self._peer_index = {}
+            for link in self.links:
+                if link.section == "CA" and link.node_guid:
+                    self._peer_index.setdefault((_guid(link.node_guid), link.port),
+                                                Peer(link.peer_name, link.peer_port, link.lane_gbps, link.peer_lid))
+        if not self._peer_index:
+            return None
         ib = self.port(device, port)
-        guids = {g.lower() for g in ((ib.node_guid, ib.port_guid) if ib else ()) if g}
+        guids = [g for g in ((ib.node_guid, ib.port_guid) if ib else ()) if g]
         snap = self.after or self.before
         if snap:
-            for p in snap.ports.values():
-                if p.device == device and p.node_guid:
-                    guids.add(_guid(p.node_guid))
-        for link in self.links:
-            if link.section == "CA" and link.port == port and link.node_guid and _guid(link.node_guid) in {_guid(g) for g in guids}:
-                return Peer(link.peer_name, link.peer_port, link.lane_gbps)
+            guids += [p.node_guid for p in snap.ports.values() if p.device == device and p.node_guid]
+        for g in guids:
+            hit = self._peer_index.get((_guid(g), port))
+            if hit:
+                return hit
         return None
 
     def window_s(self) -> float | None:
@@ -155,6 +166,13 @@ def _port_from_snapshot(p: PortSnapshot) -> IbPort:
 
 def component(fabric: NodeFabric, device: str, port: int | None = None, netdev: str | None = None) -> str:
     """`mlx5_2 port 1 (GUID 0x..., ens3np0, serves GPU2/GPU3) -> sw port 7`."""
+    key = (device, port, netdev)
+    if key not in fabric._components:
+        fabric._components[key] = _component(fabric, device, port, netdev)
+    return fabric._components[key]
+
+
+def _component(fabric: NodeFabric, device: str, port: int | None, netdev: str | None) -> str:
     name = device if port is None else f"{device} port {port}"
     extra: list[str] = []
     ib = fabric.port(device, port or 1)
@@ -222,32 +240,30 @@ def parse_errors_finding(errors: list[str]) -> list[Finding]:
                     action="re-collect the file (the tool's text as printed)") for e in errors]
 
 
-def kernel_lines(text: str) -> list[tuple[float | None, Any, str]]:
-    """(uptime seconds, wall time, message) for each kernel log line.
-
-    Uses the host family's kernel-log parser when present; the fallback reads
-    the `[  12.345] msg` and `Mon DD HH:MM:SS host kernel: msg` forms only."""
-    try:
-        from clusterkit.parsers.kernel_log import parse_kernel_log  # type: ignore[import-not-found]
-    except ImportError:
-        parse_kernel_log = None
-    if parse_kernel_log is not None:
-        try:
-            return [(ln.seconds, ln.wall, ln.message) for ln in parse_kernel_log(text)]
-        except ParseError:
-            return []
+def _wall_time(wall: Any) -> Any:
+    """A kernel log wall-clock stamp as a datetime (syslog lines carry no year: 2000 is assumed)."""
     import datetime as dt
-    out: list[tuple[float | None, Any, str]] = []
-    for ln in text.splitlines():
-        m = re.match(r"^\s*\[\s*(\d+\.\d+)\]\s*(.*)$", ln)
-        if m:
-            out.append((float(m.group(1)), None, m.group(2)))
-            continue
-        m = re.match(r"^(\w{3}\s+\d+\s+\d\d:\d\d:\d\d)\s+\S+\s+kernel:\s*(?:\[\s*(\d+\.\d+)\]\s*)?(.*)$", ln)
-        if m:
-            try:
-                wall = dt.datetime.strptime("2000 " + m.group(1), "%Y %b %d %H:%M:%S")
-            except ValueError:
-                wall = None
-            out.append((float(m.group(2)) if m.group(2) else None, wall, m.group(3)))
-    return out
+
+    if wall is None or isinstance(wall, dt.datetime):
+        return wall
+    w = " ".join(str(wall).split())
+    for fmt, text in (("%a %b %d %H:%M:%S %Y", w), ("%Y %b %d %H:%M:%S", f"2000 {w.split('.')[0]}")):
+        try:
+            return dt.datetime.strptime(text, fmt)
+        except ValueError:
+            pass
+    try:
+        t = dt.datetime.fromisoformat(w.replace("Z", "+00:00").replace(",", "."))
+        return t.replace(tzinfo=None)
+    except ValueError:
+        return None
+
+
+def kernel_lines(text: str) -> list[tuple[float | None, Any, str]]:
+    """(uptime seconds, wall datetime, message) for each kernel log line (host family's parser)."""
+    from clusterkit.parsers.kernel_log import parse_kernel_log
+
+    try:
+        return [(ln.seconds, _wall_time(ln.wall), ln.message) for ln in parse_kernel_log(text)]
+    except ParseError:
+        return []

@@ -8,10 +8,12 @@ the fleet. Runs at cluster scope so a back-to-back link's two ends meet.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
-from clusterkit.checks._fabric_common import node_fabric
+from clusterkit.checks._fabric_common import Peer, node_fabric
 from clusterkit.checks.fabric_counters import counter_findings, flap_findings
+from clusterkit.checks.fabric_ports import check_ports
 from clusterkit.checks.fabric_signal import ber_findings, optics_findings
 from clusterkit.checks.registry import check
 from clusterkit.results import CheckResult, Finding
@@ -43,6 +45,9 @@ def _verdict(here: list[Finding], there: list[Finding] | None, here_name: str, t
         return (f"errors at {here_name}'s receiver",
                 f"clean the fiber ends of the {there_name} -> {here_name} direction and reseat; replace the cable, "
                 f"then the optic at {here_name}, if errors continue")
+    if "FABRIC_PORT_RATE_LOW" in codes or "FABRIC_PORT_DOWN" in codes:
+        f = next(f for f in here if f.code in ("FABRIC_PORT_RATE_LOW", "FABRIC_PORT_DOWN"))
+        return f.message, f.action or "reseat the cable at both ends; replace the cable or optic"
     if codes & set(_FLAP_CODES):
         return "the link went down", "reseat both ends; replace the cable if it flaps again"
     if "FABRIC_TX_POWER_LOW" in codes:
@@ -51,12 +56,27 @@ def _verdict(here: list[Finding], there: list[Finding] | None, here_name: str, t
     return worst.message, worst.action or ""
 
 
+_PORT_CODES = ("FABRIC_PORT_RATE_LOW", "FABRIC_PORT_DOWN")
+_PORT_KEY = re.compile(r"^(\S+) port (\d+)\b")
+
+
+def _port_pairs(nctx) -> list[tuple[str, Finding]]:
+    """fabric.ports' per-port findings, keyed like the others (`mlx5_3/1`)."""
+    out = []
+    result = nctx._cache.get(("fabric", "ports-result")) or check_ports(nctx)
+    for f in result.findings:
+        m = _PORT_KEY.match(f.component)
+        if f.code in _PORT_CODES and f.severity == "fail" and m:
+            out.append((f"{m.group(1)}/{m.group(2)}", f))
+    return out
+
+
 @check("fabric.links", scope="cluster")
 def check_links(ctx) -> list[CheckResult]:
     """Per-link verdict across nodes (both ends when known) and firmware consistency across the fleet."""
     per_port: dict[tuple[str, str], list[Finding]] = defaultdict(list)
-    peers: dict[tuple[str, str], str] = {}
-    guid_owner: dict[str, tuple[str, str]] = {}
+    peers: dict[tuple[str, str], Peer] = {}
+    by_lid: dict[tuple[int, int], tuple[str, str]] = {}
     firmware: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for nctx in ctx.nodes:
         fabric = node_fabric(nctx)
@@ -68,14 +88,18 @@ def check_links(ctx) -> list[CheckResult]:
             for key, f in pairs:
                 if f.severity in ("fail", "warn"):
                     per_port[(nctx.host, key)].append(f)
+        try:
+            for key, f in _port_pairs(nctx):
+                per_port[(nctx.host, key)].append(f)
+        except Exception:
+            pass
         for p in fabric.ports:
             key = f"{p.device}/{p.port}"
-            for g in (p.node_guid, p.port_guid):
-                if g:
-                    guid_owner[g.lower()] = (nctx.host, key)
+            if p.lid:
+                by_lid[(p.lid, p.port)] = (nctx.host, key)
             peer = fabric.peer(p.device, p.port)
             if peer:
-                peers[(nctx.host, key)] = str(peer)
+                peers[(nctx.host, key)] = peer
             if p.firmware and p.ca_type:
                 firmware[p.ca_type][p.firmware].append(nctx.host)
     findings: list[Finding] = []
@@ -85,15 +109,12 @@ def check_links(ctx) -> list[CheckResult]:
             continue
         host, key = end
         here_name = f"{host} {key.replace('/', ' port ')}"
-        far_end = None
-        peer_txt = peers.get(end)
-        # A peer that is another node's port (back-to-back, or a host seen in iblinkinfo) is the other end.
-        for (h2, k2), ptxt in peers.items():
-            if peer_txt and (peer_txt.startswith(h2) or ptxt.startswith(host)) and h2 != host:
-                far_end = (h2, k2)
-        there = per_port.get(far_end) if far_end else None
-        there_name = f"{far_end[0]} {far_end[1].replace('/', ' port ')}" if far_end else (peer_txt or "the far end")
-        why, action = _verdict(here, there if far_end else None, here_name, there_name)
+        peer = peers.get(end)
+        # The other end is a node of this run when the peer's LID/port is one of their HCA ports (back-to-back).
+        far_end = by_lid.get((peer.lid, peer.port)) if peer and peer.lid is not None and peer.port is not None else None
+        there = per_port.get(far_end, []) if far_end else None
+        there_name = f"{far_end[0]} {far_end[1].replace('/', ' port ')}" if far_end else (str(peer) if peer else "the far end")
+        why, action = _verdict(here, there, here_name, there_name)
         sev = "fail" if any(f.severity == "fail" for f in here + (there or [])) else "warn"
         findings.append(Finding("FABRIC_LINK_BAD", sev, f"link {here_name} <-> {there_name}", why,
                                 action=action, evidence="; ".join(f"{f.code}: {f.message}" for f in here[:4])))

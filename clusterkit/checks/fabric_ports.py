@@ -185,4 +185,6 @@ def check_ports(ctx) -> CheckResult:
     ok = f"{len(active)} port(s) Active/LinkUp" + (f", IB at {min(rates):g} Gb/s or more" if rates else "")
     if not fabric.ports and fabric.links:
         ok = f"{len(_ca_links(fabric.links))} host link(s) in iblinkinfo at the switch's speed"
-    return CheckResult.from_findings("fabric.ports", findings, ok, metrics)
+    result = CheckResult.from_findings("fabric.ports", findings, ok, metrics)
+    ctx._cache[("fabric", "ports-result")] = result   # fabric.links reuses it
+    return result

@@ -142,3 +142,16 @@ def test_unusable_file_is_an_error_result_not_a_crash():
                   "fabric.ports")
     c = node_check(run, "n1", "fabric.ports")
     assert c.status == "error" and "ibpanic" in c.findings[0].message
+
+
+def test_kernel_log_flaps_older_than_24h_do_not_count():
+    old = "".join(f"Mar 20 10:00:{s:02d} n1 kernel: mlx5_core 0000:18:00.0 ens1: Link {e}\n"
+                  for s, e in ((1, "down"), (5, "up"), (9, "down"), (13, "up")))
+    new = "Mar 27 15:37:34 n1 kernel: mlx5_core 0000:18:00.0 ens1: Link up\n"
+    run = analyze([bundle({"host/dmesg.txt": old + new})], "fabric.flaps")
+    c = node_check(run, "n1", "fabric.flaps")
+    assert c.status == "pass" and c.metrics["kernel_link_flaps_24h"] == 0
+    run = analyze([bundle({"host/dmesg.txt": new.replace("37:34", "30:00") + new.replace("up", "down") + new})],
+                  "fabric.flaps")
+    c = node_check(run, "n1", "fabric.flaps")
+    assert c.status == "warn" and c.findings[0].observed == 1
