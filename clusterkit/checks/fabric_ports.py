@@ -175,7 +175,12 @@ def check_ports(ctx) -> CheckResult:
             findings.append(Finding("FABRIC_FIRMWARE_MISMATCH", "warn", f"{ca_type} HCAs",
                                     f"{ca_type} HCAs run different firmware: {', '.join(sorted(versions))}",
                                     observed=sorted(versions), action="flash one firmware version (mlxfwmanager) to all"))
-    findings += iblinkinfo_findings(fabric, ctx.host, ib_rate)
+    # A port already reported slow from ibstat is not reported twice from iblinkinfo.
+    slow = {fabric.port(f.component.split()[0], 1).node_guid.lower() for f in findings
+            if f.code == "FABRIC_PORT_RATE_LOW" and fabric.port(f.component.split()[0], 1)
+            and fabric.port(f.component.split()[0], 1).node_guid}
+    findings += [f for f in iblinkinfo_findings(fabric, ctx.host, ib_rate)
+                 if not any(g in (f.component or "").lower() for g in slow)]
     active = [p for p in fabric.ports if p.active]
     metrics = {"ports_total": len(fabric.ports), "ports_active": len(active),
                "ports_down": len(fabric.ports) - len(active)}
