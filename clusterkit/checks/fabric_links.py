@@ -39,11 +39,11 @@ def _verdict(here: list[Finding], there: list[Finding] | None, here_name: str, t
         lane_msg = next(f.message for f in here if f.code == "FABRIC_RX_LANE_WEAK_FIBER")
         far_ok = " (far end transmits normally)" if there is not None else ""
         return (f"{lane_msg}{far_ok}",
-                f"clean/re-terminate the fiber feeding {here_name} (the {there_name} -> {here_name} direction); "
+                f"clean/re-terminate the fiber feeding {here_name} (direction {there_name} -> {here_name}); "
                 "replace the patch cable if it stays low")
     if rx_here:
         return (f"errors at {here_name}'s receiver",
-                f"clean the fiber ends of the {there_name} -> {here_name} direction and reseat; replace the cable, "
+                f"clean the fiber ends of direction {there_name} -> {here_name} and reseat; replace the cable, "
                 f"then the optic at {here_name}, if errors continue")
     if "FABRIC_PORT_RATE_LOW" in codes or "FABRIC_PORT_DOWN" in codes:
         f = next(f for f in here if f.code in ("FABRIC_PORT_RATE_LOW", "FABRIC_PORT_DOWN"))
@@ -113,7 +113,7 @@ def check_links(ctx) -> list[CheckResult]:
         # The other end is a node of this run when the peer's LID/port is one of their HCA ports (back-to-back).
         far_end = by_lid.get((peer.lid, peer.port)) if peer and peer.lid is not None and peer.port is not None else None
         there = per_port.get(far_end, []) if far_end else None
-        there_name = f"{far_end[0]} {far_end[1].replace('/', ' port ')}" if far_end else (str(peer) if peer else "the far end")
+        there_name = f"{far_end[0]} {far_end[1].replace('/', ' port ')}" if far_end else (str(peer) if peer else "switch port")
         why, action = _verdict(here, there, here_name, there_name)
         sev = "fail" if any(f.severity == "fail" for f in here + (there or [])) else "warn"
         findings.append(Finding("FABRIC_LINK_BAD", sev, f"link {here_name} <-> {there_name}", why,

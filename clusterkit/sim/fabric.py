@@ -83,15 +83,18 @@ def _mlxlink(d: str, rx: list[float], raw_ber: str, eff_ber: str, serial: str) -
 @node_generator("fabric")
 def generate(node: SimNode, w) -> None:
     rng = node.rng
-    devs = list(node.spec.get("ib_devices") or [f"mlx5_{i}" for i in range(8)])
+    roce = list(node.spec.get("roce_interfaces") or [])
+    devs = list(node.spec.get("ib_devices") or ([] if roce else [f"mlx5_{i}" for i in range(8)]))
     full = int(node.spec.get("ib_rate_gbps") or 400)
     rates = {d: full for d in devs}
-    # Which port a fault lands on: chosen once, so every file agrees.
+    # Which port a fault lands on: chosen once, so every file agrees (RoCE when there is no IB).
     bad = devs[rng.randrange(len(devs))] if devs else None
+    bad_if = roce[rng.randrange(len(roce))] if roce and not devs else None
     if "fabric.half_rate" in node.faults and bad:
         rates[bad] = full // 2
-    w.write("fabric/ibstat.txt", _ibstat(node, devs, rates))
-    w.write("fabric/iblinkinfo.txt", _iblinkinfo(node, devs, rates, full))
+    w.write("fabric/ibstat.txt", _ibstat(node, devs, rates) + _ibstat_roce(node, roce, len(devs), bad_if))
+    if devs:
+        w.write("fabric/iblinkinfo.txt", _iblinkinfo(node, devs, rates, full))
     uptime = node.facts.setdefault("uptime_s", float(rng.randint(2, 30) * 86400))
     t0 = 1_795_000_000.0 + node.index
     before = {"schema": SCHEMA, "phase": "before", "taken_at": t0, "uptime_s": uptime - WINDOW_S - 60, "ib": {}, "net": {}}
@@ -121,6 +124,8 @@ def generate(node: SimNode, w) -> None:
             rx[rng.randrange(4)] = round(rng.uniform(-13.5, -11.5), 3)
             raw = "4E-5"
         w.write(f"fabric/mlxlink-{d}.txt", _mlxlink(d, rx, raw, eff, f"MT23{node.index:03d}{i:02d}FT"))
+    if roce:
+        _roce(node, w, roce, len(devs), bad_if, before, after, uptime)
     w.write("fabric/counters-before.json", json.dumps(before, indent=1, sort_keys=True) + "\n")
     w.write("fabric/counters-after.json", json.dumps(after, indent=1, sort_keys=True) + "\n")
     if bad and "fabric.flapping_link" in node.faults:
@@ -131,3 +136,83 @@ def generate(node: SimNode, w) -> None:
             t = uptime - WINDOW_S + 100 + k * 150
             log.append((t, f"mlx5_core {pci} ibp{i}s0: Link down"))
             log.append((t + 4.2, f"mlx5_core {pci} ibp{i}s0: Link up"))
+
+
+def _roce_rate(node: SimNode, ifname: str, bad_if: str | None) -> int:
+    full = int(node.spec.get("roce_rate_gbps") or 200)
+    return full // 2 if ifname == bad_if and "fabric.half_rate" in node.faults else full
+
+
+def _ibstat_roce(node: SimNode, roce: list[str], first: int, bad_if: str | None) -> str:
+    out = []
+    for k, ifname in enumerate(roce):
+        i = first + k
+        g = _guid(node, i)
+        out.append(f"CA 'mlx5_{i}'\n\tCA type: MT4129\n\tNumber of ports: 1\n\tFirmware version: 28.39.1002\n"
+                   f"\tNode GUID: {g}\n\tPort 1:\n\t\tState: Active\n\t\tPhysical state: LinkUp\n"
+                   f"\t\tRate: {_roce_rate(node, ifname, bad_if)}\n\t\tBase lid: 0\n\t\tSM lid: 0\n"
+                   f"\t\tPort GUID: 0x{g[2:6]}fffe{g[10:]}\n\t\tLink layer: Ethernet\n")
+    return "".join(out)
+
+
+def _ethtool_s(c: dict[str, int]) -> str:
+    return "NIC statistics:\n" + "".join(f"     {k}: {v}\n" for k, v in c.items())
+
+
+def _ethtool_m(rx: list[float], serial: str) -> str:
+    def mw(dbm: float) -> str:
+        return f"{10 ** (dbm / 10):.4f} mW / {dbm:.2f} dBm"
+    lines = ["\tIdentifier                                : 0x11 (QSFP28)",
+             "\tTransceiver type                          : 100G Ethernet: 100G Base-SR4 or 25GBase-SR",
+             "\tVendor name                               : NVIDIA", "\tVendor PN                                 : MMA1B00-C100D",
+             f"\tVendor SN                                 : {serial}",
+             "\tModule temperature                        : 44.10 degrees C / 111.38 degrees F"]
+    lines += [f"\tLaser tx bias current (Channel {i})         : 6.750 mA" for i in range(1, 5)]
+    lines += [f"\tTransmit avg optical power (Channel {i})    : {mw(-0.6)}" for i in range(1, 5)]
+    lines += [f"\tRcvr signal avg optical power(Channel {i})  : {mw(v)}" for i, v in enumerate(rx, 1)]
+    lines += ["\tModule temperature high alarm threshold   : 80.00 degrees C / 176.00 degrees F",
+              "\tModule temperature high warning threshold : 75.00 degrees C / 167.00 degrees F",
+              f"\tLaser rx power high alarm threshold       : {mw(5.4)}", f"\tLaser rx power low alarm threshold        : {mw(-13.3)}",
+              f"\tLaser rx power high warning threshold     : {mw(2.4)}", f"\tLaser rx power low warning threshold      : {mw(-10.3)}",
+              f"\tLaser output power low alarm threshold    : {mw(-11.4)}", f"\tLaser output power low warning threshold  : {mw(-8.4)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _roce(node: SimNode, w, roce: list[str], first: int, bad_if: str | None, before: dict, after: dict,
+          uptime: float) -> None:
+    """RoCE ports: ethtool -S before/after, ethtool -m, carrier counts and HCA entries in the snapshots."""
+    rng = node.rng
+    for k, ifname in enumerate(roce):
+        i, d = first + k, f"mlx5_{first + k}"
+        bad = ifname == bad_if
+        rate = _roce_rate(node, ifname, bad_if)
+        bits = rate * 10**9 * int(WINDOW_S) // 3
+        cb = {"rx_packets": rng.randint(10**9, 10**10), "rx_bits_phy": rng.randint(10**15, 10**16),
+              "rx_corrected_bits_phy": rng.randint(0, 10**6), "rx_pcs_symbol_err_phy": 0, "rx_crc_errors_phy": 0,
+              "rx_symbol_err_phy": 0, "link_down_events_phy": 1}
+        ca = dict(cb, rx_packets=cb["rx_packets"] + bits // 8000, rx_bits_phy=cb["rx_bits_phy"] + bits,
+                  rx_corrected_bits_phy=cb["rx_corrected_bits_phy"] + int(bits * 1e-9))
+        carrier_b = carrier_a = 2
+        rx = [round(rng.uniform(-1.8, 0.2), 2) for _ in range(4)]
+        if bad and "fabric.dirty_fiber" in node.faults:
+            rx[rng.randrange(4)] = round(rng.uniform(-13.0, -11.0), 2)
+            ca["rx_symbol_err_phy"] += rng.randint(200, 600)
+            ca["rx_crc_errors_phy"] += rng.randint(20, 80)
+            ca["rx_corrected_bits_phy"] += int(bits * 5e-5)
+        if bad and "fabric.flapping_link" in node.faults:
+            ca["link_down_events_phy"] += 2
+            carrier_a += 4
+            log = node.facts.setdefault("kernel_log", [])
+            for j in range(2):
+                t = uptime - WINDOW_S + 120 + j * 200
+                log += [(t, f"mlx5_core 0000:{0x18 + i * 0x10:02x}:00.0 {ifname}: Link down"),
+                        (t + 3.1, f"mlx5_core 0000:{0x18 + i * 0x10:02x}:00.0 {ifname}: Link up")]
+        w.write(f"fabric/before/ethtool-S-{ifname}.txt", _ethtool_s(cb))
+        w.write(f"fabric/ethtool-S-{ifname}.txt", _ethtool_s(ca))
+        w.write(f"fabric/ethtool-m-{ifname}.txt", _ethtool_m(rx, f"MT24{node.index:03d}{k:02d}RC"))
+        for snap, carrier in ((before, carrier_b), (after, carrier_a)):
+            snap["ib"][f"{d}/1"] = {"device": d, "port": 1, "state": "4: ACTIVE", "phys_state": "5: LinkUp",
+                                    "rate": f"{rate} Gb/sec (4X)", "link_layer": "Ethernet", "fw_ver": "28.39.1002",
+                                    "node_guid": _guid(node, i), "hca_type": "MT4129", "netdevs": [ifname],
+                                    "counters": {}, "hw_counters": {"out_of_buffer": 0}}
+            snap["net"][ifname] = {"carrier_changes": carrier, "operstate": "up", "speed": rate * 1000, "carrier": 1}

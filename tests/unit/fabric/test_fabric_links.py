@@ -47,7 +47,7 @@ def test_one_direction_bad_blames_the_fiber_feeding_the_receiver():
     [f] = [f for f in links.findings if f.code == "FABRIC_LINK_BAD"]   # one link, not one per end
     assert "nodeB mlx5_0 port 1" in f.component and "nodeA mlx5_0 port 1" in f.component
     assert "lane 2" in f.message and "far end transmits normally" in f.message
-    assert "nodeA mlx5_0 port 1 -> nodeB mlx5_0 port 1 direction" in f.action and "re-terminate" in f.action
+    assert "direction nodeA mlx5_0 port 1 -> nodeB mlx5_0 port 1" in f.action and "re-terminate" in f.action
 
 
 def test_both_directions_bad_replace_the_cable():

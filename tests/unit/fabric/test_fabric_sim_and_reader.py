@@ -115,3 +115,27 @@ def test_probe_sends_the_same_reader_on_stdin_before_and_after(tmp_path):
                        capture_output=True, timeout=30)
     doc = json.loads(r.stdout)
     assert r.returncode == 0 and doc["phase"] == "after" and doc["ib"]["mlx5_0/1"]["counters"]["symbol_error"] == 3
+
+
+def test_roce_sim_node_faults_through_ethtool(tmp_path):
+    import random
+
+    from clusterkit.evidence.bundle import BundleWriter
+    from clusterkit.sim.fabric import generate as fabric_generate
+    from clusterkit.sim.registry import SimNode
+
+    spec = {"roce_interfaces": ["ens0np0", "ens1np0"], "roce_rate_gbps": 200}
+    out = []
+    for i, faults in enumerate([[], ["fabric.dirty_fiber"]]):
+        node = SimNode(f"r{i}", i, spec, faults, random.Random(5))
+        w = BundleWriter(tmp_path / node.host, node.host, simulated=True, declared=spec)
+        fabric_generate(node, w)
+        w.finish()
+        out.append(Bundle.open(tmp_path / node.host))
+    run = analyze(out)
+    healthy = {c.id: c.status for c in run.nodes[0].checks}
+    assert set(healthy.values()) == {"pass"} and "fabric.ber" in healthy
+    bad = {c.id: c for c in run.nodes[1].checks}
+    assert bad["fabric.counters"].findings[0].code.startswith("ETH_RX_") and bad["fabric.counters"].status == "fail"
+    assert bad["fabric.optics"].findings[0].code == "FABRIC_RX_LANE_WEAK_FIBER"
+    assert bad["fabric.ber"].metrics["raw_ber_max"] > 1e-5
