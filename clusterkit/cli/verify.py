@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
 
             inv, _ = load_inventory(require_inventory(inventory))  # config errors before any SSH
             options = _fleet_options(known_hosts, accept_new_host_keys, connect_timeout, deadline, concurrency, identity)
-            with _progress(len(inv.limit(limit).hosts)) as progress:
+            with _progress(len(inv.limit(limit).targets())) as progress:
                 run = pipeline.verify_inventory(inv, suite=suite, profile=profile, limit=limit,
                                                 evidence_dir=keep_evidence, fleet_options=options, progress=progress)
         _finish(run, fmt, output)
@@ -142,7 +142,7 @@ def register(app: typer.Typer) -> None:
 
         inv, _ = load_inventory(require_inventory(inventory))
         inv = inv.limit(limit)
-        hosts = [h for h in inv.hosts if str(h.vars.get("clusterkit_skip", "")).lower() not in ("1", "true", "yes")]
+        hosts = inv.targets()
         s = load_suite(suite)
         resolver = ProfileResolver(profile)
         for h in hosts:
