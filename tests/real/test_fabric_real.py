@@ -101,3 +101,19 @@ def test_kmsg_repeating_link_up_is_a_flap(tmp_path):
 def test_topo_nic_legend_real():
     m = nic_gpus(real_output("nvidia_smi_topo_m_8xa100_8mlx5_roce.txt"))
     assert m["mlx5_0"] == ["GPU0", "GPU1"] and m["mlx5_7"] == ["GPU6", "GPU7"] and len(m) == 8
+
+
+def test_cli_analyze_gives_the_sre_verdict_and_exit_code(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    verdicts = {}
+    for name in ("iblinkinfo_hdr_switch_cas_at_edr_speed.txt", "mlxlink_m_c_bluefield3_100g_dac_clean.txt"):
+        p = tmp_path / name
+        p.write_text(real_output(name))
+        r = subprocess.run([sys.executable, "-m", "clusterkit", "analyze", str(p), "--format", "json"],
+                           capture_output=True, text=True, timeout=120)
+        verdicts[name] = (r.returncode, json.loads(r.stdout)["status"])
+    assert verdicts == {"iblinkinfo_hdr_switch_cas_at_edr_speed.txt": (1, "fail"),
+                        "mlxlink_m_c_bluefield3_100g_dac_clean.txt": (0, "pass")}
