@@ -7,6 +7,7 @@ module and point it at a fake sysfs root.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from clusterkit.probes.registry import PHASE_AFTER, PHASE_BEFORE, Command, ProbeEnv, probe, simple_probe
@@ -31,10 +32,14 @@ def plan_counters(env: ProbeEnv) -> list[Command]:
             reader_command("fabric/counters-after.json", PHASE_AFTER, "after")]
 
 
+_IFNAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")   # Linux interface names (IFNAMSIZ 16 with NUL)
+
+
 def _interfaces(env: ProbeEnv) -> list[str]:
+    """Declared RoCE interfaces whose names can be interfaces (a name also becomes a bundle path)."""
     if env.spec is None:
         return []
-    return list(env.spec.roce_interfaces or [])
+    return [i for i in env.spec.roce_interfaces or [] if _IFNAME.match(i)]
 
 
 @probe("fabric.ethtool", paths=("fabric/ethtool-S-*.txt", "fabric/before/ethtool-S-*.txt", "fabric/ethtool-m-*.txt"))
@@ -51,6 +56,6 @@ def plan_ethtool(env: ProbeEnv) -> list[Command]:
 @probe("fabric.mlxlink", paths=("fabric/mlxlink-*.txt",))
 def plan_mlxlink(env: ProbeEnv) -> list[Command]:
     """mlxlink -m -c per declared HCA (optional: MFT is often not installed)."""
-    devs = list(env.spec.ib_devices or []) if env.spec else []
+    devs = [d for d in env.spec.ib_devices or [] if _IFNAME.match(d)] if env.spec else []
     return [Command(f"fabric/mlxlink-{d}.txt", ["mlxlink", "-d", d, "-p", "1", "-m", "-c"], 60, root=True,
                     phase=PHASE_AFTER) for d in devs]

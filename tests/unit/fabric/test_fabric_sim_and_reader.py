@@ -139,3 +139,21 @@ def test_roce_sim_node_faults_through_ethtool(tmp_path):
     assert bad["fabric.counters"].findings[0].code.startswith("ETH_RX_") and bad["fabric.counters"].status == "fail"
     assert bad["fabric.optics"].findings[0].code == "FABRIC_RX_LANE_WEAK_FIBER"
     assert bad["fabric.ber"].metrics["raw_ber_max"] > 1e-5
+
+
+def test_ethtool_and_mlxlink_probes_follow_the_declaration():
+    from clusterkit.inventory import HostSpec
+
+    load_all()
+    spec = HostSpec("n", "10.0.0.1", ib_devices=["mlx5_0"], roce_interfaces=["ens1np0", "x; rm -rf /"])
+    env = ProbeEnv("n", spec, None)
+    eth = PROBES["fabric.ethtool"].plan(env)
+    # a name that cannot be an interface is not collected (it would also become a bundle path)
+    assert [(c.path, c.phase) for c in eth] == [
+        ("fabric/before/ethtool-S-ens1np0.txt", PHASE_BEFORE),
+        ("fabric/ethtool-S-ens1np0.txt", PHASE_AFTER),
+        ("fabric/ethtool-m-ens1np0.txt", PHASE_AFTER)]
+    assert eth[0].argv == ["ethtool", "-S", "ens1np0"]
+    mlx = PROBES["fabric.mlxlink"].plan(env)
+    assert mlx[0].argv[:3] == ["mlxlink", "-d", "mlx5_0"] and mlx[0].root and mlx[0].optional
+    assert PROBES["fabric.ethtool"].plan(ProbeEnv("n", None, None)) == []
