@@ -29,11 +29,15 @@ ACTIONS = {
 IB_LIMITED = ("symbol_error", "link_error_recovery", "port_rcv_errors", "port_rcv_remote_physical_errors",
               "local_link_integrity_errors", "excessive_buffer_overrun_errors", "port_xmit_discards")
 ETH_LIMITED = ("rx_crc_errors_phy", "rx_symbol_err_phy")
+# RoCE transport counters (sysfs hw_counters): lost or reordered packets make the HCA retransmit.
+ROCE_LIMITED = ("local_ack_timeout_err", "out_of_sequence", "packet_seq_err")
+ROCE_ACTION = ("packets are lost on the RoCE path (the HCA retransmits): check PFC/ECN settings and the switch "
+               "port's drop counters; if this port also shows PHY errors, fix the cable first")
 # Old (kernel 4.x) mlx5 names of the same PHY counters.
 ETH_OLD_NAMES = {"symbol_err": "rx_symbol_err_phy", "check_seq_err": "rx_crc_errors_phy"}
 RESET_HINT = " (perfquery -x -R <lid> <port>, or mlxlink -d <dev> -p <port> --pc)"
 
-COUNTER_PARAMS = {f"fabric.max_{n}_delta": float for n in IB_LIMITED + ETH_LIMITED}
+COUNTER_PARAMS = {f"fabric.max_{n}_delta": float for n in IB_LIMITED + ETH_LIMITED + ROCE_LIMITED}
 FLAP_PARAMS = {"fabric.max_link_downed_delta": float, "fabric.max_carrier_changes_delta": float,
                "fabric.max_link_down_events_phy_delta": float, "fabric.max_kernel_link_flaps_24h": float}
 
@@ -84,6 +88,16 @@ def counter_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]]
             saturated += d.at_least and "saturated" in d.note
             f = _judge(ctx, d, window, component(fabric, p.device, p.port), f"IB_{name.upper()}_INCREASED")
             if f:
+                out.append((key, f))
+        for name in ROCE_LIMITED:
+            if name not in p.hw_counters:
+                continue
+            d = counter_delta(name, before_p.hw_counters.get(name) if before_p else None, p.hw_counters[name], {})
+            maxima[name] = max(maxima[name], d.value)
+            f = _judge(ctx, d, window, component(fabric, p.device, p.port), f"ROCE_{name.upper()}_INCREASED")
+            if f:
+                if f.severity == "fail":   # transport loss: congestion as often as cabling
+                    f.severity, f.action = "warn", ROCE_ACTION
                 out.append((key, f))
     for ifname, a, b in _ethtool(ctx, fabric):
         for name in ETH_LIMITED:

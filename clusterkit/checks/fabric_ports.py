@@ -71,6 +71,8 @@ def iblinkinfo_findings(fabric: NodeFabric, host: str, declared_rate: float | No
         rate = l.rate_gbps or 0.0
         where = f"{l.node_name} port {l.port} (GUID {l.node_guid}, LID {l.lid}) -> {l.peer_name} port {l.peer_port}" \
             if l.node_guid else f"{l.node_name} port {l.port} -> {l.peer_name} port {l.peer_port}"
+        if declared_rate and rate >= declared_rate:
+            continue   # the inventory says this speed is intended (e.g. EDR HCAs behind an HDR switch)
         if can > l.lane_gbps * 1.05:
             sw_rate, sw_name = lane_rate(can)
             out.append(Finding(

@@ -155,3 +155,26 @@ def test_kernel_log_flaps_older_than_24h_do_not_count():
                   "fabric.flaps")
     c = node_check(run, "n1", "fabric.flaps")
     assert c.status == "warn" and c.findings[0].observed == 1
+
+
+def test_roce_retransmit_counters_warn_with_transport_action():
+    def s(t, oos):
+        return json.dumps({"schema": SCHEMA, "taken_at": t, "ib": {"mlx5_0/1": {
+            "device": "mlx5_0", "port": 1, "link_layer": "Ethernet", "counters": {},
+            "hw_counters": {"out_of_sequence": oos, "local_ack_timeout_err": 0}}}, "net": {}})
+    run = analyze([bundle({"fabric/counters-before.json": s(0, 10), "fabric/counters-after.json": s(600, 5010)})],
+                  "fabric.counters")
+    c = node_check(run, "n1", "fabric.counters")
+    f = c.findings[0]
+    assert c.status == "warn" and f.code == "ROCE_OUT_OF_SEQUENCE_INCREASED" and "PFC" in f.action
+    assert c.metrics["out_of_sequence_delta_max"] == 5000
+
+
+def test_declared_rate_makes_a_slower_host_behind_a_faster_switch_intended():
+    text = ('CA: gpu-0 HCA-1:\n      0xb88303ffff9f4f6c      1    1[  ] ==( 4X      25.78125 Gbps Active/  LinkUp)==>'
+            '       3    1[  ] "sw" ( )\nCA: agg:\n      0x0c42a10300b95c02      4    1[  ] ==( 4X        53.125 Gbps '
+            'Active/  LinkUp)==>       3   41[  ] "sw" ( )\n')
+    assert node_check(analyze([bundle({"fabric/iblinkinfo.txt": text})], "fabric.ports"), "n1",
+                      "fabric.ports").status == "fail"
+    run = analyze([bundle({"fabric/iblinkinfo.txt": text}, ib_rate_gbps=100)], "fabric.ports")
+    assert node_check(run, "n1", "fabric.ports").status == "pass"
