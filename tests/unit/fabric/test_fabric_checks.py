@@ -178,3 +178,17 @@ def test_declared_rate_makes_a_slower_host_behind_a_faster_switch_intended():
                       "fabric.ports").status == "fail"
     run = analyze([bundle({"fabric/iblinkinfo.txt": text}, ib_rate_gbps=100)], "fabric.ports")
     assert node_check(run, "n1", "fabric.ports").status == "pass"
+
+
+def test_findings_name_the_gpu_the_nic_serves_and_the_switch_port():
+    topo = ("\tGPU0\tGPU1\tNIC0\tCPU Affinity\nGPU0\t X \tNV12\tPIX\t0-31\nGPU1\tNV12\t X \tSYS\t0-31\n"
+            "NIC0\tPIX\tSYS\t X\n\nNIC Legend:\n\n  NIC0: mlx5_3\n")
+    ibstat = ("CA 'mlx5_3'\n\tCA type: MT4129\n\tNode GUID: 0x946dae0300cde728\n\tPort 1:\n\t\tState: Active\n"
+              "\t\tPhysical state: LinkUp\n\t\tRate: 400\n\t\tPort GUID: 0x946dae0300cde728\n\t\tLink layer: InfiniBand\n")
+    iblink = ('CA: n1 mlx5_3:\n      0x946dae0300cde728     12    1[  ] ==( 4X        106.25 Gbps Active/  LinkUp)==>'
+              '      20    7[  ] "MF0;leaf3:MQM9700/U1" ( )\n')
+    run = analyze([bundle({"gpu/topo.txt": topo, "fabric/ibstat.txt": ibstat, "fabric/iblinkinfo.txt": iblink,
+                           "fabric/counters-before.json": snap(0, {"symbol_error": 0}),
+                           "fabric/counters-after.json": snap(600, {"symbol_error": 50})})], "fabric.counters")
+    comp = node_check(run, "n1", "fabric.counters").findings[0].component
+    assert comp == ("mlx5_3 port 1 (GUID 0x946dae0300cde728, ibp3s0, serves GPU0) -> MF0;leaf3:MQM9700/U1 port 7")
