@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from clusterkit.evidence.bundle import EvidenceError
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.ibcounters import (LEGACY_MAX, PortSnapshot, Snapshot, parse_counters_dump,
                                            parse_counters_snapshot, parse_perfquery)
@@ -119,14 +120,27 @@ def _guid(g: str) -> str:
     return h[-16:].rjust(16, "0")
 
 
-def _try(fabric: NodeFabric, path: str, fn: Any, text: str | None) -> Any:
-    if text is None:
-        return None
+def _try(fabric: NodeFabric, path: str, fn: Any, ctx: "NodeContext") -> Any:
+    """Parse one file; an unusable one (or a failed command) becomes an error line, said why."""
     try:
-        return fn(text)
-    except ParseError as e:
-        fabric.errors.append(f"{path}: {e}")
-        return None
+        text = ctx.text(path)
+    except EvidenceError as e:
+        text, why = None, str(e)
+    else:
+        why = None
+    cmd = ctx.bundle.command(path) or {}
+    failed = cmd.get("exit_code") not in (None, 0)
+    if text is not None:
+        try:
+            return fn(text)
+        except ParseError as e:
+            why = str(e)
+    if why or failed and cmd.get("status") != "not-installed":
+        detail = f"{cmd.get('command', path)} exited {cmd.get('exit_code')}" if failed else ""
+        stderr = (cmd.get("stderr") or "").strip().splitlines()
+        parts = [p for p in (why, detail, stderr[-1] if stderr else "") if p]
+        fabric.errors.append(f"{path}: " + "; ".join(parts))
+    return None
 
 
 def node_fabric(ctx: "NodeContext") -> NodeFabric:
@@ -135,14 +149,12 @@ def node_fabric(ctx: "NodeContext") -> NodeFabric:
     if cached is not None:
         return cached
     f = NodeFabric()
-    f.ports = _try(f, IBSTAT, parse_ibstat, ctx.text(IBSTAT)) or _try(f, IBSTATUS, parse_ibstatus, ctx.text(IBSTATUS)) or []
-    f.links = _try(f, IBLINKINFO, parse_iblinkinfo, ctx.text(IBLINKINFO)) or []
-    f.before = _try(f, BEFORE, parse_counters_snapshot, ctx.text(BEFORE))
-    f.after = (_try(f, AFTER, parse_counters_snapshot, ctx.text(AFTER))
-               or _try(f, DUMP, parse_counters_dump, ctx.text(DUMP))
-               or _try(f, PERFQUERY, parse_perfquery, ctx.text(PERFQUERY)))
-    topo = ctx.text(TOPO)
-    f.gpus = nic_gpus(topo) if topo else {}
+    f.ports = _try(f, IBSTAT, parse_ibstat, ctx) or _try(f, IBSTATUS, parse_ibstatus, ctx) or []
+    f.links = _try(f, IBLINKINFO, parse_iblinkinfo, ctx) or []
+    f.before = _try(f, BEFORE, parse_counters_snapshot, ctx)
+    f.after = (_try(f, AFTER, parse_counters_snapshot, ctx) or _try(f, DUMP, parse_counters_dump, ctx)
+               or _try(f, PERFQUERY, parse_perfquery, ctx))
+    f.gpus = _try(f, TOPO, nic_gpus, ctx) or {}
     if not f.ports and f.after:
         f.ports = [_port_from_snapshot(p) for p in f.after.ports.values() if p.state or p.rate]
     ctx._cache[key] = f

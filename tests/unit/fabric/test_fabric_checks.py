@@ -192,3 +192,15 @@ def test_findings_name_the_gpu_the_nic_serves_and_the_switch_port():
                            "fabric/counters-after.json": snap(600, {"symbol_error": 50})})], "fabric.counters")
     comp = node_check(run, "n1", "fabric.counters").findings[0].component
     assert comp == ("mlx5_3 port 1 (GUID 0x946dae0300cde728, ibp3s0, serves GPU0) -> MF0;leaf3:MQM9700/U1 port 7")
+
+
+def test_failed_ibstat_command_is_reported_with_its_stderr():
+    b = Bundle.virtual("n1", {"fabric/ibstat.txt": "\n", "fabric/ibstatus.txt": (
+        "Infiniband device 'mlx5_0' port 1 status:\n\tstate:\t 4: ACTIVE\n\tphys state:\t 5: LinkUp\n"
+        "\trate:\t 400 Gb/sec (4X NDR)\n\tlink_layer:\t InfiniBand\n")},
+        {"host": "n1", "declared": {}, "commands": [{"path": "fabric/ibstat.txt", "command": "ibstat", "exit_code": 255,
+                                                      "stderr": "ibpanic: [42] main: stat of IB device 'mlx5_0' failed"}]})
+    c = node_check(analyze([b], "fabric.ports"), "n1", "fabric.ports")
+    err = next(f for f in c.findings if f.code == "FABRIC_EVIDENCE_UNUSABLE")
+    assert "ibstat exited 255" in err.message and "ibpanic" in err.message
+    assert c.metrics["ports_active"] == 1     # ibstatus still read
