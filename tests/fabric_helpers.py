@@ -34,8 +34,9 @@ class FixedProfiles(ProfileResolver):
 
 def suite(*ids: str) -> Suite:
     load_all()
-    return Suite("test", list(ids) or ["fabric.ports", "fabric.counters", "fabric.flaps", "fabric.ber",
-                                       "fabric.optics", "fabric.links"])
+    from clusterkit.checks.registry import CHECKS
+
+    return Suite("test", list(ids) or sorted(c for c in CHECKS if c.startswith("fabric.")))
 
 
 def analyze(bundles: list[Bundle], *ids: str, loose: bool = False, profile: Profile | None = None):

@@ -117,3 +117,16 @@ def test_cli_analyze_gives_the_sre_verdict_and_exit_code(tmp_path):
         verdicts[name] = (r.returncode, json.loads(r.stdout)["status"])
     assert verdicts == {"iblinkinfo_hdr_switch_cas_at_edr_speed.txt": (1, "fail"),
                         "mlxlink_m_c_bluefield3_100g_dac_clean.txt": (0, "pass")}
+
+
+def test_ibswinfo_fan_error_with_spinning_fans_is_a_fan_warning(tmp_path):
+    from clusterkit.parsers.ibswinfo import parse_ibswinfo
+
+    sw = parse_ibswinfo(real_output("ibswinfo_edr_switch_psu_ok_fan_error.txt"))
+    assert sw.part_number == "MSB7790-ES2F" and sw.guid == "0x1c34da0300010540" and sw.temperature_c == 45
+    assert [(p.name, p.status, p.power_w) for p in sw.psus] == [("PSU0", "OK", 72), ("PSU1", "OK", 71)]
+    assert sw.fan_status == "ERROR" and len(sw.fans_rpm) == 8
+    run, host = loose(tmp_path, "ibswinfo_edr_switch_psu_ok_fan_error.txt")
+    c = node_check(run, host, "fabric.switches")
+    assert c.status == "warn" and [f.code for f in c.findings] == ["SWITCH_FAN_FAULT"]
+    assert "7156-8493 rpm" in c.findings[0].message and "S/N MT1943X00498" in c.findings[0].component

@@ -184,7 +184,9 @@ def test_link_events_and_flap_counting():
     assert flap_count(["down", "up", "down", "up"]) == 2
 
 
-PARSERS = [parse_ibstat, parse_ibstatus, parse_iblinkinfo, parse_ethtool_stats, parse_ethtool_module, parse_mlxlink,
+from clusterkit.parsers.ibswinfo import parse_ibswinfo  # noqa: E402
+
+PARSERS = [parse_ibswinfo, parse_ibstat, parse_ibstatus, parse_iblinkinfo, parse_ethtool_stats, parse_ethtool_module, parse_mlxlink,
            parse_counters_snapshot, parse_counters_dump, parse_perfquery, nic_gpus]
 SEEDS = [IBSTAT_SPACES, IBLINK, ETHTOOL_S_NEW, ETHTOOL_M_CMIS, MLXLINK_ANSI,
          "=== ./symbol_error ===\n1\n", '{"schema": "clusterkit.fabric.counters/1", "ib": {"a/1": {"port": "x"}}}']
@@ -200,3 +202,16 @@ def test_damaged_input_is_a_parse_error_never_a_crash(seed, cut, junk, pos):
             parser(text)
         except ParseError:
             pass
+
+
+def test_ibswinfo_psu_fault_and_stopped_fan():
+    from clusterkit.parsers.ibswinfo import parse_ibswinfo
+
+    text = ("GUID               | 0x1\nPSU0 status        | OK\n     S/N           | A\n     DC power      | OK\n"
+            "PSU1 status        | ERROR\n     S/N           | B\n     DC power      | ERROR\n"
+            "fan status         | ERROR\nfan#1 (rpm)        | 0\nfan#2 (rpm)        | 8000\n")
+    sw = parse_ibswinfo(text)
+    assert [p.status for p in sw.psus] == ["OK", "ERROR"] and sw.psus[1].serial == "B"
+    assert sw.fans_rpm == {1: 0.0, 2: 8000.0}
+    with pytest.raises(ParseError):
+        parse_ibswinfo("nothing | here\n")
