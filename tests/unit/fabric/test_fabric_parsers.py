@@ -215,3 +215,27 @@ def test_ibswinfo_psu_fault_and_stopped_fan():
     assert sw.fans_rpm == {1: 0.0, 2: 8000.0}
     with pytest.raises(ParseError):
         parse_ibswinfo("nothing | here\n")
+
+
+_NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,30}", fullmatch=True)
+
+
+@settings(max_examples=80, deadline=None)
+@given(counters=st.dictionaries(_NAMES, st.integers(0, 2**64 - 1), min_size=1, max_size=40))
+def test_no_counter_is_lost(counters):
+    text = "NIC statistics:\n" + "".join(f"     {k}: {v}\n" for k, v in counters.items())
+    assert parse_ethtool_stats(text).counters == counters
+    dump = "".join(f"=== ./{k} ===\n{v}\n" for k, v in counters.items())
+    assert parse_counters_dump(dump).ports["unknown/1"].counters == counters
+
+
+@settings(max_examples=50, deadline=None)
+@given(ports=st.lists(st.tuples(st.sampled_from(["Active", "Down", "Init", "Armed"]),
+                                st.sampled_from(["LinkUp", "Polling", "Disabled"]),
+                                st.sampled_from([10, 25, 40, 56, 100, 200, 400])), min_size=1, max_size=16))
+def test_ibstat_every_port_kept(ports):
+    text = "".join(f"CA 'mlx5_{i}'\n\tCA type: MT4129\n\tPort 1:\n\t\tState: {s}\n\t\tPhysical state: {p}\n"
+                   f"\t\tRate: {r}\n\t\tLink layer: InfiniBand\n" for i, (s, p, r) in enumerate(ports))
+    got = parse_ibstat(text)
+    assert [(p.device, p.state, p.phys_state, p.rate_gbps) for p in got] == [
+        (f"mlx5_{i}", s, p, float(r)) for i, (s, p, r) in enumerate(ports)]
