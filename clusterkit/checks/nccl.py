@@ -197,7 +197,7 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
     wrong = run.wrong_total
     if wrong > 0 or run.oob_failed:
         findings.append(Finding("NCCL_VALIDATION_FAILED", "fail", component,
-                                f"all_reduce_perf returned wrong data ({wrong:g} wrong elements, out-of-bounds "
+                                f"all_reduce_perf returned wrong data ({wrong:.0f} wrong elements, out-of-bounds "
                                 f"{run.oob_values if run.oob_values is not None else 'n/a'})",
                                 observed=wrong, limit=0, unit="elements", action=ACTION_VALIDATION))
     elif run.validation is False:
