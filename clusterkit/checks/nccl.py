@@ -216,6 +216,7 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
     nodes = run.nodes or 1
     is_multi = multi if multi is not None else nodes > 1
     exp: Expectation | None
+    ranks_off = False
     if is_multi:
         exp = network_expectation(prof, declared, run)
         scope_txt = f"{nodes}-node" if nodes > 1 else "multi-node"
@@ -228,7 +229,7 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
                                     f"the run used {run.ranks} GPU(s); {label} expects {want} per node: "
                                     "bandwidth not judged", observed=run.ranks, limit=want, unit="GPUs",
                                     action="Rerun all_reduce_perf with -g <GPUs per node> (or one rank per GPU)."))
-            exp = None
+            exp, ranks_off = None, True
     small = (run.max_size_bytes or 0) < gate_bytes
     if small:
         findings.append(Finding("NCCL_GATE_SIZES_SMALL", "info", component,
@@ -253,7 +254,7 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
                 f"line {exp.fail if sev == 'fail' else exp.warn:.1f} (expected ~{exp.expected:.0f}; {label}; {exp.basis})",
                 observed=round(gate, 2), limit=round(exp.fail if sev == "fail" else exp.warn, 1), unit="GB/s",
                 action=action))
-    elif gate is not None:
+    elif gate is not None and not ranks_off:
         findings.append(Finding("NCCL_NO_EXPECTATION", "info", component,
                                 f"no {scope_txt} expectation in {label} for "
                                 f"{', '.join(run.gpu_names) or 'this hardware'}: busbw {gate:.1f} GB/s not judged",

@@ -33,7 +33,7 @@ GIB = 1 << 30
 _PREFIX = re.compile(r"^(?:\s*\d+:\s?|\[\d+,\d+\]<std(?:out|err)>:\s?)")
 _ROW_START = re.compile(r"^\s*\d+\s+\d+\s+[A-Za-z][\w]*\s+[A-Za-z]\w*\s")
 _DEVICE = re.compile(
-    r"^#\s*Rank\s+(\d+)\s+Group\s+(\d+)\s+Pid\s+(\d+)\s+on\s+(\S+)\s+device\s+(\d+)\s+\[([^\]]*)\]\s*(.*?)\s*$")
+    r"^#\s*Rank\s+(\d+)\s+(?:Group\s+(\d+)\s+)?Pid\s+(\d+)\s+on\s+(\S+)\s+device\s+(\d+)\s+\[([^\]]*)\]\s*(.*?)\s*$")
 _PARAMS = re.compile(r"^#\s*nThread\s+(\d+)\s+nGpus\s+(\d+)\s+minBytes\s+(\d+)\s+maxBytes\s+(\d+)(.*)$")
 _OOB = re.compile(r"Out of bounds values\s*:\s*(\d+)\s*(OK|FAILED)?", re.I)
 _AVG = re.compile(r"Avg bus bandwidth\s*:\s*([-+0-9.eE]+|nan|inf)", re.I)
@@ -309,7 +309,7 @@ def parse(text: str) -> NcclRun:
         if not s:
             continue
         _scan_side_info(run, s)
-        if s.startswith("#"):
+        if s.startswith("#") or _OOB.search(s) or _AVG.search(s):
             _scan_comment(run, s)
             if "busbw" in s and "size" in s:
                 run.has_header = True
