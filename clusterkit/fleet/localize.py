@@ -16,10 +16,11 @@ round of concurrent tests on disjoint nodes:
             set to that rail's NIC; every rail at once) with a new partner, plus one
             control pair of cleared nodes that gives the per-rail reference;
 5. confirm  before accusing anyone, the suspicion is retested with a third partner:
-            the slow rails alone (-> NIC/cable) or a full test (-> node). One noisy run
-            therefore never drains a healthy node.
+            the slow rails alone (-> NIC/cable) or a full test (-> node). A node whose
+            NICs are all fine alone but whose full tests are slow needs one more failing
+            full test (reconfirm). One noisy run therefore never drains a healthy node.
 
-Rounds: 1 + (log2(group_nodes) - 1) + 3, whatever the number of culprits, since all
+Rounds: 1 + (log2(group_nodes) - 1) + 3 (+1 reconfirm when needed), whatever the number of culprits, since all
 tests of a stage run at once (group_nodes=2: 4 rounds; pure halving from the whole
 cluster: log2(N) + 3).
 """
@@ -41,6 +42,7 @@ class GroupTest:
 
 @dataclass
 class TestOutcome:
+    __test__ = False  # not a pytest test class
     busbw_gbps: float | None      # None: the test did not produce a figure (counts as failed)
     duration_s: float = 0.0
     raw: str | None = None        # the test's output, when real
@@ -292,6 +294,7 @@ def localize(nodes: list[str], tester: Tester, cfg: LocalizeConfig | None = None
                 plan[s] = [None]
         conf = pair_round("confirm", suspects, plan)  # type: ignore[arg-type]
         confirm_round = run.last_round
+        weak: list[tuple[str, list[float], list[int]]] = []
         for s in suspects:
             if s not in conf:
                 continue
@@ -302,11 +305,15 @@ def localize(nodes: list[str], tester: Tester, cfg: LocalizeConfig | None = None
                 continue
             obs = [o.busbw_gbps for r, (ok, o) in results.items() if not ok and o.busbw_gbps is not None]
             rounds = [isolate_round] + ([rail_round] if rail_round else []) + [confirm_round]
+            if failed == [None] and nr and not slow_rails.get(s):
+                # Only full tests are slow and every NIC alone is fine: the weakest evidence,
+                # so it needs one more failing full test before anyone is accused.
+                weak.append((s, obs, rounds))
+                continue
             if failed == [None]:
                 bad = slow_rails.get(s, [])
-                reason = ("slow on every rail: the node's PCIe/GPU-NIC path or the node itself"
-                          if bad else "slow in full tests while each NIC alone is fine: intra-node path "
-                          "(NVLink/NVSwitch, PCIe, GPU clocks)" if nr else "slow in every full test")
+                reason = ("slow on most or all rails: the node's PCIe/GPU-NIC path or the node itself"
+                          if bad else "slow in every full test (no per-rail tests: rails unknown)")
                 culprits.append(Culprit(s, "node", bad, [cfg.rails[r] for r in bad if r < nr],
                                         min(obs) if obs else None, run.reference(False), rounds, reason))
             else:
@@ -315,6 +322,18 @@ def localize(nodes: list[str], tester: Tester, cfg: LocalizeConfig | None = None
                                         min(obs) if obs else None, run.reference(True), rounds,
                                         "slow only on " + ", ".join(cfg.rails[r] for r in rails if r < nr)
                                         + ": that NIC, its cable/optic or its switch port"))
+        if weak:
+            again = pair_round("reconfirm", [w[0] for w in weak])
+            for s, obs, rounds in weak:
+                if s in again and not again[s][None][0]:
+                    o = again[s][None][1]
+                    culprits.append(Culprit(
+                        s, "node", [], [], min(obs + [o.busbw_gbps] if o.busbw_gbps is not None else obs or [0.0]),
+                        run.reference(False), rounds + [run.last_round],
+                        "slow in every full test while each NIC alone is fine: intra-node path "
+                        "(NVLink/NVSwitch, PCIe, GPU clocks)"))
+                else:
+                    partners.add([s])
     status = "culprits" if culprits else ("inconclusive" if unresolved else "none_reproduced")
     return Verdict(status, culprits, run.rounds, len(set(partners.pool)), unresolved, run.total_time,
                    run.tests, {k: v for k, v in asdict(cfg).items()})
