@@ -30,7 +30,9 @@ from clusterkit.parsers import ParseError
 
 GIB = 1 << 30
 
-_PREFIX = re.compile(r"^(?:\s*\d+:\s?|\[\d+,\d+\]<std(?:out|err)>:\s?)")
+_PREFIX = re.compile(r"^\s*\d+:\s?")
+# mpirun --tag-output marks each chunk it reads, so a tag can also land mid-line or at its end.
+_MPI_TAG = re.compile(r"\[\d+,\d+\]<std(?:out|err)>:")
 _ROW_START = re.compile(r"^\s*\d+\s+\d+\s+[A-Za-z][\w]*\s+[A-Za-z]\w*\s")
 _DEVICE = re.compile(
     r"^#\s*Rank\s+(\d+)\s+(?:Group\s+(\d+)\s+)?Pid\s+(\d+)\s+on\s+(\S+)\s+device\s+(\d+)\s+\[([^\]]*)\]\s*(.*?)\s*$")
@@ -211,6 +213,8 @@ class NcclRun:
 
 
 def _strip_prefix(line: str) -> str:
+    if "]<std" in line:
+        line = _MPI_TAG.sub("", line)
     return _PREFIX.sub("", line, count=1)
 
 
