@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from clusterkit.analysis import analyze_bundles, open_paths
-from clusterkit.checks.registry import PROFILE_KEYS, declare_profile_keys
 from clusterkit.parsers.nccl_tests import parse
-from clusterkit.plugins import load_all
 from clusterkit.suites import Suite
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,15 +36,6 @@ CASES = {
     "nccl_allreduce_8xh100_fail_cuda_not_initialized.txt":
         (None, None, None, None, "error", ["NCCL_CUDA_INIT_FAILED"], None),
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _keys():
-    load_all()
-    host = {"host.min_free_disk_gib": float, "host.min_free_disk_percent": float,
-            "host.min_available_memory_gib": float, "host.max_clock_skew_ms": float,
-            "host.warn_clock_skew_ms": float, "host.kernel_log_ignore": list}
-    declare_profile_keys({k: t for k, t in host.items() if k not in PROFILE_KEYS})
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
