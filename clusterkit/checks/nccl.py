@@ -199,7 +199,10 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
         findings.append(Finding("NCCL_VALIDATION_FAILED", "fail", component,
                                 f"all_reduce_perf returned wrong data ({wrong:.0f} wrong elements, out-of-bounds "
                                 f"{run.oob_values if run.oob_values is not None else 'n/a'})",
-                                observed=wrong, limit=0, unit="elements", action=ACTION_VALIDATION))
+                                observed=wrong, limit=0, unit="elements",
+                                action=ACTION_VALIDATION + (" In a multi-node run, the single-node results "
+                                                            "(nccl.single_node) show which node returns wrong data."
+                                                            if (run.nodes or 1) > 1 or multi else "")))
     elif run.validation is False:
         findings.append(Finding("NCCL_VALIDATION_OFF", "info", component,
                                 "validation was off (#wrong N/A): correctness was not checked; run with -c 1"))

@@ -87,9 +87,15 @@ class Verdict:
     config: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
+        culprits = []
+        for c in self.culprits:
+            d = asdict(c)
+            for k in ("observed_gbps", "reference_gbps"):
+                d[k] = None if d[k] is None else round(d[k], 2)
+            culprits.append(d)
         return {
             "status": self.status,
-            "culprits": [asdict(c) for c in self.culprits],
+            "culprits": culprits,
             "rounds": self.rounds,
             "cleared_nodes": self.cleared,
             "unresolved": self.unresolved,
