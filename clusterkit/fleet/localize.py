@@ -18,7 +18,8 @@ round of concurrent tests on disjoint nodes:
 5. confirm  before accusing anyone, the suspicion is retested with a third partner:
             the slow rails alone (-> NIC/cable) or a full test (-> node). A node whose
             NICs are all fine alone but whose full tests are slow needs one more failing
-            full test (reconfirm). One noisy run therefore never drains a healthy node.
+            full test, and a node with several slow NICs one more low result per NIC
+            (reconfirm). One noisy run therefore never drains a healthy node or NIC.
 
 Rounds: 1 + (log2(group_nodes) - 1) + 3 (+1 reconfirm when needed), whatever the number of culprits, since all
 tests of a stage run at once (group_nodes=2: 4 rounds; pure halving from the whole
@@ -301,6 +302,12 @@ def localize(nodes: list[str], tester: Tester, cfg: LocalizeConfig | None = None
         conf = pair_round("confirm", suspects, plan)  # type: ignore[arg-type]
         confirm_round = run.last_round
         weak: list[tuple[str, list[float], list[int]]] = []
+        weak_nics: list[tuple[str, list[int], list[float], list[int]]] = []
+
+        def _nic_culprit(s: str, rails: list[int], obs: list[float], rounds: list[int]) -> Culprit:
+            names = [cfg.rails[r] for r in rails if r < nr]
+            return Culprit(s, "nic", rails, names, min(obs) if obs else None, run.reference(True), rounds,
+                           "slow only on " + ", ".join(names) + ": that NIC, its cable/optic or its switch port")
         for s in suspects:
             if s not in conf:
                 continue
@@ -324,12 +331,16 @@ def localize(nodes: list[str], tester: Tester, cfg: LocalizeConfig | None = None
                                         min(obs) if obs else None, run.reference(False), rounds, reason))
             else:
                 rails = sorted(r for r in failed if r is not None)
-                culprits.append(Culprit(s, "nic", rails, [cfg.rails[r] for r in rails if r < nr],
-                                        min(obs) if obs else None, run.reference(True), rounds,
-                                        "slow only on " + ", ".join(cfg.rails[r] for r in rails if r < nr)
-                                        + ": that NIC, its cable/optic or its switch port"))
-        if weak:
-            again = pair_round("reconfirm", [w[0] for w in weak])
+                if len(rails) > 1:
+                    # Several NICs of one node: rarer than a noisy run on a healthy rail next to
+                    # the bad one, so each rail needs a third low result.
+                    weak_nics.append((s, rails, obs, rounds))
+                else:
+                    culprits.append(_nic_culprit(s, rails, obs, rounds))
+        if weak or weak_nics:
+            plan2: dict[str, list[int | None]] = {w[0]: [None] for w in weak}
+            plan2.update({w[0]: list(w[1]) for w in weak_nics})
+            again = pair_round("reconfirm", list(plan2), plan2)  # type: ignore[arg-type]
             for s, obs, rounds in weak:
                 if s in again and not again[s][None][0]:
                     o = again[s][None][1]
@@ -340,6 +351,10 @@ def localize(nodes: list[str], tester: Tester, cfg: LocalizeConfig | None = None
                         "(NVLink/NVSwitch, PCIe, GPU clocks)"))
                 else:
                     partners.add([s])
+            for s, rails, obs, rounds in weak_nics:
+                still = [r for r in rails if s in again and r in again[s] and not again[s][r][0]]
+                if still:
+                    culprits.append(_nic_culprit(s, still, obs, rounds + [run.last_round]))
     status = "culprits" if culprits else ("inconclusive" if unresolved else "none_reproduced")
     return Verdict(status, culprits, run.rounds, len(set(partners.pool)), unresolved, run.total_time,
                    run.tests, {k: v for k, v in asdict(cfg).items()})
