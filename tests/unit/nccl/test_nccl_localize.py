@@ -122,7 +122,7 @@ def test_two_noisy_runs_on_a_healthy_rail_beside_the_bad_one_do_not_accuse_it():
             v = 28.0
         return TestOutcome(v, 12.0)
 
-    v = localize(HOSTS[:16], sequential(one), cfg(group_nodes=2))
+    v = localize(HOSTS[:24], sequential(one), cfg(group_nodes=2))
     (c,) = v.culprits
     assert c.host == "n017" and c.part == "nic" and c.nics == ["mlx5_3"]
     assert v.rounds[-1]["stage"] == "reconfirm"
