@@ -109,6 +109,21 @@ class Verdict:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
+    def evidence_files(self, base: str = "nccl") -> dict[str, str]:
+        """`<base>/localize.json` plus each real test's raw output as its own file (the JSON
+        names the file instead of holding the text), for the `_cluster/` bundle."""
+        doc = self.to_dict()
+        files: dict[str, str] = {}
+        for rd in doc["rounds"]:
+            for i, t in enumerate(rd["tests"]):
+                raw = t.pop("raw", None)
+                if raw is not None:
+                    path = f"{base}/localize/round-{rd['round']:02d}-test-{i:03d}.txt"
+                    files[path] = raw
+                    t["raw_path"] = path
+        files[f"{base}/localize.json"] = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+        return files
+
 
 def _halves(group: tuple[str, ...]) -> list[tuple[str, ...]]:
     mid = len(group) // 2

@@ -213,3 +213,23 @@ def local_plan(nprocs: int, opts: NcclOptions, profile: "Profile | None" = None)
     env = nccl_env(profile, None, opts)
     return LaunchPlan([sys.executable, opts.bench_script, *opts.size_args(), "--nprocs", str(nprocs)], env,
                       tool="torch", hosts=["localhost"])
+
+
+def run_localization(specs: list["HostSpec"], profile: "Profile | None", opts: NcclOptions, *,
+                     expected_full_gbps: float | None = None, expected_rail_gbps: float | None = None,
+                     group_nodes: int = 2, launcher: str | None = None, nccl_tests: bool | None = None,
+                     run: Callable[..., RunRecord] = run_plan, workdir: str | None = None) -> dict[str, str]:
+    """Localize the slow nodes/NICs among `specs` with real runs launched from this node.
+
+    Returns the `_cluster/` evidence files: nccl/localize.json and each test's raw output.
+    Without expected figures the reference is measured (median of the screening round; a
+    control pair for the rails)."""
+    from clusterkit.fleet.localize import LocalizeConfig, localize
+
+    by_name = {s.name: s for s in specs}
+    pass_fraction = float(profile.get("nccl.localize_pass_fraction", 0.9)) if profile is not None else 0.9
+    cfg = LocalizeConfig(group_nodes=group_nodes, pass_fraction=pass_fraction,
+                         expected_full_gbps=expected_full_gbps, expected_rail_gbps=expected_rail_gbps,
+                         rails=list(specs[0].ib_devices) if specs and specs[0].ib_devices else [])
+    tester = make_tester(by_name, profile, opts, workdir=workdir, launcher=launcher, nccl_tests=nccl_tests, run=run)
+    return localize(list(by_name), tester, cfg, keep_raw=True).evidence_files()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -106,6 +107,19 @@ def test_failed_test_without_a_figure_counts_as_low():
     assert any(t.get("error") for rd in v.rounds for t in rd["tests"])
     d = v.to_dict()
     assert d["round_count"] == len(v.rounds) and d["culprits"][0]["host"] == "n007"
+
+
+def test_raw_outputs_become_files_named_by_the_report():
+    def one(t: GroupTest) -> TestOutcome:
+        v = (376.0 if t.rail is None else 47.0) * (0.5 if "n003" in t.nodes else 1.0)
+        return TestOutcome(v, 20.0, raw=f"output of {'+'.join(t.nodes)} rail {t.rail}")
+
+    v = localize(HOSTS[:8], sequential(one), cfg(), keep_raw=True)
+    files = v.evidence_files()
+    doc = json.loads(files["nccl/localize.json"])
+    paths = [t["raw_path"] for rd in doc["rounds"] for t in rd["tests"]]
+    assert len(paths) == v.tests and all(files[p].startswith("output of") for p in paths)
+    assert "raw" not in files["nccl/localize.json"].replace("raw_path", "")
 
 
 def test_two_noisy_runs_on_a_healthy_rail_beside_the_bad_one_do_not_accuse_it():

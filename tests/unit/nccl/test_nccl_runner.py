@@ -7,7 +7,7 @@ import sys
 
 from clusterkit.fleet.localize import GroupTest, LocalizeConfig, localize
 from clusterkit.fleet.nccl_runner import (LaunchPlan, NcclOptions, RunRecord, busbw_of, make_tester,
-                                          multi_node_plan, single_node_plan)
+                                          multi_node_plan, run_localization, single_node_plan)
 from clusterkit.inventory import HostSpec
 from clusterkit.probes.registry import PROBES, ProbeEnv
 from clusterkit.profiles import load_profile
@@ -85,3 +85,21 @@ def test_make_tester_runs_a_round_concurrently_and_parses_each_output(tmp_path):
 def test_busbw_of_refuses_wrong_data_and_unusable_output():
     assert busbw_of("garbage")[0] is None
     assert busbw_of(single_text("x", 300.0, wrong_from_bytes=1 << 30))[1].startswith("validation failed")
+
+
+def test_run_localization_names_the_nic_from_rail_isolated_runs(tmp_path):
+    import json
+
+    def fake_run(plan, *, timeout_s, hostfile_path):
+        rail_hca = plan.env.get("NCCL_IB_HCA", "")
+        one_rail = plan.env.get("CUDA_VISIBLE_DEVICES") is not None
+        bw = 47.0 if one_rail else 376.0
+        if "d" in plan.hosts and (not one_rail or rail_hca == "=mlx5_6"):
+            bw = 15.0 if one_rail else 125.0
+        return RunRecord(plan, single_text("x", bw, gpus=1), 0, 25.0, "ok")
+
+    files = run_localization([spec(h) for h in "abcdefgh"], load_profile("h100-sxm5-80gb"), NcclOptions(),
+                             run=fake_run, workdir=str(tmp_path), nccl_tests=True)
+    doc = json.loads(files["nccl/localize.json"])
+    assert [(c["host"], c["nics"]) for c in doc["culprits"]] == [("d", ["mlx5_6"])]
+    assert len(files) == doc["tests"] + 1
