@@ -121,7 +121,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="64,256,1024")
     ap.add_argument("--pairwise-seeds", type=int, default=3, help="seeds for the (slow) exhaustive baseline")
     a = ap.parse_args()
-    print(f"{'method':26s} {'N':>5s} {'k':>2s} {'rounds':>7s} {'goal':>5s} {'test time':>10s} {'tests':>8s} "
+    print(f"{'method':26s} {'N':>5s} {'k':>2s} {'rounds':>7s} {'max':>4s} {'goal':>5s} {'test time':>10s} {'tests':>8s} "
           f"{'found':>6s} {'bad nodes found':>15s} {'false acc.':>10s} {'link as node':>12s}")
     for n in [int(x) for x in a.sizes.split(",")]:
         hosts = [f"n{i:04d}" for i in range(n)]
@@ -146,7 +146,7 @@ def main() -> None:
                     link_as_node += link[0] in nodes
                     nodes_found += len(bad_nodes & nodes) / len(bad_nodes)
                 wall = time.perf_counter() - t0
-                print(f"{name:26s} {n:5d} {bad:2d} {statistics.mean(rounds):7.1f} {goal:5.0f} "
+                print(f"{name:26s} {n:5d} {bad:2d} {statistics.mean(rounds):7.1f} {max(rounds):4d} {goal:5.0f} "
                       f"{statistics.mean(times) / 60:8.1f} m {statistics.mean(tests):8.0f} "
                       f"{found / seeds:6.0%} {nodes_found / seeds:15.0%} {false_acc / seeds:10.2f} {link_as_node / seeds:12.2f}"
                       f"   ({seeds} seeds, {wall:.1f} s)")
