@@ -161,6 +161,19 @@ def single_expectation(profile: Profile, run: NcclRun) -> Expectation | None:
     return Expectation(float(exp), float(warn), float(fail), f"{label}")
 
 
+def curve_dip(run: NcclRun, min_size_bytes: int = 1 << 20, fraction: float = 0.75) -> tuple[int, float, float] | None:
+    """The first size >= 1 MiB whose busbw falls below 3/4 of the best smaller size's, when a
+    larger size recovers (a bandwidth curve should rise, then plateau). (size, busbw, best before)."""
+    rows = [r for r in run.rows if r.size_bytes >= min_size_bytes and r.busbw_gbps is not None]
+    best = 0.0
+    for i, r in enumerate(rows):
+        v = r.busbw_gbps or 0.0
+        if best and v < fraction * best and any((x.busbw_gbps or 0.0) >= best for x in rows[i + 1:]):
+            return r.size_bytes, v, best
+        best = max(best, v)
+    return None
+
+
 def failure_findings(run: NcclRun, component: str) -> list[Finding]:
     out: list[Finding] = []
     if run.failures:
@@ -233,6 +246,14 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
                                     "bandwidth not judged", observed=run.ranks, limit=want, unit="GPUs",
                                     action="Rerun all_reduce_perf with -g <GPUs per node> (or one rank per GPU)."))
             exp, ranks_off = None, True
+    dip = curve_dip(run)
+    if dip:
+        findings.append(Finding(
+            "NCCL_BUSBW_CURVE_DIP", "info", component,
+            f"busbw dips mid-sweep: {dip[1]:.1f} GB/s at {dip[0] / 2**20:g} MiB after {dip[2]:.1f} at smaller sizes",
+            observed=round(dip[1], 2), limit=round(dip[2], 2), unit="GB/s",
+            action="A dip that recovers at larger sizes points at an algorithm/protocol switch or congestion: "
+                   "compare runs with NCCL_ALGO=Ring/Tree, check adaptive routing and PFC/ECN on RoCE."))
     small = (run.max_size_bytes or 0) < gate_bytes
     if small:
         findings.append(Finding("NCCL_GATE_SIZES_SMALL", "info", component,

@@ -29,7 +29,7 @@ CASES = {
     "nccl_allreduce_4x8xh100_ib_vm_366.txt":
         (365.84, 363.67, 32, 4, "pass", [], "h100-sxm5-80gb"),
     "nccl_allreduce_2x8xa100_roce_oci_dip_72.txt":
-        (71.56, 71.20, 16, 2, "fail", ["NCCL_BUSBW_LOW"], "a100-sxm4-40gb"),
+        (71.56, 71.20, 16, 2, "fail", ["NCCL_BUSBW_CURVE_DIP", "NCCL_BUSBW_LOW"], "a100-sxm4-40gb"),
     # 1 GPU per node over one HDR NIC: 6.44 GB/s where even a 100G NIC gives ~12
     "nccl_allreduce_2x1xa100pcie_hdr_ib_lowbw_debuginfo.txt":
         (6.44, 6.435, 2, 2, "fail", ["NCCL_BUSBW_LOW"], "base"),
@@ -79,3 +79,13 @@ def test_low_2node_h100_run_names_the_expected_figure(tmp_path):
     low = c.findings[-1]
     assert low.severity == "fail" and low.observed == pytest.approx(89.41, abs=0.01)
     assert "8 x 400 Gb/s" in low.message and c.metrics["expected_busbw_gbps"] == pytest.approx(376.0)
+
+
+def test_mid_sweep_dip_is_pointed_out(tmp_path):
+    f = tmp_path / "dip.txt"
+    f.write_text(real_output("nccl_allreduce_2x8xa100_roce_oci_dip_72.txt"))
+    bundles, _c, _e, loose = open_paths([f])
+    c = analyze_bundles(bundles, Suite("t", ["nccl.single_node"]), loose=loose).nodes[0].checks[0]
+    dip = c.findings[0]
+    assert dip.code == "NCCL_BUSBW_CURVE_DIP" and "64 MiB" in dip.message  # 27.3 after 43.9 at 8 MiB
+    assert dip.observed == pytest.approx((20.77 + 33.92) / 2, abs=0.01)
