@@ -37,7 +37,9 @@ class Input:
     basis: str               # assumed | catalog | measured | default
     source: str = ""
     date: dt.date | None = None
-    original: str = ""       # "USD 12.29 x 7.1884 CNY/USD (2024-12-31)" when converted
+    original: str = ""       # "USD 12.29 x 7.1884 CNY/USD" when converted
+    orig_amount: float | None = None   # the amount in its own currency, when converted
+    orig_currency: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ class _Reader:
         for r in self.catalog.rates_used(cur, self.currency):
             self.rates[r.currency] = r
         f = self.catalog.factor(cur, self.currency)
-        return amount * f, f"{cur} {amount:,.4g} x {f:.6g} {self.currency}/{cur}"
+        return amount * f, f"{cur} {amount:,.10g} x {f:.6g} {self.currency}/{cur}"
 
     def money(self, v: Any, key: str, unit: str) -> Input:
         w = f"{self.where}{key}"
@@ -185,7 +187,8 @@ class _Reader:
                 raise ConfigError(f"{w}.currency: must be a currency code like 'USD'")
             value, orig = self.convert(amount, cur, key)
             date = _date(v["date"], f"{w}.date") if "date" in v else None
-            return Input(key, value, f"{self.currency} {unit}", ASSUMED, str(v.get("source", "cost config")), date, orig)
+            return Input(key, value, f"{self.currency} {unit}", ASSUMED, str(v.get("source", "cost config")), date, orig,
+                         amount if orig else None, cur if orig else "")
         x = _num(v, w)
         if x < 0:
             raise ConfigError(f"{w}: must be >= 0 (a price cannot be negative), got {x:g}")
@@ -193,7 +196,8 @@ class _Reader:
 
     def price(self, p: Price, key: str, unit: str) -> Input:
         value, orig = self.convert(p.amount, p.currency, key)
-        return Input(key, value, f"{self.currency} {unit}", CATALOG, p.source, p.date, orig)
+        return Input(key, value, f"{self.currency} {unit}", CATALOG, p.source, p.date, orig,
+                     p.amount if orig else None, p.currency if orig else "")
 
 
 def _check_keys(doc: dict[str, Any], allowed: set[str], where: str) -> None:
