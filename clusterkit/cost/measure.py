@@ -60,7 +60,8 @@ def _read_history(con: sqlite3.Connection, name: str) -> Measurements:
                             f"are from the simulator, not from hardware")
     rows = con.execute(
         f"SELECT m.host, AVG(m.value), COUNT(*) FROM metrics m JOIN runs r ON r.id = m.run_id "
-        f"WHERE m.name = ? AND m.value IS NOT NULL AND {sim_filter} GROUP BY m.host", (POWER_METRIC,)).fetchall()
+        f"WHERE m.name = ? AND typeof(m.value) IN ('real', 'integer') AND {sim_filter} "
+        f"GROUP BY m.host", (POWER_METRIC,)).fetchall()
     if rows:
         mean = sum(r[1] for r in rows) / len(rows)
         n = sum(r[2] for r in rows)

@@ -8,6 +8,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clusterkit.cost import measure
 from clusterkit.cost.config import DEFAULT_PROMETHEUS
@@ -151,3 +153,55 @@ def test_prometheus_unreachable():
     s.close()
     with pytest.raises(ConfigError, match="cannot reach Prometheus"):
         measure.from_prometheus(f"http://127.0.0.1:{port}", DEFAULT_PROMETHEUS, timeout=2)
+
+
+def test_cli_prometheus_fills_measured_inputs(prom, tmp_path, small_toml):
+    import subprocess
+    import sys
+
+    _, url = prom
+    cfg = tmp_path / "cost.toml"
+    cfg.write_text(small_toml + '\n[prometheus]\npower_query = "avg(node_gpu_watts)"\n'
+                                'availability_query = "avg(healthy)"\n')
+    _Prom.answers = {"avg(node_gpu_watts)": _vector(2000), "avg(healthy)": _vector(0.8)}
+    p = subprocess.run([sys.executable, "-m", "clusterkit", "cost", "report", "-c", str(cfg), "--prometheus", url,
+                        "-f", "json"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    j = json.loads(p.stdout)
+    assert sorted(j["measured_inputs"]) == ["power.gpu_power_w", "utilization.availability"]
+    assert j["result"]["power"] == pytest.approx(2 * 2.0 * 1.5 * 8760)     # 2 nodes x 2 kW x PUE 1.5 x 8760 h
+    assert j["result"]["effective_utilization"] == pytest.approx(0.5 * 0.8)
+    assert ("/api/v1/query", "avg(node_gpu_watts)") in _Prom.seen
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["h1", "h2", ""]), st.sampled_from(["ok", "error", "timeout", None]),
+                          st.sampled_from(["pass", "warn", "fail", "error", None]),
+                          st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=False, width=32),
+                                    st.text(max_size=3))), max_size=12))
+def test_fuzzed_history_never_tracebacks(tmp_path_factory, rows):
+    import sqlite3
+
+    db = tmp_path_factory.mktemp("fz") / "h.db"
+    make_history(db, [{}])
+    con = sqlite3.connect(db)
+    for host, outcome, status, value in rows:
+        con.execute("INSERT INTO node_results VALUES (1, ?, ?, ?)", (host, outcome, status))
+        con.execute("INSERT INTO metrics VALUES (1, 1, ?, 'x', 'gpu_power_draw_total_w', ?, 't')", (host, value))
+    con.commit()
+    con.close()
+    try:
+        m = measure.from_history(db)
+    except ConfigError as e:
+        assert "\n" not in str(e)
+        return
+    numbers = {}
+    for host, _, _, value in rows:
+        if isinstance(value, float) and value == value:
+            numbers.setdefault(host, []).append(value)
+    for x in m.values:
+        assert x.value == x.value                       # never NaN
+        if x.key == "power.gpu_power_w":                # text or missing samples are not averaged in as zeros
+            assert x.value == pytest.approx(sum(sum(v) / len(v) for v in numbers.values()) / len(numbers), rel=1e-6)
+        if x.key == "utilization.availability":
+            assert 0 <= x.value <= 1
