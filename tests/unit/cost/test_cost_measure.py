@@ -174,11 +174,12 @@ def test_cli_prometheus_fills_measured_inputs(prom, tmp_path, small_toml):
     assert ("/api/v1/query", "avg(node_gpu_watts)") in _Prom.seen
 
 
+# Text samples are letters only: SQLite stores numeric-looking text in a REAL column as a number.
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["h1", "h2", ""]), st.sampled_from(["ok", "error", "timeout", None]),
                           st.sampled_from(["pass", "warn", "fail", "error", None]),
                           st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=False, width=32),
-                                    st.text(max_size=3))), max_size=12))
+                                    st.text(alphabet="abc", max_size=3))), max_size=12))
 def test_fuzzed_history_never_tracebacks(tmp_path_factory, rows):
     import sqlite3
 
