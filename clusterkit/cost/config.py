@@ -122,10 +122,11 @@ _TOP = {"currency", "as_of", "max_price_age_days", "catalog", "description", "re
 _RENTAL_KEYS = {"options", "reference", "hybrid_burst_share", "custom"}
 _PROM_KEYS = {"power_query", "availability_query"}
 DEFAULT_PROMETHEUS = {
-    # dcgm-exporter's per-GPU power, summed per node, averaged over nodes and 30 days.
-    "power_query": "avg(sum by (Hostname) (avg_over_time(DCGM_FI_DEV_POWER_USAGE[30d])))",
-    # share of time the nodes' exporters answered scrapes over 30 days.
-    "availability_query": 'avg(avg_over_time(up{job="node"}[30d]))',
+    # clusterkit's exporter (burn-in history): each host's mean total GPU power, averaged over hosts, 30 days.
+    "power_query": "avg(avg by (host) (avg_over_time(clusterkit_gpu_power_draw_total_w[30d])))",
+    # share of the exporter's node-status samples that were pass or warn over 30 days (healthy node time).
+    "availability_query": 'sum(count_over_time(clusterkit_node_status{status=~"pass|warn"}[30d])) '
+                          '/ sum(count_over_time(clusterkit_node_status[30d]))',
 }
 
 
