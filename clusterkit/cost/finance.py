@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 HOURS_PER_YEAR = 8760.0
 
 
@@ -14,8 +16,9 @@ def crf(rate: float, years: float) -> float:
         raise ValueError("years must be > 0")
     if rate == 0:
         return 1.0 / years
-    g = (1.0 + rate) ** years
-    return rate * g / (g - 1.0)
+    # (1+r)^n - 1 via expm1/log1p: exact enough for tiny rates, where the plain form divides by zero.
+    growth_minus_1 = math.expm1(years * math.log1p(rate))
+    return rate * (1.0 + growth_minus_1) / growth_minus_1
 
 
 def discount(rate: float, years: float) -> float:

@@ -130,10 +130,13 @@ def tornado_svg(rep: Report, width: int = 820) -> str:
     parts.append(f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{top}" y2="{height - 30}" stroke="#999"/>')
     for i, b in enumerate(bars):
         yy = top + i * row_h + 6
-        for val, col in ((b.low, "#1f77b4"), (b.high, "#ff7f0e")):
+        for val, inp, col in ((b.low, b.low_input, "#1f77b4"), (b.high, b.high_input, "#ff7f0e")):
             x0, x1 = sorted((x(base), x(val)))
             parts.append(f'<rect class="bar" x="{x0:.1f}" y="{yy}" width="{max(x1 - x0, 1):.1f}" height="{row_h - 12}" '
-                         f'fill="{col}"><title>{escape(b.label)}: {_fmt(val)}</title></rect>')
+                         f'fill="{col}"><title>{escape(b.label)} {inp:,.4g}: {_fmt(val)}</title></rect>')
+            right_side = val >= base
+            parts.append(f'<text x="{(x1 + 4) if right_side else (x0 - 4):.1f}" y="{yy + row_h / 2 - 2:.1f}" '
+                         f'font-size="10" text-anchor="{"start" if right_side else "end"}">{_fmt(val)}</text>')
         parts.append(f'<text x="{left - 8}" y="{yy + row_h / 2}" font-size="12" text-anchor="end">{escape(b.label)}'
                      f'</text>')
     parts.append(f'<line x1="{x(base):.1f}" x2="{x(base):.1f}" y1="{top - 4}" y2="{height - 30}" stroke="#111" '

@@ -114,3 +114,41 @@ def test_tornado_keeps_utilization_at_most_one(small_cfg):
     cfg = small_cfg.with_values(utilization__scheduler=0.95)
     u = next(b for b in tornado(cfg) if b.key == "utilization.scheduler")
     assert u.high_input == 1.0
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_inputs = st.fixed_dictionaries({
+    "cluster__nodes": st.integers(1, 256), "capex__server_price": st.floats(1e3, 1e8),
+    "finance__cost_of_capital": st.floats(0, 0.3), "finance__life_years": st.floats(1, 10),
+    "finance__residual_fraction": st.floats(0, 0.5), "finance__tax_rate": st.floats(0, 0.5),
+    "power__gpu_power_w": st.floats(0, 8000), "power__price_per_kwh": st.floats(0, 5),
+    "utilization__scheduler": st.floats(0.01, 1), "utilization__availability": st.floats(0.01, 1),
+})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_inputs)
+def test_break_even_holds_for_any_inputs(small_cfg, values):
+    cfg = small_cfg.with_values(**values)
+    r = compute(cfg)
+    od = r.rentals[0]
+    # at the break-even utilization, a useful owned GPU-hour costs exactly the on-demand price
+    assert r.cost_per_owned_gpu_hour / od.break_even_utilization == approx(od.price_per_gpu_hour, rel=1e-9)
+    assert od.owning_cheaper == (r.effective_utilization > od.break_even_utilization) or \
+        r.effective_utilization == approx(od.break_even_utilization)
+    assert r.npv_saving == approx(r.npv_rent - r.npv_own)
+    assert r.capital_charge >= 0 and r.cost_per_useful_gpu_hour >= r.cost_per_owned_gpu_hour
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_inputs, st.floats(1.01, 3))
+def test_saving_moves_the_right_way(small_cfg, values, k):
+    cfg = small_cfg.with_values(**values)
+    base = compute(cfg).saving_per_useful_gpu_hour
+    dearer = compute(cfg.with_values(capex__server_price=values["capex__server_price"] * k))
+    assert dearer.saving_per_useful_gpu_hour < base                      # a dearer server saves less
+    busier = min(1.0, values["utilization__scheduler"] * k)
+    if busier > values["utilization__scheduler"]:
+        assert compute(cfg.with_values(utilization__scheduler=busier)).saving_per_useful_gpu_hour > base
