@@ -115,6 +115,11 @@ def scenarios(cfg: CostConfig, res: CostResult | None = None) -> list[Scenario]:
         r2 = compute(cfg.with_values(cluster__nodes=nodes))
         out.append(Scenario(f"Own {nodes:g} nodes ({cfg.gpu_model})", r2.cost_per_useful_gpu_hour, r2.total_per_year,
                             r2.useful_gpu_hours_per_year, "storage, installation and staff kept as configured"))
+    for name, sc in cfg.scenarios:
+        r4 = compute(sc)
+        out.append(Scenario(name, r4.cost_per_useful_gpu_hour, r4.total_per_year, r4.useful_gpu_hours_per_year,
+                            f"from the config; saves {r4.saving_per_useful_gpu_hour:,.2f} per useful GPU-hour "
+                            f"vs {r4.reference}"))
     for gpu in sorted(cfg.catalog.models):
         if gpu == cfg.gpu_model:
             continue

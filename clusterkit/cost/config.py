@@ -67,6 +67,7 @@ class CostConfig:
     path: str = ""
     is_example: bool = False
     rates_used: list[Rate] = field(default_factory=list)
+    scenarios: list[tuple[str, "CostConfig"]] = field(default_factory=list)   # [[scenario]] name, whole config
 
     def v(self, key: str) -> float:
         return self.inputs[key].value
@@ -118,7 +119,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, bool, Any, str]]] = {
     "utilization": {"scheduler": ("util", True, None, "of GPU-hours"), "availability": ("util", True, None, "of node-hours")},
     "sensitivity": {"swing": ("frac", False, 0.2, "relative")},
 }
-_TOP = {"currency", "as_of", "max_price_age_days", "catalog", "description", "rental", "fx", "prometheus", *_SCHEMA}
+_TOP = {"currency", "as_of", "max_price_age_days", "catalog", "description", "rental", "fx", "prometheus", "scenario",
+        *_SCHEMA}
 _RENTAL_KEYS = {"options", "reference", "hybrid_burst_share", "custom"}
 _PROM_KEYS = {"power_query", "availability_query"}
 DEFAULT_PROMETHEUS = {
@@ -291,10 +293,41 @@ def parse_config(doc: dict[str, Any], path: str = "cost.toml", catalog: Catalog 
     if not isinstance(prom, dict):
         raise ConfigError(f"{where}prometheus: must be a table")
     _check_keys(prom, _PROM_KEYS, f"{where}prometheus.")
+    scenarios = _scenarios(doc, path, catalog, today) if doc.get("scenario") is not None else []
     return CostConfig(currency=currency, as_of=as_of, max_price_age_days=max_age, gpu_model=gpu, inputs=inputs,
                       rentals=rentals, reference=reference, catalog=catalog,
                       prometheus={**DEFAULT_PROMETHEUS, **{k: str(v) for k, v in prom.items()}},
-                      path=path, rates_used=list(rd.rates.values()))
+                      path=path, rates_used=list(rd.rates.values()), scenarios=scenarios)
+
+
+def _scenarios(doc: dict[str, Any], path: str, catalog: Catalog, today: dt.date | None) -> list[tuple[str, CostConfig]]:
+    """[[scenario]] name = "...", set = { "section.key" = value, ... }: the config with those values,
+    validated like the config itself (money may again be a number, a table or a catalog id)."""
+    items = doc["scenario"]
+    if not isinstance(items, list):
+        raise ConfigError(f"{path}: scenario: must be an array of tables [[scenario]]")
+    out = []
+    for n, sc in enumerate(items):
+        w = f"scenario[{n}]"
+        if not isinstance(sc, dict):
+            raise ConfigError(f"{path}: {w}: must be a table")
+        _check_keys(sc, {"name", "set"}, f"{path}: {w}.")
+        name, changes = sc.get("name"), sc.get("set")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{path}: {w}.name: missing field")
+        if not isinstance(changes, dict) or not changes:
+            raise ConfigError(f"{path}: {w}.set: must be a table of \"section.key\" = value")
+        variant = {k: (dict(v) if isinstance(v, dict) else v) for k, v in doc.items() if k != "scenario"}
+        for key, value in changes.items():
+            section, _, k = key.partition(".")
+            if section not in _SCHEMA or k not in _SCHEMA[section]:
+                raise ConfigError(f"{path}: {w}.set.{key}: unknown input (use section.key, e.g. capex.server_price)")
+            variant.setdefault(section, {})[k] = value
+        try:
+            out.append((name, parse_config(variant, path, catalog, today)))
+        except ConfigError as e:
+            raise ConfigError(str(e).replace(f"{path}: ", f"{path}: {w} '{name}': ", 1)) from None
+    return out
 
 
 def _rentals(sec: Any, gpu: str, catalog: Catalog, rd: _Reader, where: str) -> tuple[list[Rental], str, Input]:

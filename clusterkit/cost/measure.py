@@ -129,4 +129,5 @@ def apply(cfg: CostConfig, m: Measurements) -> CostConfig:
     for x in m.values:
         old = new[x.key]
         new[x.key] = Input(x.key, x.value, old.unit, MEASURED, f"{x.source}; assumed was {old.value:g}")
-    return replace(cfg, inputs=new)
+    # a config's own scenarios run on the same cluster, so they get the same measurements
+    return replace(cfg, inputs=new, scenarios=[(name, apply(sc, m)) for name, sc in cfg.scenarios])

@@ -130,3 +130,20 @@ def test_fuzzed_configs_never_traceback(doc):
         parse_config(doc, "fuzz.toml", today=dt.date(2025, 1, 1))
     except ConfigError as e:
         assert "\n" not in str(e) and str(e).startswith("fuzz.toml: ")
+
+
+def test_config_scenarios(small_toml):
+    from clusterkit.cost.analysis import scenarios
+    from clusterkit.cost.model import compute
+
+    text = small_toml + ('\n[[scenario]]\nname = "quote B"\nset = { "capex.server_price" = 80000, '
+                         '"cluster.nodes" = 4 }\n')
+    cfg = parse(text)
+    (name, sc), = cfg.scenarios
+    assert name == "quote B" and sc.v("capex.server_price") == 80000 and sc.v("cluster.nodes") == 4
+    row = next(s for s in scenarios(cfg) if s.name == "quote B")
+    assert row.per_useful_gpu_hour == pytest.approx(compute(sc).cost_per_useful_gpu_hour)
+    with pytest.raises(ConfigError, match=r"^cost.toml: scenario\[0\] 'bad': utilization.scheduler: must be above 0"):
+        parse(small_toml + '\n[[scenario]]\nname = "bad"\nset = { "utilization.scheduler" = 2 }\n')
+    with pytest.raises(ConfigError, match=r"scenario\[0\].set.capex.price: unknown input"):
+        parse(small_toml + '\n[[scenario]]\nname = "x"\nset = { "capex.price" = 2 }\n')
