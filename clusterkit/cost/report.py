@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -82,7 +81,3 @@ def build(cfg: CostConfig, extra_warnings: list[str] | None = None) -> Report:
     warnings += list(extra_warnings or [])
     warnings += cfg.stale()
     return Report(cfg, res, tornado(cfg), scenarios(cfg, res), curve(cfg, res), warnings)
-
-
-def today() -> dt.date:
-    return dt.date.today()

@@ -28,7 +28,7 @@ def sections(rep: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     r, c = rep.result, rep.cur
     costs = [
         ["Capex (servers, network, storage, installation)", _money(r.capex, c)],
-        [f"Capital recovery factor", f"{r.crf:.6f}"],
+        ["Capital recovery factor", f"{r.crf:.6f}"],
         ["Residual value at end of life", _money(r.residual_value, c)],
         ["Annualised capital (CRF)", _money(r.annualised_capex, c)],
         ["Capital charge after tax effect", _money(r.capital_charge, c)],
