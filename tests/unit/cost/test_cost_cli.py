@@ -86,3 +86,14 @@ def test_from_history_marks_measured_inputs(tmp_path, small_toml):
 def test_xlsx_needs_output():
     p = ck("--format", "xlsx")
     assert p.returncode == 2 and "--output" in p.stderr
+
+
+def test_xlsx_written_by_the_cli(tmp_path):
+    from openpyxl import load_workbook
+
+    out = tmp_path / "cost.xlsx"
+    p = ck("--format", "xlsx", "--output", str(out))
+    assert p.returncode == 0, p.stderr
+    wb = load_workbook(out)
+    assert wb.sheetnames == ["Summary", "Inputs", "Rentals", "Model", "Tornado", "Scenarios"]
+    assert str(wb["Summary"]["B3"].value).startswith("=Model!B")      # a live formula, not a number
