@@ -46,6 +46,7 @@ class GpuStep:
     dropped_at: float | None = None       # first instant the GPU stopped answering
     drop_reason: str | None = None
     sample_hz: float | None = None
+    brake_counter_ms: float | None = None # HW power brake time NVML counted over the step (None: no counter)
 
     @property
     def reached(self) -> bool | None:
@@ -61,6 +62,11 @@ class StepAnalysis:
     in_phase_drop: bool                    # most GPUs dropped together
     duration_s: float
     needed_gpus: int                       # GPUs braking at once that make it node-wide
+
+    @property
+    def hidden_brakes(self) -> list[int]:
+        """GPUs whose brake counter grew although no sample showed a brake (shorter than the interval)."""
+        return [i for i, st in self.gpus.items() if not st.brakes and (st.brake_counter_ms or 0) > 0]
 
     @property
     def node_wide(self) -> bool:
@@ -125,6 +131,8 @@ def analyze_trace(trace: PowerTrace, p: StepParams, lost_at: dict[int, tuple[flo
                 med = statistics.median(clocks)
                 st.sag_percent = round(max(0.0, 100.0 * (med - min(uncapped)) / med), 1) if med > 0 else None
         gpu_meta = trace.gpus.get(idx)
+        if gpu_meta and "hw_power_brake" in gpu_meta.event_time_delta_ns:
+            st.brake_counter_ms = round(gpu_meta.event_time_delta_ns["hw_power_brake"] / 1e6, 1)
         caps = [c for c in (p.target_w, gpu_meta.power_limit_w if gpu_meta else None) if c]
         st.goal_w = round(min(caps) * p.min_load_fraction, 1) if caps else None
         # A GPU stops answering: an error row, or its samples end well before the others'.

@@ -267,6 +267,24 @@ def _verdict(ctx: NodeContext, cid: str, trace: PowerTrace, a: StepAnalysis) -> 
     rates = [st.sample_hz or 0.0 for st in a.gpus.values() if st.dropped_at is None] or \
         [st.sample_hz or 0.0 for st in a.gpus.values()]
     hz = min(rates) if rates else 0.0
+    hidden = a.hidden_brakes
+    if hidden and not node_wide:
+        ms = ", ".join(f"GPU {i}: {a.gpus[i].brake_counter_ms:g} ms" for i in hidden[:8])
+        if len(hidden) >= a.needed_gpus:
+            findings.append(Finding(
+                "POWER_BRAKE_BETWEEN_SAMPLES", "warn", NODE_POWER,
+                f"{len(hidden)} of {n} GPUs accumulated HW power brake time during the step that no "
+                f"{hz:.0f} Hz sample caught: likely short in-phase brakes of the node's power delivery",
+                observed=len(hidden), unit="GPUs",
+                action="rerun the step at a higher sample rate (power.sample_hz) to time them; meanwhile check the "
+                       "PSUs, their feeds and the BIOS power settings", evidence=ms))
+        else:
+            for i in hidden:
+                findings.append(Finding(
+                    "POWER_BRAKE_BETWEEN_SAMPLES", "warn", _label(trace, i),
+                    f"{_label(trace, i)} accumulated {a.gpus[i].brake_counter_ms:g} ms of HW power brake that no sample caught",
+                    observed=a.gpus[i].brake_counter_ms, unit="ms",
+                    action="rerun at a higher sample rate; if it stays alone, reseat the GPU and check its power connectors"))
     min_hz = p.get("power.min_sample_hz")
     if min_hz is not None and hz < min_hz:
         findings.append(Finding("POWER_TRACE_SLOW", "warn", "power step sampler",

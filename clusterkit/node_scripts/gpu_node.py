@@ -226,6 +226,17 @@ def power_step(backend, load_factory, period_s: float, duration_s: float, hz: fl
         interval = 1.0 / hz
         cpu0, wall0 = time.process_time(), time.monotonic()
         overruns = 0
+        def event_times() -> dict:
+            out = {}
+            for i in range(n):
+                if i not in lost:
+                    try:
+                        out[i] = backend.event_time_ns(i)
+                    except GpuLost:
+                        pass
+            return out
+
+        events0 = event_times()
         load.start(sched)
         try:
             tick = sched.t0 - min(lead_in_s, 0.5)
@@ -264,6 +275,13 @@ def power_step(backend, load_factory, period_s: float, duration_s: float, hz: fl
                 tick += interval
         finally:
             load.stop()
+        events1 = event_times()
+        for i, after in sorted(events1.items()):
+            before = events0.get(i)
+            if after and before:
+                for reason in sorted(after):
+                    if reason in before:
+                        head.append(f"# event_time_delta_ns: {i},{reason},{after[reason] - before[reason]}")
         cpu = time.process_time() - cpu0
         wall = time.monotonic() - wall0
         head.append(f"# uptime_end_s: {_fmt(_uptime())}")
@@ -287,6 +305,8 @@ def _fake(args) -> "FakeBackend":
             kw[key] = int(val)
         elif key == "lost_after_s":
             kw[key] = float(val)
+        elif key == "brake_hidden":
+            kw["brake_hidden"] = True
         elif key == "average_power":
             kw["instant"] = False
         elif key == "missing":

@@ -9,6 +9,7 @@
     # uptime_end_s: 1274.9
     # gpu: 0,0000:1b:00.0,1652922001234,NVIDIA H100 80GB HBM3,700.0   (index,bus id,serial,name,enforced limit W)
     # pcie_under_load: 0,5,5,16,16      (index,gen,gen max,width,width max read during a load half)
+    # event_time_delta_ns: 0,hw_power_brake,20000000   (NVML clock-event time counter growth over the step)
     t_s,gpu,phase,power_w,sm_clock_mhz,clock_event_reasons,temp_c,error
     0.050,0,idle,71.2,345,0x1,35,
 """
@@ -37,6 +38,8 @@ class TraceGpu:
     name: str | None = None
     power_limit_w: float | None = None
     pcie_under_load: tuple[int, int, int, int] | None = None   # gen, gen max, width, width max
+    # growth of NVML's cumulative clock-event time counters over the step, by reason (ns)
+    event_time_delta_ns: dict[str, int] = field(default_factory=dict)
 
     def label(self) -> str:
         return gpu_label(self.index, self.bus_id, self.serial)
@@ -96,6 +99,7 @@ def parse_power_trace(text: str) -> PowerTrace:
     tr = PowerTrace()
     rows: list[str] = []
     pcie: dict[int, tuple[int, int, int, int]] = {}
+    events: dict[int, dict[str, int]] = {}
     for line in clean(text).split("\n"):
         if line.startswith("#"):
             m = re.match(r"#\s*([a-z_0-9]+)\s*:\s*(.*?)\s*$", line)
@@ -114,6 +118,10 @@ def parse_power_trace(text: str) -> PowerTrace:
                 p = [x.strip() for x in val.split(",")]
                 if len(p) == 5 and all(x.isdigit() for x in p):
                     pcie[int(p[0])] = tuple(int(x) for x in p[1:])  # type: ignore[assignment]
+            elif key == "event_time_delta_ns":
+                p = [x.strip() for x in val.split(",")]
+                if len(p) == 3 and p[0].isdigit() and re.fullmatch(r"-?\d+", p[2]):
+                    events.setdefault(int(p[0]), {})[p[1]] = int(p[2])
             else:
                 tr.meta[key] = val
         elif line.strip():
@@ -137,6 +145,8 @@ def parse_power_trace(text: str) -> PowerTrace:
         tr.gpus.setdefault(int(g), TraceGpu(int(g)))
     for i, link in pcie.items():
         tr.gpus.setdefault(i, TraceGpu(i)).pcie_under_load = link
+    for i, ev in events.items():
+        tr.gpus.setdefault(i, TraceGpu(i)).event_time_delta_ns = ev
     if not tr.samples and not tr.meta.get("error"):
         raise ParseError("power trace has a header but no usable samples")
     return tr

@@ -19,6 +19,14 @@ FI_DEV_POWER_AVERAGE = 185
 FI_DEV_POWER_INSTANT = 186
 
 
+# Cumulative clock-event time counters (NVML field ids 269-271 in nvidia-ml-py 13.x), by clusterkit reason name.
+EVENT_TIME_FIELDS = {
+    "hw_power_brake": "NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN",
+    "hw_thermal": "NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN",
+    "sw_thermal": "NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN",
+}
+
+
 class NvmlUnavailable(Exception):
     """No usable NVML: `kind` is library_not_found | driver_not_loaded | no_permission | other."""
 
@@ -43,6 +51,7 @@ class NvmlBackend(Protocol):
     def power_source(self, index: int) -> str: ...      # "instant" | "average"
     def sample(self, index: int) -> dict[str, Any]: ...  # power_w, sm_clock_mhz, clock_event_reasons, temp_c
     def pcie(self, index: int) -> tuple[int, int, int, int] | None: ...
+    def event_time_ns(self, index: int) -> dict[str, int] | None: ...  # cumulative clock-event time per reason
 
 
 def read_snapshot(backend: NvmlBackend) -> dict[str, Any]:
@@ -248,6 +257,23 @@ class PynvmlBackend:
                 "clock_event_reasons": self._reasons(h),
                 "temp_c": self._opt(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU)}
 
+    def event_time_ns(self, i: int) -> dict[str, int] | None:
+        """NVML's cumulative clock-event counters (nvidia-ml-py 12.550+/driver 550+); None where unsupported.
+        Their deltas over the step catch brakes shorter than the sampling interval."""
+        nv = self.nv
+        names = {k: getattr(nv, f, None) for k, f in EVENT_TIME_FIELDS.items()}
+        ids = [(k, v) for k, v in names.items() if v is not None]
+        if not ids:
+            return None
+        try:
+            vals = nv.nvmlDeviceGetFieldValues(self._h(i), [v for _, v in ids])
+        except nv.NVMLError as e:
+            if e.value == nv.NVML_ERROR_GPU_IS_LOST:
+                raise GpuLost(str(e)) from None
+            return None
+        out = {k: int(v.value.ullVal) for (k, _), v in zip(ids, vals) if v.nvmlReturn == 0}
+        return out or None
+
     def pcie(self, i: int) -> tuple[int, int, int, int] | None:
         nv, h = self.nv, self._h(i)
         vals = [self._opt(f, h) for f in (nv.nvmlDeviceGetCurrPcieLinkGeneration, nv.nvmlDeviceGetMaxPcieLinkGeneration,
@@ -272,13 +298,18 @@ class FakeBackend:
                  limit_w: float = 700.0, idle_w: float = 72.0, seed: int = 0, instant: bool = True,
                  brake_in_phase: bool = False, brake_gpu: int | None = None, brake_s: float = 0.4,
                  lost_gpu: int | None = None, lost_after_s: float = 5.0, missing: str | None = None,
-                 read_cost_s: float = 0.0):
+                 read_cost_s: float = 0.0, brake_hidden: bool = False):
         self.count, self.model, self.device_id = count, model, device_id
         self.limit_w, self.idle_w, self.instant = limit_w, idle_w, instant
         self.rng = random.Random(seed)
         self.brake_in_phase, self.brake_gpu, self.brake_s = brake_in_phase, brake_gpu, brake_s
         self.lost_gpu, self.lost_after_s, self.missing = lost_gpu, lost_after_s, missing
         self.read_cost_s = read_cost_s            # emulate NVML call latency in benchmarks
+        # brake_hidden: every GPU brakes ~20 ms at each load edge, too short for the samples to show;
+        # only the cumulative event-time counters see it.
+        self.brake_hidden = brake_hidden
+        self.event_ns: dict[int, int] = {}
+        self._last: dict[int, tuple[float, bool, bool]] = {}   # gpu -> (time, loaded, braking) of its last sample
         self.load_at: Callable[[float], bool] = lambda t: False
         self.t0 = time.monotonic()
         self._edge: float | None = None
@@ -349,6 +380,12 @@ class FakeBackend:
             power, clock, reasons = 0.45 * self.limit_w, 900.0, 0x80 | 0x8
         else:
             power, clock, reasons = 0.97 * self.limit_w, 1980.0, 0x4
+        last_t, last_loaded, last_braking = self._last.get(i, (now, False, False))
+        add = int((now - last_t) * 1e9) if last_braking else 0
+        if self.brake_hidden and loaded and not last_loaded:
+            add += 20_000_000
+        self.event_ns[i] = self.event_ns.get(i, 0) + add
+        self._last[i] = (now, loaded, braking)
         jitter = 1.0 + self.rng.uniform(-0.02, 0.02)
         return {"power_w": round(power * jitter, 2), "sm_clock_mhz": clock, "clock_event_reasons": reasons,
                 "temp_c": 60 if loaded else 34}
@@ -356,4 +393,8 @@ class FakeBackend:
     def pcie(self, i: int) -> tuple[int, int, int, int]:
         self._check(i)
         return (5, 5, 16, 16)
+
+    def event_time_ns(self, i: int) -> dict[str, int]:
+        self._check(i)
+        return {"hw_power_brake": self.event_ns.get(i, 0), "hw_thermal": 0, "sw_thermal": 0}
 

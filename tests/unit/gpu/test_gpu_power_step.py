@@ -175,3 +175,20 @@ def test_loose_trace_takes_the_target_from_its_gpu_names():
     low = [(f.observed, f.limit) for f in c.findings if f.code == "POWER_LOAD_BELOW_TARGET"]
     assert low == [(480.0, 525.0), (480.0, 525.0)]    # H100 80GB HBM3 -> h100-sxm5-80gb: 0.75 x 700 W
     assert not any(f.code == "POWER_TARGET_UNKNOWN" for f in c.findings)
+
+
+def test_brakes_between_samples_seen_by_nvml_counters():
+    """Brakes shorter than the sampling interval: only NVML's cumulative event-time counters grow."""
+    files = _node(["power-step", "--fake", "4", "--period", "2", "--duration", "4", "--hz", "20",
+                   "--fake-fault", "brake_hidden"])
+    tr = parse_power_trace(files["gpu/power-trace.csv"])
+    assert all(g.event_time_delta_ns["hw_power_brake"] == 40_000_000 for g in tr.gpus.values())  # 2 load edges x 20 ms
+    assert not any((s.reasons or 0) & 0x80 for s in tr.samples)
+    c = step_check(files["gpu/power-trace.csv"], declared={"gpu_model": "h100-sxm5-80gb", "gpu_count": 4})
+    hidden = [f for f in c.findings if f.code == "POWER_BRAKE_BETWEEN_SAMPLES"]
+    assert len(hidden) == 1 and hidden[0].component.startswith("node power delivery") and hidden[0].severity == "warn"
+    assert "GPU 0: 40 ms" in hidden[0].evidence
+    # one GPU alone: named, not the node
+    one = trace(n=4).replace("# power_source: instant", "# power_source: instant\n# event_time_delta_ns: 2,hw_power_brake,5000000")
+    c = step_check(one, declared={"gpu_model": "h100-sxm5-80gb", "gpu_count": 4})
+    assert [(f.code, f.component.split(" (")[0], f.observed) for f in c.findings] == [("POWER_BRAKE_BETWEEN_SAMPLES", "GPU 2", 5.0)]
