@@ -6,7 +6,7 @@ gpu/nvidia-smi-q.txt, gpu/query-gpu.csv. A check reads `GpuInventory`, never a f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.gpu_records import GpuInventory, GpuRecord
@@ -85,6 +85,18 @@ def no_gpu_skip(ctx: "NodeContext", check_id: str) -> CheckResult | None:
 def not_collected(ctx: "NodeContext", check_id: str, path: str) -> CheckResult | None:
     """The engine's own skip, for checks that also run on gpu/nvml.json alone (to say "no NVIDIA GPU")."""
     return None if ctx.bundle.exists(path) else CheckResult.skip(check_id, f"not collected: {path}")
+
+
+def parsed_or_result(ctx: "NodeContext", check_id: str, path: str, parser: Callable[[str], Any],
+                     action: str | None = None) -> tuple[Any, CheckResult | None]:
+    """(parsed file, None), or (None, the result to return): no GPU, not collected, or unusable."""
+    skip = no_gpu_skip(ctx, check_id) or not_collected(ctx, check_id, path)
+    if skip is not None:
+        return None, skip
+    try:
+        return ctx.parsed(path, parser), None
+    except ParseError as e:
+        return None, CheckResult.error(check_id, f"{path}: {e}", action=action)
 
 
 def gpu_profile(ctx: "NodeContext", inv: GpuInventory | None, names: "list[str | None] | None" = None) -> "Profile":

@@ -9,7 +9,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from clusterkit.checks._gpu_source import (
-    GPU_SOURCES, NO_GPU, declared_count, gpu_profile, gpus_or_result, no_gpu_skip, not_collected, read_inventory,
+    GPU_SOURCES, NO_GPU, declared_count, gpu_profile, gpus_or_result, no_gpu_skip, not_collected, parsed_or_result,
+    read_inventory,
 )
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
@@ -396,13 +397,9 @@ def gpu_nvlink(ctx: NodeContext) -> CheckResult:
 def gpu_topology(ctx: NodeContext) -> CheckResult:
     """GPU-GPU over NVLink and each GPU's nearest NIC no farther than the profile allows."""
     cid = "gpu.topology"
-    skip = no_gpu_skip(ctx, cid) or not_collected(ctx, cid, "gpu/topo.txt")
-    if skip is not None:
-        return skip
-    try:
-        topo = ctx.parsed("gpu/topo.txt", parse_topo)
-    except ParseError as e:
-        return CheckResult.error(cid, f"gpu/topo.txt: {e}", action="re-collect `nvidia-smi topo -m`")
+    topo, res = parsed_or_result(ctx, cid, "gpu/topo.txt", parse_topo, action="re-collect `nvidia-smi topo -m`")
+    if res is not None:
+        return res
     inv, _ = read_inventory(ctx)
     p = gpu_profile(ctx, inv) if inv else ctx.profile
     if p.get("gpu.nvlink_links_per_gpu") is None and p.get("gpu.max_gpu_nic_link") is None:
@@ -525,13 +522,9 @@ _NVSWITCH_GPU_IDS = {"20b0", "20b2", "2330"}
 def gpu_dcgmi_diag(ctx: NodeContext) -> CheckResult:
     """dcgmi diag results; a cuInit 'system not yet initialized' on NVSwitch GPUs names fabric manager."""
     cid = "gpu.dcgmi_diag"
-    skip = no_gpu_skip(ctx, cid) or not_collected(ctx, cid, "gpu/dcgmi-diag.txt")
-    if skip is not None:
-        return skip
-    try:
-        diag = ctx.parsed("gpu/dcgmi-diag.txt", parse_dcgmi_diag)
-    except ParseError as e:
-        return CheckResult.error(cid, f"gpu/dcgmi-diag.txt: {e}")
+    diag, res = parsed_or_result(ctx, cid, "gpu/dcgmi-diag.txt", parse_dcgmi_diag)
+    if res is not None:
+        return res
     findings: list[Finding] = []
     nvswitch = bool(set(diag.device_ids) & _NVSWITCH_GPU_IDS)
     for t in diag.failed:

@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from clusterkit.checks._gpu_source import (
-    GPU_SOURCES, gpu_profile, gpus_or_result, no_gpu_skip, not_collected, read_inventory,
+    GPU_SOURCES, gpu_profile, gpus_or_result, no_gpu_skip, parsed_or_result, read_inventory,
 )
 from clusterkit.checks._power_analysis import StepAnalysis, StepParams, analyze_trace
 from clusterkit.checks.registry import check
@@ -171,13 +171,9 @@ def _bios(ctx: NodeContext) -> str | None:
 def power_step(ctx: NodeContext) -> CheckResult:
     """Synchronized square-wave load on all GPUs: power reached, brakes, clock sag, drop-outs, and the verdict."""
     cid = "power.step"
-    skip = no_gpu_skip(ctx, cid) or not_collected(ctx, cid, TRACE)
-    if skip is not None:
-        return skip
-    try:
-        trace = ctx.parsed(TRACE, parse_power_trace)
-    except ParseError as e:
-        return CheckResult.error(cid, f"{TRACE}: {e}", action="rerun the power step (suite full)")
+    trace, res = parsed_or_result(ctx, cid, TRACE, parse_power_trace, action="rerun the power step (suite full)")
+    if res is not None:
+        return res
     if trace.meta.get("error"):
         return CheckResult.error(cid, f"power step did not run: {trace.meta['error']}", code="POWER_STEP_NOT_RUN",
                                  component="power step", action="install PyTorch (or a CUDA burn tool) on the node and rerun")
