@@ -1,0 +1,319 @@
+"""Result history in SQLite: runs, nodes, checks, findings and metrics.
+
+Every check is written in its own transaction as soon as it is known, so a
+burn-in killed at any moment keeps everything already measured. The database
+runs in WAL mode, so an exporter can read while a burn-in writes.
+
+The schema (version 1) is a contract other modules read (exporter, trends,
+cost): add tables or columns with a new migration, never change old ones.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from clusterkit.errors import ConfigError
+from clusterkit.results import CheckResult, Finding, NodeResult, RunResult, now_iso
+
+# Each entry migrates from version i to i+1; applied in order, each in one transaction.
+_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,            -- verify | burnin
+        started_at TEXT NOT NULL,      -- ISO-8601 UTC
+        finished_at TEXT,
+        suite TEXT,
+        profile TEXT,
+        status TEXT,                   -- running | interrupted | pass | warn | fail | error
+        simulated INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE node_results (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        host TEXT NOT NULL,
+        outcome TEXT,
+        status TEXT
+    );
+    CREATE TABLE check_results (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        host TEXT,                     -- NULL for cluster checks
+        check_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        summary TEXT,
+        duration_s REAL,
+        finished_at TEXT
+    );
+    CREATE TABLE findings (
+        check_result_id INTEGER NOT NULL REFERENCES check_results(id),
+        code TEXT NOT NULL,
+        severity TEXT,
+        component TEXT,
+        message TEXT,
+        observed TEXT,                 -- JSON
+        limit_value TEXT,              -- JSON
+        unit TEXT,
+        action TEXT
+    );
+    CREATE TABLE metrics (
+        check_result_id INTEGER NOT NULL REFERENCES check_results(id),
+        run_id INTEGER NOT NULL,
+        host TEXT,
+        check_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value REAL NOT NULL,
+        ts TEXT NOT NULL
+    );
+    CREATE INDEX check_results_run ON check_results(run_id);
+    CREATE INDEX check_results_latest ON check_results(host, check_id, id);
+    CREATE INDEX findings_check ON findings(check_result_id);
+    CREATE INDEX metrics_check ON metrics(check_result_id);
+    CREATE INDEX metrics_series ON metrics(name, host, ts);
+    CREATE UNIQUE INDEX node_results_run_host ON node_results(run_id, host);
+    """,
+    # v2: burn-in bookkeeping for --resume, and the Slurm drains clusterkit made.
+    """
+    ALTER TABLE runs ADD COLUMN options TEXT;      -- JSON: what --resume needs
+    ALTER TABLE runs ADD COLUMN progress TEXT;     -- JSON: cycles/steps completed
+    ALTER TABLE check_results ADD COLUMN cycle INTEGER;
+    CREATE TABLE drains (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER,
+        node TEXT NOT NULL,
+        action TEXT NOT NULL,          -- drain | resume | skip
+        reason TEXT,
+        ts TEXT NOT NULL
+    );
+    """,
+]
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def default_db_path() -> Path:
+    """$XDG_DATA_HOME/clusterkit/history.db (~/.local/share/clusterkit/history.db)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "clusterkit" / "history.db"
+
+
+def _json(v: Any) -> str | None:
+    if v is None:
+        return None
+    return json.dumps(v, default=str, sort_keys=True)
+
+
+def _numeric(v: Any) -> float | None:
+    """A metric value worth a time series: a finite real number (bools are not)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def parse_ts(ts: str) -> _dt.datetime:
+    d = _dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return d if d.tzinfo else d.replace(tzinfo=_dt.timezone.utc)
+
+
+@dataclass
+class CheckRow:
+    id: int
+    run_id: int
+    host: str | None
+    check_id: str
+    status: str
+    summary: str
+    duration_s: float
+    finished_at: str
+
+
+class History:
+    """One history database. Cheap to open; use as a context manager."""
+
+    def __init__(self, path: Path | str, *, readonly: bool = False, timeout_s: float = 10.0):
+        self.path = Path(path)
+        if readonly:
+            if not self.path.is_file():
+                raise ConfigError(f"{self.path}: no history database here (run a burn-in or verify --history first)")
+            uri = f"file:{self.path}?mode=ro"
+            self.conn = sqlite3.connect(uri, uri=True, timeout=timeout_s, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(str(self.path), timeout=timeout_s, check_same_thread=False)
+        self.conn.row_factory = sqlite3.Row
+        try:
+            if not readonly:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts;
+                # a killed process (kill -9) loses nothing committed.
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+            else:
+                self._check_version()
+        except sqlite3.DatabaseError as e:
+            self.conn.close()
+            raise ConfigError(f"{self.path}: not a clusterkit history database ({e})") from None
+
+    # -- lifecycle -------------------------------------------------------------
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "History":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def version(self) -> int:
+        try:
+            row = self.conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+        return int(row[0] or 0)
+
+    def _check_version(self) -> None:
+        v = self.version()
+        if v > SCHEMA_VERSION:
+            raise ConfigError(f"{self.path}: history schema v{v} is newer than this clusterkit (v{SCHEMA_VERSION})")
+
+    def _migrate(self) -> None:
+        with self.conn:
+            self.conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        self._check_version()
+        for target in range(self.version() + 1, SCHEMA_VERSION + 1):
+            # executescript commits first; wrap each step so it applies whole or not at all.
+            self.conn.executescript("BEGIN;\n" + _MIGRATIONS[target - 1] +
+                                    f"\nINSERT INTO schema_version(version) VALUES ({target});\nCOMMIT;")
+
+    # -- writing -----------------------------------------------------------------
+    def start_run(self, kind: str, *, suite: str = "", profile: str = "", simulated: bool = False,
+                  started_at: str | None = None, options: dict[str, Any] | None = None) -> int:
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO runs(kind, started_at, suite, profile, status, simulated, options, progress)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (kind, started_at or now_iso(), suite, profile, "running", int(simulated),
+                 _json(options or {}), _json({})))
+        return int(cur.lastrowid)
+
+    def record_check(self, run_id: int, host: str | None, result: CheckResult, *,
+                     finished_at: str | None = None, cycle: int | None = None) -> int:
+        """Store one check with its findings and numeric metrics, committed at once."""
+        ts = finished_at or now_iso()
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO check_results(run_id, host, check_id, status, summary, duration_s, finished_at, cycle)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (run_id, host, result.id, result.status, result.summary, float(result.duration_s), ts, cycle))
+            cid = int(cur.lastrowid)
+            self.conn.executemany(
+                "INSERT INTO findings(check_result_id, code, severity, component, message, observed,"
+                " limit_value, unit, action) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(cid, f.code, f.severity, f.component, f.message, _json(f.observed), _json(f.limit),
+                  f.unit, f.action) for f in result.findings])
+            self.conn.executemany(
+                "INSERT INTO metrics(check_result_id, run_id, host, check_id, name, value, ts) VALUES (?,?,?,?,?,?,?)",
+                [(cid, run_id, host, result.id, name, v, ts)
+                 for name, v in ((n, _numeric(x)) for n, x in result.metrics.items()) if v is not None])
+        return cid
+
+    def record_node(self, run_id: int, host: str, outcome: str, status: str) -> None:
+        """The node's outcome and worst status so far in this run (updated per cycle)."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO node_results(run_id, host, outcome, status) VALUES (?,?,?,?)"
+                " ON CONFLICT(run_id, host) DO UPDATE SET outcome=excluded.outcome, status=excluded.status",
+                (run_id, host, outcome, status))
+
+    def set_progress(self, run_id: int, progress: dict[str, Any]) -> None:
+        with self.conn:
+            self.conn.execute("UPDATE runs SET progress=? WHERE id=?", (_json(progress), run_id))
+
+    def finish_run(self, run_id: int, status: str, finished_at: str | None = None) -> None:
+        with self.conn:
+            self.conn.execute("UPDATE runs SET status=?, finished_at=? WHERE id=?",
+                              (status, finished_at or now_iso(), run_id))
+
+    def record_drain(self, run_id: int | None, node: str, action: str, reason: str) -> None:
+        with self.conn:
+            self.conn.execute("INSERT INTO drains(run_id, node, action, reason, ts) VALUES (?,?,?,?,?)",
+                              (run_id, node, action, reason, now_iso()))
+
+    def record_run(self, run: RunResult, kind: str = "verify") -> int:
+        """Store a finished RunResult (what `verify --history DB` calls)."""
+        rid = self.start_run(kind, suite=run.suite, profile=run.profile, simulated=run.simulated,
+                             started_at=run.started_at)
+        ts = run.finished_at or now_iso()
+        for n in run.nodes:
+            for c in n.checks:
+                self.record_check(rid, n.host, c, finished_at=ts)
+            self.record_node(rid, n.host, n.outcome, n.status)
+        for c in run.cluster_checks:
+            self.record_check(rid, c.host, c, finished_at=ts)
+        self.finish_run(rid, run.status, ts)
+        return rid
+
+    # -- reading -------------------------------------------------------------------
+    def run(self, run_id: int) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+
+    def runs(self, kind: str | None = None, limit: int = 50) -> list[sqlite3.Row]:
+        q = "SELECT * FROM runs" + (" WHERE kind=?" if kind else "") + " ORDER BY id DESC LIMIT ?"
+        return self.conn.execute(q, ((kind,) if kind else ()) + (limit,)).fetchall()
+
+    def last_unfinished(self, kind: str = "burnin") -> sqlite3.Row | None:
+        return self.conn.execute(
+            "SELECT * FROM runs WHERE kind=? AND finished_at IS NULL ORDER BY id DESC LIMIT 1", (kind,)).fetchone()
+
+    def checks_of_run(self, run_id: int) -> list[CheckRow]:
+        rows = self.conn.execute(
+            "SELECT id, run_id, host, check_id, status, summary, duration_s, finished_at"
+            " FROM check_results WHERE run_id=? ORDER BY id", (run_id,)).fetchall()
+        return [CheckRow(*r) for r in rows]
+
+    def findings_of(self, check_result_id: int) -> list[Finding]:
+        rows = self.conn.execute("SELECT * FROM findings WHERE check_result_id=?", (check_result_id,)).fetchall()
+        return [Finding(r["code"], r["severity"], r["component"], r["message"],
+                        json.loads(r["observed"]) if r["observed"] else None,
+                        json.loads(r["limit_value"]) if r["limit_value"] else None,
+                        r["unit"], r["action"]) for r in rows]
+
+    def latest_checks(self) -> list[sqlite3.Row]:
+        """The latest result per (host, check) over all runs: what the exporter serves."""
+        return self.conn.execute(
+            "SELECT c.*, r.kind AS run_kind FROM check_results c JOIN runs r ON r.id = c.run_id"
+            " WHERE c.id IN (SELECT max(id) FROM check_results GROUP BY host, check_id)").fetchall()
+
+    def metric_series(self, name: str, *, since: str | None = None, host: str | None = None,
+                      check_id: str | None = None) -> list[sqlite3.Row]:
+        q = "SELECT host, check_id, run_id, value, ts FROM metrics WHERE name=?"
+        args: list[Any] = [name]
+        if since:
+            q += " AND ts >= ?"
+            args.append(since)
+        if host:
+            q += " AND host=?"
+            args.append(host)
+        if check_id:
+            q += " AND check_id=?"
+            args.append(check_id)
+        return self.conn.execute(q + " ORDER BY ts", args).fetchall()
+
+    def integrity_ok(self) -> bool:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def iter_run_checks(run: RunResult) -> Iterator[tuple[str | None, CheckResult]]:
+    """(host, check) for every check of a run, node checks first, then cluster checks."""
+    for n in run.nodes:
+        for c in n.checks:
+            yield n.host, c
+    for c in run.cluster_checks:
+        yield c.host, c
+
