@@ -174,7 +174,7 @@ class HistoryCollector(Collector):
             last = hist.conn.execute("SELECT * FROM runs WHERE kind=? ORDER BY id DESC LIMIT 1", (kind,)).fetchone()
             ts.add_metric([kind, "started"], parse_ts(last["started_at"]).timestamp())
             done = hist.conn.execute("SELECT * FROM runs WHERE kind=? AND finished_at IS NOT NULL"
-                                     " ORDER BY finished_at DESC LIMIT 1", (kind,)).fetchone()
+                                     " ORDER BY finished_at DESC, id DESC LIMIT 1", (kind,)).fetchone()
             if done is not None:
                 ts.add_metric([kind, "finished"], parse_ts(done["finished_at"]).timestamp())
                 for s in STATUSES + ("interrupted",):
