@@ -15,6 +15,7 @@ a page per node.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,8 @@ declare_profile_keys({
     # metric name -> allowed regression in percent of the window's starting value
     "burnin.trend_higher_is_better_max_drop_percent": dict,
     "burnin.trend_lower_is_better_max_rise_percent": dict,
+    # metrics spanning orders of magnitude (error rates): the line is fitted to log10 of the values
+    "burnin.trend_log_scale_metrics": list,
 })
 
 
@@ -41,6 +44,7 @@ class Watch:
     metric: str
     higher_is_better: bool
     max_regression_percent: float
+    log_scale: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,10 @@ class Sample:
 
 
 def watches(profile: Profile) -> list[Watch]:
-    out = [Watch(m, True, float(p)) for m, p in
+    log = set(profile.get("burnin.trend_log_scale_metrics") or [])
+    out = [Watch(m, True, float(p), m in log) for m, p in
            (profile.get("burnin.trend_higher_is_better_max_drop_percent") or {}).items()]
-    out += [Watch(m, False, float(p)) for m, p in
+    out += [Watch(m, False, float(p), m in log) for m, p in
             (profile.get("burnin.trend_lower_is_better_max_rise_percent") or {}).items()]
     return out
 
@@ -86,16 +91,22 @@ class _Trend:
         return -change if w.higher_is_better else change
 
 
-def _trend(samples: list[Sample]) -> _Trend | None:
+def _trend(samples: list[Sample], log_scale: bool = False) -> _Trend | None:
     pts = sorted((s.t_days, s.value) for s in samples)
     if len({x for x, _ in pts}) < 2:
         return None
+    if log_scale:
+        if any(v <= 0 for _, v in pts):
+            pts = [(x, max(v, 1e-300)) for x, v in pts]  # a zero error rate: as good as it gets
+        pts = [(x, math.log10(v)) for x, v in pts]
     m, b = theil_sen(pts)
     t0, t1 = pts[0][0], pts[-1][0]
-    start = m * t0 + b
+    start, now = m * t0 + b, m * t1 + b
+    if log_scale:
+        start, now = 10 ** start, 10 ** now
     if start == 0:
         return None
-    return _Trend(samples[0].host, samples[0].check_id, start, m * t1 + b, t1 - t0, len(pts))
+    return _Trend(samples[0].host, samples[0].check_id, start, now, t1 - t0, len(pts))
 
 
 def evaluate_trends(samples: list[Sample], current: dict[tuple[str, str, str], float],
@@ -129,7 +140,7 @@ def evaluate_trends(samples: list[Sample], current: dict[tuple[str, str, str], f
                     continue
                 findings, metrics, notes = per_host.setdefault(host, ([], {}, []))
                 series = groups.get((host, c), [])
-                t = _trend(series) if len(series) >= min_n else None
+                t = _trend(series, w.log_scale) if len(series) >= min_n else None
                 if t is None:
                     notes.append(f"{w.metric}: {len(series)} sample(s), need {min_n}")
                     continue

@@ -28,14 +28,14 @@ def test_promtool_check_rules():
 
 
 def test_promtool_test_rules():
-    r = subprocess.run([promtool(), "test", "rules", "alerts_test.yml"], cwd=PROM, capture_output=True, text=True,
+    r = subprocess.run([promtool(), "test", "rules", "alerts_test.yml", "alerts_stale_test.yml"], cwd=PROM, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_every_alert_has_a_test_where_it_fires_and_one_where_it_does_not():
     alerts = {r["alert"] for g in yaml.safe_load((PROM / "alerts.yml").read_text())["groups"] for r in g["rules"]}
-    tests = yaml.safe_load((PROM / "alerts_test.yml").read_text())["tests"]
+    tests = [t for f in ("alerts_test.yml", "alerts_stale_test.yml") for t in yaml.safe_load((PROM / f).read_text())["tests"]]
     fires = {a["alertname"] for t in tests for a in t.get("alert_rule_test", []) if a.get("exp_alerts")}
     assert alerts == fires
     quiet = {a["alertname"] for t in tests for a in t.get("alert_rule_test", []) if not a.get("exp_alerts")}
