@@ -1,0 +1,79 @@
+"""--drain against a real slurmctld + slurmd: drain failing nodes, resume ours, never touch others'."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from clusterkit.burnin import Burnin, BurninOptions
+from clusterkit.history import History
+from clusterkit.slurm import Slurm
+from tests.burnin_helpers import FLAP, ROW_REMAP, node, run
+
+from tests.integration.burnin.slurm_cluster import SlurmCluster, missing_tools
+
+pytestmark = pytest.mark.integration
+NODES = ["node1", "node2", "node3", "node4"]
+
+
+@pytest.fixture
+def slurm_cluster():
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"Slurm test cluster needs {', '.join(missing)} "
+                    "(apt-get install slurmctld slurmd slurm-client munge; scripts/apt-packages.d/burnin.txt)")
+    # munged wants every directory above its socket to be a+x: pytest's tmp root is 0700
+    tmp = Path(tempfile.mkdtemp(prefix="ck-slurm-"))
+    c = SlurmCluster(tmp, NODES)
+    try:
+        c.up()
+    except Exception as e:  # noqa: BLE001
+        c.down()
+        pytest.skip(f"could not start slurmctld/slurmd/munged here: {e}")
+    yield c
+    c.down()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def burnin_once(db, cluster, plan):
+    cyc = lambda c: run([node(h, **kw) for h, kw in plan.items()])  # noqa: E731
+    with History(db) as h:
+        return Burnin.start(h, BurninOptions(simulate=True, drain=True), cyc, slurm=Slurm(env=cluster.env)).run()
+
+
+def test_drain_and_resume_with_a_real_slurm(tmp_path, slurm_cluster):
+    c = slurm_cluster
+    c.scontrol("update", "nodename=node3", "state=drain", "reason=disk replacement #42")
+    db = tmp_path / "h.db"
+
+    s = burnin_once(db, c, {"node1": {"fail": [ROW_REMAP]}, "node2": {}, "node3": {"fail": [FLAP]}, "node4": {}})
+    st, reason = c.wait_state("node1", lambda st, r: "drain" in st)
+    assert reason.startswith("clusterkit: GPU_ROW_REMAP_PENDING GPU 3 (0000:1B:00.0")
+    assert f"(burn-in run {s.run_id})" in reason
+    assert c.states()["node3"] == ("drained", "disk replacement #42")       # someone else's drain: untouched
+    assert c.states()["node2"][0] == "idle" and c.states()["node4"][0] == "idle"
+    acts = {(a.node, a.action) for a, err in s.drains if err is None}
+    assert ("node1", "drain") in acts and ("node3", "skip") in acts
+
+    # next night node1 and node3 pass: ours comes back, the admin's stays drained
+    s2 = burnin_once(db, c, {n: {} for n in NODES})
+    c.wait_state("node1", lambda st, r: st == "idle")
+    assert c.states()["node3"] == ("drained", "disk replacement #42")
+    with History(db) as h:
+        log = [tuple(r) for r in h.conn.execute("SELECT run_id, node, action FROM drains ORDER BY id")]
+    assert (s.run_id, "node1", "drain") in log and (s2.run_id, "node1", "resume") in log
+    assert not any(n == "node3" and a in ("drain", "resume") for _, n, a in log)
+
+
+def test_a_node_an_admin_took_over_is_not_resumed(tmp_path, slurm_cluster):
+    c = slurm_cluster
+    db = tmp_path / "h.db"
+    burnin_once(db, c, {"node2": {"fail": [ROW_REMAP]}, "node1": {}, "node3": {}, "node4": {}})
+    c.wait_state("node2", lambda st, r: r.startswith("clusterkit:"))
+    # an admin re-drains it with their own reason (RMA opened): it's theirs now
+    c.scontrol("update", "nodename=node2", "state=drain", "reason=RMA 7781")
+    burnin_once(db, c, {n: {} for n in NODES})
+    assert c.states()["node2"] == ("drained", "RMA 7781")
