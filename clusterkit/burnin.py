@@ -58,16 +58,27 @@ CycleFn = Callable[[int], RunResult]
 EventFn = Callable[..., None]
 
 
-def pipeline_cycle(opts: BurninOptions) -> CycleFn:
-    """One cycle = one pipeline run (simulated cluster with seed+cycle, or the inventory)."""
+def pipeline_cycle(opts: BurninOptions, on_event: EventFn | None = None) -> CycleFn:
+    """One cycle = one pipeline run (simulated cluster with seed+cycle, or the inventory).
+
+    With an inventory, the fleet's per-host progress is passed on as `host` events."""
     from clusterkit import pipeline
 
     if opts.simulate:
         return lambda c: pipeline.simulate_run(nodes=opts.nodes, seed=opts.seed + c, suite=opts.suite,
                                                profile=opts.profile)
     assert opts.inventory
-    return lambda c: pipeline.verify_inventory(opts.inventory, suite=opts.suite, profile=opts.profile,
-                                               limit=opts.limit)
+    inventory = opts.inventory
+
+    def cycle(c: int) -> RunResult:
+        def progress(host: str, step: str, state: str) -> None:
+            if on_event is not None:
+                on_event("host", cycle=c, host=host, step=step, state=state)
+
+        return pipeline.verify_inventory(inventory, suite=opts.suite, profile=opts.profile, limit=opts.limit,
+                                         progress=progress)
+
+    return cycle
 
 
 def failing_codes(node: NodeResult) -> tuple[list[str], str]:

@@ -59,8 +59,8 @@ class ProgressView:
                     code = c.findings[0].code if c.findings else ""
                     more = f" (+{len(failing) - 1} checks)" if len(failing) > 1 else ""
                     p.console.print(f"  {n.host:<16} {c.status:<5} {c.id}: {code} {c.summary}{more}")
-                elif not self.quiet:
-                    p.console.print(f"  {n.host:<16} {n.status:<5} {len(n.checks)} checks")
+        elif event == "host":
+            p.update(self.task, description=f"burn-in cycle {d['cycle'] + 1}: {d['host']} {d['step']}")
         elif event == "trend":
             for r in d["results"]:
                 for f in r.findings:
@@ -124,13 +124,13 @@ def register(app: typer.Typer) -> None:
                     max_drain_fraction=max_drain_percent / 100.0)
                 run_id = None
             trend_profile = _trend_profile(runner_opts.profile)
-            cycle_fn = bi.pipeline_cycle(runner_opts)
             slurm = Slurm() if runner_opts.drain else None
             if slurm is not None:
                 slurm.nodes()  # fail now (exit 2) if Slurm can't be reached, not after hours of burn-in
             by_time = runner_opts.duration_s is not None
             total = runner_opts.duration_s if by_time else float(runner_opts.cycles or 1)
             with ProgressView(total, by_time, quiet) as view:
+                cycle_fn = bi.pipeline_cycle(runner_opts, view)
                 kw = dict(trend_profile=trend_profile, slurm=slurm, on_event=view)
                 b = (bi.Burnin(hist, run_id, runner_opts, cycle_fn, **kw) if run_id is not None
                      else bi.Burnin.start(hist, runner_opts, cycle_fn, **kw))
