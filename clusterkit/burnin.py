@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from clusterkit.checks.burnin import Sample, evaluate_trends, watches
-from clusterkit.history import History, iter_run_checks, parse_ts
+from clusterkit.history import History, parse_ts
 from clusterkit.profiles import Profile
 from clusterkit.results import CheckResult, NodeResult, RunResult, worst
 from clusterkit import slurm as slurm_mod
@@ -142,11 +142,14 @@ class Burnin:
             self.on_event("cycle_start", cycle=cycle, elapsed_s=elapsed, eta_s=self._eta(elapsed, cycle, durations))
             c0 = self.clock()
             result = self.cycle_fn(cycle)
-            for host, check in iter_run_checks(result):
-                self.hist.record_check(self.run_id, host, check, finished_at=result.finished_at, cycle=cycle)
+            # one transaction per node: a kill leaves whole nodes, never half a check
             for n in result.nodes:
+                self.hist.record_checks(self.run_id, [(n.host, c) for c in n.checks],
+                                        finished_at=result.finished_at, cycle=cycle)
                 node_status[n.host] = worst([n.status, node_status.get(n.host, "skip")], "skip")
                 self.hist.record_node(self.run_id, n.host, n.outcome, node_status[n.host])
+            self.hist.record_checks(self.run_id, [(c.host, c) for c in result.cluster_checks],
+                                    finished_at=result.finished_at, cycle=cycle)
             durations.append(self.clock() - c0)
             cycle += 1
             self.hist.set_progress(self.run_id, {"cycles_done": cycle, "elapsed_s": self.clock() - t0})

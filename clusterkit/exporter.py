@@ -1,35 +1,46 @@
 """Prometheus exporter: the latest result per host and check, read from history at scrape time.
 
-Like node_exporter, the work is split into collectors, each of which reports
-its own success and duration, so a broken query shows up as
-`clusterkit_scrape_collector_success{collector="..."} 0` rather than as a
-silently missing series. Names follow the Prometheus conventions: a
-`clusterkit_` prefix, units in the name (`_seconds`, `_gbps` as the check
-named them), `_total`/`_timestamp_seconds` suffixes. docs/metrics.md lists them.
+Like node_exporter, the work is split into collectors (checks, metrics,
+findings, runs), each reporting its own success and duration, so a broken
+query shows as `clusterkit_scrape_collector_success{collector="..."} 0` rather
+than as silently missing series. Names follow the Prometheus conventions: a
+`clusterkit_` prefix, the unit in the name as the check named it (`_gbps`,
+`_w`), `_seconds`/`_timestamp_seconds` for time. docs/metrics.md lists them.
+
+The per-check families are large (a 1,000-node fleet with 30 checks is
+~150k samples), so they are written as exposition text straight from the
+query rows; prometheus_client's per-sample formatting costs ~10 us a sample,
+which alone would exceed the scrape budget. The small families (runs,
+collector health) go through prometheus_client's registry and formatter.
 """
 
 from __future__ import annotations
 
+import os
 import re
-import sqlite3
+import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Iterator
 
+from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from clusterkit.history import History, parse_ts
 
-STATUSES = ("pass", "warn", "fail", "error", "skip")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _PREFIX = "clusterkit_"
 # Families with fixed names; a check metric that sanitizes to one of these is renamed.
 FIXED_FAMILIES = (
-    "clusterkit_check_status", "clusterkit_check_duration_seconds", "clusterkit_check_timestamp_seconds",
+    "clusterkit_check_status", "clusterkit_check_duration_seconds", "clusterkit_node_timestamp_seconds",
     "clusterkit_check_findings", "clusterkit_node_status", "clusterkit_run_timestamp_seconds",
     "clusterkit_run_status", "clusterkit_scrape_collector_success", "clusterkit_scrape_collector_duration_seconds",
 )
 _BAD = re.compile(r"[^a-zA-Z0-9_]")
+_LATEST = ("FROM latest_checks l JOIN check_results c ON c.id = l.check_result_id")
 
 
 def metric_family_name(metric: str) -> str:
@@ -41,171 +52,276 @@ def metric_family_name(metric: str) -> str:
     return name
 
 
-def _host(h: str | None) -> str:
-    return h if h else "_cluster"
+def _esc(col: str) -> str:
+    """SQL expression: a label value escaped for the text format (\\, \\n, \\"); NULL host -> _cluster."""
+    return (f"replace(replace(replace(coalesce({col}, '_cluster'), '\\', '\\\\'), char(10), '\\n'), "
+            f"'\"', '\\\"')")
 
 
-class HistoryCollector(Collector):
-    """Reads the history database on every scrape (nothing cached between scrapes)."""
+def _val(col: str) -> str:
+    """SQL expression: a REAL as Prometheus sample text (SQLite prints %!.15g, `Inf` for overflow)."""
+    return f"CAST({col} AS TEXT)"
 
-    def __init__(self, db_path: Path | str, *, clock: Callable[[], float] = time.time):
-        self.db_path = Path(db_path)
-        self.clock = clock
+
+def _head(out: list[str], name: str, help_text: str) -> None:
+    h = help_text.replace("\\", r"\\").replace("\n", r"\n")
+    out.append(f"# HELP {name} {h}\n# TYPE {name} gauge\n")
+
+
+# The lines are built by SQLite (in C) from the query rows: formatting in Python costs
+# several microseconds a sample, and a 1,000-node fleet has ~150k of them.
+_LAB = f"'host=\"' || {_esc('c.host')} || '\",check=\"' || {_esc('c.check_id')} || '\"'"
+# MATERIALIZED: the escaped label is computed once per row, not once per line.
+_CHECK_LINES = (
+    f"WITH x AS MATERIALIZED (SELECT {_LAB} AS lab, c.status, c.duration_s {_LATEST}) "
+    "SELECT 'clusterkit_check_status{' || lab || ',status=\"' || status || '\"} 1', "
+    f"'clusterkit_check_duration_seconds{{' || lab || '}} ' || {_val('coalesce(duration_s, 0.0)')} FROM x")
+_NODE_TIME = (f"SELECT {_esc('c.host')}, coalesce(max(strftime('%s', c.finished_at)), '0') " + _LATEST
+              + " WHERE c.host IS NOT NULL GROUP BY c.host ORDER BY c.host")
+_RANK_SQL = "CASE c.status WHEN 'fail' THEN 4 WHEN 'error' THEN 3 WHEN 'warn' THEN 2 WHEN 'pass' THEN 1 ELSE 0 END"
+_NODE_WORST = (f"SELECT {_esc('c.host')}, max({_RANK_SQL}) " + _LATEST
+               + " WHERE c.host IS NOT NULL GROUP BY c.host ORDER BY c.host")
+_BY_RANK = ("skip", "pass", "warn", "error", "fail")
+_METRIC_LINES = (
+    f"SELECT m.name, '{{' || {_LAB} || '}} ' || {_val('m.value')} " + _LATEST +
+    " JOIN metrics m ON m.check_result_id = c.id ORDER BY m.name")
+_SEVERITY = _esc("coalesce(f.severity, '')")
+_FINDING_LINES = (
+    f"SELECT 'clusterkit_check_findings{{' || {_LAB} || ',code=\"' || {_esc('f.code')} || '\",severity=\"' || "
+    f"{_SEVERITY} || '\"}} ' || count(*) " + _LATEST +
+    " JOIN findings f ON f.check_result_id = c.id GROUP BY c.id, f.code, f.severity")
+
+
+def render_checks(hist: History) -> str:
+    """Status and duration of the latest result per (host, check); worst status and newest time per node."""
+    rows = hist.conn.execute(_CHECK_LINES).fetchall()
+    out: list[str] = []
+    # Only the current status is exposed: a 5-state set would multiply the largest
+    # family by five; a changed status's old series goes stale at the next scrape.
+    _head(out, "clusterkit_check_status", "1, labelled with the status of the latest result of this check on this host.")
+    out += [r[0] + "\n" for r in rows]
+    _head(out, "clusterkit_check_duration_seconds", "How long the latest run of the check took.")
+    out += [r[1] + "\n" for r in rows]
+    _head(out, "clusterkit_node_status", "1, labelled with the worst status over the latest results of the host.")
+    out += [f'clusterkit_node_status{{host="{h}",status="{_BY_RANK[r]}"}} 1\n'
+            for h, r in hist.conn.execute(_NODE_WORST)]
+    # one timestamp per node, not per check: 30x fewer series, and what "is this node's result stale" needs
+    _head(out, "clusterkit_node_timestamp_seconds", "When the newest stored result of the host finished (Unix time).")
+    out += [f'clusterkit_node_timestamp_seconds{{host="{h}"}} {t}\n' for h, t in hist.conn.execute(_NODE_TIME)]
+    return "".join(out)
+
+
+def render_metrics(hist: History) -> str:
+    """Every numeric metric of the latest result per (host, check): one family per metric name."""
+    out: list[str] = []
+    current = None
+    fam = ""
+    taken: set[str] = set()
+    for name, rest in hist.conn.execute(_METRIC_LINES):
+        if name != current:
+            current = name
+            fam = base = metric_family_name(name)
+            n = 1
+            while fam in taken:  # `a.b` and `a_b` sanitize alike: keep both, apart
+                n += 1
+                fam = f"{base}_{n}"
+            taken.add(fam)
+            _head(out, fam, f"Check metric '{name}' from the latest result of each check.")
+        out.append(fam + rest + "\n")
+    return "".join(out)
+
+
+def render_findings(hist: History) -> str:
+    out: list[str] = []
+    _head(out, "clusterkit_check_findings", "Findings in the latest result of the check, by code and severity.")
+    out += [r[0] + "\n" for r in hist.conn.execute(_FINDING_LINES)]
+    return "".join(out)
+
+
+class _SmallFamilies(Collector):
+    """Runs and the collectors' own health, through prometheus_client."""
+
+    def __init__(self, hist: History | None, health: dict[str, tuple[float, float]]):
+        self.hist = hist
+        self.health = health
 
     def describe(self) -> list[Metric]:
-        return []  # dynamic families: don't let the registry call collect() at registration
+        return []
 
     def collect(self) -> Iterator[Metric]:
+        t0 = time.perf_counter()
+        runs: list[Metric] = []
+        ok = 0.0
+        if self.hist is not None:
+            try:
+                runs = _runs(self.hist)
+                ok = 1.0
+            except Exception:  # noqa: BLE001 - reported as success=0, never a failed scrape
+                runs = []
+        self.health["runs"] = (ok, time.perf_counter() - t0)
+        yield from runs
         success = GaugeMetricFamily("clusterkit_scrape_collector_success",
                                     "1 if the collector read the history without error.", labels=["collector"])
         duration = GaugeMetricFamily("clusterkit_scrape_collector_duration_seconds",
                                      "Time the collector took on this scrape.", labels=["collector"])
-        hist: History | None = None
-        latest: list[sqlite3.Row] | None = None
-        try:
-            hist = History(self.db_path, readonly=True)
-        except Exception:  # noqa: BLE001 - reported as success=0, never a failed scrape
-            hist = None
-        collectors: list[tuple[str, Callable[[History], list[Metric]]]] = [
-            ("checks", lambda h: self._checks(h, latest_rows())),
-            ("metrics", lambda h: self._metrics(h, latest_rows())),
-            ("findings", lambda h: self._findings(h, latest_rows())),
-            ("runs", self._runs),
-        ]
-
-        def latest_rows() -> list[sqlite3.Row]:
-            nonlocal latest
-            if latest is None:
-                assert hist is not None
-                latest = hist.latest_checks()
-            return latest
-
-        try:
-            for name, func in collectors:
-                t0 = time.perf_counter()
-                ok = 0.0
-                families: list[Metric] = []
-                if hist is not None:
-                    try:
-                        families = func(hist)
-                        ok = 1.0
-                    except Exception:  # noqa: BLE001
-                        families = []
-                yield from families
-                success.add_metric([name], ok)
-                duration.add_metric([name], time.perf_counter() - t0)
-        finally:
-            if hist is not None:
-                hist.close()
+        for name, (good, secs) in self.health.items():
+            success.add_metric([name], good)
+            duration.add_metric([name], secs)
         yield success
         yield duration
 
-    # -- collectors ----------------------------------------------------------------
-    def _checks(self, hist: History, rows: list[sqlite3.Row]) -> list[Metric]:
-        status = GaugeMetricFamily("clusterkit_check_status",
-                                   "1 for the status of the latest result of this check on this host, else 0.",
-                                   labels=["host", "check", "status"])
-        dur = GaugeMetricFamily("clusterkit_check_duration_seconds",
-                                "How long the latest run of the check took.", labels=["host", "check"])
-        ts = GaugeMetricFamily("clusterkit_check_timestamp_seconds",
-                               "When the latest result of the check finished (Unix time).", labels=["host", "check"])
-        for r in rows:
-            h, c = _host(r["host"]), r["check_id"]
-            for s in STATUSES:
-                status.add_metric([h, c, s], 1.0 if r["status"] == s else 0.0)
-            dur.add_metric([h, c], float(r["duration_s"] or 0.0))
-            ts.add_metric([h, c], parse_ts(r["finished_at"]).timestamp())
-        node = GaugeMetricFamily("clusterkit_node_status",
-                                 "1 for the worst status over the latest result of every check of the host.",
-                                 labels=["host", "status"])
-        rank = {s: i for i, s in enumerate(("skip", "pass", "warn", "error", "fail"))}
-        worst: dict[str, str] = {}
-        for r in rows:
-            if r["host"] is None:
-                continue
-            cur = worst.get(r["host"])
-            if cur is None or rank.get(r["status"], 0) > rank.get(cur, 0):
-                worst[r["host"]] = r["status"]
-        for h, s in sorted(worst.items()):
-            for st in STATUSES:
-                node.add_metric([h, st], 1.0 if s == st else 0.0)
-        return [status, dur, ts, node]
 
-    def _metrics(self, hist: History, rows: list[sqlite3.Row]) -> list[Metric]:
-        ids = [r["id"] for r in rows]
-        by_id = {r["id"]: r for r in rows}
-        families: dict[str, GaugeMetricFamily] = {}
-        for chunk in _chunks(ids, 900):
-            q = ("SELECT check_result_id, name, value FROM metrics WHERE check_result_id IN (%s)"
-                 % ",".join("?" * len(chunk)))
-            for cid, name, value in hist.conn.execute(q, chunk):
-                fam_name = metric_family_name(name)
-                fam = families.get(fam_name)
-                if fam is None:
-                    fam = families[fam_name] = GaugeMetricFamily(
-                        fam_name, f"Check metric '{name}' from the latest result of each check.",
-                        labels=["host", "check"])
-                r = by_id[cid]
-                fam.add_metric([_host(r["host"]), r["check_id"]], float(value))
-        return [families[k] for k in sorted(families)]
-
-    def _findings(self, hist: History, rows: list[sqlite3.Row]) -> list[Metric]:
-        fam = GaugeMetricFamily("clusterkit_check_findings",
-                                "Findings in the latest result of the check, by code and severity.",
-                                labels=["host", "check", "code", "severity"])
-        by_id = {r["id"]: r for r in rows}
-        ids = list(by_id)
-        for chunk in _chunks(ids, 900):
-            q = ("SELECT check_result_id, code, severity, count(*) FROM findings WHERE check_result_id IN (%s)"
-                 " GROUP BY check_result_id, code, severity" % ",".join("?" * len(chunk)))
-            for cid, code, sev, n in hist.conn.execute(q, chunk):
-                r = by_id[cid]
-                fam.add_metric([_host(r["host"]), r["check_id"], code, sev or ""], float(n))
-        return [fam]
-
-    def _runs(self, hist: History) -> list[Metric]:
-        ts = GaugeMetricFamily("clusterkit_run_timestamp_seconds",
-                               "Start and finish time (Unix) of the latest run of each kind (verify, burnin).",
-                               labels=["kind", "event"])
-        st = GaugeMetricFamily("clusterkit_run_status",
-                               "1 for the status of the latest finished run of each kind.",
-                               labels=["kind", "status"])
-        for kind, in hist.conn.execute("SELECT DISTINCT kind FROM runs").fetchall():
-            last = hist.conn.execute("SELECT * FROM runs WHERE kind=? ORDER BY id DESC LIMIT 1", (kind,)).fetchone()
-            ts.add_metric([kind, "started"], parse_ts(last["started_at"]).timestamp())
-            done = hist.conn.execute("SELECT * FROM runs WHERE kind=? AND finished_at IS NOT NULL"
-                                     " ORDER BY finished_at DESC, id DESC LIMIT 1", (kind,)).fetchone()
-            if done is not None:
-                ts.add_metric([kind, "finished"], parse_ts(done["finished_at"]).timestamp())
-                for s in STATUSES + ("interrupted",):
-                    st.add_metric([kind, s], 1.0 if done["status"] == s else 0.0)
-        return [ts, st]
+def _runs(hist: History) -> list[Metric]:
+    ts = GaugeMetricFamily("clusterkit_run_timestamp_seconds",
+                           "Start and finish time (Unix) of the latest run of each kind (verify, burnin).",
+                           labels=["kind", "event"])
+    st = GaugeMetricFamily("clusterkit_run_status", "1, labelled with the status of the latest finished run of "
+                                                    "each kind.", labels=["kind", "status"])
+    for kind, in hist.conn.execute("SELECT DISTINCT kind FROM runs").fetchall():
+        last = hist.conn.execute("SELECT * FROM runs WHERE kind=? ORDER BY id DESC LIMIT 1", (kind,)).fetchone()
+        ts.add_metric([kind, "started"], parse_ts(last["started_at"]).timestamp())
+        done = hist.conn.execute("SELECT * FROM runs WHERE kind=? AND finished_at IS NOT NULL"
+                                 " ORDER BY finished_at DESC, id DESC LIMIT 1", (kind,)).fetchone()
+        if done is not None:
+            ts.add_metric([kind, "finished"], parse_ts(done["finished_at"]).timestamp())
+            st.add_metric([kind, done["status"]], 1.0)
+    return [ts, st]
 
 
-def _chunks(items: list, n: int) -> Iterator[list]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
+_RENDERERS: tuple[tuple[str, Callable[[History], str]], ...] = (
+    ("checks", render_checks), ("metrics", render_metrics), ("findings", render_findings))
 
 
-def make_registry(db_path: Path | str) -> CollectorRegistry:
+def _change_token(db_path: Path) -> tuple | None:
+    """Changes on every commit: SQLite appends to the -wal file (or rewrites the DB on checkpoint)."""
+    try:
+        toks = []
+        for p in (db_path, db_path.with_name(db_path.name + "-wal")):
+            try:
+                st = p.stat()
+                toks.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except FileNotFoundError:
+                toks.append(None)
+        return tuple(toks) if toks[0] else None
+    except OSError:
+        return None
+
+
+class Scraper:
+    """Scrapes with the large families cached until the database changes.
+
+    Every scrape checks the database files; the per-check families are re-read
+    only after a commit, so between nightly runs a scrape costs microseconds
+    and during a burn-in it costs one read of the latest results.
+    """
+
+    def __init__(self, db_path: Path | str, *, cache: bool = True):
+        self.db_path = Path(db_path)
+        self.cache = cache
+        self._token: tuple | None = None
+        self._parts: list[str] = []
+        self._health: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self) -> bytes:
+        with self._lock:
+            t0 = time.perf_counter()
+            token = _change_token(self.db_path) if self.cache else None
+            if token is not None and token == self._token:
+                spent = time.perf_counter() - t0  # the collectors' work this scrape: the change check
+                return self._cached({k: (ok, spent) for k, (ok, _) in self._health.items()})
+            body, parts, health = _scrape_fresh(self.db_path)
+            if token is not None and all(ok for ok, _ in health.values()):
+                self._token, self._parts, self._health = token, parts, health
+            return body
+
+    def _cached(self, health: dict[str, tuple[float, float]]) -> bytes:
+        try:
+            hist: History | None = History(self.db_path, readonly=True)
+        except Exception:  # noqa: BLE001
+            hist = None
+        try:
+            return "".join(self._parts).encode() + _small(hist, health)
+        finally:
+            if hist is not None:
+                hist.close()
+
+
+def _small(hist: History | None, health: dict[str, tuple[float, float]]) -> bytes:
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(HistoryCollector(db_path))
-    return reg
+    reg.register(_SmallFamilies(hist, health))
+    return generate_latest(reg)
+
+
+def scrape(db_path: Path | str) -> bytes:
+    """One uncached scrape: read the history now and return the exposition text (format 0.0.4)."""
+    return _scrape_fresh(Path(db_path))[0]
+
+
+def _scrape_fresh(db_path: Path) -> tuple[bytes, list[str], dict[str, tuple[float, float]]]:
+    try:
+        hist: History | None = History(db_path, readonly=True)
+    except Exception:  # noqa: BLE001 - missing/unreadable DB: every collector reports failure
+        hist = None
+    health: dict[str, tuple[float, float]] = {}
+    parts: list[str] = []
+    try:
+        for name, render in _RENDERERS:
+            t0 = time.perf_counter()
+            ok = 0.0
+            if hist is not None:
+                try:
+                    parts.append(render(hist))
+                    ok = 1.0
+                except Exception:  # noqa: BLE001
+                    pass
+            health[name] = (ok, time.perf_counter() - t0)
+        small = _small(hist, dict(health))
+    finally:
+        if hist is not None:
+            hist.close()
+    return "".join(parts).encode() + small, parts, health
 
 
 def write_textfile(db_path: Path | str, directory: Path | str) -> Path:
     """node_exporter textfile collector format, written atomically (DIR/clusterkit.prom)."""
-    from prometheus_client import write_to_textfile
-
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     out = d / "clusterkit.prom"
-    write_to_textfile(str(out), make_registry(db_path))
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".clusterkit.prom.")  # not *.prom: node_exporter skips it
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(scrape(db_path))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return out
 
 
-def serve(db_path: Path | str, port: int = 9835, addr: str = "127.0.0.1"):
-    """Start the HTTP server in a thread; returns (server, thread). Port 0 picks a free port."""
-    from prometheus_client import start_http_server
+def serve(db_path: Path | str, port: int = 9835, addr: str = "127.0.0.1") -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """Serve /metrics in a thread; returns (server, thread). Port 0 picks a free port."""
 
-    return start_http_server(port, addr=addr, registry=make_registry(db_path))
+    scraper = Scraper(db_path)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path.split("?")[0] not in ("/metrics", "/"):
+                self.send_error(404, "try /metrics")
+                return
+            body = scraper()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:  # scrapes every 15 s would flood stderr
+            pass
+
+    server = ThreadingHTTPServer((addr, port), Handler)
+    server.daemon_threads = True
+    t = threading.Thread(target=server.serve_forever, name="clusterkit-exporter", daemon=True)
+    t.start()
+    return server, t

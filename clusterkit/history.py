@@ -17,7 +17,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from clusterkit.errors import ConfigError
 from clusterkit.results import CheckResult, Finding, NodeResult, RunResult, now_iso
@@ -83,6 +83,14 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN options TEXT;      -- JSON: what --resume needs
     ALTER TABLE runs ADD COLUMN progress TEXT;     -- JSON: cycles/steps completed
     ALTER TABLE check_results ADD COLUMN cycle INTEGER;
+    -- the latest result per (host, check), kept on write: a scrape reads the fleet, not the history
+    CREATE TABLE latest_checks (
+        host_key TEXT NOT NULL,         -- host, '' for cluster checks
+        check_id TEXT NOT NULL,
+        check_result_id INTEGER NOT NULL,
+        PRIMARY KEY (host_key, check_id)
+    ) WITHOUT ROWID;
+    INSERT INTO latest_checks SELECT coalesce(host, ''), check_id, max(id) FROM check_results GROUP BY host, check_id;
     CREATE TABLE drains (
         id INTEGER PRIMARY KEY,
         run_id INTEGER,
@@ -205,23 +213,38 @@ class History:
     def record_check(self, run_id: int, host: str | None, result: CheckResult, *,
                      finished_at: str | None = None, cycle: int | None = None) -> int:
         """Store one check with its findings and numeric metrics, committed at once."""
+        return self.record_checks(run_id, [(host, result)], finished_at=finished_at, cycle=cycle)[0]
+
+    def record_checks(self, run_id: int, items: list[tuple[str | None, CheckResult]], *,
+                      finished_at: str | None = None, cycle: int | None = None) -> list[int]:
+        """Store checks (host, result) in one transaction: all of them or none."""
         ts = finished_at or now_iso()
+        ids: list[int] = []
+        findings: list[tuple] = []
+        metrics: list[tuple] = []
         with self.conn:
-            cur = self.conn.execute(
-                "INSERT INTO check_results(run_id, host, check_id, status, summary, duration_s, finished_at, cycle)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                (run_id, host, result.id, result.status, result.summary, float(result.duration_s), ts, cycle))
-            cid = int(cur.lastrowid)
+            for host, result in items:
+                cur = self.conn.execute(
+                    "INSERT INTO check_results(run_id, host, check_id, status, summary, duration_s, finished_at,"
+                    " cycle) VALUES (?,?,?,?,?,?,?,?)",
+                    (run_id, host, result.id, result.status, result.summary, float(result.duration_s), ts, cycle))
+                cid = int(cur.lastrowid)
+                ids.append(cid)
+                self.conn.execute(
+                    "INSERT INTO latest_checks(host_key, check_id, check_result_id) VALUES (?,?,?)"
+                    " ON CONFLICT(host_key, check_id) DO UPDATE SET check_result_id=excluded.check_result_id",
+                    (host or "", result.id, cid))
+                findings += [(cid, f.code, f.severity, f.component, f.message, _json(f.observed), _json(f.limit),
+                              f.unit, f.action) for f in result.findings]
+                metrics += [(cid, run_id, host, result.id, name, v, ts)
+                            for name, v in ((n, _numeric(x)) for n, x in result.metrics.items()) if v is not None]
             self.conn.executemany(
                 "INSERT INTO findings(check_result_id, code, severity, component, message, observed,"
-                " limit_value, unit, action) VALUES (?,?,?,?,?,?,?,?,?)",
-                [(cid, f.code, f.severity, f.component, f.message, _json(f.observed), _json(f.limit),
-                  f.unit, f.action) for f in result.findings])
+                " limit_value, unit, action) VALUES (?,?,?,?,?,?,?,?,?)", findings)
             self.conn.executemany(
                 "INSERT INTO metrics(check_result_id, run_id, host, check_id, name, value, ts) VALUES (?,?,?,?,?,?,?)",
-                [(cid, run_id, host, result.id, name, v, ts)
-                 for name, v in ((n, _numeric(x)) for n, x in result.metrics.items()) if v is not None])
-        return cid
+                metrics)
+        return ids
 
     def record_node(self, run_id: int, host: str, outcome: str, status: str) -> None:
         """The node's outcome and worst status so far in this run (updated per cycle)."""
@@ -251,11 +274,9 @@ class History:
                              started_at=run.started_at)
         ts = run.finished_at or now_iso()
         for n in run.nodes:
-            for c in n.checks:
-                self.record_check(rid, n.host, c, finished_at=ts)
+            self.record_checks(rid, [(n.host, c) for c in n.checks], finished_at=ts)
             self.record_node(rid, n.host, n.outcome, n.status)
-        for c in run.cluster_checks:
-            self.record_check(rid, c.host, c, finished_at=ts)
+        self.record_checks(rid, [(c.host, c) for c in run.cluster_checks], finished_at=ts)
         self.finish_run(rid, run.status, ts)
         return rid
 
@@ -287,8 +308,8 @@ class History:
     def latest_checks(self) -> list[sqlite3.Row]:
         """The latest result per (host, check) over all runs: what the exporter serves."""
         return self.conn.execute(
-            "SELECT c.*, r.kind AS run_kind FROM check_results c JOIN runs r ON r.id = c.run_id"
-            " WHERE c.id IN (SELECT max(id) FROM check_results GROUP BY host, check_id)").fetchall()
+            "SELECT c.*, r.kind AS run_kind FROM latest_checks l JOIN check_results c ON c.id = l.check_result_id"
+            " JOIN runs r ON r.id = c.run_id").fetchall()
 
     def metric_series(self, name: str, *, since: str | None = None, host: str | None = None,
                       check_id: str | None = None) -> list[sqlite3.Row]:
@@ -307,13 +328,4 @@ class History:
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
-
-def iter_run_checks(run: RunResult) -> Iterator[tuple[str | None, CheckResult]]:
-    """(host, check) for every check of a run, node checks first, then cluster checks."""
-    for n in run.nodes:
-        for c in n.checks:
-            yield n.host, c
-    for c in run.cluster_checks:
-        yield c.host, c
 
