@@ -273,10 +273,14 @@ def mark_dead_runs_interrupted(hist: History) -> None:
                 hist.conn.execute("UPDATE runs SET status='interrupted' WHERE id=?", (r["id"],))
 
 
-def resumable(hist: History) -> tuple[int, BurninOptions] | None:
+def resumable(hist: History, max_age_s: float = 86400.0) -> tuple[int, BurninOptions] | None:
+    """The newest interrupted burn-in started within `max_age_s` (older ones stay interrupted:
+    last week's run is not tonight's), claimed for this process."""
     mark_dead_runs_interrupted(hist)
+    since = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=max_age_s)).isoformat(timespec="seconds")
     row = hist.conn.execute("SELECT id, options FROM runs WHERE kind='burnin' AND finished_at IS NULL"
-                            " AND status='interrupted' ORDER BY id DESC LIMIT 1").fetchone()
+                            " AND status='interrupted' AND started_at >= ? ORDER BY id DESC LIMIT 1",
+                            (since,)).fetchone()
     if row is None:
         return None
     opts = BurninOptions.from_json(json.loads(row["options"] or "{}"))

@@ -93,7 +93,8 @@ def register(app: typer.Typer) -> None:
         duration: Optional[str] = typer.Option(None, "--duration", help="Keep cycling this long (2h, 90m)."),
         cycles: Optional[int] = typer.Option(None, "--cycles", help="Number of cycles (default 1 without --duration)."),
         db: Optional[Path] = typer.Option(None, "--db", help="History database (default: under $XDG_DATA_HOME)."),
-        resume: bool = typer.Option(False, "--resume", help="Continue the last interrupted burn-in of this DB."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the newest interrupted burn-in (last 24 h) of "
+                                                            "this DB; with -i/--simulate, start one if there is none."),
         drain: bool = typer.Option(False, "--drain", help="Drain failing nodes in Slurm; resume those clusterkit "
                                                           "drained once they pass."),
         max_drain_percent: float = typer.Option(50.0, "--max-drain-percent",
@@ -106,12 +107,12 @@ def register(app: typer.Typer) -> None:
 
         path = db or default_db_path()
         with History(path) as hist:
-            if resume:
-                found = bi.resumable(hist)
-                if found is None:
-                    raise ConfigError(f"{path}: no interrupted burn-in to resume")
-                run_id, opts = found
-                runner_opts = opts
+            found = bi.resumable(hist) if resume else None
+            if resume and found is None and not (simulate or inventory):
+                raise ConfigError(f"{path}: no interrupted burn-in of the last 24 h to resume "
+                                  "(give -i/--simulate too, to start a new one when there is none)")
+            if found is not None:
+                run_id, runner_opts = found
             else:
                 if not simulate and inventory is None:
                     raise ConfigError("missing option --inventory/-i (or use --simulate)")
@@ -135,7 +136,7 @@ def register(app: typer.Typer) -> None:
                 b = (bi.Burnin(hist, run_id, runner_opts, cycle_fn, **kw) if run_id is not None
                      else bi.Burnin.start(hist, runner_opts, cycle_fn, **kw))
                 view.console.print(f"burn-in run {b.run_id} -> {path}"
-                                   + (" (resumed)" if resume else ""))
+                                   + (" (resumed)" if found is not None else ""))
                 summary = b.run()
             bad = sorted(h for h, s in summary.node_status.items() if s in ("fail", "error"))
             typer.echo(f"burn-in run {summary.run_id}: {summary.status} after {summary.cycles_done} cycle(s); "

@@ -54,7 +54,7 @@ def test_usage_errors_exit_2_with_one_line(tmp_path):
     r = ck("burnin", "--db", str(tmp_path / "h.db"))
     assert r.returncode == 2 and "missing option --inventory" in r.stderr
     r = ck("burnin", "--resume", "--db", str(tmp_path / "h.db"))
-    assert r.returncode == 2 and "no interrupted burn-in to resume" in r.stderr
+    assert r.returncode == 2 and "no interrupted burn-in of the last 24 h to resume" in r.stderr
     r = ck("burnin", "--simulate", "--duration", "2 fortnights", "--db", str(tmp_path / "h.db"))
     assert r.returncode == 2 and "invalid duration" in r.stderr
     r = ck("history", "--db", str(tmp_path / "none.db"))

@@ -143,3 +143,12 @@ def test_mass_failure_drains_nothing(tmp_path):
     with History(tmp_path / "h.db") as h:
         Burnin.start(h, BurninOptions(simulate=True, drain=True, max_drain_fraction=0.5), fn, slurm=sl).run()
     assert sl.calls == []
+
+
+def test_an_interrupted_run_older_than_a_day_is_not_resumed(tmp_path):
+    with History(tmp_path / "h.db") as h:
+        old = h.start_run("burnin", started_at="2026-01-01T01:00:00+00:00",
+                          options=BurninOptions(simulate=True, pid=2 ** 22 + 7).to_json())
+        assert resumable(h) is None
+        assert h.run(old)["status"] == "interrupted"   # still visible as what it was
+        assert resumable(h, max_age_s=10 ** 10)[0] == old
