@@ -83,8 +83,8 @@ _NODE_WORST = (f"SELECT {_esc('c.host')}, max({_RANK_SQL}) " + _LATEST
                + " WHERE c.host IS NOT NULL GROUP BY c.host ORDER BY c.host")
 _BY_RANK = ("skip", "pass", "warn", "error", "fail")
 _METRIC_LINES = (
-    f"SELECT m.name, '{{' || {_LAB} || '}} ' || {_val('m.value')} " + _LATEST +
-    " JOIN metrics m ON m.check_result_id = c.id ORDER BY m.name")
+    f"SELECT n.name, '{{' || {_LAB} || '}} ' || {_val('v.value')} " + _LATEST +
+    " JOIN metric_values v ON v.check_result_id = c.id JOIN metric_names n ON n.id = v.name_id ORDER BY v.name_id")
 _SEVERITY = _esc("coalesce(f.severity, '')")
 _FINDING_LINES = (
     f"SELECT 'clusterkit_check_findings{{' || {_LAB} || ',code=\"' || {_esc('f.code')} || '\",severity=\"' || "
@@ -219,7 +219,7 @@ class Scraper:
         self.db_path = Path(db_path)
         self.cache = cache
         self._token: tuple | None = None
-        self._parts: list[str] = []
+        self._big = b""
         self._health: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
@@ -232,7 +232,7 @@ class Scraper:
                 return self._cached({k: (ok, spent) for k, (ok, _) in self._health.items()})
             body, parts, health = _scrape_fresh(self.db_path)
             if token is not None and all(ok for ok, _ in health.values()):
-                self._token, self._parts, self._health = token, parts, health
+                self._token, self._big, self._health = token, "".join(parts).encode(), health
             return body
 
     def _cached(self, health: dict[str, tuple[float, float]]) -> bytes:
@@ -241,7 +241,7 @@ class Scraper:
         except Exception:  # noqa: BLE001
             hist = None
         try:
-            return "".join(self._parts).encode() + _small(hist, health)
+            return self._big + _small(hist, health)
         finally:
             if hist is not None:
                 hist.close()

@@ -42,13 +42,25 @@ def test_migrates_a_v1_database_keeping_its_rows(tmp_path):
     c = sqlite3.connect(db)
     c.executescript("CREATE TABLE schema_version(version INTEGER NOT NULL);" + history._MIGRATIONS[0]
                     + "INSERT INTO schema_version VALUES (1);"
-                    "INSERT INTO runs(kind, started_at, status, simulated) VALUES ('verify','2026-11-01T00:00:00+00:00','pass',0);")
+                    "INSERT INTO runs(kind, started_at, status, simulated) VALUES ('verify','2026-11-01T00:00:00+00:00','pass',0);"
+                    "INSERT INTO check_results(id, run_id, host, check_id, status, finished_at)"
+                    " VALUES (7, 1, 'n1', 'nccl.allreduce', 'pass', '2026-11-01T00:10:00+00:00');"
+                    "INSERT INTO metrics VALUES (7, 1, 'n1', 'nccl.allreduce', 'busbw_large_gbps', 231.5,"
+                    " '2026-11-01T00:10:00+00:00');")
     c.commit()
     c.close()
     with History(db) as h:
         assert h.version() == SCHEMA_VERSION
         assert [r["kind"] for r in h.runs()] == ["verify"]
         h.record_drain(1, "node1", "drain", "clusterkit: X")  # v2 table exists
+        # v1 metrics rows survive the move to the compact table, and read back through the view
+        assert [tuple(r) for r in h.conn.execute("SELECT * FROM metrics")] == [
+            (7, 1, "n1", "nccl.allreduce", "busbw_large_gbps", 231.5, "2026-11-01T00:10:00+00:00")]
+        assert [r["host"] for r in h.latest_checks()] == ["n1"]
+        # a v1-style writer that inserts into `metrics` still works
+        h.conn.execute("INSERT INTO metrics(check_result_id, run_id, host, check_id, name, value, ts)"
+                       " VALUES (7, 1, 'n1', 'nccl.allreduce', 'algbw_large_gbps', 130.0, 'x')")
+        assert h.conn.execute("SELECT value FROM metrics WHERE name='algbw_large_gbps'").fetchone()[0] == 130.0
 
 
 def test_newer_schema_is_a_config_error(tmp_path):

@@ -116,3 +116,21 @@ def test_small_fleet_flags_on_own_baseline_and_says_fleet_is_missing():
 def test_unwatched_metrics_are_ignored():
     hosts = {f"gpu0{i}": (lambda d: 230.0 * (1 - 0.2 * d)) for i in range(1, 5)}
     assert evaluate_trends(*nightly(hosts, metric="something_else"), profile()) == []
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.floats(0, 30), finite,
+                               st.sampled_from(["busbw_large_gbps", "effective_ber_max"])), max_size=40))
+def test_any_history_gives_results_never_a_traceback(rows):
+    samples = [Sample(h, "x.y", m, t, v) for h, t, v, m in rows]
+    current = {(s.host, "x.y", s.metric): s.value for s in samples}
+    for r in evaluate_trends(samples, current, profile()):
+        assert r.status in ("pass", "warn")
+        for f in r.findings:
+            nums = [v for v in f.observed.values() if isinstance(v, float)]
+            assert all(v == v for v in nums)  # no NaN reaches a finding
