@@ -15,7 +15,6 @@ import json
 import math
 import os
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,18 +150,6 @@ def _numeric(v: Any) -> float | None:
 def parse_ts(ts: str) -> _dt.datetime:
     d = _dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
     return d if d.tzinfo else d.replace(tzinfo=_dt.timezone.utc)
-
-
-@dataclass
-class CheckRow:
-    id: int
-    run_id: int
-    host: str | None
-    check_id: str
-    status: str
-    summary: str
-    duration_s: float
-    finished_at: str
 
 
 class History:
@@ -328,16 +315,6 @@ class History:
         q = "SELECT * FROM runs" + (" WHERE kind=?" if kind else "") + " ORDER BY id DESC LIMIT ?"
         return self.conn.execute(q, ((kind,) if kind else ()) + (limit,)).fetchall()
 
-    def last_unfinished(self, kind: str = "burnin") -> sqlite3.Row | None:
-        return self.conn.execute(
-            "SELECT * FROM runs WHERE kind=? AND finished_at IS NULL ORDER BY id DESC LIMIT 1", (kind,)).fetchone()
-
-    def checks_of_run(self, run_id: int) -> list[CheckRow]:
-        rows = self.conn.execute(
-            "SELECT id, run_id, host, check_id, status, summary, duration_s, finished_at"
-            " FROM check_results WHERE run_id=? ORDER BY id", (run_id,)).fetchall()
-        return [CheckRow(*r) for r in rows]
-
     def findings_of(self, check_result_id: int) -> list[Finding]:
         rows = self.conn.execute("SELECT * FROM findings WHERE check_result_id=?", (check_result_id,)).fetchall()
         return [Finding(r["code"], r["severity"], r["component"], r["message"],
@@ -350,22 +327,3 @@ class History:
         return self.conn.execute(
             "SELECT c.*, r.kind AS run_kind FROM latest_checks l JOIN check_results c ON c.id = l.check_result_id"
             " JOIN runs r ON r.id = c.run_id").fetchall()
-
-    def metric_series(self, name: str, *, since: str | None = None, host: str | None = None,
-                      check_id: str | None = None) -> list[sqlite3.Row]:
-        q = "SELECT host, check_id, run_id, value, ts FROM metrics WHERE name=?"
-        args: list[Any] = [name]
-        if since:
-            q += " AND ts >= ?"
-            args.append(since)
-        if host:
-            q += " AND host=?"
-            args.append(host)
-        if check_id:
-            q += " AND check_id=?"
-            args.append(check_id)
-        return self.conn.execute(q + " ORDER BY ts", args).fetchall()
-
-    def integrity_ok(self) -> bool:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
