@@ -29,7 +29,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from clusterkit.history import History, parse_ts
+from clusterkit.history import History, label_sql, label_value, parse_ts
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _PREFIX = "clusterkit_"
@@ -40,7 +40,6 @@ FIXED_FAMILIES = (
     "clusterkit_run_status", "clusterkit_scrape_collector_success", "clusterkit_scrape_collector_duration_seconds",
 )
 _BAD = re.compile(r"[^a-zA-Z0-9_]")
-_LATEST = ("FROM latest_checks l JOIN check_results c ON c.id = l.check_result_id")
 
 
 def metric_family_name(metric: str) -> str:
@@ -50,12 +49,6 @@ def metric_family_name(metric: str) -> str:
     if name in FIXED_FAMILIES or name == _PREFIX.rstrip("_"):
         name += "_value"
     return name
-
-
-def _esc(col: str) -> str:
-    """SQL expression: a label value escaped for the text format (\\, \\n, \\"); NULL host -> _cluster."""
-    return (f"replace(replace(replace(coalesce({col}, '_cluster'), '\\', '\\\\'), char(10), '\\n'), "
-            f"'\"', '\\\"')")
 
 
 def _val(col: str) -> str:
@@ -68,28 +61,23 @@ def _head(out: list[str], name: str, help_text: str) -> None:
     out.append(f"# HELP {name} {h}\n# TYPE {name} gauge\n")
 
 
-# The lines are built by SQLite (in C) from the query rows: formatting in Python costs
-# several microseconds a sample, and a 1,000-node fleet has ~150k of them.
-_LAB = f"'host=\"' || {_esc('c.host')} || '\",check=\"' || {_esc('c.check_id')} || '\"'"
-# MATERIALIZED: the escaped label is computed once per row, not once per line.
+# History keeps the latest result per (host, check) with its label text and metric samples
+# already rendered (latest_checks, latest_metrics), so a scrape reads two small tables in key
+# order: formatting ~100k samples in Python, or joining them out of the history, would not
+# fit the scrape budget.
 _CHECK_LINES = (
-    f"WITH x AS MATERIALIZED (SELECT {_LAB} AS lab, c.status, c.duration_s {_LATEST}) "
-    "SELECT 'clusterkit_check_status{' || lab || ',status=\"' || status || '\"} 1', "
-    f"'clusterkit_check_duration_seconds{{' || lab || '}} ' || {_val('coalesce(duration_s, 0.0)')} FROM x")
-_NODE_TIME = (f"SELECT {_esc('c.host')}, coalesce(max(strftime('%s', c.finished_at)), '0') " + _LATEST
-              + " WHERE c.host IS NOT NULL GROUP BY c.host ORDER BY c.host")
-_RANK_SQL = "CASE c.status WHEN 'fail' THEN 4 WHEN 'error' THEN 3 WHEN 'warn' THEN 2 WHEN 'pass' THEN 1 ELSE 0 END"
-_NODE_WORST = (f"SELECT {_esc('c.host')}, max({_RANK_SQL}) " + _LATEST
-               + " WHERE c.host IS NOT NULL GROUP BY c.host ORDER BY c.host")
+    "SELECT 'clusterkit_check_status{' || labels || ',status=\"' || status || '\"} 1', "
+    f"'clusterkit_check_duration_seconds{{' || labels || '}} ' || {_val('coalesce(duration_s, 0.0)')} "
+    "FROM latest_checks")
+_RANK_SQL = "CASE status WHEN 'fail' THEN 4 WHEN 'error' THEN 3 WHEN 'warn' THEN 2 WHEN 'pass' THEN 1 ELSE 0 END"
+_NODE_LINES = ("SELECT host_key, max(" + _RANK_SQL + "), coalesce(strftime('%s', max(finished_at)), '0') "
+               "FROM latest_checks WHERE host_key != '' GROUP BY host_key")
 _BY_RANK = ("skip", "pass", "warn", "error", "fail")
-_METRIC_LINES = (
-    f"SELECT n.name, '{{' || {_LAB} || '}} ' || {_val('v.value')} " + _LATEST +
-    " JOIN metric_values v ON v.check_result_id = c.id JOIN metric_names n ON n.id = v.name_id ORDER BY v.name_id")
-_SEVERITY = _esc("coalesce(f.severity, '')")
 _FINDING_LINES = (
-    f"SELECT 'clusterkit_check_findings{{' || {_LAB} || ',code=\"' || {_esc('f.code')} || '\",severity=\"' || "
-    f"{_SEVERITY} || '\"}} ' || count(*) " + _LATEST +
-    " JOIN findings f ON f.check_result_id = c.id GROUP BY c.id, f.code, f.severity")
+    "SELECT 'clusterkit_check_findings{' || l.labels || ',code=\"' || " + label_sql("f.code") +
+    " || '\",severity=\"' || " + label_sql("f.severity") + " || '\"} ' || count(*) "
+    "FROM latest_checks l JOIN findings f ON f.check_result_id = l.check_result_id "
+    "GROUP BY l.check_result_id, f.code, f.severity")
 
 
 def render_checks(hist: History) -> str:
@@ -102,24 +90,26 @@ def render_checks(hist: History) -> str:
     out += [r[0] + "\n" for r in rows]
     _head(out, "clusterkit_check_duration_seconds", "How long the latest run of the check took.")
     out += [r[1] + "\n" for r in rows]
+    nodes = hist.conn.execute(_NODE_LINES).fetchall()
     _head(out, "clusterkit_node_status", "1, labelled with the worst status over the latest results of the host.")
-    out += [f'clusterkit_node_status{{host="{h}",status="{_BY_RANK[r]}"}} 1\n'
-            for h, r in hist.conn.execute(_NODE_WORST)]
+    out += [f'clusterkit_node_status{{host="{label_value(h)}",status="{_BY_RANK[r]}"}} 1\n' for h, r, _ in nodes]
     # one timestamp per node, not per check: 30x fewer series, and what "is this node's result stale" needs
     _head(out, "clusterkit_node_timestamp_seconds", "When the newest stored result of the host finished (Unix time).")
-    out += [f'clusterkit_node_timestamp_seconds{{host="{h}"}} {t}\n' for h, t in hist.conn.execute(_NODE_TIME)]
+    out += [f'clusterkit_node_timestamp_seconds{{host="{label_value(h)}"}} {t}\n' for h, _, t in nodes]
     return "".join(out)
 
 
 def render_metrics(hist: History) -> str:
     """Every numeric metric of the latest result per (host, check): one family per metric name."""
+    names = dict(hist.conn.execute("SELECT id, name FROM metric_names").fetchall())
     out: list[str] = []
     current = None
     fam = ""
     taken: set[str] = set()
-    for name, rest in hist.conn.execute(_METRIC_LINES):
-        if name != current:
-            current = name
+    for nid, sample in hist.conn.execute("SELECT name_id, sample FROM latest_metrics ORDER BY name_id, host_key, check_id"):
+        if nid != current:
+            current = nid
+            name = names.get(nid, str(nid))
             fam = base = metric_family_name(name)
             n = 1
             while fam in taken:  # `a.b` and `a_b` sanitize alike: keep both, apart
@@ -127,7 +117,7 @@ def render_metrics(hist: History) -> str:
                 fam = f"{base}_{n}"
             taken.add(fam)
             _head(out, fam, f"Check metric '{name}' from the latest result of each check.")
-        out.append(fam + rest + "\n")
+        out.append(fam + sample + "\n")
     return "".join(out)
 
 

@@ -21,6 +21,17 @@ from typing import Any
 from clusterkit.errors import ConfigError
 from clusterkit.results import CheckResult, Finding, NodeResult, RunResult, now_iso
 
+def label_value(v: str | None) -> str:
+    """A label value escaped for the Prometheus text format; cluster checks (no host) -> `_cluster`."""
+    return (v or "_cluster").replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def label_sql(col: str) -> str:
+    """The same escaping as an SQL expression (SQLite string literals have no escapes)."""
+    return (f"replace(replace(replace(coalesce(nullif({col}, ''), '_cluster'), '\\', '\\\\'), char(10), '\\n'),"
+            f" '\"', '\\\"')")
+
+
 # Each entry migrates from version i to i+1; applied in order, each in one transaction.
 _MIGRATIONS: list[str] = [
     """
@@ -77,19 +88,12 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX metrics_series ON metrics(name, host, ts);
     CREATE UNIQUE INDEX node_results_run_host ON node_results(run_id, host);
     """,
-    # v2: burn-in bookkeeping for --resume, and the Slurm drains clusterkit made.
+    # v2: burn-in bookkeeping for --resume, compact metrics, the latest results for the
+    # exporter, and the Slurm drains clusterkit made.
     """
     ALTER TABLE runs ADD COLUMN options TEXT;      -- JSON: what --resume needs
     ALTER TABLE runs ADD COLUMN progress TEXT;     -- JSON: cycles/steps completed
     ALTER TABLE check_results ADD COLUMN cycle INTEGER;
-    -- the latest result per (host, check), kept on write: a scrape reads the fleet, not the history
-    CREATE TABLE latest_checks (
-        host_key TEXT NOT NULL,         -- host, '' for cluster checks
-        check_id TEXT NOT NULL,
-        check_result_id INTEGER NOT NULL,
-        PRIMARY KEY (host_key, check_id)
-    ) WITHOUT ROWID;
-    INSERT INTO latest_checks SELECT coalesce(host, ''), check_id, max(id) FROM check_results GROUP BY host, check_id;
     -- Metric values, compact: the check's run, host, check id and time are not repeated per
     -- value (a 1,000-node fleet stores ~2M values a month). `metrics` becomes a view with the
     -- v1 columns, and inserting into it still works (trigger), so v1 readers and writers keep working.
@@ -114,6 +118,33 @@ _MIGRATIONS: list[str] = [
             VALUES (NEW.check_result_id, (SELECT id FROM metric_names WHERE name = NEW.name), NEW.value);
     END;
     DROP INDEX check_results_latest;       -- latest_checks answers "latest per (host, check)"
+    -- The latest result per (host, check) and its metric samples, kept on write with their
+    -- Prometheus label text: a scrape reads two small tables in order, not the history.
+    CREATE TABLE latest_checks (
+        host_key TEXT NOT NULL,         -- host, '' for cluster checks
+        check_id TEXT NOT NULL,
+        check_result_id INTEGER NOT NULL,
+        labels TEXT NOT NULL,           -- host="...",check="..." escaped for the exposition format
+        status TEXT NOT NULL,
+        duration_s REAL,
+        finished_at TEXT,
+        PRIMARY KEY (host_key, check_id)
+    ) WITHOUT ROWID;
+    INSERT INTO latest_checks
+        SELECT coalesce(c.host, ''), c.check_id, c.id,
+               'host="' || {host} || '",check="' || {check} || '"', c.status, c.duration_s, c.finished_at
+        FROM check_results c JOIN (SELECT max(id) AS id FROM check_results GROUP BY host, check_id) m ON m.id = c.id;
+    CREATE TABLE latest_metrics (
+        name_id INTEGER NOT NULL,
+        host_key TEXT NOT NULL,
+        check_id TEXT NOT NULL,
+        sample TEXT NOT NULL,           -- {{labels}} value, exposition text after the family name
+        PRIMARY KEY (name_id, host_key, check_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX latest_metrics_check ON latest_metrics(host_key, check_id);
+    INSERT INTO latest_metrics
+        SELECT v.name_id, l.host_key, l.check_id, '{{' || l.labels || '}} ' || CAST(v.value AS TEXT)
+        FROM latest_checks l JOIN metric_values v ON v.check_result_id = l.check_result_id;
     CREATE TABLE drains (
         id INTEGER PRIMARY KEY,
         run_id INTEGER,
@@ -122,7 +153,7 @@ _MIGRATIONS: list[str] = [
         reason TEXT,
         ts TEXT NOT NULL
     );
-    """,
+    """.format(host=label_sql("c.host"), check=label_sql("c.check_id")),
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -243,6 +274,7 @@ class History:
 
     def _insert_checks(self, run_id: int, items: list[tuple[str | None, CheckResult]], ts: str, cycle: int | None,
                        ids: list[int], findings: list[tuple], metrics: list[tuple]) -> None:
+        latest: list[tuple] = []
         with self.conn:
             for host, result in items:
                 cur = self.conn.execute(
@@ -251,19 +283,25 @@ class History:
                     (run_id, host, result.id, result.status, result.summary, float(result.duration_s), ts, cycle))
                 cid = int(cur.lastrowid)
                 ids.append(cid)
+                labels = f'host="{label_value(host)}",check="{label_value(result.id)}"'
                 self.conn.execute(
-                    "INSERT INTO latest_checks(host_key, check_id, check_result_id) VALUES (?,?,?)"
-                    " ON CONFLICT(host_key, check_id) DO UPDATE SET check_result_id=excluded.check_result_id",
-                    (host or "", result.id, cid))
+                    "INSERT OR REPLACE INTO latest_checks(host_key, check_id, check_result_id, labels, status,"
+                    " duration_s, finished_at) VALUES (?,?,?,?,?,?,?)",
+                    (host or "", result.id, cid, labels, result.status, float(result.duration_s), ts))
+                self.conn.execute("DELETE FROM latest_metrics WHERE host_key=? AND check_id=?", (host or "", result.id))
                 findings += [(cid, f.code, f.severity, f.component, f.message, _json(f.observed), _json(f.limit),
                               f.unit, f.action) for f in result.findings]
-                metrics += [(cid, self._name_id(name), v)
-                            for name, v in ((n, _numeric(x)) for n, x in result.metrics.items()) if v is not None]
+                values = [(self._name_id(name), v)
+                          for name, v in ((n, _numeric(x)) for n, x in result.metrics.items()) if v is not None]
+                metrics += [(cid, nid, v) for nid, v in values]
+                latest += [(nid, host or "", result.id, f"{{{labels}}} {v!r}") for nid, v in values]
             self.conn.executemany(
                 "INSERT INTO findings(check_result_id, code, severity, component, message, observed,"
                 " limit_value, unit, action) VALUES (?,?,?,?,?,?,?,?,?)", findings)
             self.conn.executemany("INSERT INTO metric_values(check_result_id, name_id, value) VALUES (?,?,?)",
                                   metrics)
+            self.conn.executemany("INSERT OR REPLACE INTO latest_metrics(name_id, host_key, check_id, sample)"
+                                  " VALUES (?,?,?,?)", latest)
 
     def _name_id(self, name: str) -> int:
         nid = self._names.get(name)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,23 +23,30 @@ pytestmark = pytest.mark.integration
 NODES = ["node1", "node2", "node3", "node4"]
 
 
-@pytest.fixture
-def slurm_cluster():
+@contextlib.contextmanager
+def running_slurm(nodes: list[str]):
     missing = missing_tools()
     if missing:
         pytest.skip(f"Slurm test cluster needs {', '.join(missing)} "
                     "(apt-get install slurmctld slurmd slurm-client munge; scripts/apt-packages.d/burnin.txt)")
     # munged wants every directory above its socket to be a+x: pytest's tmp root is 0700
     tmp = Path(tempfile.mkdtemp(prefix="ck-slurm-"))
-    c = SlurmCluster(tmp, NODES)
+    c = SlurmCluster(tmp, nodes)
     try:
-        c.up()
-    except Exception as e:  # noqa: BLE001
+        try:
+            c.up()
+        except Exception as e:  # noqa: BLE001
+            pytest.skip(f"could not start slurmctld/slurmd/munged here: {e}")
+        yield c
+    finally:
         c.down()
-        pytest.skip(f"could not start slurmctld/slurmd/munged here: {e}")
-    yield c
-    c.down()
-    shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def slurm_cluster():
+    with running_slurm(NODES) as c:
+        yield c
 
 
 def burnin_once(db, cluster, plan):
@@ -77,3 +88,26 @@ def test_a_node_an_admin_took_over_is_not_resumed(tmp_path, slurm_cluster):
     c.scontrol("update", "nodename=node2", "state=drain", "reason=RMA 7781")
     burnin_once(db, c, {n: {} for n in NODES})
     assert c.states()["node2"] == ("drained", "RMA 7781")
+
+
+def test_cli_burnin_on_the_simulated_cluster_drains_through_slurm(tmp_path):
+    """The whole path: `clusterkit burnin --simulate --drain` -> pipeline -> history -> scontrol."""
+    hosts = [f"sim-h100-0{i}" for i in range(1, 5)]
+    with running_slurm(hosts) as c:
+        db = tmp_path / "h.db"
+        r = subprocess.run([sys.executable, "-m", "clusterkit", "burnin", "--simulate", "--nodes", "4", "--suite",
+                            "quick", "--drain", "--db", str(db)], env=c.env, capture_output=True, text=True,
+                           timeout=180)
+        assert r.returncode in (0, 1), r.stderr
+        h = subprocess.run([sys.executable, "-m", "clusterkit", "history", "--db", str(db), "--format", "json"],
+                           capture_output=True, text=True, timeout=60)
+        failed = set(json.loads(h.stdout)["runs"][0]["failed_nodes"])
+        states = c.states()
+        for host in hosts:
+            st, reason = states[host]
+            if host in failed:
+                assert "drain" in st and reason.startswith("clusterkit: "), (host, st, reason)
+                assert "slurm: drain " + host in r.stderr
+            else:
+                assert st == "idle" and reason == "none", (host, st, reason)
+        assert (r.returncode == 1) == bool(failed)

@@ -57,6 +57,9 @@ def test_migrates_a_v1_database_keeping_its_rows(tmp_path):
         assert [tuple(r) for r in h.conn.execute("SELECT * FROM metrics")] == [
             (7, 1, "n1", "nccl.allreduce", "busbw_large_gbps", 231.5, "2026-11-01T00:10:00+00:00")]
         assert [r["host"] for r in h.latest_checks()] == ["n1"]
+        from clusterkit.exporter import scrape
+
+        assert b'clusterkit_busbw_large_gbps{host="n1",check="nccl.allreduce"} 231.5\n' in scrape(db)
         # a v1-style writer that inserts into `metrics` still works
         h.conn.execute("INSERT INTO metrics(check_result_id, run_id, host, check_id, name, value, ts)"
                        " VALUES (7, 1, 'n1', 'nccl.allreduce', 'algbw_large_gbps', 130.0, 'x')")
