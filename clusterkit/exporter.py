@@ -51,11 +51,6 @@ def metric_family_name(metric: str) -> str:
     return name
 
 
-def _val(col: str) -> str:
-    """SQL expression: a REAL as Prometheus sample text (SQLite prints %!.15g, `Inf` for overflow)."""
-    return f"CAST({col} AS TEXT)"
-
-
 def _head(out: list[str], name: str, help_text: str) -> None:
     h = help_text.replace("\\", r"\\").replace("\n", r"\n")
     out.append(f"# HELP {name} {h}\n# TYPE {name} gauge\n")
@@ -65,10 +60,7 @@ def _head(out: list[str], name: str, help_text: str) -> None:
 # already rendered (latest_checks, latest_metrics), so a scrape reads two small tables in key
 # order: formatting ~100k samples in Python, or joining them out of the history, would not
 # fit the scrape budget.
-_CHECK_LINES = (
-    "SELECT 'clusterkit_check_status{' || labels || ',status=\"' || status || '\"} 1', "
-    f"'clusterkit_check_duration_seconds{{' || labels || '}} ' || {_val('coalesce(duration_s, 0.0)')} "
-    "FROM latest_checks")
+_CHECK_ROWS = "SELECT labels, status, duration_s FROM latest_checks"
 _RANK_SQL = "CASE status WHEN 'fail' THEN 4 WHEN 'error' THEN 3 WHEN 'warn' THEN 2 WHEN 'pass' THEN 1 ELSE 0 END"
 _NODE_LINES = ("SELECT host_key, max(" + _RANK_SQL + "), coalesce(strftime('%s', max(finished_at)), '0') "
                "FROM latest_checks WHERE host_key != '' GROUP BY host_key")
@@ -80,17 +72,24 @@ _FINDING_LINES = (
     "GROUP BY l.check_result_id, f.code, f.severity")
 
 
+def _plain(hist: History, sql: str) -> list[tuple]:
+    """Rows as plain tuples: sqlite3.Row costs more than the query itself at 100k rows."""
+    cur = hist.conn.cursor()
+    cur.row_factory = None
+    return cur.execute(sql).fetchall()
+
+
 def render_checks(hist: History) -> str:
     """Status and duration of the latest result per (host, check); worst status and newest time per node."""
-    rows = hist.conn.execute(_CHECK_LINES).fetchall()
+    rows = _plain(hist, _CHECK_ROWS)
     out: list[str] = []
     # Only the current status is exposed: a 5-state set would multiply the largest
     # family by five; a changed status's old series goes stale at the next scrape.
     _head(out, "clusterkit_check_status", "1, labelled with the status of the latest result of this check on this host.")
-    out += [r[0] + "\n" for r in rows]
+    out += [f'clusterkit_check_status{{{lab},status="{label_value(st)}"}} 1\n' for lab, st, _ in rows]
     _head(out, "clusterkit_check_duration_seconds", "How long the latest run of the check took.")
-    out += [r[1] + "\n" for r in rows]
-    nodes = hist.conn.execute(_NODE_LINES).fetchall()
+    out += [f"clusterkit_check_duration_seconds{{{lab}}} {float(d or 0.0)!r}\n" for lab, _, d in rows]
+    nodes = _plain(hist, _NODE_LINES)
     _head(out, "clusterkit_node_status", "1, labelled with the worst status over the latest results of the host.")
     out += [f'clusterkit_node_status{{host="{label_value(h)}",status="{_BY_RANK[r]}"}} 1\n' for h, r, _ in nodes]
     # one timestamp per node, not per check: 30x fewer series, and what "is this node's result stale" needs
@@ -101,12 +100,13 @@ def render_checks(hist: History) -> str:
 
 def render_metrics(hist: History) -> str:
     """Every numeric metric of the latest result per (host, check): one family per metric name."""
-    names = dict(hist.conn.execute("SELECT id, name FROM metric_names").fetchall())
+    names = dict(_plain(hist, "SELECT id, name FROM metric_names"))
     out: list[str] = []
     current = None
     fam = ""
     taken: set[str] = set()
-    for nid, sample in hist.conn.execute("SELECT name_id, sample FROM latest_metrics ORDER BY name_id, host_key, check_id"):
+    rows = _plain(hist, "SELECT name_id, sample FROM latest_metrics ORDER BY name_id, host_key, check_id")
+    for nid, sample in rows:  # the primary key's order: grouped by family, no sort
         if nid != current:
             current = nid
             name = names.get(nid, str(nid))
@@ -124,7 +124,7 @@ def render_metrics(hist: History) -> str:
 def render_findings(hist: History) -> str:
     out: list[str] = []
     _head(out, "clusterkit_check_findings", "Findings in the latest result of the check, by code and severity.")
-    out += [r[0] + "\n" for r in hist.conn.execute(_FINDING_LINES)]
+    out += [r[0] + "\n" for r in _plain(hist, _FINDING_LINES)]
     return "".join(out)
 
 
