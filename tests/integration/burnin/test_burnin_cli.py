@@ -31,7 +31,7 @@ def test_simulated_burnin_fills_history_and_is_served(tmp_path):
     for p in data["problems"]:
         assert p["findings"] and p["findings"][0]["code"].isupper()
     bad_nodes = set(data["runs"][0]["failed_nodes"])
-    assert bad_nodes == {p["host"] for p in data["problems"] if p["status"] in ("fail", "error")}
+    assert bad_nodes == {p["host"] for p in data["problems"] if p["status"] in ("fail", "error") and p["host"]}
 
     host = "sim-h100-01"
     h = ck("history", "--db", str(db), "--host", host, "--format", "json")
