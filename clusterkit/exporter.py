@@ -8,10 +8,12 @@ than as silently missing series. Names follow the Prometheus conventions: a
 `_w`), `_seconds`/`_timestamp_seconds` for time. docs/metrics.md lists them.
 
 The per-check families are large (a 1,000-node fleet with 30 checks is
-~150k samples), so they are written as exposition text straight from the
-query rows; prometheus_client's per-sample formatting costs ~10 us a sample,
-which alone would exceed the scrape budget. The small families (runs,
-collector health) go through prometheus_client's registry and formatter.
+~120k samples), so they are written as exposition text from the label text
+and samples the history keeps pre-rendered for the latest results;
+prometheus_client's per-sample formatting costs ~10 us a sample, which alone
+would exceed the scrape budget. The small families (runs, collector health)
+go through prometheus_client's registry and formatter. The rendered text is
+kept until the database files change (benchmarks/RESULTS-burnin.md).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from clusterkit.errors import ConfigError
-from clusterkit.results import CheckResult, Finding, NodeResult, RunResult, now_iso
+from clusterkit.results import CheckResult, Finding, RunResult, now_iso
 
 def label_value(v: str | None) -> str:
     """A label value escaped for the Prometheus text format; cluster checks (no host) -> `_cluster`."""
