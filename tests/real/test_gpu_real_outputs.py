@@ -130,3 +130,21 @@ def test_topo_inside_nccl_log_gpus_reach_nic_across_sockets():
     assert c.status == "warn" and [(f.code, f.component, f.observed) for f in c.findings] == [
         ("GPU_NIC_FAR", "GPU0", "SYS"), ("GPU_NIC_FAR", "GPU1", "SYS")]
     assert "mlx5_0" in c.findings[0].message
+
+
+def test_cli_analyze_loose_real_files_exit_codes(tmp_path):
+    """What an SRE runs: `clusterkit analyze FILE` - exit 1 on the failing dcgmi diag, 0 on the healthy -q."""
+    import json
+    import subprocess
+    import sys
+
+    bad, good = tmp_path / "dcgmi.txt", tmp_path / "q.txt"
+    bad.write_text(real_output("dcgmi_diag_r3_8xh100_fail_cuinit.txt"))
+    good.write_text(real_output("nvidia_smi_q_a100sxm4_80gb_idle.txt"))
+    r = subprocess.run([sys.executable, "-m", "clusterkit", "analyze", str(bad), "--format", "json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    checks = {c["id"]: c for c in json.loads(r.stdout)["nodes"][0]["checks"]}
+    assert checks["gpu.dcgmi_diag"]["findings"][0]["code"] == "GPU_FABRIC_MANAGER_SUSPECTED"
+    r = subprocess.run([sys.executable, "-m", "clusterkit", "analyze", str(good)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
