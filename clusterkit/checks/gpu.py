@@ -5,6 +5,7 @@ Every finding names the GPU (index, PCI bus id, serial) and the action.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -527,9 +528,20 @@ def gpu_dcgmi_diag(ctx: NodeContext) -> CheckResult:
         return res
     findings: list[Finding] = []
     nvswitch = bool(set(diag.device_ids) & _NVSWITCH_GPU_IDS)
+    inv, _ = read_inventory(ctx)
+    labels = {g.index: g.label() for g in (inv.gpus if inv else []) if g.index is not None}
+
+    def scope_component(scope: str) -> str:
+        """'GPU: 1,3' -> the GPUs' labels from the node's inventory (DCGM ids are NVML indices)."""
+        m = re.fullmatch(r"GPUs?:\s*([\d,\s]+)", scope)
+        if not m:
+            return f"GPUs ({scope})" if scope else "GPUs"
+        ids = [int(x) for x in re.findall(r"\d+", m.group(1))]
+        return ", ".join(labels.get(i, f"GPU {i}") for i in ids)
+
     for t in diag.failed:
         text = " ".join(t.warnings)
-        comp = f"GPUs ({t.scope})" if t.scope else "GPUs"
+        comp = scope_component(t.scope)
         action = "follow DCGM's advice in the evidence; reset the GPU and rerun `dcgmi diag -r 3`"
         msg = f"dcgmi diag '{t.name}' failed ({t.scope or 'see evidence'})"
         if "not yet initialized" in text and nvswitch:
@@ -542,7 +554,7 @@ def gpu_dcgmi_diag(ctx: NodeContext) -> CheckResult:
         findings.append(Finding("GPU_DCGM_DIAG_FAIL", "fail", comp, msg, action=action, evidence=text[:500] or None))
     for t in diag.tests:
         if t.result == "warn":
-            findings.append(Finding("GPU_DCGM_DIAG_WARN", "warn", f"GPUs ({t.scope})" if t.scope else "GPUs",
+            findings.append(Finding("GPU_DCGM_DIAG_WARN", "warn", scope_component(t.scope),
                                     f"dcgmi diag '{t.name}' warned", evidence=" ".join(t.warnings)[:500] or None,
                                     action="read DCGM's warning and rerun after fixing it"))
     skipped = [t.name for t in diag.tests if t.result == "skip"]

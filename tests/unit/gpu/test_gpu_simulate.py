@@ -117,6 +117,8 @@ def test_node_without_gpus_in_simulation(tmp_path):
 def test_simulated_dcgmi_diag_names_the_remap_gpu(run):
     c = _node(run, "gpu.row_remap_pending")["gpu.dcgmi_diag"]
     assert c.status == "fail" and c.findings[0].code == "GPU_DCGM_DIAG_FAIL"
+    mem = next(f for f in _node(run, "gpu.row_remap_pending")["gpu.memory"].findings if f.code == "GPU_ROW_REMAP_PENDING")
+    assert c.findings[0].component == mem.component          # DCGM's "GPU: 4" named as GPU 4 (bus, SN)
     assert "row remapping is pending. Drain and reset the GPU." in c.findings[0].evidence
     r, faults, _ = run
     healthy = next(n for n in r.nodes if not faults[n.host])
