@@ -64,17 +64,38 @@ class TorchGemmLoad:
 
         self.torch, self.count, self.size = torch, count, size
         self.stop_flag = threading.Event()
+        self.go = threading.Event()       # set by start(): the schedule exists
+        self.sched = None
         self.threads = []
         self.errors = []
+        self.ready = threading.Semaphore(0)
 
-    def _run(self, dev: int, sched: Schedule) -> None:
+    def prepare(self, timeout_s: float = 120.0) -> None:
+        """CUDA context and matrices on every GPU BEFORE the schedule starts: a context takes seconds to
+        create, and the GPUs would otherwise join the first load half at different instants."""
+        for dev in range(self.count):
+            t = threading.Thread(target=self._run, args=(dev,), daemon=True)
+            t.start()
+            self.threads.append(t)
+        end = time.monotonic() + timeout_s
+        for _ in range(self.count):
+            if not self.ready.acquire(timeout=max(0.0, end - time.monotonic())):
+                self.errors.append("a GPU did not finish CUDA initialization in time")
+                break
+
+    def _run(self, dev: int) -> None:
         torch = self.torch
         try:
-            torch.cuda.set_device(dev)
-            a = torch.randn(self.size, self.size, device=f"cuda:{dev}", dtype=torch.bfloat16)
-            b = torch.randn(self.size, self.size, device=f"cuda:{dev}", dtype=torch.bfloat16)
-            torch.cuda.synchronize(dev)
-            while not self.stop_flag.is_set():
+            try:
+                torch.cuda.set_device(dev)
+                a = torch.randn(self.size, self.size, device=f"cuda:{dev}", dtype=torch.bfloat16)
+                b = torch.randn(self.size, self.size, device=f"cuda:{dev}", dtype=torch.bfloat16)
+                torch.cuda.synchronize(dev)
+            finally:
+                self.ready.release()
+            self.go.wait()
+            sched = self.sched
+            while not self.stop_flag.is_set() and sched is not None:
                 now = time.monotonic()
                 if now >= sched.end:
                     break
@@ -88,13 +109,14 @@ class TorchGemmLoad:
             self.errors.append(f"GPU {dev}: {type(e).__name__}: {e}")
 
     def start(self, sched: Schedule) -> None:
-        for dev in range(self.count):
-            t = threading.Thread(target=self._run, args=(dev, sched), daemon=True)
-            t.start()
-            self.threads.append(t)
+        if not self.threads:
+            self.prepare()
+        self.sched = sched
+        self.go.set()
 
     def stop(self) -> None:
         self.stop_flag.set()
+        self.go.set()
         for t in self.threads:
             t.join(timeout=10)
 
@@ -215,6 +237,8 @@ def power_step(backend, load_factory, period_s: float, duration_s: float, hz: fl
             return {"gpu/power-trace.csv": "\n".join(head + [f"# error: no load generator ({e}); install PyTorch or gpu_burn",
                                                              TRACE_COLUMNS]) + "\n"}
         head.append(f"# load: {load.name}")
+        if hasattr(load, "prepare"):
+            load.prepare()
         sched = Schedule(time.monotonic() + lead_in_s, period_s, duration_s)
         up, mono = _uptime(), time.monotonic()
         head.append(f"# uptime_start_s: {_fmt(up)}")

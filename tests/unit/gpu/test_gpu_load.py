@@ -43,3 +43,38 @@ def test_no_load_generator_is_an_import_error(monkeypatch):
         assert "gpu_burn" in str(e)
     else:
         raise AssertionError("expected ImportError")
+
+
+def test_torch_load_runs_gemms_only_in_load_halves(monkeypatch):
+    """TorchGemmLoad's threading and schedule, with a stand-in `torch` (no GPU here): every GPU thread
+    initializes before the schedule starts, multiplies only in load halves, and stops at the end."""
+    import threading
+    import types
+
+    stamps, lock = [], threading.Lock()
+
+    class Mat:
+        def __matmul__(self, other):
+            with lock:
+                stamps.append(time.monotonic())
+            return self
+
+    def sync(dev=None):
+        time.sleep(0.002)   # a GEMM burst takes time on the GPU
+
+    fake = types.SimpleNamespace(randn=lambda *a, **k: Mat(), bfloat16=None,
+                                 cuda=types.SimpleNamespace(is_available=lambda: True, set_device=lambda d: None,
+                                                            synchronize=sync))
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    from clusterkit.node_scripts.gpu_node import TorchGemmLoad
+
+    load = TorchGemmLoad(4)
+    load.prepare()
+    sched = Schedule(time.monotonic() + 0.1, period_s=0.6, duration_s=1.8)
+    load.start(sched)
+    time.sleep(2.0)
+    load.stop()
+    assert stamps and load.errors == [] and not any(t.is_alive() for t in load.threads)
+    late = 0.06   # a burst decided just before an edge may be stamped after it on a busy machine
+    assert all(sched.loaded(t) or sched.loaded(t - late) for t in stamps)
+    assert {int((t - sched.t0) // 0.3) for t in stamps} >= {1, 3, 5}     # every load half was used
