@@ -17,6 +17,7 @@ from typing import Any, Callable
 from clusterkit.checks.registry import CHECKS, CheckSpec
 from clusterkit.evidence.bundle import Bundle, EvidenceError
 from clusterkit.inventory import HostSpec
+from clusterkit.parsers import ParseError
 from clusterkit.plugins import load_all
 from clusterkit.profiles import Profile, load_profile
 from clusterkit.results import CheckResult, NodeResult, RunResult, now_iso
@@ -82,7 +83,7 @@ def _run(spec: CheckSpec, ctx: Any) -> Any:
     t0 = time.perf_counter()
     try:
         out = spec.func(ctx)
-    except EvidenceError as e:
+    except (EvidenceError, ParseError) as e:
         out = CheckResult.error(spec.id, str(e))
     except Exception as e:  # a bug in one check must not lose the others' results
         log.debug("check %s crashed:\n%s", spec.id, traceback.format_exc())
@@ -177,6 +178,8 @@ def analyze_bundles(
                     by_host[r.host].checks.append(r)
                 else:
                     cluster_results.append(r)
+    for nr in node_results:
+        nr.checks.sort(key=lambda c: c.id)
     profile_label = profiles.override or (sorted(profile_names)[0] if len(profile_names) == 1 else
                                           "per-host" if profile_names else profiles.default)
     run = RunResult(profile_label, suite.name, node_results, cluster_results,

@@ -1,0 +1,193 @@
+"""Host checks: real on any Linux node, so real in every test."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+from clusterkit.analysis import ClusterContext, NodeContext
+from clusterkit.checks.kernel_log_rules import scan
+from clusterkit.checks.registry import check
+from clusterkit.parsers import ParseError
+from clusterkit.parsers.host_facts import parse_df, parse_epoch, parse_meminfo, parse_os_release, parse_uname
+from clusterkit.parsers.kernel_log import PATH as KLOG, parse_kernel_log
+from clusterkit.results import CheckResult, Finding
+
+GIB_KIB = 1024 * 1024
+
+
+@check("host.reachable", needs=("host/uname.txt",))
+def reachable(ctx: NodeContext) -> CheckResult:
+    """The node answered over SSH and ran the probes."""
+    cmds = ctx.bundle.meta.get("commands", [])
+    failed = [c for c in cmds if c.get("status") not in (None, "ok")]
+    findings = [Finding("PROBE_TIMEOUT" if c.get("status") == "timeout" else "PROBE_FAILED", "warn", "node",
+                        f"probe '{c.get('command')}' {c.get('status')}", observed=c.get("duration_s"), unit="s",
+                        action="look at the probe's stderr in bundle.json", evidence=c.get("path"))
+                for c in failed]
+    total = sum(float(c.get("duration_s") or 0) for c in cmds)
+    return CheckResult.from_findings("host.reachable", findings, f"reachable; {len(cmds)} probes ran in {total:.1f} s",
+                                     {"probes_total": len(cmds), "probe_seconds_total": round(total, 3)})
+
+
+def _majority(values: dict[str, str]) -> str | None:
+    if not values:
+        return None
+    (top, n), *rest = Counter(values.values()).most_common()
+    return top if not rest or n > rest[0][1] else None
+
+
+def _facts(ctx: NodeContext) -> tuple[str | None, str | None]:
+    kernel = os_name = None
+    try:
+        u = ctx.parsed("host/uname.txt", parse_uname)
+        kernel = u.release if u else None
+    except ParseError:
+        pass
+    try:
+        o = ctx.parsed("host/os-release.txt", parse_os_release)
+        os_name = (o.get("PRETTY_NAME") or f"{o.get('ID', '')} {o.get('VERSION_ID', '')}".strip()) if o else None
+    except ParseError:
+        pass
+    return kernel, os_name
+
+
+@check("host.kernel", needs=("host/uname.txt", "host/os-release.txt"), needs_any=True, scope="cluster")
+def kernel(ctx: ClusterContext) -> list[CheckResult]:
+    """Kernel and OS release per node, and drift from the rest of the fleet."""
+    facts = {n.host: _facts(n) for n in ctx.nodes}
+    kernels = {h: k for h, (k, _) in facts.items() if k}
+    oses = {h: o for h, (_, o) in facts.items() if o}
+    k_major, o_major = _majority(kernels), _majority(oses)
+    out = []
+    for n in ctx.nodes:
+        k, o = facts[n.host]
+        if k is None and o is None:
+            out.append(CheckResult.error("host.kernel", "kernel/OS release unreadable (uname/os-release output not recognized)",
+                                         evidence="host/uname.txt"))
+            out[-1].host = n.host
+            continue
+        fs = []
+        if k and k_major and k != k_major and len(kernels) > 1:
+            fs.append(Finding("HOST_KERNEL_DRIFT", "warn", "kernel", f"kernel {k} differs from the fleet's {k_major}",
+                              observed=k, limit=k_major, action="reinstall/pin the fleet's kernel (provisioning holds the "
+                              "kernel package; an unattended upgrade may have changed it), then reboot",
+                              evidence="host/uname.txt"))
+        if o and o_major and o != o_major and len(oses) > 1:
+            fs.append(Finding("HOST_OS_DRIFT", "warn", "OS", f"OS {o} differs from the fleet's {o_major}",
+                              observed=o, limit=o_major, action="reprovision the node with the fleet's OS release",
+                              evidence="host/os-release.txt"))
+        r = CheckResult.from_findings("host.kernel", fs, f"kernel {k or '?'}, {o or 'OS ?'}"
+                                      + (" (same as fleet)" if len(kernels) > 1 and not fs else ""))
+        r.host = n.host
+        out.append(r)
+    return out
+
+
+@check("host.clock", needs=("host/clock.txt",), scope="cluster",
+       params={"host.max_clock_skew_ms": float, "host.warn_clock_skew_ms": float})
+def clock(ctx: ClusterContext) -> list[CheckResult]:
+    """Clock offset of each node from the fleet median (NTP/PTP health)."""
+    offsets: dict[str, float] = {}
+    rtts: dict[str, float] = {}
+    out: list[CheckResult] = []
+    for n in ctx.nodes:
+        cmd = n.bundle.command("host/clock.txt") or {}
+        t0, t1 = cmd.get("local_start_epoch"), cmd.get("local_end_epoch")
+        try:
+            remote = n.parsed("host/clock.txt", parse_epoch)
+        except ParseError as e:
+            r = CheckResult.error("host.clock", f"clock reading unusable: {e}", evidence="host/clock.txt")
+            r.host = n.host
+            out.append(r)
+            continue
+        if remote is None or t0 is None or t1 is None:
+            continue
+        offsets[n.host] = remote - (t0 + t1) / 2.0
+        rtts[n.host] = t1 - t0
+    if not offsets:
+        return out
+    median = statistics.median(offsets.values())
+    for n in ctx.nodes:
+        if n.host not in offsets:
+            continue
+        skew_ms = (offsets[n.host] - median) * 1000.0
+        # The measurement cannot be better than half the command's round trip.
+        uncertainty_ms = rtts[n.host] * 500.0
+        fail_ms = n.profile.get("host.max_clock_skew_ms", 500.0)
+        warn_ms = n.profile.get("host.warn_clock_skew_ms", 100.0)
+        fs = []
+        effective = max(0.0, abs(skew_ms) - uncertainty_ms)
+        if effective > fail_ms or effective > warn_ms:
+            sev = "fail" if effective > fail_ms else "warn"
+            fs.append(Finding("HOST_CLOCK_SKEW", sev, "clock", f"clock is {skew_ms:+.0f} ms off the fleet median",
+                              observed=round(skew_ms, 1), limit=fail_ms if sev == "fail" else warn_ms, unit="ms",
+                              action="check chronyd/ntpd (or PTP) on the node: `chronyc tracking`, `chronyc sources`",
+                              evidence="host/clock.txt"))
+        r = CheckResult.from_findings("host.clock", fs, f"clock within {abs(skew_ms):.0f} ms of the fleet median",
+                                      {"clock_skew_ms": round(skew_ms, 2), "clock_uncertainty_ms": round(uncertainty_ms, 2)})
+        r.host = n.host
+        out.append(r)
+    return out
+
+
+@check("host.disk", needs=("host/df.txt",),
+       params={"host.min_free_disk_gib": float, "host.min_free_disk_percent": float})
+def disk(ctx: NodeContext) -> CheckResult:
+    """Free space on the node's filesystems."""
+    mounts = ctx.parsed("host/df.txt", parse_df)
+    min_gib = ctx.profile.get("host.min_free_disk_gib", 20.0)
+    min_pct = ctx.profile.get("host.min_free_disk_percent", 5.0)
+    fs, worst_pct = [], 100.0
+    for m in mounts:
+        if m.size_kib <= 0:
+            continue
+        free_gib = m.avail_kib / GIB_KIB
+        pct = 100.0 * m.avail_kib / m.size_kib
+        worst_pct = min(worst_pct, pct)
+        # Small filesystems (/boot/efi) are judged by percentage only.
+        small = m.size_kib / GIB_KIB < 2 * min_gib
+        by_pct = pct < min_pct
+        if by_pct or (not small and free_gib < min_gib):
+            fs.append(Finding("HOST_DISK_LOW", "fail" if pct < min_pct / 2 else "warn", f"filesystem {m.mountpoint}",
+                              f"{m.mountpoint} has {free_gib:.1f} GiB free ({pct:.1f}%)",
+                              observed=round(pct, 2) if by_pct else round(free_gib, 2),
+                              limit=min_pct if by_pct else min_gib, unit="%" if by_pct else "GiB",
+                              action=f"free space on {m.mountpoint} (logs, containers, core dumps)",
+                              evidence="host/df.txt"))
+    return CheckResult.from_findings("host.disk", fs, f"{len(mounts)} filesystems, lowest {worst_pct:.0f}% free",
+                                     {"disk_free_percent_min": round(worst_pct, 2)})
+
+
+@check("host.memory", needs=("host/meminfo.txt",), params={"host.min_available_memory_gib": float})
+def memory(ctx: NodeContext) -> CheckResult:
+    """Available memory."""
+    mi = ctx.parsed("host/meminfo.txt", parse_meminfo)
+    avail = mi.get("MemAvailable", mi.get("MemFree", 0)) / GIB_KIB
+    total = mi["MemTotal"] / GIB_KIB
+    need = ctx.profile.get("host.min_available_memory_gib", 4.0)
+    fs = []
+    if avail < need:
+        fs.append(Finding("HOST_MEMORY_LOW", "warn", "memory", f"only {avail:.1f} GiB of {total:.0f} GiB available",
+                          observed=round(avail, 2), limit=need, unit="GiB",
+                          action="find the processes holding memory (`ps aux --sort=-rss | head`) before running jobs",
+                          evidence="host/meminfo.txt"))
+    return CheckResult.from_findings("host.memory", fs, f"{avail:.0f} of {total:.0f} GiB available",
+                                     {"memory_total_gib": round(total, 2), "memory_available_gib": round(avail, 2)})
+
+
+@check("host.kernel_log", needs=(KLOG,), params={"host.kernel_log_ignore": list})
+def kernel_log(ctx: NodeContext) -> CheckResult:
+    """Hardware and kernel errors in the kernel log (host rules; GPU and fabric add their own checks)."""
+    cmd = ctx.bundle.command(KLOG)
+    lines = ctx.parsed(KLOG, parse_kernel_log)
+    if cmd and cmd.get("exit_code") not in (0, None) and not lines:
+        return CheckResult.skip("host.kernel_log", f"kernel log not readable on the node (`{cmd.get('command')}` exit "
+                                f"{cmd.get('exit_code')}); give clusterkit become/sudo for it")
+    hits = [h for h in scan(lines, ctx.profile.get("host.kernel_log_ignore", [])) if h.rule.code.startswith("HOST_")]
+    fs = [Finding(h.rule.code, h.rule.severity, h.component,
+                  f"{h.rule.description}" + (f" ({h.count} times)" if h.count > 1 else "") + f": {h.first.message[:160]}",
+                  observed=h.count, unit="lines", action=h.rule.action, evidence=f"{KLOG}:{h.first.lineno}")
+          for h in hits]
+    return CheckResult.from_findings("host.kernel_log", fs, f"{len(lines)} kernel log lines, no host errors",
+                                     {"kernel_log_lines": len(lines)})

@@ -1,0 +1,158 @@
+"""`verify`, `collect` and `analyze`: the health-check verbs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from clusterkit.cli.common import (FormatOpt, InventoryOpt, LimitOpt, OutputOpt, ProfileOpt, SuiteOpt, emit,
+                                   require_inventory)
+from clusterkit.errors import ConfigError
+from clusterkit.results import RunResult
+
+
+def _fleet_options(known_hosts: Optional[Path], accept_new: bool, connect_timeout: float, deadline: float,
+                   concurrency: int, identity: Optional[Path]):
+    from clusterkit.fleet.collect import FleetOptions
+
+    if concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    return FleetOptions(known_hosts=known_hosts, accept_new_host_keys=accept_new, connect_timeout_s=connect_timeout,
+                        deadline_s=deadline, concurrency=concurrency, identity_file=identity)
+
+
+KnownHostsOpt = typer.Option(None, "--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts).")
+AcceptNewOpt = typer.Option(False, "--accept-new-host-keys",
+                            help="Accept and record host keys not yet known (a changed key is always refused).")
+ConnectTimeoutOpt = typer.Option(10.0, "--connect-timeout", help="SSH connect timeout per host, seconds.")
+DeadlineOpt = typer.Option(1800.0, "--deadline", help="Global deadline for the whole collection, seconds.")
+ConcurrencyOpt = typer.Option(64, "--concurrency", help="Hosts worked on at once.")
+IdentityOpt = typer.Option(None, "--identity", help="SSH private key (default: the inventory's or ssh-agent).")
+
+
+def _finish(run: RunResult, fmt: Optional[str], output: Optional[Path]) -> None:
+    from clusterkit.render import render
+
+    emit(render(run, fmt, to_terminal=None if output is None else False), output)
+    if output is not None and fmt not in (None, "table"):
+        # A short verdict on the terminal too, so a cron log says what happened.
+        typer.echo(f"clusterkit: {run.status} ({len(run.nodes)} nodes) -> {output}", err=True)
+    raise typer.Exit(1 if run.failed() else 0)
+
+
+def _progress():
+    """A rich progress line per phase on a terminal; nothing when piped."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+
+    con = Console(stderr=True)
+
+    def cb(host: str, step: str, state: str) -> None:
+        if state not in ("ok", "start"):
+            con.print(f"[dim]{host}[/dim] {step}: {state}")
+
+    return cb
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def verify(
+        inventory: Optional[Path] = InventoryOpt,
+        simulate: bool = typer.Option(False, "--simulate", help="Run on a generated cluster with injected faults (no hardware)."),
+        nodes: int = typer.Option(8, "--nodes", help="Simulated cluster size."),
+        seed: int = typer.Option(0, "--seed", help="Simulation seed."),
+        profile: Optional[str] = ProfileOpt,
+        suite: str = SuiteOpt,
+        fmt: Optional[str] = FormatOpt,
+        output: Optional[Path] = OutputOpt,
+        limit: Optional[str] = LimitOpt,
+        keep_evidence: Optional[Path] = typer.Option(None, "--keep-evidence", help="Keep the evidence bundles in this directory."),
+        known_hosts: Optional[Path] = KnownHostsOpt,
+        accept_new_host_keys: bool = AcceptNewOpt,
+        connect_timeout: float = ConnectTimeoutOpt,
+        deadline: float = DeadlineOpt,
+        concurrency: int = ConcurrencyOpt,
+        identity: Optional[Path] = IdentityOpt,
+    ) -> None:
+        """Collect evidence from every node and analyze it (collect + analyze)."""
+        from clusterkit import pipeline
+
+        _check_format(fmt)
+        if simulate:
+            if nodes < 1 or nodes > 4096:
+                raise ConfigError("--nodes must be between 1 and 4096")
+            run = pipeline.simulate_run(nodes=nodes, seed=seed, suite=suite, profile=profile, evidence_dir=keep_evidence)
+        else:
+            from clusterkit.inventory import load_inventory
+
+            inv, _ = load_inventory(require_inventory(inventory))  # config errors before any SSH
+            run = pipeline.verify_inventory(
+                inv, suite=suite, profile=profile, limit=limit, evidence_dir=keep_evidence,
+                fleet_options=_fleet_options(known_hosts, accept_new_host_keys, connect_timeout, deadline, concurrency, identity),
+                progress=_progress())
+        _finish(run, fmt, output)
+
+    @app.command()
+    def collect(
+        inventory: Optional[Path] = InventoryOpt,
+        out: Path = typer.Option(..., "--out", help="Directory for the evidence bundles (one per node)."),
+        profile: Optional[str] = ProfileOpt,
+        suite: str = SuiteOpt,
+        limit: Optional[str] = LimitOpt,
+        known_hosts: Optional[Path] = KnownHostsOpt,
+        accept_new_host_keys: bool = AcceptNewOpt,
+        connect_timeout: float = ConnectTimeoutOpt,
+        deadline: float = DeadlineOpt,
+        concurrency: int = ConcurrencyOpt,
+        identity: Optional[Path] = IdentityOpt,
+    ) -> None:
+        """Run the probes on every node and store what they printed as evidence bundles."""
+        from clusterkit.analysis import ProfileResolver
+        from clusterkit.evidence.bundle import Bundle
+        from clusterkit.fleet.collect import collect_bundles
+        from clusterkit.inventory import load_inventory
+        from clusterkit.suites import load_suite
+
+        inv, _ = load_inventory(require_inventory(inventory))
+        inv = inv.limit(limit)
+        hosts = [h for h in inv.hosts if str(h.vars.get("clusterkit_skip", "")).lower() not in ("1", "true", "yes")]
+        s = load_suite(suite)
+        resolver = ProfileResolver(profile)
+        for h in hosts:
+            resolver.get(resolver.name_for(h))
+        dirs = collect_bundles(hosts, s, resolver, out,
+                               _fleet_options(known_hosts, accept_new_host_keys, connect_timeout, deadline, concurrency, identity),
+                               progress=_progress())
+        lost = 0
+        for d in dirs:
+            b = Bundle.open(d)
+            if b.outcome != "ok":
+                lost += 1
+            typer.echo(f"{b.host}: {b.outcome}" + (f" ({b.meta.get('message')})" if b.outcome != "ok" else "")
+                       + f" -> {d}")
+        raise typer.Exit(1 if lost else 0)
+
+    @app.command()
+    def analyze(
+        paths: List[Path] = typer.Argument(..., help="Bundle directories, run directories or loose tool-output files."),
+        kind: Optional[str] = typer.Option(None, "--kind", help="Kind of the loose files (default: recognized from content)."),
+        profile: Optional[str] = ProfileOpt,
+        suite: str = typer.Option("full", "--suite", help="Suite whose checks are applied (default: full)."),
+        fmt: Optional[str] = FormatOpt,
+        output: Optional[Path] = OutputOpt,
+    ) -> None:
+        """Turn evidence bundles and loose tool outputs into results."""
+        from clusterkit import pipeline
+
+        _check_format(fmt)
+        run = pipeline.analyze_paths(list(paths), suite=suite, profile=profile, kind=kind)
+        _finish(run, fmt, output)
+
+
+def _check_format(fmt: Optional[str]) -> None:
+    if fmt is not None and fmt not in ("table", "json", "junit"):
+        raise ConfigError(f"unknown --format '{fmt}' (table, json, junit)")

@@ -1,0 +1,83 @@
+"""The verbs' library side: simulate, verify an inventory, analyze paths -> RunResult."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from clusterkit.analysis import ProfileResolver, analyze_bundles, open_paths
+from clusterkit.evidence.bundle import CLUSTER_DIR, Bundle, find_bundles
+from clusterkit.inventory import HostSpec, Inventory, load_inventory
+from clusterkit.results import RunResult, now_iso
+from clusterkit.suites import load_suite
+
+
+@contextmanager
+def _evidence_dir(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    d = Path(tempfile.mkdtemp(prefix="clusterkit-evidence-"))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _analyze_run_dir(run_dir: Path, suite_name: str, profile: str | None, specs: dict[str, HostSpec] | None,
+                     started_at: str) -> RunResult:
+    bundles, cluster = [], None
+    for d in find_bundles(run_dir):
+        b = Bundle.open(d)
+        if d.name == CLUSTER_DIR:
+            cluster = b
+        else:
+            bundles.append(b)
+    return analyze_bundles(bundles, load_suite(suite_name), profiles=ProfileResolver(profile), specs=specs,
+                           cluster_bundle=cluster, started_at=started_at)
+
+
+def simulate_run(*, nodes: int = 8, seed: int = 0, suite: str = "quick", profile: str | None = None,
+                 evidence_dir: Path | None = None, gpu_model: str | None = None) -> RunResult:
+    """Generate a simulated cluster's bundles and analyze them like real ones."""
+    from clusterkit.sim.cluster import DEFAULT_MODEL, generate
+
+    started = now_iso()
+    load_suite(suite)  # config errors before any work
+    with _evidence_dir(evidence_dir) as d:
+        generate(d, nodes=nodes, seed=seed, gpu_model=gpu_model or DEFAULT_MODEL)
+        run = _analyze_run_dir(d, suite, profile, None, started)
+    run.simulated = True
+    return run
+
+
+def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "quick", profile: str | None = None,
+                     limit: str | None = None, evidence_dir: Path | None = None, fleet_options: Any = None,
+                     progress: Callable | None = None) -> RunResult:
+    """Collect evidence from every host of the inventory over SSH, then analyze it."""
+    from clusterkit.fleet.collect import FleetOptions, collect_bundles
+
+    started = now_iso()
+    inv = inventory_path if isinstance(inventory_path, Inventory) else load_inventory(inventory_path)[0]
+    inv = inv.limit(limit)
+    hosts = [h for h in inv.hosts if not str(h.vars.get("clusterkit_skip", "")).lower() in ("1", "true", "yes")]
+    s = load_suite(suite)
+    resolver = ProfileResolver(profile)
+    for h in hosts:  # unknown profiles are config errors before any SSH
+        resolver.get(resolver.name_for(h))
+    with _evidence_dir(evidence_dir) as d:
+        collect_bundles(hosts, s, resolver, d, fleet_options or FleetOptions(), progress=progress)
+        return _analyze_run_dir(d, suite, profile, {h.name: h for h in hosts}, started)
+
+
+def analyze_paths(paths: list[Path], *, suite: str = "full", profile: str | None = None,
+                  kind: str | None = None) -> RunResult:
+    """Bundles, run directories and loose files -> results."""
+    started = now_iso()
+    bundles, cluster, errors, loose = open_paths(paths, kind)
+    return analyze_bundles(bundles, load_suite(suite), profiles=ProfileResolver(profile), cluster_bundle=cluster,
+                           loose=loose, started_at=started, extra_nodes=errors)

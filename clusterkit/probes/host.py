@@ -1,0 +1,15 @@
+"""Host probes: facts every Linux node has, so they are real in tests too."""
+
+from __future__ import annotations
+
+from clusterkit.probes.registry import PHASE_AFTER, PHASE_INFO, simple_probe
+
+simple_probe("host.uname", "host/uname.txt", ["uname", "-a"], timeout_s=10)
+simple_probe("host.os_release", "host/os-release.txt", ["cat", "/etc/os-release"], timeout_s=10)
+# The node's clock; bundle.json records the controller's clock around it.
+simple_probe("host.clock", "host/clock.txt", ["date", "+%s.%N"], timeout_s=10)
+simple_probe("host.uptime", "host/uptime.txt", ["cat", "/proc/uptime"], timeout_s=10)
+simple_probe("host.df", "host/df.txt", ["df", "-P", "-k", "-x", "tmpfs", "-x", "devtmpfs", "-x", "overlay", "-x", "squashfs"], timeout_s=20)
+simple_probe("host.meminfo", "host/meminfo.txt", ["cat", "/proc/meminfo"], timeout_s=10)
+# Taken last, so it covers the load tests; root because of kernel.dmesg_restrict.
+simple_probe("host.kernel_log", "host/dmesg.txt", ["dmesg"], timeout_s=30, root=True, phase=PHASE_AFTER)
