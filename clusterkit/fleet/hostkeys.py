@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import paramiko
+from paramiko.hostkeys import InvalidHostKey
 
 from clusterkit.errors import ConfigError
 
@@ -69,6 +70,8 @@ class KnownHosts:
             if src.is_file():
                 try:
                     self._keys.load(str(src))
+                except InvalidHostKey as e:
+                    raise ConfigError(f"{src}: bad known_hosts line {e.line.strip()!r}: {e.exc}") from None
                 except (OSError, ValueError, paramiko.SSHException) as e:
                     raise ConfigError(f"{src}: unreadable known_hosts file: {e}") from None
             elif path is not None and not accept_new:
