@@ -221,6 +221,9 @@ def _store(h: _Host, cmd: Command, res) -> None:
     notes = [res.message] if res.message else []
     if res.exit_code == NOT_FOUND_EXIT:
         extra["not_installed"] = True
+        if not cmd.optional:
+            status = "error"
+            notes.append(f"`{cmd.argv[0]}` is not installed on the node but this probe requires it")
     if res.truncated:
         notes.append("stdout cut at the evidence size limit")
     produced = res.exit_code == 0 or bool(res.stdout.strip())

@@ -231,6 +231,7 @@ class SshSession:
              deadline: Deadline | None = None) -> "SshSession":
         hops: list[paramiko.SSHClient] = []
         chain = [*target.jumps, target.endpoint]
+        i = 0
         try:
             sock: socket.socket | paramiko.Channel | None = None
             for i, where in enumerate(chain):
@@ -252,14 +253,16 @@ class SshSession:
                     sock = client.get_transport().open_channel(  # type: ignore[union-attr]
                         "direct-tcpip", (nxt.address, nxt.port), ("127.0.0.1", 0), timeout=timeout)
                 except Exception as e:
+                    i += 1
                     raise _connect_failure(e, nxt, timeout) from None
         except HostFailure as f:
             for h in reversed(hops):
                 h.close()
-            if hops:
-                via = " -> ".join(str(j) for j in target.jumps)
-                f.message = f"via jump host {via}: {f.message}"
-                f.args = (f.message,)
+            if i < len(target.jumps):      # the jump host itself failed
+                f.message = f"jump host {target.jumps[i]}: {f.message}"
+            elif target.jumps:
+                f.message = f"via jump host {' -> '.join(str(j) for j in target.jumps)}: {f.message}"
+            f.args = (f.message,)
             raise
         raise AssertionError("unreachable")  # pragma: no cover
 

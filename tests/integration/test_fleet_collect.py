@@ -73,6 +73,7 @@ def test_bundle_records_commands_exit_codes_durations_and_clock(sshd_cluster, tm
         Command("gpu/nvidia-smi.txt", ["clusterkit-no-such-tool", "-q"], timeout_s=10, root=True),
         Command("gpu/files.json", ["python3", "-"], stdin=files_script, output="files-json", timeout_s=20),
         Command("host/empty.txt", ["true"], timeout_s=10),
+        Command("host/required.txt", ["clusterkit-required-tool"], timeout_s=10, optional=False),
     ]}
     host = _spec("n", n1, gpu_model=None, rack="r7")
     d = collect_planned([host], plans, tmp_path / "run", _options(sshd_cluster.known_hosts))[0]
@@ -95,6 +96,8 @@ def test_bundle_records_commands_exit_codes_durations_and_clock(sshd_cluster, tm
     assert cmds["gpu/files.json"]["files"] == ["gpu/a.txt", "gpu/sub/b.txt"]
     assert not (d / "gpu/files.json").exists()
     assert (d / "host/empty.txt").read_text() == ""           # exit 0 with no output is still evidence
+    required = cmds["host/required.txt"]
+    assert required["status"] == "error" and "not installed" in required["message"]
     for c in meta["commands"]:
         assert c["duration_s"] > 0 and c["local_start_epoch"] < c["local_end_epoch"]
         assert c["local_end_epoch"] - c["local_start_epoch"] == pytest.approx(c["duration_s"], abs=0.05)
