@@ -22,6 +22,7 @@ import getpass
 import select
 import shlex
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ MAX_CAPTURE_BYTES = 64 * 1024 * 1024   # same bound as an evidence file; more is
 NOT_FOUND_EXIT = 127                    # the shell's (and coreutils timeout's) "command not found"
 REMOTE_GRACE_S = 1.0                    # the node's own timeout fires this long after ours...
 REMOTE_KILL_AFTER_S = 5.0               # ...with SIGTERM, then SIGKILL this much later
+WATCHDOG_GRACE_S = 0.5                  # a command stuck inside paramiko is cut this long after its limit
 
 
 class Deadline:
@@ -296,11 +298,24 @@ class SshSession:
         end = t0 + max(timeout_s, 0.0)
         out, err = bytearray(), bytearray()
         chan: paramiko.Channel | None = None
+        watchdog: threading.Timer | None = None
+        expired = threading.Event()
+
+        def expire() -> None:
+            # paramiko waits without a limit for the reply to exec and for window space in
+            # sendall; closing the channel from here wakes both
+            expired.set()
+            if chan is not None:
+                chan.close()
+
         try:
             transport = self.client.get_transport()
             if transport is None or not transport.is_active():
                 raise HostFailure("unreachable", f"the connection to {self.target.name} was lost")
             chan = transport.open_session(timeout=max(0.1, end - time.monotonic()))
+            watchdog = threading.Timer(max(0.0, end - time.monotonic()) + WATCHDOG_GRACE_S, expire)
+            watchdog.daemon = True
+            watchdog.start()
             for k, v in (env or {}).items():
                 chan.set_environment_variable(k, v)   # sshd drops what AcceptEnv does not allow
             chan.exec_command(command)
@@ -340,12 +355,18 @@ class SshSession:
         except HostFailure:
             raise
         except (paramiko.SSHException, OSError, EOFError) as e:
-            if not self.alive:
+            if expired.is_set():
+                res.status = "timeout"
+                res.message = f"did not start or take its input within {timeout_s:g} s; abandoned"
+            elif not self.alive:
                 raise HostFailure("unreachable", f"the connection to {self.target.name} was lost during "
                                                  f"`{command}` ({type(e).__name__}: {e})") from None
-            res.status = "error"
-            res.message = f"could not run the command: {type(e).__name__}: {e}"
+            else:
+                res.status = "error"
+                res.message = f"could not run the command: {type(e).__name__}: {e}"
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             if chan is not None:
                 chan.close()
             res.local_end_epoch = time.time()

@@ -176,3 +176,16 @@ def test_run_everywhere_one_bad_host_does_not_stop_the_others(sshd_cluster):
     out = run_everywhere(targets, ["uname", "-s"], known, concurrency=2, connect_timeout_s=5, timeout_s=10)
     assert isinstance(out["gone"], HostFailure) and out["gone"].outcome == "unreachable"
     assert [out[n.name].stdout for n in sshd_cluster.nodes] == [b"Linux\n"] * 3
+
+
+def test_command_that_never_reads_its_input_is_cut_at_its_timeout(sshd_cluster):
+    """paramiko's sendall waits for window space without a limit; the watchdog still ends it."""
+    s = _open(sshd_cluster.nodes[0], sshd_cluster.known_hosts)
+    try:
+        t0 = time.monotonic()
+        r = s.run(["sleep", "30"], timeout_s=1, stdin=b"x" * (8 << 20))
+        took = time.monotonic() - t0
+    finally:
+        s.close()
+    assert r.status == "timeout" and r.exit_code is None, r.message
+    assert took < 5
