@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from clusterkit.analysis import ProfileResolver
 from clusterkit.checks.registry import CHECKS
-from clusterkit.evidence.bundle import BundleWriter
+from clusterkit.evidence.bundle import META, BundleWriter
 from clusterkit.fleet.hostkeys import KnownHosts
-from clusterkit.fleet.ssh import (NOT_FOUND_EXIT, Deadline, HostFailure, SshSession, Target, fan_out,
-                                  target_for)
+from clusterkit.fleet.ssh import (NOT_FOUND_EXIT, CommandResult, Deadline, HostFailure, SshSession, Target,
+                                  fan_out, target_for)
 from clusterkit.inventory import HostSpec
 from clusterkit.plugins import load_all
 from clusterkit.probes.registry import Command, ProbeEnv, probes_for
@@ -70,7 +69,6 @@ class _Host:
     outcome: str = "ok"
     message: str | None = None
     done: bool = False                          # unreachable/error/deadline: nothing more to run
-    notes: list[str] = field(default_factory=list)
 
     def fail(self, outcome: str, message: str) -> None:
         if self.outcome == "ok" or outcome != "timeout":
@@ -197,7 +195,7 @@ def _run_phase(h: _Host, phase: int, known: KnownHosts, options: FleetOptions, d
             say(name, cmd.path, f.outcome)
             h.fail(f.outcome, f.message)
             return
-        _store(h, cmd, res)
+        _store(h.writer, cmd, res)
         say(name, cmd.path, res.status)
         if res.status == "timeout":
             if cut_by_deadline:
@@ -211,12 +209,33 @@ def _run_phase(h: _Host, phase: int, known: KnownHosts, options: FleetOptions, d
                              f"commands ran")
 
 
-def _store(h: _Host, cmd: Command, res) -> None:
+def _write_files(writer: BundleWriter, stdout: bytes) -> tuple[list[str], list[str]]:
+    """The files of a `files-json` output -> (paths written, problems). Never raises:
+    the output comes from a node and may be anything."""
+    try:
+        files = json.loads(stdout.decode("utf-8", errors="replace"))
+    except ValueError as e:
+        return [], [f"output is not the expected JSON object of bundle files: {e}"]
+    if not isinstance(files, dict):
+        return [], [f"output is not the expected JSON object of bundle files (got a JSON {type(files).__name__})"]
+    written, problems = [], []
+    for path, text in files.items():
+        if path.strip("/") in ("", META) or path.endswith("/"):
+            problems.append(f"refused bundle path {path!r}")
+            continue
+        try:
+            writer.write(path, text if isinstance(text, str) else json.dumps(text, indent=1))
+            written.append(path)
+        except (ValueError, OSError) as e:   # escapes the bundle, NUL, clashes with a directory...
+            problems.append(f"could not store {path!r}: {e}")
+    return sorted(written), problems
+
+
+def _store(writer: BundleWriter, cmd: Command, res: CommandResult) -> None:
     """Write the command's stdout into the bundle and record how it ran."""
     extra: dict[str, object] = {"local_start_epoch": round(res.local_start_epoch, 6),
                                 "local_end_epoch": round(res.local_end_epoch, 6),
                                 "phase": cmd.phase}
-    stderr = res.stderr.decode("utf-8", errors="replace")
     status = res.status
     notes = [res.message] if res.message else []
     if res.exit_code == NOT_FOUND_EXIT:
@@ -228,22 +247,16 @@ def _store(h: _Host, cmd: Command, res) -> None:
         notes.append("stdout cut at the evidence size limit")
     produced = res.exit_code == 0 or bool(res.stdout.strip())
     if produced and cmd.output == "files-json":
-        try:
-            files = json.loads(res.stdout.decode("utf-8", errors="replace"))
-            if not isinstance(files, dict):
-                raise ValueError(f"expected a JSON object of files, got {type(files).__name__}")
-            written = []
-            for path, text in files.items():
-                h.writer.write(str(path), text if isinstance(text, str) else json.dumps(text, indent=1))
-                written.append(str(path))
-            extra["files"] = sorted(written)
-        except ValueError as e:  # unparsable output (or a path outside the bundle): keep it for the report
-            h.writer.write(cmd.path, res.stdout)
+        written, problems = _write_files(writer, res.stdout)
+        extra["files"] = written
+        if problems:
             status = "error"
-            notes.append(f"output is not the expected JSON object of bundle files: {e}")
+            notes += problems
+            if not written:   # keep what it printed, for the report
+                writer.write(cmd.path, res.stdout)
     elif produced:
-        h.writer.write(cmd.path, res.stdout)
+        writer.write(cmd.path, res.stdout)
     if notes:
         extra["message"] = "; ".join(notes)
-    h.writer.record(cmd.path, command=res.command, exit_code=res.exit_code, duration_s=res.duration_s,
-                    stderr=stderr, status=status, **extra)
+    writer.record(cmd.path, command=res.command, exit_code=res.exit_code, duration_s=res.duration_s,
+                  stderr=res.stderr.decode("utf-8", errors="replace"), status=status, **extra)

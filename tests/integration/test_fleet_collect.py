@@ -232,3 +232,19 @@ def test_accept_new_records_keys_once_for_the_whole_fleet(sshd_cluster, tmp_path
     assert lines == sorted(f"{n.known_hosts_name} {n.host_key_pub}" for n in sshd_cluster.nodes)
     again = collect_planned(hosts, plans, tmp_path / "run2", _options(kh))
     assert {_meta(d)["outcome"] for d in again} == {"ok"}
+
+
+def test_large_runs_reconnect_per_phase_and_commands_get_the_c_locale(sshd_cluster, tmp_path, monkeypatch):
+    import clusterkit.fleet.collect as collect
+
+    monkeypatch.setattr(collect, "KEEP_OPEN_MAX_HOSTS", 1)    # 2 hosts: "too many" to keep open
+    conn = ["sh", "-c", 'echo "$SSH_CONNECTION"']
+    plans = {n: [Command("a/before.txt", conn, timeout_s=10),
+                 Command("a/locale.txt", ["printenv", "LC_ALL"], timeout_s=10),
+                 Command("a/after.txt", conn, phase=PHASE_AFTER, timeout_s=10)] for n in ("x", "y")}
+    dirs = collect_planned([_spec("x", sshd_cluster.nodes[0]), _spec("y", sshd_cluster.nodes[1])], plans,
+                           tmp_path / "run", _options(sshd_cluster.known_hosts))
+    for d in dirs:
+        assert _meta(d)["outcome"] == "ok"
+        assert (d / "a/before.txt").read_text() != (d / "a/after.txt").read_text()   # a new connection
+        assert (d / "a/locale.txt").read_text() == "C\n"
