@@ -134,7 +134,7 @@ class HostFailure(Exception):
 
 @dataclass
 class CommandResult:
-    command: str                      # what was executed remotely (shlex.join of the argv)
+    command: str                      # shlex.join of the argv (with sudo), without the `timeout` wrapper
     exit_code: int | None             # None: killed, or no exit status came back
     stdout: bytes = b""
     stderr: bytes = b""
@@ -292,7 +292,7 @@ class SshSession:
             env: dict[str, str] | None = None) -> CommandResult:
         """Run one command; at `timeout_s` send it SIGKILL (non-root logins), close the
         channel, and let the node's `timeout` wrapper end it (root logins)."""
-        command = shlex.join(self.wire_argv(argv, root, timeout_s))
+        command = shlex.join(self.wire_argv(argv, root))         # as recorded and reported
         res = CommandResult(command, None, local_start_epoch=time.time())
         t0 = time.monotonic()
         end = t0 + max(timeout_s, 0.0)
@@ -318,7 +318,7 @@ class SshSession:
             watchdog.start()
             for k, v in (env or {}).items():
                 chan.set_environment_variable(k, v)   # sshd drops what AcceptEnv does not allow
-            chan.exec_command(command)
+            chan.exec_command(shlex.join(self.wire_argv(argv, root, timeout_s)))
             if stdin:
                 chan.sendall(stdin)
             chan.shutdown_write()                      # EOF: nothing waits on an open stdin
