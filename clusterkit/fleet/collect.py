@@ -69,6 +69,7 @@ class _Host:
     outcome: str = "ok"
     message: str | None = None
     done: bool = False                          # unreachable/error/deadline: nothing more to run
+    ran: int = 0                                # commands run so far
 
     def fail(self, outcome: str, message: str) -> None:
         if self.outcome == "ok" or outcome != "timeout":
@@ -135,6 +136,11 @@ def collect_planned(hosts: list[HostSpec], plans: dict[str, list[Command]], out_
         if not phases:  # nothing to run still proves the hosts are reachable
             fan_out([h for h in runs], work(-1), concurrency=options.concurrency, deadline=deadline,
                     on_not_started=late)
+    except BaseException:   # Ctrl-C: say which hosts were cut short, keep what was collected
+        for h in runs:
+            if h.outcome == "ok" and h.ran < len(h.commands):
+                h.outcome, h.message = "error", "collection interrupted before all of this host's commands ran"
+        raise
     finally:
         for h in runs:
             _close(h)
@@ -196,6 +202,7 @@ def _run_phase(h: _Host, phase: int, known: KnownHosts, options: FleetOptions, d
             h.fail(f.outcome, f.message)
             return
         _store(h.writer, cmd, res)
+        h.ran += 1
         say(name, cmd.path, res.status)
         if res.status == "timeout":
             if cut_by_deadline:

@@ -330,6 +330,8 @@ class SshSession:
                     err += chan.recv_stderr(65536)
                 if chan.eof_received and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
+                if chan.closed:   # closed without EOF: by the watchdog, or the session was closed
+                    raise EOFError("the channel was closed before the command's output ended")
                 left = end - time.monotonic()
                 if left <= 0:
                     raise TimeoutError
@@ -393,9 +395,16 @@ def fan_out(items: list[T], task: Callable[[T], R], *, concurrency: int, deadlin
 
     if not items:
         return []
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items))),
-                            thread_name_prefix="clusterkit-ssh") as pool:
-        return list(pool.map(guarded, items))
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items))), thread_name_prefix="clusterkit-ssh")
+    try:
+        results = list(pool.map(guarded, items))
+    except BaseException:
+        # Ctrl-C: start nothing more and return at once; the caller closes the connections,
+        # which ends the commands still running
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 def run_everywhere(targets: list[Target], argv: list[str], known: KnownHosts, *, concurrency: int = 64,

@@ -248,3 +248,39 @@ def test_large_runs_reconnect_per_phase_and_commands_get_the_c_locale(sshd_clust
         assert _meta(d)["outcome"] == "ok"
         assert (d / "a/before.txt").read_text() != (d / "a/after.txt").read_text()   # a new connection
         assert (d / "a/locale.txt").read_text() == "C\n"
+
+
+def test_ctrl_c_ends_a_hung_collection_promptly_and_keeps_the_evidence(sshd_cluster, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    n = sshd_cluster.nodes[0]
+    script = f"""
+import sys
+from pathlib import Path
+from clusterkit.fleet.collect import FleetOptions, collect_planned
+from clusterkit.inventory import HostSpec
+from clusterkit.probes.registry import Command
+h = HostSpec(name="n", address="127.0.0.1", port={n.port}, user={n.user!r}, private_key_file={str(n.key)!r})
+plans = {{"n": [Command("host/uname.txt", ["uname"], timeout_s=10), Command("host/hang.txt", ["sleep", "60"], timeout_s=60)]}}
+print("start", flush=True)
+collect_planned([h], plans, Path({str(tmp_path / 'run')!r}), FleetOptions(known_hosts=Path({str(sshd_cluster.known_hosts)!r})))
+"""
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "start\n"
+    meta_path = tmp_path / "run" / "n" / "host" / "uname.txt"
+    for _ in range(100):                      # wait until the hung command runs
+        if meta_path.exists():
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=20)
+    assert time.monotonic() - t0 < 5, "Ctrl-C must not wait for the hung command"
+    assert "KeyboardInterrupt" in p.stderr.read()
+    meta = _meta(tmp_path / "run" / "n")
+    assert meta["outcome"] == "error" and "interrupted" in meta["message"]
+    assert meta_path.read_text() == "Linux\n"
