@@ -30,7 +30,7 @@ paths = st.one_of(st.sampled_from(["", "/", "bundle.json", "../x", "/etc/passwd"
 objects = st.dictionaries(paths, st.one_of(st.text(max_size=20), st.integers(), st.lists(st.integers())), max_size=5)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.one_of(objects.map(lambda d: json.dumps(d).encode()), st.binary(max_size=200)))
 def test_any_files_json_output_is_stored_or_refused_inside_the_bundle(tmp_path_factory, stdout):
     root = tmp_path_factory.mktemp("b")
