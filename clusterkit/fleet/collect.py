@@ -130,12 +130,11 @@ def collect_planned(hosts: list[HostSpec], plans: dict[str, list[Command]], out_
         h.fail("timeout", f"the run's deadline ({options.deadline_s:g} s) ran out before this host's turn")
 
     try:
-        for phase in phases:
-            todo = [h for h in runs if not h.done and any(c.phase == phase for c in h.commands)]
+        for i, phase in enumerate(phases or [-1]):
+            # a host with nothing to run is still connected once: "ok" must mean reachable
+            todo = [h for h in runs if not h.done and (any(c.phase == phase for c in h.commands)
+                                                       or i == 0 and not h.commands)]
             fan_out(todo, work(phase), concurrency=options.concurrency, deadline=deadline, on_not_started=late)
-        if not phases:  # nothing to run still proves the hosts are reachable
-            fan_out([h for h in runs], work(-1), concurrency=options.concurrency, deadline=deadline,
-                    on_not_started=late)
     except BaseException:   # Ctrl-C: say which hosts were cut short, keep what was collected
         for h in runs:
             if h.outcome == "ok" and h.ran < len(h.commands):

@@ -284,3 +284,12 @@ collect_planned([h], plans, Path({str(tmp_path / 'run')!r}), FleetOptions(known_
     meta = _meta(tmp_path / "run" / "n")
     assert meta["outcome"] == "error" and "interrupted" in meta["message"]
     assert meta_path.read_text() == "Linux\n"
+
+
+def test_a_host_with_nothing_to_run_is_still_checked_for_reachability(sshd_cluster, tmp_path):
+    hosts = [_spec("busy", sshd_cluster.nodes[0]), _spec("idle", sshd_cluster.nodes[1]),
+             _spec("idle-down", sshd_cluster.nodes[1], port=sshd_cluster.closed_port())]
+    plans = {"busy": [Command("host/uname.txt", ["uname"], timeout_s=10)]}
+    dirs = collect_planned(hosts, plans, tmp_path / "run", _options(sshd_cluster.known_hosts))
+    assert [_meta(d)["outcome"] for d in dirs] == ["ok", "ok", "unreachable"]
+    assert _meta(dirs[1])["tool_versions"]["sshd"].startswith("SSH-2.0-")     # it did connect
