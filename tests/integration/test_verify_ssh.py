@@ -17,12 +17,27 @@ def _verify(inv, known_hosts, *extra: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+GPU_FAMILIES = ("gpu", "power")      # checks that read GPU evidence: without a GPU they must skip
+
+
+def _host_and_gpu_suite(path):
+    """A suite of the host checks and the GPU families that exist in this tree."""
+    from clusterkit.checks.registry import CHECKS
+    from clusterkit.plugins import load_all
+
+    load_all()
+    families = ["host"] + [f for f in GPU_FAMILIES if any(c.startswith(f + ".") for c in CHECKS)]
+    path.write_text("checks = [" + ", ".join(f'"{f}.*"' for f in families) + "]\n")
+    return path
+
+
 def test_verify_reports_host_checks_pass_and_gpu_checks_skip(sshd_cluster, tmp_path):
     nodes = sshd_cluster.nodes
     inv = sshd_cluster.write_inventory(tmp_path / "hosts.ini", nodes, host_vars={
         nodes[1].name: {"gpu_model": "h100-sxm5-80gb", "gpu_count": 8}})
-    r = _verify(inv, sshd_cluster.known_hosts, "--keep-evidence", str(tmp_path / "evidence"))
-    assert r.returncode == 0, r.stderr
+    suite = _host_and_gpu_suite(tmp_path / "suite.toml")
+    r = _verify(inv, sshd_cluster.known_hosts, "--suite", str(suite), "--keep-evidence", str(tmp_path / "evidence"))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     run = json.loads(r.stdout)
     assert [n["host"] for n in run["nodes"]] == [n.name for n in nodes]
     for node in run["nodes"]:
@@ -31,8 +46,8 @@ def test_verify_reports_host_checks_pass_and_gpu_checks_skip(sshd_cluster, tmp_p
         host_checks = {i: c["status"] for i, c in by_id.items() if i.startswith("host.")}
         assert {"host.reachable", "host.kernel", "host.clock"} <= set(host_checks)
         assert set(host_checks.values()) == {"pass"}, host_checks
-        others = {i: c["status"] for i, c in by_id.items() if not i.startswith("host.")}
-        assert set(others.values()) <= {"skip"}, f"no GPU here, so every GPU check must skip: {others}"
+        gpu = {i: c["status"] for i, c in by_id.items() if i.split(".")[0] in GPU_FAMILIES}
+        assert set(gpu.values()) <= {"skip"}, f"no GPU here, so every GPU check must skip: {gpu}"
     # the evidence kept is what the node printed
     uname = (tmp_path / "evidence" / nodes[0].name / "host" / "uname.txt").read_text()
     assert uname == subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout
