@@ -233,6 +233,10 @@ class SshSession:
              deadline: Deadline | None = None) -> "SshSession":
         hops: list[paramiko.SSHClient] = []
         chain = [*target.jumps, target.endpoint]
+        for where in chain:
+            if where.key_file and not Path(where.key_file).is_file():
+                raise HostFailure("error", f"private key {where.key_file} for {where} does not exist: fix "
+                                           f"ansible_ssh_private_key_file or --identity")
         i = 0
         try:
             sock: socket.socket | paramiko.Channel | None = None

@@ -111,6 +111,10 @@ def test_unreachable_and_auth_failures_are_classified(sshd_cluster, tmp_path):
                         connect_timeout_s=5)
     assert e.value.outcome == "error" and "authentication" in e.value.message
     assert "ansible_ssh_private_key_file" in e.value.message
+    with pytest.raises(HostFailure) as e:
+        SshSession.open(Target("x", Endpoint(node.address, node.port, node.user, str(tmp_path / "nokey"))), known,
+                        connect_timeout_s=5)
+    assert e.value.outcome == "error" and f"{tmp_path / 'nokey'} for {node.user}@" in e.value.message
 
 
 def test_jump_host_from_inventory_proxyjump(sshd_cluster, tmp_path):
