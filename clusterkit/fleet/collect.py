@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -46,6 +47,7 @@ Progress = Callable[[str, str, str], None]
 KEEP_OPEN_MAX_HOSTS = 256
 # The node's locale decides how many tools print numbers and dates; parsers read the C locale.
 REMOTE_ENV = {"LC_ALL": "C"}
+SUDO_NEEDS_PASSWORD = b"a password is required"      # what `sudo -n` prints (LC_ALL=C) when it would prompt
 
 
 @dataclass
@@ -249,6 +251,9 @@ def _store(writer: BundleWriter, cmd: Command, res: CommandResult) -> None:
         if not cmd.optional:
             status = "error"
             notes.append(f"`{cmd.argv[0]}` is not installed on the node but this probe requires it")
+    if res.command.startswith("sudo -n ") and res.exit_code == 1 and SUDO_NEEDS_PASSWORD in res.stderr:
+        notes.append(f"sudo needs a password on this node: allow this user passwordless sudo (NOPASSWD) for "
+                     f"`{shlex.join(cmd.argv)}`, or log in as root")
     if res.truncated:
         notes.append("stdout cut at the evidence size limit")
     produced = res.exit_code == 0 or bool(res.stdout.strip())

@@ -56,3 +56,12 @@ def test_plain_output_is_stored_as_printed_and_missing_tools_leave_only_a_record
     assert (x["exit_code"], x["local_start_epoch"], x["local_end_epoch"], x["phase"]) == (0, 100.0, 100.5, 10)
     assert gone["not_installed"] is True and gone["status"] == "ok"
     assert fails["exit_code"] == 1 and "not_installed" not in fails
+
+
+def test_sudo_asking_for_a_password_says_what_to_do(tmp_path):
+    w = BundleWriter(tmp_path / "n", "n")
+    res = CommandResult("sudo -n -- dmesg", 1, b"", b"sudo: a password is required\n")
+    _store(w, Command("host/dmesg.txt", ["dmesg"], root=True), res)
+    rec = w.meta["commands"][0]
+    assert "NOPASSWD" in rec["message"] and "`dmesg`" in rec["message"]
+    assert rec["stderr"] == "sudo: a password is required\n"
