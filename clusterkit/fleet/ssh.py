@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import getpass
+import logging
 import select
 import shlex
 import socket
@@ -35,6 +36,10 @@ from paramiko.common import cMSG_CHANNEL_REQUEST
 from clusterkit.errors import ConfigError
 from clusterkit.fleet.hostkeys import KnownHosts, UnknownHostKey, changed_key_message, known_hosts_name
 from clusterkit.inventory import HostSpec
+
+# paramiko logs each failed handshake with a traceback; with no logging configured
+# Python would print those on stderr. Each host's failure is reported once, as data.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 Outcome = Literal["ok", "unreachable", "timeout", "error"]
 T = TypeVar("T")
@@ -197,15 +202,20 @@ def _login(where: Endpoint, sock: socket.socket | paramiko.Channel, known: Known
     try:
         client.connect(
             where.address, where.port, username=where.user, key_filename=where.key_file, sock=sock,
-            timeout=timeout_s, banner_timeout=timeout_s, auth_timeout=timeout_s, channel_timeout=timeout_s,
+            # the handshake's limit outlasts the banner's, so a mute port reports "no banner"
+            timeout=timeout_s + 1.0, banner_timeout=timeout_s, auth_timeout=timeout_s, channel_timeout=timeout_s,
             allow_agent=True, look_for_keys=where.key_file is None,
         )
     except paramiko.BadHostKeyException as e:
         client.close()
         raise _changed_key_with_path(e, where, known) from None
     except Exception as e:
+        # the transport thread's own error (e.g. no banner) says more than the
+        # "No existing session" the caller sees once that thread has ended
+        t = client.get_transport()
+        cause = (t.get_exception() if t is not None else None) or e
         client.close()
-        raise _connect_failure(e, where, timeout_s) from None
+        raise _connect_failure(cause, where, timeout_s) from None
     return client
 
 

@@ -193,3 +193,18 @@ def test_command_that_never_reads_its_input_is_cut_at_its_timeout(sshd_cluster):
         s.close()
     assert r.status == "timeout" and r.exit_code is None, r.message
     assert took < 5
+
+
+def test_a_port_that_accepts_but_never_speaks_ssh_is_unreachable_after_the_connect_timeout():
+    import socket
+
+    with socket.socket() as silent:                     # the kernel accepts; nothing ever answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        t0 = time.monotonic()
+        with pytest.raises(HostFailure) as e:
+            SshSession.open(Target("mute", Endpoint("127.0.0.1", silent.getsockname()[1], "root")),
+                            KnownHosts(None), connect_timeout_s=1)
+        took = time.monotonic() - t0
+    assert e.value.outcome == "unreachable" and "no SSH banner within 1 s" in e.value.message
+    assert took < 4

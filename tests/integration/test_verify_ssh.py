@@ -53,15 +53,23 @@ def test_verify_reports_host_checks_pass_and_gpu_checks_skip(sshd_cluster, tmp_p
     assert uname == subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout
 
 
-def test_verify_names_a_lost_node_and_still_checks_the_others(sshd_cluster, tmp_path):
+def test_verify_names_lost_nodes_and_still_checks_the_others(sshd_cluster, tmp_path):
+    import socket
+
     good = sshd_cluster.nodes[0]
     inv = sshd_cluster.write_inventory(tmp_path / "hosts.ini", [good])
-    with inv.open("a") as f:
-        f.write(f"down01 ansible_host=127.0.0.1 ansible_port={sshd_cluster.closed_port()} ansible_user=root\n")
-    r = _verify(inv, sshd_cluster.known_hosts)
+    with socket.socket() as mute:                     # accepts, never speaks SSH: a hung sshd
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(4)
+        with inv.open("a") as f:
+            f.write(f"down01 ansible_host=127.0.0.1 ansible_port={sshd_cluster.closed_port()} ansible_user=root\n"
+                    f"mute01 ansible_host=127.0.0.1 ansible_port={mute.getsockname()[1]} ansible_user=root\n")
+        r = _verify(inv, sshd_cluster.known_hosts, "--connect-timeout", "1")
     assert r.returncode == 1, r.stderr
     nodes = {n["host"]: n for n in json.loads(r.stdout)["nodes"]}
     assert nodes["down01"]["outcome"] == "unreachable"
     assert "connection refused" in nodes["down01"]["message"]
+    assert nodes["mute01"]["outcome"] == "unreachable" and "no SSH banner" in nodes["mute01"]["message"]
+    assert "Traceback" not in r.stderr and "paramiko" not in r.stderr, r.stderr
     assert nodes[good.name]["outcome"] == "ok"
     assert {c["status"] for c in nodes[good.name]["checks"] if c["id"].startswith("host.")} == {"pass"}
