@@ -33,8 +33,17 @@ ConcurrencyOpt = typer.Option(64, "--concurrency", help="Hosts worked on at once
 IdentityOpt = typer.Option(None, "--identity", help="SSH private key (default: the inventory's or ssh-agent).")
 
 
-def _finish(run: RunResult, fmt: Optional[str], output: Optional[Path]) -> None:
+HistoryOpt = typer.Option(None, "--history", help="Also store the result in this history DB (see `clusterkit history`).")
+
+
+def _finish(run: RunResult, fmt: Optional[str], output: Optional[Path], history: Optional[Path] = None) -> None:
     from clusterkit.render import render
+
+    if history is not None:
+        from clusterkit.history import History
+
+        with History(history) as h:
+            h.record_run(run, kind="verify")
 
     emit(render(run, fmt, to_terminal=None if output is None else False), output)
     if output is not None and fmt not in (None, "table"):
@@ -100,6 +109,7 @@ def register(app: typer.Typer) -> None:
         deadline: float = DeadlineOpt,
         concurrency: int = ConcurrencyOpt,
         identity: Optional[Path] = IdentityOpt,
+        history: Optional[Path] = HistoryOpt,
     ) -> None:
         """Collect evidence from every node and analyze it (collect + analyze)."""
         from clusterkit import pipeline
@@ -117,7 +127,7 @@ def register(app: typer.Typer) -> None:
             with _progress(len(inv.limit(limit).targets())) as progress:
                 run = pipeline.verify_inventory(inv, suite=suite, profile=profile, limit=limit,
                                                 evidence_dir=keep_evidence, fleet_options=options, progress=progress)
-        _finish(run, fmt, output)
+        _finish(run, fmt, output, history)
 
     @app.command()
     def collect(

@@ -14,12 +14,13 @@ from __future__ import annotations
 from clusterkit.fleet.nccl_runner import BENCH_SCRIPT, NcclOptions, nccl_env
 from clusterkit.probes.registry import PHASE_LOAD, Command, ProbeEnv, probe
 
-# Runs nccl-tests if installed, else the torch benchmark read from stdin.
+# Runs nccl-tests if installed, else the torch benchmark read from stdin, on the GPUs
+# (NCCL backend): gloo on CPU is for tests only, never a node's verdict.
 _WRAPPER = (
     'n="$1"; bin="$2"; py="$3"; shift 3; '
     'if command -v "$bin" >/dev/null 2>&1; then exec "$bin" "$@" -g "$n"; fi; '
     'echo "# $bin not found: clusterkit torch.distributed fallback"; '
-    'exec "$py" - "$@" --nprocs "$n"'
+    'exec "$py" - "$@" --nprocs "$n" --backend nccl'
 )
 
 
@@ -35,7 +36,11 @@ def options(params: dict) -> NcclOptions:
 @probe("nccl.single_node", paths=("nccl/all_reduce_perf.txt",))
 def single_node(env: ProbeEnv) -> list[Command]:
     opts = options(env.params)
-    gpus = (env.spec.gpu_count if env.spec is not None else 0) or 8
+    gpus = env.spec.gpu_count if env.spec is not None else 0
+    if gpus <= 0:
+        # A node declared without GPUs gets no bandwidth test: the NCCL checks skip
+        # ("not collected"), instead of a CPU all-reduce loading the node for minutes.
+        return []
     nenv = nccl_env(env.profile, env.spec, opts)
     argv = ["env", *[f"{k}={v}" for k, v in sorted(nenv.items())],
             "sh", "-c", _WRAPPER, "ck-nccl", str(gpus), opts.binary, opts.python, *opts.size_args()]

@@ -15,8 +15,8 @@ from clusterkit.analysis import analyze_bundles, open_paths
 from clusterkit.parsers.nccl_tests import parse
 from clusterkit.suites import Suite
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from conftest import real_output  # noqa: E402
+
+from tests.conftest import real_output  # noqa: E402
 
 # name -> (peak busbw, gate busbw, ranks, nodes, status, finding codes, judged by)
 CASES = {

@@ -52,3 +52,19 @@ def test_simulate_table_says_simulated_and_bad_options_exit_2():
     assert r.returncode == 2 and "unknown profile 'no-such-gpu'" in r.stderr
     r = _cli("verify", "--simulate", "--format", "xml")
     assert r.returncode == 2 and "--format" in r.stderr
+
+
+def test_verify_history_option_stores_the_run(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "h.db"
+    r = _cli("verify", "--simulate", "--nodes", "3", "--format", "json", "--history", str(db))
+    assert r.returncode == 1
+    d = json.loads(r.stdout)
+    con = sqlite3.connect(db)
+    (kind, status, simulated), = con.execute("select kind, status, simulated from runs").fetchall()
+    assert (kind, status, simulated) == ("verify", d["status"], 1)
+    hosts = {h for (h,) in con.execute("select host from node_results")}
+    assert hosts == {n["host"] for n in d["nodes"]}
+    n_checks = con.execute("select count(*) from check_results where host is not null").fetchone()[0]
+    assert n_checks == sum(len(n["checks"]) for n in d["nodes"])
