@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import getpass
 import logging
+import re
 import select
 import shlex
 import socket
@@ -49,6 +50,8 @@ MAX_CAPTURE_BYTES = 64 * 1024 * 1024   # same bound as an evidence file; more is
 NOT_FOUND_EXIT = 127                    # the shell's (and coreutils timeout's) "command not found"
 REMOTE_GRACE_S = 1.0                    # the node's own timeout fires this long after ours...
 REMOTE_KILL_AFTER_S = 5.0               # ...with SIGTERM, then SIGKILL this much later
+_WRAPPER_NOT_FOUND = re.compile(rb"\Atimeout: failed to run command '(.*?)': No such file or directory\n?\Z")
+_SUDO_NOT_FOUND = re.compile(rb"\Asudo: .*: command not found\n?\Z")
 WATCHDOG_GRACE_S = 0.5                  # a command stuck inside paramiko is cut this long after its limit
 
 
@@ -389,6 +392,13 @@ class SshSession:
             res.duration_s = time.monotonic() - t0
         res.truncated = len(out) > MAX_CAPTURE_BYTES
         res.stdout, res.stderr = bytes(out[:MAX_CAPTURE_BYTES]), bytes(err[-65536:])
+        if res.exit_code == NOT_FOUND_EXIT:
+            # said by our `timeout` wrapper, which the user never typed: say it as a shell would
+            res.stderr = _WRAPPER_NOT_FOUND.sub(rb"\1: command not found\n", res.stderr)
+        elif res.exit_code == 1 and command.startswith("sudo -n ") and _SUDO_NOT_FOUND.match(res.stderr):
+            # sudo exits 1 for a missing command; 127 is what "not installed" is everywhere else
+            res.exit_code = NOT_FOUND_EXIT
+            res.message = "sudo: command not found (sudo exits 1; recorded as 127)"
         return res
 
     def close(self) -> None:

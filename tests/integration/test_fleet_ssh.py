@@ -48,6 +48,7 @@ def test_stdin_stdout_stderr_and_exit_code(sshd_cluster):
     assert (r.exit_code, r.stdout, r.stderr, r.status) == (3, b"out:-", b"err", "ok")
     assert r.local_start_epoch <= r.local_end_epoch and r.duration_s > 0
     assert missing.exit_code == 127 and missing.status == "ok"
+    assert missing.stderr == b"clusterkit-no-such-tool: command not found\n"
 
 
 def test_hung_command_is_killed_at_its_timeout(sshd_cluster):
@@ -161,8 +162,11 @@ def test_become_runs_root_commands_through_sudo(sshd_cluster, tmp_path):
     try:
         as_root = s.run(["printenv", "SUDO_USER"], timeout_s=10, root=True)
         plain = s.run(["printenv", "SUDO_USER"], timeout_s=10, root=False)
+        missing = s.run(["clusterkit-no-such-tool"], timeout_s=10, root=True)
     finally:
         s.close()
+    assert missing.exit_code == 127, "a tool missing behind sudo is 'not installed' too"
+    assert missing.stderr == b"sudo: clusterkit-no-such-tool: command not found\n"
     assert "sudo -n --" in as_root.command and as_root.stdout == f"{node.user}\n".encode()
     assert "sudo" not in plain.command and plain.exit_code == 1   # not set: not run through sudo
     direct = _open(node, sshd_cluster.known_hosts)
