@@ -23,7 +23,7 @@ import json
 import logging
 import shlex
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Optional
 
 from clusterkit.analysis import ProfileResolver
@@ -227,9 +227,10 @@ def _write_files(writer: BundleWriter, stdout: bytes) -> tuple[list[str], list[s
     if not isinstance(files, dict):
         return [], [f"output is not the expected JSON object of bundle files (got a JSON {type(files).__name__})"]
     written, problems = [], []
-    for path, text in files.items():
-        if path.strip("/") in ("", META) or path.endswith("/"):
-            problems.append(f"refused bundle path {path!r}")
+    for raw, text in files.items():
+        path = str(PurePosixPath(raw))           # "a//b" and "./a/b" name a/b: record what is on disk
+        if path in (".", "/", META) or raw.endswith("/"):
+            problems.append(f"refused bundle path {raw!r}")
             continue
         try:
             writer.write(path, text if isinstance(text, str) else json.dumps(text, indent=1))
