@@ -33,8 +33,7 @@ def _host_and_gpu_suite(path):
 
 def test_verify_reports_host_checks_pass_and_gpu_checks_skip(sshd_cluster, tmp_path):
     nodes = sshd_cluster.nodes
-    inv = sshd_cluster.write_inventory(tmp_path / "hosts.ini", nodes, host_vars={
-        nodes[1].name: {"gpu_model": "h100-sxm5-80gb", "gpu_count": 8}})
+    inv = sshd_cluster.write_inventory(tmp_path / "hosts.ini", nodes)     # no GPUs declared
     suite = _host_and_gpu_suite(tmp_path / "suite.toml")
     r = _verify(inv, sshd_cluster.known_hosts, "--suite", str(suite), "--keep-evidence", str(tmp_path / "evidence"))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
@@ -73,3 +72,21 @@ def test_verify_names_lost_nodes_and_still_checks_the_others(sshd_cluster, tmp_p
     assert "Traceback" not in r.stderr and "paramiko" not in r.stderr, r.stderr
     assert nodes[good.name]["outcome"] == "ok"
     assert {c["status"] for c in nodes[good.name]["checks"] if c["id"].startswith("host.")} == {"pass"}
+
+
+def test_verify_fails_a_node_that_declares_gpus_it_does_not_have(sshd_cluster, tmp_path):
+    from clusterkit.checks.registry import CHECKS
+    from clusterkit.plugins import load_all
+
+    load_all()
+    if "gpu.inventory" not in CHECKS:
+        pytest.skip("the gpu family is not in this tree")
+    node = sshd_cluster.nodes[1]
+    inv = sshd_cluster.write_inventory(tmp_path / "hosts.ini", [node], host_vars={
+        node.name: {"gpu_model": "h100-sxm5-80gb", "gpu_count": 8}})
+    r = _verify(inv, sshd_cluster.known_hosts, "--suite", str(_host_and_gpu_suite(tmp_path / "suite.toml")))
+    assert r.returncode == 1, r.stderr
+    checks = {c["id"]: c for c in json.loads(r.stdout)["nodes"][0]["checks"]}
+    assert checks["gpu.inventory"]["status"] == "fail"
+    assert "8" in checks["gpu.inventory"]["summary"] and "h100" in checks["gpu.inventory"]["summary"].lower()
+    assert {c["status"] for i, c in checks.items() if i.startswith("host.")} == {"pass"}
