@@ -1,0 +1,1 @@
+"""Integration tests: real components, started by the fixtures in conftest.py."""
