@@ -135,7 +135,7 @@ def _try(fabric: NodeFabric, path: str, fn: Any, ctx: "NodeContext") -> Any:
             return fn(text)
         except ParseError as e:
             why = str(e)
-    if why or failed and cmd.get("status") != "not-installed":
+    if why or failed and not ctx.bundle.not_installed(path):  # a missing tool is evidence, not an error
         detail = f"{cmd.get('command', path)} exited {cmd.get('exit_code')}" if failed else ""
         stderr = (cmd.get("stderr") or "").strip().splitlines()
         parts = [p for p in (why, detail, stderr[-1] if stderr else "") if p]
@@ -245,6 +245,16 @@ def severity_over(value: float, limit: float | None) -> str | None:
     if limit is None or value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return "fail" if value > limit else None
+
+
+NO_FABRIC = "no InfiniBand/RoCE device declared or found"
+
+
+def no_fabric(ctx: "NodeContext", fabric: NodeFabric) -> bool:
+    """Nothing to judge: no HCA port seen, none declared, no unusable evidence."""
+    decl = ctx.declared
+    snap_ports = (fabric.after.ports if fabric.after else {}) or (fabric.before.ports if fabric.before else {})
+    return not (fabric.ports or snap_ports or fabric.errors or decl.get("ib_devices") or decl.get("roce_interfaces"))
 
 
 def parse_errors_finding(errors: list[str]) -> list[Finding]:

@@ -29,8 +29,7 @@ EXIT_NOT_FOUND = 127   # the shell's "command not found"
 
 
 def _not_installed(ctx: "NodeContext", path: str) -> bool:
-    c = ctx.bundle.command(path)
-    return bool(c) and c.get("exit_code") == EXIT_NOT_FOUND
+    return ctx.bundle.not_installed(path)
 
 
 def read_inventory(ctx: "NodeContext") -> tuple[GpuInventory | None, list[str]]:

@@ -6,7 +6,8 @@ from collections import defaultdict
 
 from clusterkit.checks._fabric_common import (AFTER, DMESG, DUMP, ETHTOOL_S, ETHTOOL_S_BEFORE, MLXLINK, PERFQUERY,
                                               Delta, NodeFabric, component, counter_delta, describe, file_suffix,
-                                              kernel_lines, node_fabric, parse_errors_finding)
+                                              kernel_lines, NO_FABRIC, no_fabric, node_fabric,
+                                              parse_errors_finding)
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.ethtool import EthtoolStats, parse_ethtool_stats
@@ -143,6 +144,8 @@ def _judge(ctx, d: Delta, window: float | None, comp: str, code: str) -> Finding
 def check_counters(ctx) -> CheckResult:
     """Error-counter deltas over the test window against the profile's limits (saturation-aware)."""
     fabric = node_fabric(ctx)
+    if no_fabric(ctx, fabric):
+        return CheckResult.skip("fabric.counters", NO_FABRIC)
     pairs, metrics = counter_findings(ctx, fabric)
     findings = parse_errors_finding(fabric.errors) + [f for _, f in pairs]
     w = fabric.window_s()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from clusterkit.checks._fabric_common import (AFTER, IBLINKINFO, IBSTAT, IBSTATUS, NodeFabric, component,
-                                              node_fabric, parse_errors_finding)
+                                              NO_FABRIC, no_fabric, node_fabric,
+                                              parse_errors_finding)
 from clusterkit.checks.registry import check
 from clusterkit.parsers._fabric_text import lane_rate
 from clusterkit.parsers.iblinkinfo import IbLink
@@ -92,6 +93,8 @@ def iblinkinfo_findings(fabric: NodeFabric, host: str, declared_rate: float | No
 def check_ports(ctx) -> CheckResult:
     """HCA ports present, Active/LinkUp, link layer and rate as declared; firmware consistent."""
     fabric = node_fabric(ctx)
+    if no_fabric(ctx, fabric):
+        return CheckResult.skip("fabric.ports", NO_FABRIC)
     decl = ctx.declared
     ib_devs: list[str] = list(decl.get("ib_devices") or [])
     roce: list[str] = list(decl.get("roce_interfaces") or [])

@@ -126,6 +126,11 @@ class Bundle:
         except ValueError as e:
             raise EvidenceError(f"{path}: not valid JSON ({e})") from e
 
+    def not_installed(self, path: str) -> bool:
+        """The tool that should have written `path` is not on the node (the shell's exit 127)."""
+        c = self.command(path)
+        return bool(c) and (bool(c.get("not_installed")) or c.get("exit_code") == 127)
+
     def command(self, path: str) -> dict[str, Any] | None:
         """What bundle.json recorded about the command that wrote `path`."""
         for c in self.meta.get("commands", []):

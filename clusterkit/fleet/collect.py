@@ -96,8 +96,13 @@ def plan_commands(hosts: list[HostSpec], suite: Suite, profiles: ProfileResolver
 
 def collect_bundles(hosts: list[HostSpec], suite: Suite, profiles: ProfileResolver, out_dir: Path,
                     options: FleetOptions, progress: Progress | None = None) -> list[Path]:
-    """Collect every host's evidence into `out_dir/<host>/`; returns the bundle directories."""
-    return collect_planned(hosts, plan_commands(hosts, suite, profiles), out_dir, options, progress)
+    """Collect every host's evidence into `out_dir/<host>/`, then the cluster-wide steps the
+    suite asks for (multi-node NCCL) into `out_dir/_cluster/`; returns the bundle directories."""
+    from clusterkit.fleet.cluster_steps import run_cluster_steps
+
+    dirs = collect_planned(hosts, plan_commands(hosts, suite, profiles), out_dir, options, progress)
+    cluster = run_cluster_steps(hosts, suite, profiles, out_dir, options)
+    return dirs + ([cluster] if cluster is not None else [])
 
 
 def collect_planned(hosts: list[HostSpec], plans: dict[str, list[Command]], out_dir: Path,
