@@ -7,7 +7,10 @@ to `ansible-playbook`. Host variables declare the hardware (see HostSpec).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
 import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -193,11 +196,15 @@ def load_inventory(source: str | os.PathLike[str], *, strict: bool = True) -> tu
     from ansible.vars.manager import VariableManager
 
     loader = DataLoader()
+    chatter = io.StringIO()  # Ansible prints its parse warnings itself; we fold them into one line
     try:
-        im = InventoryManager(loader=loader, sources=[src])
-    except AnsibleError as e:
-        msg = " ".join(str(e).split())
-        raise ConfigError(f"{src}: not a valid Ansible inventory: {msg}") from None
+        with contextlib.redirect_stderr(chatter), contextlib.redirect_stdout(chatter):
+            im = InventoryManager(loader=loader, sources=[src])
+    except AnsibleError:
+        why = re.findall(r"Failed to parse inventory: (.*)", chatter.getvalue()) or \
+            re.findall(r"\[WARNING\]: (.*)", chatter.getvalue())
+        detail = why[0].strip() if why else "neither INI nor YAML inventory syntax"
+        raise ConfigError(f"{src}: not a valid Ansible inventory: {detail}") from None
     vm = VariableManager(loader=loader, inventory=im)
     problems: list[Problem] = []
     hosts: list[HostSpec] = []

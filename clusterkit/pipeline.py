@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 
 from clusterkit.analysis import ProfileResolver, analyze_bundles, open_paths
 from clusterkit.evidence.bundle import CLUSTER_DIR, Bundle, find_bundles
-from clusterkit.inventory import HostSpec, load_inventory
+from clusterkit.inventory import HostSpec, Inventory, load_inventory
 from clusterkit.results import RunResult, now_iso
 from clusterkit.suites import load_suite
 
@@ -55,14 +55,14 @@ def simulate_run(*, nodes: int = 8, seed: int = 0, suite: str = "quick", profile
     return run
 
 
-def verify_inventory(inventory_path: str | Path, *, suite: str = "quick", profile: str | None = None,
+def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "quick", profile: str | None = None,
                      limit: str | None = None, evidence_dir: Path | None = None, fleet_options: Any = None,
                      progress: Callable | None = None) -> RunResult:
     """Collect evidence from every host of the inventory over SSH, then analyze it."""
     from clusterkit.fleet.collect import FleetOptions, collect_bundles
 
     started = now_iso()
-    inv, _ = load_inventory(inventory_path)
+    inv = inventory_path if isinstance(inventory_path, Inventory) else load_inventory(inventory_path)[0]
     inv = inv.limit(limit)
     hosts = [h for h in inv.hosts if not str(h.vars.get("clusterkit_skip", "")).lower() in ("1", "true", "yes")]
     s = load_suite(suite)

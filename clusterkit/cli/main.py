@@ -6,6 +6,7 @@ config error with a one-line message)."""
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -41,6 +42,12 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as e:
         typer.echo(f"clusterkit: error: {' '.join(str(e).split())}", err=True)
         sys.exit(EXIT_CONFIG)
+    except Exception as e:  # a bug: one line for the user, the traceback on request
+        if os.environ.get("CLUSTERKIT_DEBUG"):
+            raise
+        typer.echo(f"clusterkit: internal error: {type(e).__name__}: {e} (set CLUSTERKIT_DEBUG=1 for the traceback)",
+                   err=True)
+        sys.exit(EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,9 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError("--nodes must be between 1 and 4096")
             run = pipeline.simulate_run(nodes=nodes, seed=seed, suite=suite, profile=profile, evidence_dir=keep_evidence)
         else:
-            inv = require_inventory(inventory)
+            from clusterkit.inventory import load_inventory
+
+            inv, _ = load_inventory(require_inventory(inventory))  # config errors before any SSH
             run = pipeline.verify_inventory(
                 inv, suite=suite, profile=profile, limit=limit, evidence_dir=keep_evidence,
                 fleet_options=_fleet_options(known_hosts, accept_new_host_keys, connect_timeout, deadline, concurrency, identity),
