@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
         tags: Optional[str] = typer.Option(None, "--tags", help="Only these roles/tags (comma separated); preflight always runs."),
         serial: Optional[int] = typer.Option(None, "--serial", help="Rolling mode: batches of N nodes, each must pass verify --suite quick before the next."),
         no_verify: bool = typer.Option(False, "--no-verify", help="Skip the verify --suite quick health gate."),
-        timeout: Optional[int] = typer.Option(None, "--timeout", help="Seconds one batch's playbook run may take before it is stopped."),
+        timeout: int = typer.Option(7200, "--timeout", help="Seconds one batch's playbook run may take before it is stopped (DKMS and nccl-tests builds are in it)."),
         run_dir: Path = typer.Option(Path("clusterkit-runs/provision"), "--run-dir", help="Where each run's private data dir and logs are kept."),
         known_hosts: Optional[Path] = KnownHostsOpt,
         accept_new_host_keys: bool = AcceptNewOpt,
