@@ -1,7 +1,7 @@
 """The NVIDIA software stack a node has installed and loaded (probe `host.stack_versions`).
 
 Input: `dpkg-query -W -f='${Package}\\t${Version}\\t${db:Status-Status}\\n' <patterns>` lines, and a
-`loaded<TAB>nvidia<TAB><version>` line from /sys/module/nvidia/version. Package versions are
+`loaded<TAB>nvidia<TAB><version>` line from /sys/module/nvidia/version (no version: not loaded). Package versions are
 reduced to the upstream version the version table uses ("1:4.2.3-1" -> "4.2.3").
 """
 
@@ -24,7 +24,7 @@ _COMPONENTS = (
     (re.compile(r"^nvidia-container-toolkit$"), "container_toolkit"),
 )
 _LINE = re.compile(r"^(\S+)\t(\S*)\t(\S*)$")
-_LOADED = re.compile(r"^loaded\tnvidia\t(\d+(?:\.\d+)+)$")
+_LOADED = re.compile(r"^loaded\tnvidia\t(\d+(?:\.\d+)+)?$")
 _UPSTREAM = re.compile(r"^(?:\d+:)?(\d+(?:\.\d+)*)")
 
 
@@ -52,7 +52,7 @@ def parse_stack_versions(text: str) -> StackVersions:
             continue
         m = _LOADED.match(line)
         if m:
-            out.loaded_driver = m.group(1)
+            out.loaded_driver = m.group(1)   # None: no nvidia module loaded
             continue
         m = _LINE.match(line)
         if not m:

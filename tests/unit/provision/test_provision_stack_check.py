@@ -73,7 +73,7 @@ def test_drift_names_the_odd_node_and_component():
 
 
 def test_unprovisioned_node_is_skipped_not_failed():
-    assert _run({"n1": ""})["n1"].status == "skip"
+    assert _run({"n1": "loaded\tnvidia\t\n"})["n1"].status == "skip"
 
 
 @settings(max_examples=200, deadline=None)
