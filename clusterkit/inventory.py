@@ -91,6 +91,10 @@ class Inventory:
     source: str
     hosts: list[HostSpec]
 
+    def targets(self) -> list[HostSpec]:
+        """The hosts to verify: all but those marked `clusterkit_skip` (a bastion, say)."""
+        return [h for h in self.hosts if not _bool(h.vars.get("clusterkit_skip", False))]
+
     def limit(self, pattern: str | None) -> "Inventory":
         if not pattern:
             return self

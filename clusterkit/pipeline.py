@@ -64,7 +64,7 @@ def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "
     started = now_iso()
     inv = inventory_path if isinstance(inventory_path, Inventory) else load_inventory(inventory_path)[0]
     inv = inv.limit(limit)
-    hosts = [h for h in inv.hosts if not str(h.vars.get("clusterkit_skip", "")).lower() in ("1", "true", "yes")]
+    hosts = inv.targets()
     s = load_suite(suite)
     resolver = ProfileResolver(profile)
     for h in hosts:  # unknown profiles are config errors before any SSH

@@ -34,6 +34,7 @@ class Profile:
     chain: list[str] = field(default_factory=list)         # this profile, then its ancestors
     description: str = ""
     match_names: list[str] = field(default_factory=list)   # GPU product names it is for
+    origin: dict[str, str] = field(default_factory=dict)   # "section.key" -> profile of the chain that set it
 
     def get(self, key: str, default: Any = None) -> Any:
         if key not in PROFILE_KEYS:
@@ -119,11 +120,14 @@ def load_profile(name: str, extra_dirs: list[Path] | None = None) -> Profile:
             raise ConfigError(f"{path}: 'inherits' must be a profile name")
         current = parent
     values: dict[str, Any] = {}
-    for path, doc in reversed(layers):  # ancestors first, the profile itself last
-        values.update(_flatten(path, doc))
+    origin: dict[str, str] = {}
+    for (path, doc), layer in zip(reversed(layers), reversed(chain)):  # ancestors first, the profile last
+        own = _flatten(path, doc)
+        values.update(own)
+        origin.update(dict.fromkeys(own, layer))
     top = layers[0][1]
     match = top.get("match_names", [])
-    return Profile(name, values, chain, str(top.get("description", "")), [str(m) for m in match])
+    return Profile(name, values, chain, str(top.get("description", "")), [str(m) for m in match], origin)
 
 
 def profile_for_gpu_name(gpu_name: str, extra_dirs: list[Path] | None = None) -> Profile | None:

@@ -24,3 +24,25 @@ def real_output(name: str) -> str:
 @pytest.fixture
 def real():
     return real_output
+
+
+def _have_nvidia_gpu() -> bool:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return pynvml.nvmlDeviceGetCount() > 0
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` run only where NVML sees an NVIDIA GPU."""
+    gpu_items = [i for i in items if i.get_closest_marker("gpu")]
+    if gpu_items and not _have_nvidia_gpu():
+        skip = pytest.mark.skip(reason="no NVIDIA GPU (NVML found none): gpu tests run on a GPU machine")
+        for item in gpu_items:
+            item.add_marker(skip)

@@ -84,6 +84,19 @@ def kernel(ctx: ClusterContext) -> list[CheckResult]:
     return out
 
 
+def _reference_offset(offsets: list[float], window_s: float) -> float:
+    """Median of the largest group of nodes that agree within the warning window.
+
+    A plain median is dragged by one bad clock in a small fleet; the agreeing
+    majority is what the odd node should be compared with."""
+    best: list[float] = []
+    for o in sorted(offsets, key=abs):
+        group = [x for x in offsets if abs(x - o) <= window_s]
+        if len(group) > len(best):
+            best = group
+    return statistics.median(best)
+
+
 @check("host.clock", needs=("host/clock.txt",), scope="cluster",
        params={"host.max_clock_skew_ms": float, "host.warn_clock_skew_ms": float})
 def clock(ctx: ClusterContext) -> list[CheckResult]:
@@ -107,7 +120,7 @@ def clock(ctx: ClusterContext) -> list[CheckResult]:
         rtts[n.host] = t1 - t0
     if not offsets:
         return out
-    median = statistics.median(offsets.values())
+    median = _reference_offset(list(offsets.values()), ctx.profile.get("host.warn_clock_skew_ms", 100.0) / 1000.0)
     for n in ctx.nodes:
         if n.host not in offsets:
             continue
@@ -120,11 +133,11 @@ def clock(ctx: ClusterContext) -> list[CheckResult]:
         effective = max(0.0, abs(skew_ms) - uncertainty_ms)
         if effective > fail_ms or effective > warn_ms:
             sev = "fail" if effective > fail_ms else "warn"
-            fs.append(Finding("HOST_CLOCK_SKEW", sev, "clock", f"clock is {skew_ms:+.0f} ms off the fleet median",
+            fs.append(Finding("HOST_CLOCK_SKEW", sev, "clock", f"clock is {skew_ms:+.0f} ms off the fleet's agreeing majority",
                               observed=round(skew_ms, 1), limit=fail_ms if sev == "fail" else warn_ms, unit="ms",
                               action="check chronyd/ntpd (or PTP) on the node: `chronyc tracking`, `chronyc sources`",
                               evidence="host/clock.txt"))
-        r = CheckResult.from_findings("host.clock", fs, f"clock within {abs(skew_ms):.0f} ms of the fleet median",
+        r = CheckResult.from_findings("host.clock", fs, f"clock within {abs(skew_ms):.0f} ms of the fleet",
                                       {"clock_skew_ms": round(skew_ms, 2), "clock_uncertainty_ms": round(uncertainty_ms, 2)})
         r.host = n.host
         out.append(r)

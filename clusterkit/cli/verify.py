@@ -33,8 +33,17 @@ ConcurrencyOpt = typer.Option(64, "--concurrency", help="Hosts worked on at once
 IdentityOpt = typer.Option(None, "--identity", help="SSH private key (default: the inventory's or ssh-agent).")
 
 
-def _finish(run: RunResult, fmt: Optional[str], output: Optional[Path]) -> None:
+HistoryOpt = typer.Option(None, "--history", help="Also store the result in this history DB (see `clusterkit history`).")
+
+
+def _finish(run: RunResult, fmt: Optional[str], output: Optional[Path], history: Optional[Path] = None) -> None:
     from clusterkit.render import render
+
+    if history is not None:
+        from clusterkit.history import History
+
+        with History(history) as h:
+            h.record_run(run, kind="verify")
 
     emit(render(run, fmt, to_terminal=None if output is None else False), output)
     if output is not None and fmt not in (None, "table"):
@@ -43,19 +52,42 @@ def _finish(run: RunResult, fmt: Optional[str], output: Optional[Path]) -> None:
     raise typer.Exit(1 if run.failed() else 0)
 
 
-def _progress():
-    """A rich progress line per phase on a terminal; nothing when piped."""
-    if not sys.stderr.isatty():
-        return None
-    from rich.console import Console
+class _FleetProgress:
+    """A live progress bar on stderr (hosts done of total, elapsed) when it is a terminal;
+    problems (unreachable, timeout, failed probes) are printed as they happen."""
 
-    con = Console(stderr=True)
+    def __init__(self, total: int):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    def cb(host: str, step: str, state: str) -> None:
+        self.bar = Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(), TextColumn("hosts"),
+                            TimeElapsedColumn(), TextColumn("{task.description}"),
+                            console=Console(stderr=True), transient=True)
+        self.task = self.bar.add_task("", total=total)
+
+    def __enter__(self) -> "_FleetProgress":
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def __call__(self, host: str, step: str, state: str) -> None:
+        if step == "done":
+            self.bar.advance(self.task)
+        elif state == "start":
+            self.bar.update(self.task, description=f"{host}: {step}")
         if state not in ("ok", "start"):
-            con.print(f"[dim]{host}[/dim] {step}: {state}")
+            self.bar.console.print(f"[yellow]{host}[/yellow] {step}: {state}")
 
-    return cb
+
+def _progress(total: int):
+    """The progress view on a terminal; a no-op context when piped (cron, CI)."""
+    import contextlib
+
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext(None)
+    return _FleetProgress(total)
 
 
 def register(app: typer.Typer) -> None:
@@ -77,6 +109,7 @@ def register(app: typer.Typer) -> None:
         deadline: float = DeadlineOpt,
         concurrency: int = ConcurrencyOpt,
         identity: Optional[Path] = IdentityOpt,
+        history: Optional[Path] = HistoryOpt,
     ) -> None:
         """Collect evidence from every node and analyze it (collect + analyze)."""
         from clusterkit import pipeline
@@ -90,11 +123,11 @@ def register(app: typer.Typer) -> None:
             from clusterkit.inventory import load_inventory
 
             inv, _ = load_inventory(require_inventory(inventory))  # config errors before any SSH
-            run = pipeline.verify_inventory(
-                inv, suite=suite, profile=profile, limit=limit, evidence_dir=keep_evidence,
-                fleet_options=_fleet_options(known_hosts, accept_new_host_keys, connect_timeout, deadline, concurrency, identity),
-                progress=_progress())
-        _finish(run, fmt, output)
+            options = _fleet_options(known_hosts, accept_new_host_keys, connect_timeout, deadline, concurrency, identity)
+            with _progress(len(inv.limit(limit).targets())) as progress:
+                run = pipeline.verify_inventory(inv, suite=suite, profile=profile, limit=limit,
+                                                evidence_dir=keep_evidence, fleet_options=options, progress=progress)
+        _finish(run, fmt, output, history)
 
     @app.command()
     def collect(
@@ -119,14 +152,14 @@ def register(app: typer.Typer) -> None:
 
         inv, _ = load_inventory(require_inventory(inventory))
         inv = inv.limit(limit)
-        hosts = [h for h in inv.hosts if str(h.vars.get("clusterkit_skip", "")).lower() not in ("1", "true", "yes")]
+        hosts = inv.targets()
         s = load_suite(suite)
         resolver = ProfileResolver(profile)
         for h in hosts:
             resolver.get(resolver.name_for(h))
-        dirs = collect_bundles(hosts, s, resolver, out,
-                               _fleet_options(known_hosts, accept_new_host_keys, connect_timeout, deadline, concurrency, identity),
-                               progress=_progress())
+        options = _fleet_options(known_hosts, accept_new_host_keys, connect_timeout, deadline, concurrency, identity)
+        with _progress(len(hosts)) as progress:
+            dirs = collect_bundles(hosts, s, resolver, out, options, progress=progress)
         lost = 0
         for d in dirs:
             b = Bundle.open(d)

@@ -60,6 +60,7 @@ class Bundle:
     root: Path | None = None
     files: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    _paths: list[str] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def open(cls, root: Path) -> "Bundle":
@@ -88,13 +89,16 @@ class Bundle:
     def paths(self) -> list[str]:
         if self.root is None:
             return sorted(self.files)
+        if self._paths is not None:  # a bundle is read-only while analyzed
+            return self._paths
         out = []
         for dirpath, _dirs, names in os.walk(self.root):
             for n in names:
                 rel = os.path.relpath(os.path.join(dirpath, n), self.root)
                 if rel != META:
                     out.append(rel.replace(os.sep, "/"))
-        return sorted(out)
+        self._paths = sorted(out)
+        return self._paths
 
     def glob(self, pattern: str) -> list[str]:
         return [p for p in self.paths() if fnmatch.fnmatchcase(p, pattern)]

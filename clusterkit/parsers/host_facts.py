@@ -113,3 +113,14 @@ def is_uname(text: str) -> bool:
     """uname -a"""
     t = text.strip()
     return "\n" not in t and t.startswith("Linux ") and len(t.split()) >= 3
+
+
+def parse_tool_versions(text: str) -> dict[str, str]:
+    """host/tool-versions.txt: `name: version line` per tool."""
+    out = {}
+    for line in text.splitlines():
+        if ": " in line:
+            k, v = line.split(": ", 1)
+            if k and " " not in k.strip():
+                out[k.strip()] = v.strip()
+    return out

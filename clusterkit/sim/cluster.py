@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from clusterkit.evidence.bundle import CLUSTER_DIR, BundleWriter
+from clusterkit.parsers.host_facts import parse_tool_versions
 from clusterkit.plugins import load_all
 from clusterkit.sim.registry import CLUSTER_GENERATORS, FAULTS, NODE_GENERATORS, SimCluster, SimNode, fault
 
@@ -69,6 +70,11 @@ def _write_host(node: SimNode, w: BundleWriter, now: float) -> None:
          + ("/dev/md1       28125000000 27843750000 281250000     99% /raid\n" if "host.raid_full" in node.faults
             else "/dev/md1       28125000000 9876543210 18248456790     36% /raid\n")),
     ]
+    plan.append(("host/tool-versions.txt", "sh -c <tool versions script>",
+                 f"kernel: {kernel}\nnvidia-smi: NVIDIA-SMI version  : {f.setdefault('driver', '550.90.07')}\n"
+                 f"dcgmi: Version : {f.setdefault('dcgm', '3.3.8')}\nibstat: ibstat BUILD VERSION: 2307.0\n"
+                 "ethtool: ethtool version 5.16\nmlxlink: not installed\n"
+                 "all_reduce_perf: nccl-tests 2.13.10\nmpirun: mpirun (Open MPI) 4.1.5\npython3: Python 3.10.12\n"))
     t = now
     for path, cmd, text in plan:
         w.write(path, text)
@@ -113,7 +119,8 @@ def generate(out_dir: Path, *, nodes: int = 8, seed: int = 0, gpu_model: str = D
         for family in sorted(NODE_GENERATORS):
             NODE_GENERATORS[family](node, w)
         _write_kernel_log(node, w)
-        w.finish(injected_faults=node.faults)
+        w.finish(injected_faults=node.faults,
+                 tool_versions=parse_tool_versions((out_dir / node.host / "host/tool-versions.txt").read_text()))
     if CLUSTER_GENERATORS:
         cw = BundleWriter(out_dir / CLUSTER_DIR, CLUSTER_DIR, simulated=True)
         for family in sorted(CLUSTER_GENERATORS):

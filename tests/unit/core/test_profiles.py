@@ -52,3 +52,19 @@ def test_profile_by_gpu_product_name():
     assert profile_for_gpu_name("NVIDIA A100-SXM4-80GB").name == "a100-sxm4-80gb"
     assert profile_for_gpu_name("NVIDIA H100 80GB HBM3").name == "h100-sxm5-80gb"
     assert profile_for_gpu_name("Tesla V100-SXM2-32GB") is None
+
+
+def test_profile_show_cli_resolves_chain():
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "clusterkit", "profile", "show", "h100-sxm5-80gb", "-f", "json"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["chain"] == ["h100-sxm5-80gb", "base"]
+    assert d["values"]["host.max_clock_skew_ms"] == load_profile("base").get("host.max_clock_skew_ms")
+    r = subprocess.run([sys.executable, "-m", "clusterkit", "profile", "show", "b200"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "unknown profile 'b200'" in r.stderr

@@ -1,0 +1,468 @@
+"""NCCL all-reduce bandwidth checks: single node, multi-node, fleet-relative, localization.
+
+The gate value is the median bus bandwidth over sizes >= 1 GiB (never the printed
+"Avg bus bandwidth", which averages every size from 8 B). Any wrong element or an
+out-of-bounds count fails whatever the speed; a run that could not start is an error
+that names the likely cause.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from clusterkit.checks.registry import check
+from clusterkit.evidence.bundle import EvidenceError
+from clusterkit.parsers import ParseError
+from clusterkit.parsers.nccl_tests import NcclRun, parse
+from clusterkit.profiles import Profile, profile_for_gpu_name
+from clusterkit.results import CheckResult, Finding
+
+PATH = "nccl/all_reduce_perf.txt"
+CLUSTER_PATH = "nccl/all_reduce_perf.txt"      # inside the `_cluster/` bundle
+LOCALIZE_PATH = "nccl/localize.json"            # inside the `_cluster/` bundle
+
+_BASE_KEYS = {
+    "nccl.gate_min_size_mib": float,
+    "nccl.multi_node_link_efficiency_fraction": float,
+    "nccl.multi_node_warn_fraction": float,
+    "nccl.multi_node_fail_fraction": float,
+    "nccl.multi_node_assumed_nic_rate_gbps": float,
+    "nccl.env": dict,
+}
+_SINGLE_KEYS = {
+    "nccl.single_node_gpu_count": int,
+    "nccl.single_node_expected_busbw_gbps": float,
+    "nccl.single_node_warn_busbw_gbps": float,
+    "nccl.single_node_min_busbw_gbps": float,
+    "nccl.single_node_ring_expected_busbw_gbps": float,
+    "nccl.single_node_ring_warn_busbw_gbps": float,
+    "nccl.single_node_ring_min_busbw_gbps": float,
+    "nccl.multi_node_nic_count": int,
+    "nccl.multi_node_nic_rate_gbps": float,
+}
+_FLEET_KEYS = {
+    "nccl.fleet_warn_below_median_percent": float,
+    "nccl.fleet_fail_below_median_percent": float,
+    "nccl.fleet_min_nodes": int,
+}
+_LOCALIZE_KEYS = {"nccl.localize_pass_fraction": float}
+
+ACTION_FABRIC_MANAGER = (
+    "CUDA could not initialise. On NVSwitch systems (HGX/DGX A100/H100) this is most often "
+    "nvidia-fabricmanager not running or not matching the driver version: `systemctl status "
+    "nvidia-fabricmanager`, start it (its version must equal the driver's), then rerun. "
+    "Otherwise check `nvidia-smi -q` for a GPU in error and dmesg for Xid messages.")
+ACTION_SINGLE_LOW = (
+    "Check the NVLink/NVSwitch path: `nvidia-smi nvlink -s` (every link up at full speed) and "
+    "`nvidia-smi nvlink -e` (errors), `nvidia-smi topo -m` (all GPU pairs NV#), nvidia-fabricmanager "
+    "running, and GPU clocks/throttle reasons (gpu.* checks); rerun. A GPU whose links are down or "
+    "erroring: reseat it or RMA it/the baseboard.")
+ACTION_NVLS = (" On H100, ~370 GB/s means NVLS is not in use: NCCL >= 2.17, NCCL_NVLS_ENABLE not 0, "
+               "fabric manager running.")
+ACTION_MULTI_LOW = (
+    "Localize it (nccl.localize: group tests, then per-rail tests name the node or NIC). Meanwhile check "
+    "every compute NIC is Active at its rated speed (fabric.* checks, ibstat), that NCCL_IB_HCA lists "
+    "every rail, that GPUDirect RDMA is active (nvidia_peermem loaded, NCCL INFO shows GDRDMA) and PCIe "
+    "ACS is off on the GPU-NIC switches.")
+ACTION_VALIDATION = (
+    "Wrong results are data corruption: drain the node(s) in this run. Look for Xid 48/63/64/74/79/94/95 in "
+    "dmesg, NVLink errors (`nvidia-smi nvlink -e`) and ECC/row-remap state (gpu.* checks); run "
+    "`dcgmi diag -r 3`. Rerun the test: if it repeats, RMA the GPU that the diag names.")
+ACTION_FAILED = (
+    "The test aborted: read the failure lines in the evidence. Typical causes: a GPU in error (Xid in dmesg), "
+    "a NIC down (ibstat), NCCL/driver/CUDA version mismatch between nodes, or the launcher (mpirun/srun) "
+    "losing a rank. Rerun with NCCL_DEBUG=INFO for the failing step.")
+
+
+@dataclass
+class Expectation:
+    expected: float
+    warn: float
+    fail: float
+    basis: str          # where the figures come from, for the finding
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1f}"
+
+
+def has_nccl_values(profile: Profile) -> bool:
+    return profile.get("nccl.single_node_expected_busbw_gbps") is not None or \
+        profile.get("nccl.multi_node_nic_count") is not None
+
+
+def judging_profile(profile: Profile, run: NcclRun) -> tuple[Profile, str]:
+    """The node's profile when it has nccl figures, else the one the output's GPU names point to."""
+    if has_nccl_values(profile):
+        return profile, f"profile {profile.name}"
+    for name in run.gpu_names:
+        try:
+            p = profile_for_gpu_name(name)
+        except Exception:  # a broken profile file is reported by the profile loader elsewhere
+            p = None
+        if p is not None and has_nccl_values(p):
+            return p, f"profile {p.name}, picked from the GPU name '{name}' in the output"
+    return profile, f"profile {profile.name}"
+
+
+def _nic_list(run: NcclRun) -> list[str]:
+    if run.nics:
+        return list(run.nics)
+    hca = run.env.get("NCCL_IB_HCA", "")
+    if hca and not hca.startswith("^"):
+        return [h.split(":")[0] for h in hca.lstrip("=").split(",") if h.strip()]
+    return []
+
+
+def network_expectation(profile: Profile, declared: dict[str, Any], run: NcclRun) -> Expectation:
+    """Expected multi-node busbw: NICs x rate x efficiency, NICs and rate from the inventory,
+    else the profile's reference network, else the output's NIC list at the assumed minimum rate."""
+    eff = float(profile.get("nccl.multi_node_link_efficiency_fraction", 0.94))
+    nics: int | None = None
+    rate: float | None = None
+    if declared.get("ib_devices") and declared.get("ib_rate_gbps"):
+        nics, rate = len(declared["ib_devices"]), float(declared["ib_rate_gbps"])
+        basis = f"inventory: {nics} x {rate:g} Gb/s InfiniBand"
+    elif declared.get("roce_interfaces") and declared.get("roce_rate_gbps"):
+        nics, rate = len(declared["roce_interfaces"]), float(declared["roce_rate_gbps"])
+        basis = f"inventory: {nics} x {rate:g} Gb/s RoCE"
+    elif profile.get("nccl.multi_node_nic_count") and profile.get("nccl.multi_node_nic_rate_gbps"):
+        nics, rate = int(profile.get("nccl.multi_node_nic_count")), float(profile.get("nccl.multi_node_nic_rate_gbps"))
+        basis = f"profile {profile.name} reference network: {nics} x {rate:g} Gb/s"
+    else:
+        listed = _nic_list(run)
+        nics = max(1, len(listed))
+        rate = float(profile.get("nccl.multi_node_assumed_nic_rate_gbps", 100.0))
+        basis = (f"{nics} NIC(s) seen in the output ({', '.join(listed) or 'none listed'}) at an assumed "
+                 f"{rate:g} Gb/s each (declare ib_devices/ib_rate_gbps in the inventory for a sharper figure)")
+    per_node = None
+    if run.ranks and run.nodes:
+        per_node = max(1, run.ranks // run.nodes)
+        if per_node < nics:  # one GPU drives about one NIC
+            basis += f", {per_node} GPU(s) per node drive {per_node} NIC(s)"
+            nics = per_node
+    expected = nics * rate / 8.0 * eff
+    return Expectation(expected, expected * float(profile.get("nccl.multi_node_warn_fraction", 0.9)),
+                       expected * float(profile.get("nccl.multi_node_fail_fraction", 0.75)),
+                       basis + f", {eff:g} of line rate per NIC")
+
+
+def single_expectation(profile: Profile, run: NcclRun) -> Expectation | None:
+    ring = (run.env.get("NCCL_ALGO") or "").strip().upper() == "RING"
+    pre = "nccl.single_node_ring_" if ring and profile.get("nccl.single_node_ring_min_busbw_gbps") else "nccl.single_node_"
+    exp, warn, fail = (profile.get(pre + k) for k in ("expected_busbw_gbps", "warn_busbw_gbps", "min_busbw_gbps"))
+    if fail is None:
+        return None
+    exp = exp if exp is not None else fail
+    warn = warn if warn is not None else fail
+    label = "NCCL_ALGO=RING figures" if pre.endswith("ring_") else "single-node figures"
+    return Expectation(float(exp), float(warn), float(fail), f"{label}")
+
+
+def curve_dip(run: NcclRun, min_size_bytes: int = 1 << 20, fraction: float = 0.75) -> tuple[int, float, float] | None:
+    """The first size >= 1 MiB whose busbw falls below 3/4 of the best smaller size's, when a
+    larger size recovers (a bandwidth curve should rise, then plateau). (size, busbw, best before)."""
+    rows = [r for r in run.rows if r.size_bytes >= min_size_bytes and r.busbw_gbps is not None]
+    best = 0.0
+    for i, r in enumerate(rows):
+        v = r.busbw_gbps or 0.0
+        if best and v < fraction * best and any((x.busbw_gbps or 0.0) >= best for x in rows[i + 1:]):
+            return r.size_bytes, v, best
+        best = max(best, v)
+    return None
+
+
+def failure_findings(run: NcclRun, component: str) -> list[Finding]:
+    out: list[Finding] = []
+    if run.failures:
+        text = "\n".join(run.failures[:8])
+        init = any("not yet initialized" in f or "system not yet initialized" in f for f in run.failures)
+        if init:
+            out.append(Finding("NCCL_CUDA_INIT_FAILED", "error", component,
+                               "all_reduce_perf could not initialise CUDA ('system not yet initialized'): "
+                               "likely nvidia-fabricmanager is not running",
+                               action=ACTION_FABRIC_MANAGER, evidence=text))
+        elif not run.rows:
+            out.append(Finding("NCCL_TEST_FAILED", "error", component,
+                               f"all_reduce_perf failed before any result: {run.failures[0]}",
+                               action=ACTION_FAILED, evidence=text))
+        else:
+            out.append(Finding("NCCL_TEST_FAILED", "fail", component,
+                               f"all_reduce_perf aborted after {len(run.rows)} sizes: {run.failures[0]}",
+                               action=ACTION_FAILED, evidence=text))
+    return out
+
+
+def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str, Any],
+              component: str, *, multi: bool | None = None) -> CheckResult:
+    """Findings for one all_reduce_perf run against the profile (single- or multi-node by its ranks)."""
+    prof, label = judging_profile(profile, run)
+    gate_bytes = int(float(prof.get("nccl.gate_min_size_mib", 1024.0)) * 2**20)
+    metrics = run.metrics(gate_bytes)
+    findings = failure_findings(run, component)
+    if not run.rows:
+        if not findings:
+            findings.append(Finding("NCCL_NO_RESULTS", "error", component,
+                                    "all_reduce_perf printed no result rows", action=ACTION_FAILED))
+        return CheckResult.from_findings(check_id, findings, "no results", metrics)
+    wrong = run.wrong_total
+    if wrong > 0 or run.oob_failed:
+        findings.append(Finding("NCCL_VALIDATION_FAILED", "fail", component,
+                                f"all_reduce_perf returned wrong data ({wrong:.0f} wrong elements, out-of-bounds "
+                                f"{run.oob_values if run.oob_values is not None else 'n/a'})",
+                                observed=wrong, limit=0, unit="elements",
+                                action=ACTION_VALIDATION + (" In a multi-node run, the single-node results "
+                                                            "(nccl.single_node) show which node returns wrong data."
+                                                            if (run.nodes or 1) > 1 or multi else "")))
+    elif run.validation is False:
+        findings.append(Finding("NCCL_VALIDATION_OFF", "info", component,
+                                "validation was off (#wrong N/A): correctness was not checked; run with -c 1"))
+    if not run.has_trailer and not run.failures:
+        findings.append(Finding("NCCL_RUN_INCOMPLETE", "warn", component,
+                                f"output ends after {len(run.rows)} sizes without the summary: truncated or killed; "
+                                "judged on the sizes present",
+                                action="Rerun and keep the whole output; check the launcher's timeout."))
+    if run.unreadable_rows:
+        findings.append(Finding("NCCL_ROWS_UNREADABLE", "info", component,
+                                f"{len(run.unreadable_rows)} table line(s) could not be read (interleaved output?)",
+                                evidence="\n".join(run.unreadable_rows[:5])))
+    gate = run.busbw_large_gbps(gate_bytes)
+    nodes = run.nodes or 1
+    is_multi = multi if multi is not None else nodes > 1
+    exp: Expectation | None
+    ranks_off = False
+    if is_multi:
+        exp = network_expectation(prof, declared, run)
+        scope_txt = f"{nodes}-node" if nodes > 1 else "multi-node"
+    else:
+        exp = single_expectation(prof, run)
+        scope_txt = "single-node"
+        want = prof.get("nccl.single_node_gpu_count")
+        if exp is not None and want and run.ranks and run.ranks != want:
+            findings.append(Finding("NCCL_RANKS_UNEXPECTED", "warn", component,
+                                    f"the run used {run.ranks} GPU(s); {label} expects {want} per node: "
+                                    "bandwidth not judged", observed=run.ranks, limit=want, unit="GPUs",
+                                    action="Rerun all_reduce_perf with -g <GPUs per node> (or one rank per GPU)."))
+            exp, ranks_off = None, True
+    dip = curve_dip(run)
+    if dip:
+        findings.append(Finding(
+            "NCCL_BUSBW_CURVE_DIP", "info", component,
+            f"busbw dips mid-sweep: {dip[1]:.1f} GB/s at {dip[0] / 2**20:g} MiB after {dip[2]:.1f} at smaller sizes",
+            observed=round(dip[1], 2), limit=round(dip[2], 2), unit="GB/s",
+            action="A dip that recovers at larger sizes points at an algorithm/protocol switch or congestion: "
+                   "compare runs with NCCL_ALGO=Ring/Tree, check adaptive routing and PFC/ECN on RoCE."))
+    small = (run.max_size_bytes or 0) < gate_bytes
+    if small:
+        findings.append(Finding("NCCL_GATE_SIZES_SMALL", "info", component,
+                                f"largest size is {(run.max_size_bytes or 0) / 2**20:.0f} MiB: the gate uses the "
+                                f"largest sizes present instead of >= {gate_bytes // 2**20} MiB",
+                                action="Run with -e 8G (sizes up to at least 1 GiB) for a gate value."))
+    ok_summary = f"{scope_txt} busbw {_fmt(gate)} GB/s (median over large sizes; peak {_fmt(run.busbw_peak_gbps)})"
+    if exp is not None and gate is not None:
+        metrics.update(expected_busbw_gbps=round(exp.expected, 1), warn_busbw_gbps=round(exp.warn, 1),
+                       min_busbw_gbps=round(exp.fail, 1), ratio_to_expected=round(gate / exp.expected, 3))
+        ok_summary += f" vs expected ~{exp.expected:.0f} ({label}; {exp.basis})"
+        sev = "fail" if gate < exp.fail else "warn" if gate < exp.warn else None
+        if sev == "fail" and small:
+            sev = "warn"  # a sweep that never reached the gate sizes cannot fail a node
+        if sev:
+            action = ACTION_MULTI_LOW if is_multi else ACTION_SINGLE_LOW
+            if not is_multi and "h100" in prof.name and gate < 0.85 * float(prof.get("nccl.single_node_expected_busbw_gbps") or 0):
+                action += ACTION_NVLS
+            findings.append(Finding(
+                "NCCL_BUSBW_LOW", sev, component,
+                f"{scope_txt} all-reduce busbw {gate:.1f} GB/s is below the {'fail' if sev == 'fail' else 'warn'} "
+                f"line {exp.fail if sev == 'fail' else exp.warn:.1f} (expected ~{exp.expected:.0f}; {label}; {exp.basis})",
+                observed=round(gate, 2), limit=round(exp.fail if sev == "fail" else exp.warn, 1), unit="GB/s",
+                action=action))
+    elif gate is not None and not ranks_off:
+        findings.append(Finding("NCCL_NO_EXPECTATION", "info", component,
+                                f"no {scope_txt} expectation in {label} for "
+                                f"{', '.join(run.gpu_names) or 'this hardware'}: busbw {gate:.1f} GB/s not judged",
+                                observed=round(gate, 2), unit="GB/s",
+                                action="Use --profile or add [nccl] figures for this GPU model."))
+        ok_summary += f" (not judged: no expectation in {label})"
+    metrics["judged_by"] = prof.name
+    return CheckResult.from_findings(check_id, findings, ok_summary, metrics)
+
+
+def _parse_or_error(check_id: str, text: str | None, path: str) -> NcclRun | CheckResult:
+    if text is None:
+        return CheckResult.skip(check_id, f"not collected: {path}")
+    try:
+        return parse(text)
+    except ParseError as e:
+        return CheckResult.error(check_id, f"{path}: {e}", code="NCCL_OUTPUT_UNUSABLE",
+                                 action="Keep the whole all_reduce_perf output (stdout and stderr) as printed.")
+
+
+@check("nccl.single_node", needs=(PATH,), params={**_BASE_KEYS, **_SINGLE_KEYS})
+def single_node(ctx: Any) -> CheckResult:
+    """All-reduce bus bandwidth of one node against its profile (or a pasted multi-node run)."""
+    try:
+        run = ctx.parsed(PATH, parse)
+    except ParseError as e:
+        return CheckResult.error("nccl.single_node", f"{PATH}: {e}", code="NCCL_OUTPUT_UNUSABLE",
+                                 action="Keep the whole all_reduce_perf output (stdout and stderr) as printed.")
+    component = f"{ctx.host} GPUs (NVLink)" if (run.nodes or 1) <= 1 else f"hosts {', '.join(run.hosts) or ctx.host}"
+    return judge_run("nccl.single_node", run, ctx.profile, ctx.declared, component)
+
+
+@check("nccl.multi_node", scope="cluster", params={**_BASE_KEYS, **_SINGLE_KEYS})
+def multi_node(ctx: Any) -> list[CheckResult]:
+    """Multi-node all-reduce bus bandwidth (the `_cluster/` run) against the network expectation."""
+    cb = ctx.cluster_bundle
+    if cb is None:
+        return [CheckResult.skip("nccl.multi_node", "no _cluster/ evidence (multi-node test not run)")]
+    try:
+        got = _parse_or_error("nccl.multi_node", cb.text(CLUSTER_PATH), f"_cluster/{CLUSTER_PATH}")
+    except EvidenceError as e:
+        return [CheckResult.error("nccl.multi_node", str(e))]
+    if isinstance(got, CheckResult):
+        return [got]
+    by_host = {n.host: n for n in ctx.nodes}
+    declared: dict[str, Any] = {}
+    for h in got.hosts or list(by_host):
+        if h in by_host and (by_host[h].declared.get("ib_devices") or by_host[h].declared.get("roce_interfaces")):
+            declared = by_host[h].declared
+            break
+    profile = ctx.profile
+    if not has_nccl_values(profile):
+        for n in ctx.nodes:
+            if has_nccl_values(n.profile):
+                profile = n.profile
+                break
+    comp = f"fabric between {', '.join(got.hosts[:8]) or 'the nodes'}" + (" ..." if len(got.hosts) > 8 else "")
+    return [judge_run("nccl.multi_node", got, profile, declared, comp, multi=True)]
+
+
+@check("nccl.fleet", scope="cluster", params={**_BASE_KEYS, **_FLEET_KEYS})
+def fleet(ctx: Any) -> list[CheckResult]:
+    """Each node's single-node busbw against the fleet median (catches the slow node above the floor)."""
+    values: dict[str, float] = {}
+    for n in ctx.nodes:
+        try:
+            run = n.parsed(PATH, parse)
+        except (ParseError, EvidenceError):
+            continue
+        if run is None or (run.nodes or 1) > 1 or run.wrong_total > 0:
+            continue
+        gate = run.busbw_large_gbps(int(float(n.profile.get("nccl.gate_min_size_mib", 1024.0)) * 2**20))
+        if gate is not None:
+            values[n.host] = gate
+    p = ctx.profile
+    min_nodes = int(p.get("nccl.fleet_min_nodes", 4) or 4)
+    if len(values) < min_nodes:
+        return [CheckResult.skip("nccl.fleet", f"{len(values)} node(s) with a single-node result; "
+                                               f"the fleet view needs {min_nodes}")]
+    med = statistics.median(values.values())
+    mad = statistics.median(abs(v - med) for v in values.values()) * 1.4826
+    warn_pct = float(p.get("nccl.fleet_warn_below_median_percent", 5.0))
+    fail_pct = float(p.get("nccl.fleet_fail_below_median_percent", 12.0))
+    out: list[CheckResult] = []
+    flagged = 0
+    for host, v in sorted(values.items()):
+        below = (med - v) / med * 100.0 if med > 0 else 0.0
+        metrics = {"busbw_large_gbps": round(v, 2), "fleet_median_gbps": round(med, 2),
+                   "below_median_percent": round(below, 1)}
+        findings: list[Finding] = []
+        # Far below the median AND outside the fleet's own spread, so a noisy fleet does not flag.
+        if below >= warn_pct and (med - v) > 3 * mad:
+            sev = "fail" if below >= fail_pct else "warn"
+            flagged += 1
+            findings.append(Finding(
+                "NCCL_BUSBW_BELOW_FLEET", sev, f"{host} GPUs (NVLink)",
+                f"single-node busbw {v:.1f} GB/s is {below:.1f}% below the fleet median {med:.1f} "
+                f"({len(values)} nodes)", observed=round(v, 2),
+                limit=round(med * (1 - (fail_pct if sev == 'fail' else warn_pct) / 100), 1), unit="GB/s",
+                action="Compare with its peers: " + ACTION_SINGLE_LOW))
+        r = CheckResult.from_findings("nccl.fleet", findings,
+                                      f"busbw {v:.1f} GB/s, {below:+.1f}% vs fleet median {med:.1f}", metrics)
+        r.host = host
+        out.append(r)
+    summary = CheckResult.from_findings(
+        "nccl.fleet", [], f"fleet median single-node busbw {med:.1f} GB/s over {len(values)} nodes; "
+                          f"{flagged} node(s) far below it",
+        {"fleet_median_gbps": round(med, 2), "nodes": len(values), "flagged": flagged})
+    return out + [summary]
+
+
+@check("nccl.localize", scope="cluster", params={**_LOCALIZE_KEYS})
+def localize(ctx: Any) -> list[CheckResult]:
+    """The verdict of bad-node/NIC localization (`_cluster/nccl/localize.json`)."""
+    cb = ctx.cluster_bundle
+    if cb is None:
+        return [CheckResult.skip("nccl.localize", "no _cluster/ evidence")]
+    try:
+        doc = cb.json(LOCALIZE_PATH)
+    except EvidenceError as e:
+        return [CheckResult.error("nccl.localize", str(e), code="NCCL_OUTPUT_UNUSABLE")]
+    if doc is None:
+        return [CheckResult.skip("nccl.localize", "no localization run (the multi-node result was not low)")]
+    if not isinstance(doc, dict) or not isinstance(doc.get("culprits"), list):
+        return [CheckResult.error("nccl.localize", f"_cluster/{LOCALIZE_PATH}: not a localization report",
+                                  code="NCCL_OUTPUT_UNUSABLE")]
+    rounds = doc.get("rounds") if isinstance(doc.get("rounds"), list) else []
+    out: list[CheckResult] = []
+    for c in doc["culprits"]:
+        if not isinstance(c, dict) or not c.get("host"):
+            continue
+        host = str(c["host"])
+        ev_rounds = [r for r in c.get("evidence_rounds") or [] if isinstance(r, int)]
+        evidence = "\n".join(_round_lines(rounds, ev_rounds, host))
+        obs, ref = c.get("observed_gbps"), c.get("reference_gbps")
+        if c.get("part") == "nic":
+            nics = ", ".join(str(n) for n in c.get("nics") or []) or f"rail(s) {c.get('rails')}"
+            f = Finding("NCCL_NIC_SLOW", "fail", f"{host} {nics}",
+                        f"{nics} on {host} is slow in rail-isolated tests with two different partners "
+                        f"({_fmt(obs)} vs ~{_fmt(ref)} GB/s): {c.get('reason', '')}",
+                        observed=obs, limit=ref, unit="GB/s",
+                        action=f"Check {nics} on {host}: `ibstat`/`mlxlink` for its rate and errors (fabric.* "
+                               "checks), then clean/reseat the cable and optic; swap the cable, then the optic, "
+                               "then move to another switch port to tell NIC from cable from switch.",
+                        evidence=evidence)
+        else:
+            f = Finding("NCCL_NODE_SLOW", "fail", host,
+                        f"{host} slows every group it is in, confirmed with a second partner "
+                        f"({_fmt(obs)} vs ~{_fmt(ref)} GB/s): {c.get('reason', '')}",
+                        observed=obs, limit=ref, unit="GB/s",
+                        action="Drain it; check PCIe link width/speed of its GPUs and NICs (`lspci -vv`, "
+                               "`nvidia-smi -q` PCIe section), ACS/IOMMU settings, GPU clocks and NVLink; then rerun "
+                               "its single-node and pair tests.", evidence=evidence)
+        r = CheckResult.from_findings("nccl.localize", [f], "", {"rounds": len(rounds)})
+        r.host = host
+        out.append(r)
+    status = doc.get("status")
+    findings: list[Finding] = []
+    if status != "culprits":
+        unresolved = doc.get("unresolved") or []
+        findings.append(Finding(
+            "NCCL_LOCALIZE_INCONCLUSIVE", "warn", "fabric",
+            "no node or NIC reproduces the slowdown alone" if not unresolved else
+            f"suspects left untested (no healthy partner free): {', '.join(map(str, unresolved))}",
+            action="The multi-node result is low but no single part is: suspect the switch fabric (spine links, "
+                   "routing/adaptive routing, congestion control); check the switches' port counters."))
+    summary = CheckResult.from_findings(
+        "nccl.localize", findings,
+        f"localization: {len(out)} culprit(s) in {len(rounds)} rounds, {doc.get('tests', '?')} tests, "
+        f"~{doc.get('total_time_s', '?')} s of testing",
+        {"rounds": len(rounds), "tests": doc.get("tests"), "culprits": len(out),
+         "total_time_s": doc.get("total_time_s")})
+    return out + [summary]
+
+
+def _round_lines(rounds: list[Any], wanted: list[int], host: str) -> list[str]:
+    lines = []
+    for rd in rounds:
+        if not isinstance(rd, dict) or rd.get("round") not in wanted:
+            continue
+        for t in rd.get("tests") or []:
+            if isinstance(t, dict) and host in (t.get("nodes") or []):
+                rail = f" rail {t.get('nic') or t.get('rail')}" if t.get("rail") is not None else ""
+                lines.append(f"round {rd['round']} ({rd.get('stage')}): {'+'.join(map(str, t.get('nodes')))}{rail}: "
+                             f"{t.get('busbw_gbps')} GB/s vs ref {t.get('reference_gbps')} -> "
+                             f"{'pass' if t.get('pass') else 'LOW'}")
+    return lines

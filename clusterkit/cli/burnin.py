@@ -1,0 +1,144 @@
+"""`clusterkit burnin`: repeated verification cycles stored in history, trends, Slurm drain."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from clusterkit.cli.common import InventoryOpt, LimitOpt, ProfileOpt
+from clusterkit.errors import ConfigError
+from clusterkit.history import History, default_db_path
+from clusterkit.timespec import parse_duration
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+class ProgressView:
+    """Rich progress on stderr: overall bar with ETA, a line per node after each cycle."""
+
+    def __init__(self, total: float | None, by_time: bool, quiet: bool):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.console = Console(stderr=True)
+        self.by_time = by_time
+        self.quiet = quiet
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                 console=self.console, transient=False, disable=quiet)
+        self.task = self.progress.add_task("burn-in", total=total)
+
+    def __enter__(self) -> "ProgressView":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event: str, **d: Any) -> None:
+        p = self.progress
+        if event == "cycle_start":
+            p.update(self.task, description=f"burn-in cycle {d['cycle'] + 1}",
+                     completed=d["elapsed_s"] if self.by_time else d["cycle"])
+        elif event == "cycle_done":
+            r = d["result"]
+            p.update(self.task, completed=None if self.by_time else d["cycle"] + 1)
+            bad = [n for n in r.nodes if n.status in ("fail", "error")]
+            checks = sum(len(n.checks) for n in r.nodes) + len(r.cluster_checks)
+            p.console.print(f"cycle {d['cycle'] + 1}: {len(r.nodes)} nodes, {checks} checks stored in "
+                            f"{d['duration_s']:.1f} s; {len(bad)} node(s) failing")
+            for n in r.nodes:
+                failing = [c for c in n.checks if c.status in ("fail", "error")]
+                if n.outcome != "ok":
+                    p.console.print(f"  {n.host:<16} {n.outcome}: {n.message or ''}")
+                elif failing:
+                    c = failing[0]
+                    code = c.findings[0].code if c.findings else ""
+                    more = f" (+{len(failing) - 1} checks)" if len(failing) > 1 else ""
+                    p.console.print(f"  {n.host:<16} {c.status:<5} {c.id}: {code} {c.summary}{more}")
+        elif event == "host":
+            p.update(self.task, description=f"burn-in cycle {d['cycle'] + 1}: {d['host']} {d['step']}")
+        elif event == "trend":
+            for r in d["results"]:
+                for f in r.findings:
+                    p.console.print(f"  trend: {f.code} {f.message}")
+        elif event == "slurm":
+            for a, err in d["actions"]:
+                p.console.print(f"  slurm: {a.action} {a.node}: {err or a.reason}")
+        elif event == "drain_refused":
+            p.console.print(f"  slurm: NOT draining: {d['failed']} of {d['nodes']} nodes failed, more than "
+                            f"{d['limit']:.0%}; this looks like a fleet-wide problem (profile, network), "
+                            "not broken nodes")
+
+
+def _trend_profile(name: str | None):
+    from clusterkit.profiles import load_profile
+
+    return load_profile(name or "base")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("burnin")
+    def burnin(
+        inventory: Optional[Path] = InventoryOpt,
+        simulate: bool = typer.Option(False, "--simulate", help="Burn in the simulated cluster (new seed per cycle)."),
+        nodes: int = typer.Option(8, "--nodes", help="Simulated cluster size (with --simulate)."),
+        seed: int = typer.Option(0, "--seed", help="First simulation seed (with --simulate)."),
+        suite: str = typer.Option("full", "--suite", help="Suite per cycle (default: full)."),
+        profile: Optional[str] = ProfileOpt,
+        limit: Optional[str] = LimitOpt,
+        duration: Optional[str] = typer.Option(None, "--duration", help="Keep cycling this long (2h, 90m)."),
+        cycles: Optional[int] = typer.Option(None, "--cycles", help="Number of cycles (default 1 without --duration)."),
+        db: Optional[Path] = typer.Option(None, "--db", help="History database (default: under $XDG_DATA_HOME)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the newest interrupted burn-in (last 24 h) of "
+                                                            "this DB; with -i/--simulate, start one if there is none."),
+        drain: bool = typer.Option(False, "--drain", help="Drain failing nodes in Slurm; resume those clusterkit "
+                                                          "drained once they pass."),
+        max_drain_percent: float = typer.Option(50.0, "--max-drain-percent",
+                                                help="Drain nothing when more nodes than this fail in one cycle."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Only failing nodes and the summary."),
+    ) -> None:
+        """Nightly burn-in: repeated cycles of the long suite, every finished check stored at once."""
+        from clusterkit import burnin as bi
+        from clusterkit.slurm import Slurm
+
+        path = db or default_db_path()
+        with History(path) as hist:
+            found = bi.resumable(hist) if resume else None
+            if resume and found is None and not (simulate or inventory):
+                raise ConfigError(f"{path}: no interrupted burn-in of the last 24 h to resume "
+                                  "(give -i/--simulate too, to start a new one when there is none)")
+            if found is not None:
+                run_id, runner_opts = found
+            else:
+                if not simulate and inventory is None:
+                    raise ConfigError("missing option --inventory/-i (or use --simulate)")
+                if inventory is not None and not inventory.is_file():
+                    raise ConfigError(f"{inventory}: no such inventory file")
+                runner_opts = bi.BurninOptions(
+                    simulate=simulate, inventory=str(inventory) if inventory else None, nodes=nodes, seed=seed,
+                    suite=suite, profile=profile, limit=limit,
+                    duration_s=parse_duration(duration) if duration else None, cycles=cycles, drain=drain,
+                    max_drain_fraction=max_drain_percent / 100.0)
+                run_id = None
+            trend_profile = _trend_profile(runner_opts.profile)
+            slurm = Slurm() if runner_opts.drain else None
+            if slurm is not None:
+                slurm.nodes()  # fail now (exit 2) if Slurm can't be reached, not after hours of burn-in
+            by_time = runner_opts.duration_s is not None
+            total = runner_opts.duration_s if by_time else float(runner_opts.cycles or 1)
+            with ProgressView(total, by_time, quiet) as view:
+                cycle_fn = bi.pipeline_cycle(runner_opts, view)
+                kw = dict(trend_profile=trend_profile, slurm=slurm, on_event=view)
+                b = (bi.Burnin(hist, run_id, runner_opts, cycle_fn, **kw) if run_id is not None
+                     else bi.Burnin.start(hist, runner_opts, cycle_fn, **kw))
+                view.console.print(f"burn-in run {b.run_id} -> {path}"
+                                   + (" (resumed)" if found is not None else ""))
+                summary = b.run()
+            bad = sorted(h for h, s in summary.node_status.items() if s in ("fail", "error"))
+            typer.echo(f"burn-in run {summary.run_id}: {summary.status} after {summary.cycles_done} cycle(s); "
+                       f"{len(summary.node_status)} nodes, {len(bad)} failing" + (f": {', '.join(bad)}" if bad else ""))
+            sys.exit(EXIT_FAILED if summary.status in ("fail", "error") else EXIT_OK)

@@ -1,0 +1,42 @@
+"""`clusterkit exporter`: serve the history to Prometheus, or write a node_exporter textfile."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from clusterkit.history import default_db_path
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("exporter")
+    def exporter(
+        port: int = typer.Option(9835, "--port", help="TCP port to listen on (0: any free port, printed)."),
+        addr: str = typer.Option("127.0.0.1", "--addr", help="Address to listen on (0.0.0.0 for all)."),
+        db: Optional[Path] = typer.Option(None, "--db", help="History database (default: under $XDG_DATA_HOME)."),
+        textfile: Optional[Path] = typer.Option(
+            None, "--textfile", help="Write DIR/clusterkit.prom for node_exporter's textfile collector and exit."),
+    ) -> None:
+        """Prometheus exporter: latest result per host and check, read from history at scrape time."""
+        from clusterkit import exporter as exp
+
+        path = db or default_db_path()
+        if textfile is not None:
+            out = exp.write_textfile(path, textfile)
+            typer.echo(f"wrote {out}")
+            return
+        server, _thread = exp.serve(path, port, addr)
+        host, bound = server.server_address[:2]
+        # Tests and wrappers read this line to find a port chosen with --port 0.
+        print(f"clusterkit exporter listening on http://{host}:{bound}/metrics (db {path})", flush=True)
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+        server.shutdown()
+        sys.exit(0)

@@ -1,0 +1,319 @@
+"""Prometheus exporter: the latest result per host and check, read from history at scrape time.
+
+Like node_exporter, the work is split into collectors (checks, metrics,
+findings, runs), each reporting its own success and duration, so a broken
+query shows as `clusterkit_scrape_collector_success{collector="..."} 0` rather
+than as silently missing series. Names follow the Prometheus conventions: a
+`clusterkit_` prefix, the unit in the name as the check named it (`_gbps`,
+`_w`), `_seconds`/`_timestamp_seconds` for time. docs/metrics.md lists them.
+
+The per-check families are large (a 1,000-node fleet with 30 checks is
+~120k samples), so they are written as exposition text from the label text
+and samples the history keeps pre-rendered for the latest results;
+prometheus_client's per-sample formatting costs ~10 us a sample, which alone
+would exceed the scrape budget. The small families (runs, collector health)
+go through prometheus_client's registry and formatter. The rendered text is
+kept until the database files change (benchmarks/RESULTS-burnin.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable, Iterator
+
+from prometheus_client import generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from clusterkit.history import History, label_sql, label_value, parse_ts
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_PREFIX = "clusterkit_"
+# Families with fixed names; a check metric that sanitizes to one of these is renamed.
+FIXED_FAMILIES = (
+    "clusterkit_check_status", "clusterkit_check_duration_seconds", "clusterkit_node_timestamp_seconds",
+    "clusterkit_check_findings", "clusterkit_node_status", "clusterkit_run_timestamp_seconds",
+    "clusterkit_run_status", "clusterkit_scrape_collector_success", "clusterkit_scrape_collector_duration_seconds",
+)
+_BAD = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def metric_family_name(metric: str) -> str:
+    """`busbw_large_gbps` -> `clusterkit_busbw_large_gbps` (valid and not colliding with a fixed family)."""
+    name = _PREFIX + _BAD.sub("_", metric).strip("_").lower()
+    name = re.sub(r"__+", "_", name)
+    if name in FIXED_FAMILIES or name == _PREFIX.rstrip("_"):
+        name += "_value"
+    return name
+
+
+def _head(out: list[str], name: str, help_text: str) -> None:
+    h = help_text.replace("\\", r"\\").replace("\n", r"\n")
+    out.append(f"# HELP {name} {h}\n# TYPE {name} gauge\n")
+
+
+# History keeps the latest result per (host, check) with its label text and metric samples
+# already rendered (latest_checks, latest_metrics), so a scrape reads two small tables in key
+# order: formatting ~100k samples in Python, or joining them out of the history, would not
+# fit the scrape budget.
+_CHECK_ROWS = "SELECT labels, status, duration_s FROM latest_checks"
+_RANK_SQL = "CASE status WHEN 'fail' THEN 4 WHEN 'error' THEN 3 WHEN 'warn' THEN 2 WHEN 'pass' THEN 1 ELSE 0 END"
+_NODE_LINES = ("SELECT host_key, max(" + _RANK_SQL + "), coalesce(strftime('%s', max(finished_at)), '0') "
+               "FROM latest_checks WHERE host_key != '' GROUP BY host_key")
+_BY_RANK = ("skip", "pass", "warn", "error", "fail")
+_FINDING_LINES = (
+    "SELECT 'clusterkit_check_findings{' || l.labels || ',code=\"' || " + label_sql("f.code") +
+    " || '\",severity=\"' || " + label_sql("f.severity") + " || '\"} ' || count(*) "
+    "FROM latest_checks l JOIN findings f ON f.check_result_id = l.check_result_id "
+    "GROUP BY l.check_result_id, f.code, f.severity")
+
+
+def _plain(hist: History, sql: str) -> list[tuple]:
+    """Rows as plain tuples: sqlite3.Row costs more than the query itself at 100k rows."""
+    cur = hist.conn.cursor()
+    cur.row_factory = None
+    return cur.execute(sql).fetchall()
+
+
+def render_checks(hist: History) -> str:
+    """Status and duration of the latest result per (host, check); worst status and newest time per node."""
+    rows = _plain(hist, _CHECK_ROWS)
+    out: list[str] = []
+    # Only the current status is exposed: a 5-state set would multiply the largest
+    # family by five; a changed status's old series goes stale at the next scrape.
+    _head(out, "clusterkit_check_status", "1, labelled with the status of the latest result of this check on this host.")
+    out += [f'clusterkit_check_status{{{lab},status="{label_value(st)}"}} 1\n' for lab, st, _ in rows]
+    _head(out, "clusterkit_check_duration_seconds", "How long the latest run of the check took.")
+    out += [f"clusterkit_check_duration_seconds{{{lab}}} {float(d or 0.0)!r}\n" for lab, _, d in rows]
+    nodes = _plain(hist, _NODE_LINES)
+    _head(out, "clusterkit_node_status", "1, labelled with the worst status over the latest results of the host.")
+    out += [f'clusterkit_node_status{{host="{label_value(h)}",status="{_BY_RANK[r]}"}} 1\n' for h, r, _ in nodes]
+    # one timestamp per node, not per check: 30x fewer series, and what "is this node's result stale" needs
+    _head(out, "clusterkit_node_timestamp_seconds", "When the newest stored result of the host finished (Unix time).")
+    out += [f'clusterkit_node_timestamp_seconds{{host="{label_value(h)}"}} {t}\n' for h, _, t in nodes]
+    return "".join(out)
+
+
+def render_metrics(hist: History) -> str:
+    """Every numeric metric of the latest result per (host, check): one family per metric name."""
+    names = dict(_plain(hist, "SELECT id, name FROM metric_names"))
+    out: list[str] = []
+    current = None
+    fam = ""
+    taken: set[str] = set()
+    rows = _plain(hist, "SELECT name_id, sample FROM latest_metrics ORDER BY name_id, host_key, check_id")
+    for nid, sample in rows:  # the primary key's order: grouped by family, no sort
+        if nid != current:
+            current = nid
+            name = names.get(nid, str(nid))
+            fam = base = metric_family_name(name)
+            n = 1
+            while fam in taken:  # `a.b` and `a_b` sanitize alike: keep both, apart
+                n += 1
+                fam = f"{base}_{n}"
+            taken.add(fam)
+            _head(out, fam, f"Check metric '{name}' from the latest result of each check.")
+        out.append(fam + sample + "\n")
+    return "".join(out)
+
+
+def render_findings(hist: History) -> str:
+    out: list[str] = []
+    _head(out, "clusterkit_check_findings", "Findings in the latest result of the check, by code and severity.")
+    out += [r[0] + "\n" for r in _plain(hist, _FINDING_LINES)]
+    return "".join(out)
+
+
+class _SmallFamilies(Collector):
+    """Runs and the collectors' own health, through prometheus_client."""
+
+    def __init__(self, hist: History | None, health: dict[str, tuple[float, float]]):
+        self.hist = hist
+        self.health = health
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        t0 = time.perf_counter()
+        runs: list[Metric] = []
+        ok = 0.0
+        if self.hist is not None:
+            try:
+                runs = _runs(self.hist)
+                ok = 1.0
+            except Exception:  # noqa: BLE001 - reported as success=0, never a failed scrape
+                runs = []
+        self.health["runs"] = (ok, time.perf_counter() - t0)
+        yield from runs
+        success = GaugeMetricFamily("clusterkit_scrape_collector_success",
+                                    "1 if the collector read the history without error.", labels=["collector"])
+        duration = GaugeMetricFamily("clusterkit_scrape_collector_duration_seconds",
+                                     "Time the collector took on this scrape.", labels=["collector"])
+        for name, (good, secs) in self.health.items():
+            success.add_metric([name], good)
+            duration.add_metric([name], secs)
+        yield success
+        yield duration
+
+
+def _runs(hist: History) -> list[Metric]:
+    ts = GaugeMetricFamily("clusterkit_run_timestamp_seconds",
+                           "Start and finish time (Unix) of the latest run of each kind (verify, burnin).",
+                           labels=["kind", "event"])
+    st = GaugeMetricFamily("clusterkit_run_status", "1, labelled with the status of the latest finished run of "
+                                                    "each kind.", labels=["kind", "status"])
+    for kind, in hist.conn.execute("SELECT DISTINCT kind FROM runs").fetchall():
+        last = hist.conn.execute("SELECT * FROM runs WHERE kind=? ORDER BY id DESC LIMIT 1", (kind,)).fetchone()
+        ts.add_metric([kind, "started"], parse_ts(last["started_at"]).timestamp())
+        done = hist.conn.execute("SELECT * FROM runs WHERE kind=? AND finished_at IS NOT NULL"
+                                 " ORDER BY finished_at DESC, id DESC LIMIT 1", (kind,)).fetchone()
+        if done is not None:
+            ts.add_metric([kind, "finished"], parse_ts(done["finished_at"]).timestamp())
+            st.add_metric([kind, done["status"]], 1.0)
+    return [ts, st]
+
+
+_RENDERERS: tuple[tuple[str, Callable[[History], str]], ...] = (
+    ("checks", render_checks), ("metrics", render_metrics), ("findings", render_findings))
+
+
+def _change_token(db_path: Path) -> tuple | None:
+    """Changes on every commit: SQLite appends to the -wal file (or rewrites the DB on checkpoint)."""
+    try:
+        toks = []
+        for p in (db_path, db_path.with_name(db_path.name + "-wal")):
+            try:
+                st = p.stat()
+                toks.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except FileNotFoundError:
+                toks.append(None)
+        return tuple(toks) if toks[0] else None
+    except OSError:
+        return None
+
+
+class Scraper:
+    """Scrapes with the large families cached until the database changes.
+
+    Every scrape checks the database files; the per-check families are re-read
+    only after a commit, so between nightly runs a scrape costs microseconds
+    and during a burn-in it costs one read of the latest results.
+    """
+
+    def __init__(self, db_path: Path | str, *, cache: bool = True):
+        self.db_path = Path(db_path)
+        self.cache = cache
+        self._token: tuple | None = None
+        self._big = b""
+        self._health: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self) -> bytes:
+        with self._lock:
+            t0 = time.perf_counter()
+            token = _change_token(self.db_path) if self.cache else None
+            if token is not None and token == self._token:
+                spent = time.perf_counter() - t0  # the collectors' work this scrape: the change check
+                return self._cached({k: (ok, spent) for k, (ok, _) in self._health.items()})
+            body, parts, health = _scrape_fresh(self.db_path)
+            if token is not None and all(ok for ok, _ in health.values()):
+                self._token, self._big, self._health = token, "".join(parts).encode(), health
+            return body
+
+    def _cached(self, health: dict[str, tuple[float, float]]) -> bytes:
+        try:
+            hist: History | None = History(self.db_path, readonly=True)
+        except Exception:  # noqa: BLE001
+            hist = None
+        try:
+            return self._big + _small(hist, health)
+        finally:
+            if hist is not None:
+                hist.close()
+
+
+def _small(hist: History | None, health: dict[str, tuple[float, float]]) -> bytes:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(_SmallFamilies(hist, health))
+    return generate_latest(reg)
+
+
+def scrape(db_path: Path | str) -> bytes:
+    """One uncached scrape: read the history now and return the exposition text (format 0.0.4)."""
+    return _scrape_fresh(Path(db_path))[0]
+
+
+def _scrape_fresh(db_path: Path) -> tuple[bytes, list[str], dict[str, tuple[float, float]]]:
+    try:
+        hist: History | None = History(db_path, readonly=True)
+    except Exception:  # noqa: BLE001 - missing/unreadable DB: every collector reports failure
+        hist = None
+    health: dict[str, tuple[float, float]] = {}
+    parts: list[str] = []
+    try:
+        for name, render in _RENDERERS:
+            t0 = time.perf_counter()
+            ok = 0.0
+            if hist is not None:
+                try:
+                    parts.append(render(hist))
+                    ok = 1.0
+                except Exception:  # noqa: BLE001
+                    pass
+            health[name] = (ok, time.perf_counter() - t0)
+        small = _small(hist, dict(health))
+    finally:
+        if hist is not None:
+            hist.close()
+    return "".join(parts).encode() + small, parts, health
+
+
+def write_textfile(db_path: Path | str, directory: Path | str) -> Path:
+    """node_exporter textfile collector format, written atomically (DIR/clusterkit.prom)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    out = d / "clusterkit.prom"
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".clusterkit.prom.")  # not *.prom: node_exporter skips it
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(scrape(db_path))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def serve(db_path: Path | str, port: int = 9835, addr: str = "127.0.0.1") -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """Serve /metrics in a thread; returns (server, thread). Port 0 picks a free port."""
+
+    scraper = Scraper(db_path)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path.split("?")[0] not in ("/metrics", "/"):
+                self.send_error(404, "try /metrics")
+                return
+            body = scraper()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:  # scrapes every 15 s would flood stderr
+            pass
+
+    server = ThreadingHTTPServer((addr, port), Handler)
+    server.daemon_threads = True
+    t = threading.Thread(target=server.serve_forever, name="clusterkit-exporter", daemon=True)
+    t.start()
+    return server, t

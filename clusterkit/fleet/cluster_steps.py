@@ -1,0 +1,101 @@
+"""Cluster-wide steps, after every node's phases: the multi-node NCCL run and, when it
+is low, the localization rounds. They are launched from the first reachable GPU node
+over SSH (mpirun or srun run there, as a user would), and written to `_cluster/`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from pathlib import Path
+
+from clusterkit.evidence.bundle import CLUSTER_DIR, Bundle, BundleWriter
+from clusterkit.fleet.ssh import HostFailure, KnownHosts, SshSession, target_for
+from clusterkit.inventory import HostSpec
+from clusterkit.parsers import ParseError
+from clusterkit.parsers.nccl_tests import parse as parse_nccl
+from clusterkit.suites import Suite
+
+log = logging.getLogger(__name__)
+
+MULTI_NODE_PATH = "nccl/all_reduce_perf.txt"
+CLUSTER_CHECKS = ("nccl.multi_node", "nccl.localize")
+
+
+def wanted(suite: Suite) -> bool:
+    return any(c in suite.check_ids for c in CLUSTER_CHECKS)
+
+
+def _remote_runner(session: SshSession):
+    """A `run_plan` stand-in that runs a LaunchPlan on the first node."""
+    from clusterkit.fleet.nccl_runner import RunRecord
+
+    def run(plan, *, timeout_s: float = 900.0, hostfile_path: str | None = None, cwd: str | None = None) -> RunRecord:
+        if plan.hostfile and hostfile_path:
+            wrote = session.run(["sh", "-c", 'umask 077; cat > "$1"', "clusterkit", hostfile_path], timeout_s=30,
+                                stdin=plan.hostfile.encode())
+            if wrote.exit_code != 0:
+                return RunRecord(plan, f"Test failure: cannot write the hostfile {hostfile_path} on "
+                                       f"{session.target.name}: {wrote.stderr.decode(errors='replace')}\n",
+                                 wrote.exit_code, wrote.duration_s, "error")
+        argv = ["env", *[f"{k}={v}" for k, v in sorted(plan.env.items())], *plan.argv]
+        res = session.run(argv, timeout_s=timeout_s)
+        text = (res.stdout + res.stderr).decode(errors="replace")
+        return RunRecord(plan, text, res.exit_code, res.duration_s, res.status)
+
+    return run
+
+
+def run_cluster_steps(hosts: list[HostSpec], suite: Suite, profiles, out_dir: Path, options) -> Path | None:
+    """Write `_cluster/` evidence for the selected cluster checks; None when none is selected."""
+    if not wanted(suite):
+        return None
+    from clusterkit.checks.nccl import network_expectation
+    from clusterkit.fleet.nccl_runner import multi_node_plan, run_localization
+    from clusterkit.probes.nccl import options as nccl_options
+
+    w = BundleWriter(out_dir / CLUSTER_DIR, CLUSTER_DIR)
+    gpu_nodes = [h for h in hosts if h.gpu_count > 0 and Bundle.open(out_dir / h.name).outcome == "ok"]
+    w.meta["nodes"] = [h.name for h in gpu_nodes]
+    if len(gpu_nodes) < 2:
+        w.meta["note"] = "multi-node NCCL test not run: fewer than two reachable GPU nodes"
+        w.finish()
+        return w.root
+    first = gpu_nodes[0]
+    profile = profiles.get(profiles.name_for(first))
+    opts = nccl_options(suite.params_for("nccl.multi_node"))
+    known = KnownHosts(options.known_hosts, accept_new=options.accept_new_host_keys)
+    try:
+        session = SshSession.open(target_for(first, user=options.user, identity_file=options.identity_file,
+                                             inventory=hosts), known, connect_timeout_s=options.connect_timeout_s)
+    except HostFailure as e:
+        w.meta["note"] = f"multi-node NCCL test not run: launch node {first.name}: {e.message}"
+        w.finish()
+        return w.root
+    try:
+        run = _remote_runner(session)
+        hostfile = f"/tmp/clusterkit-hosts-{int(time.time())}.txt"
+        plan = multi_node_plan(gpu_nodes, profile, opts, hostfile_path=hostfile)
+        t0 = time.time()
+        rec = run(plan, timeout_s=opts.timeout_s, hostfile_path=hostfile)
+        w.write(MULTI_NODE_PATH, rec.stdout)
+        w.record(MULTI_NODE_PATH, shlex.join(plan.argv), rec.exit_code, rec.duration_s, status=rec.status,
+                 local_start_epoch=t0, local_end_epoch=time.time(), launched_on=first.name, **plan.record())
+        if "nccl.localize" not in suite.check_ids:
+            return w.root
+        try:
+            measured = parse_nccl(rec.stdout)
+        except ParseError:
+            return w.root  # nothing measured: nccl.multi_node reports why
+        exp = network_expectation(profile, first.declared(), measured)
+        gate = measured.busbw_large_gbps()
+        if gate is not None and gate >= exp.warn and not measured.wrong_total:
+            return w.root
+        for path, text in run_localization(gpu_nodes, profile, opts, expected_full_gbps=exp.expected,
+                                           run=run).items():
+            w.write(path, text)
+        return w.root
+    finally:
+        session.close()
+        w.finish()

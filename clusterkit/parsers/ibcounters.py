@@ -1,0 +1,195 @@
+"""Port counter snapshots: the collector's JSON, a `=== ./name ===` shell dump of
+a sysfs counters directory, and `perfquery [-x]` output -> one `Snapshot`.
+
+Counter names are the sysfs ones (symbol_error, link_downed, ...); perfquery's
+names are mapped onto them so every source is judged by the same limits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from clusterkit.evidence.kinds import kind
+from clusterkit.evidence.text import clean
+from clusterkit.parsers import ParseError
+
+SCHEMA = "clusterkit.fabric.counters/1"
+
+# Width of the legacy PortCounters fields (IBA 16.1.3.5): a value at the top
+# of its range means "at least this many", the counter stopped counting.
+LEGACY_MAX: dict[str, int] = {
+    "symbol_error": 0xFFFF, "link_error_recovery": 0xFF, "link_downed": 0xFF,
+    "port_rcv_errors": 0xFFFF, "port_rcv_remote_physical_errors": 0xFFFF,
+    "port_rcv_switch_relay_errors": 0xFFFF, "port_xmit_discards": 0xFFFF,
+    "port_xmit_constraint_errors": 0xFF, "port_rcv_constraint_errors": 0xFF,
+    "local_link_integrity_errors": 0xF, "excessive_buffer_overrun_errors": 0xF,
+    "VL15_dropped": 0xFFFF, "port_xmit_wait": 0xFFFFFFFF,
+}
+
+_PERFQUERY_NAMES = {
+    "SymbolErrorCounter": "symbol_error", "LinkErrorRecoveryCounter": "link_error_recovery",
+    "LinkDownedCounter": "link_downed", "PortRcvErrors": "port_rcv_errors",
+    "PortRcvRemotePhysicalErrors": "port_rcv_remote_physical_errors",
+    "PortRcvSwitchRelayErrors": "port_rcv_switch_relay_errors", "PortXmitDiscards": "port_xmit_discards",
+    "PortXmitConstraintErrors": "port_xmit_constraint_errors",
+    "PortRcvConstraintErrors": "port_rcv_constraint_errors",
+    "LocalLinkIntegrityErrors": "local_link_integrity_errors",
+    "ExcessiveBufferOverrunErrors": "excessive_buffer_overrun_errors", "VL15Dropped": "VL15_dropped",
+    "PortXmitData": "port_xmit_data", "PortRcvData": "port_rcv_data",
+    "PortXmitPkts": "port_xmit_packets", "PortRcvPkts": "port_rcv_packets", "PortXmitWait": "port_xmit_wait",
+}
+
+
+@dataclass
+class PortSnapshot:
+    device: str
+    port: int
+    counters: dict[str, int] = field(default_factory=dict)
+    hw_counters: dict[str, int] = field(default_factory=dict)
+    state: str | None = None
+    phys_state: str | None = None
+    rate: str | None = None
+    link_layer: str | None = None
+    firmware: str | None = None
+    node_guid: str | None = None
+    netdevs: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.device}/{self.port}"
+
+
+@dataclass
+class Snapshot:
+    ports: dict[str, PortSnapshot] = field(default_factory=dict)   # "mlx5_0/1" -> port
+    net: dict[str, dict[str, Any]] = field(default_factory=dict)   # ifname -> carrier counts etc.
+    taken_at: float | None = None
+    uptime_s: float | None = None
+    source: str = "collector"                                       # collector | dump | perfquery
+
+
+def _int_map(d: Any) -> dict[str, int]:
+    if not isinstance(d, dict):
+        return {}
+    return {str(k): int(v) for k, v in d.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def _opt_float(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+@kind("fabric-counters", path="fabric/counters-after.json", priority=70,
+      description="clusterkit fabric counter snapshot (JSON)")
+def is_counters_snapshot(text: str) -> bool:
+    return SCHEMA in text[:4096] or '"schema"' in text[:200] and SCHEMA in text
+
+
+def parse_counters_snapshot(text: str) -> Snapshot:
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise ParseError(f"counter snapshot is not valid JSON: {e}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise ParseError(f"not a clusterkit counter snapshot (schema {SCHEMA!r} expected)")
+    snap = Snapshot(taken_at=_opt_float(doc.get("taken_at")), uptime_s=_opt_float(doc.get("uptime_s")))
+    ib = doc.get("ib") if isinstance(doc.get("ib"), dict) else {}
+    for key, e in ib.items():
+        if not isinstance(e, dict):
+            continue
+        dev, _, port = str(key).partition("/")
+        try:
+            pnum = int(e.get("port", port or 1))
+        except (TypeError, ValueError):
+            continue
+        p = PortSnapshot(str(e.get("device") or dev), pnum, _int_map(e.get("counters")),
+                         _int_map(e.get("hw_counters")), _opt_str(e.get("state")), _opt_str(e.get("phys_state")),
+                         _opt_str(e.get("rate")), _opt_str(e.get("link_layer")), _opt_str(e.get("fw_ver")),
+                         _opt_str(e.get("node_guid")),
+                         [str(n) for n in e.get("netdevs") or [] if isinstance(n, str)])
+        snap.ports[p.key] = p
+    net = doc.get("net") if isinstance(doc.get("net"), dict) else {}
+    snap.net = {str(k): v for k, v in net.items() if isinstance(v, dict)}
+    return snap
+
+
+# ---- `=== ./name ===` dumps ----------------------------------------------------------
+_DUMP_HEAD = re.compile(r"^=+\s*(\S+?)\s*=+\s*$")
+_DUMP_PATH = re.compile(r"(?:^|/)(?P<dev>[^/]+)/ports/(?P<port>\d+)/(?P<kind>hw_counters|counters)/(?P<name>[^/]+)$")
+
+
+@kind("ib-counters-dump", path="fabric/counters-dump.txt", priority=65,
+      description="shell dump of a sysfs counters directory (`=== ./name ===` then the value)")
+def is_counters_dump(text: str) -> bool:
+    heads = re.findall(r"^=+\s*\S+\s*=+\s*$", text, re.M)
+    return len(heads) >= 2 and any(n in text for n in ("symbol_error", "link_downed", "port_rcv_errors"))
+
+
+def parse_counters_dump(text: str, device: str = "unknown", port: int = 1) -> Snapshot:
+    snap = Snapshot(source="dump")
+    current: tuple[str, int, str, str] | None = None
+    for ln in clean(text).split("\n"):
+        s = ln.strip()
+        m = _DUMP_HEAD.match(s)
+        if m:
+            path = m.group(1)
+            pm = _DUMP_PATH.search(path)
+            if pm:
+                current = (pm.group("dev"), int(pm.group("port")), pm.group("kind"), pm.group("name"))
+            else:
+                current = (device, port, "counters", path.rsplit("/", 1)[-1])
+            continue
+        if current is None or not s:
+            continue
+        try:
+            value = int(s.split()[0], 0)
+        except ValueError:
+            current = None  # "cat: ...: Permission denied" and the like
+            continue
+        dev, pnum, ckind, name = current
+        p = snap.ports.setdefault(f"{dev}/{pnum}", PortSnapshot(dev, pnum))
+        (p.hw_counters if ckind == "hw_counters" else p.counters)[name] = value
+        current = None
+    if not any(p.counters or p.hw_counters for p in snap.ports.values()):
+        raise ParseError("no `=== name ===` heading followed by a number in the counters dump")
+    return snap
+
+
+# ---- perfquery -------------------------------------------------------------------------
+_PQ_LINE = re.compile(r"^(\w+):\.*(\S+)\s*$")
+_PQ_HEAD = re.compile(r"#\s*Port (?:extended )?counters:\s*Lid\s+(\d+)\s+port\s+(\d+)", re.I)
+
+
+@kind("perfquery", path="fabric/perfquery.txt", priority=60, description="perfquery [-x] port counters")
+def is_perfquery(text: str) -> bool:
+    return bool(re.search(r"^(SymbolErrorCounter|PortXmitData|PortSelect):\.+", text, re.M))
+
+
+def parse_perfquery(text: str) -> Snapshot:
+    snap = Snapshot(source="perfquery")
+    p: PortSnapshot | None = None
+    for ln in clean(text).split("\n"):
+        h = _PQ_HEAD.search(ln)
+        if h:
+            key = f"lid{h.group(1)}/{h.group(2)}"
+            p = snap.ports.setdefault(key, PortSnapshot(f"lid{h.group(1)}", int(h.group(2))))
+            continue
+        m = _PQ_LINE.match(ln.strip())
+        if not m or m.group(1) not in _PERFQUERY_NAMES:
+            continue
+        try:
+            value = int(m.group(2), 0)
+        except ValueError:
+            continue
+        if p is None:
+            p = snap.ports.setdefault("lid?/1", PortSnapshot("lid?", 1))
+        p.counters[_PERFQUERY_NAMES[m.group(1)]] = value
+    if not any(p.counters for p in snap.ports.values()):
+        raise ParseError("no `CounterName:....value` line in perfquery output")
+    return snap

@@ -1,0 +1,147 @@
+"""`mlxlink -d <dev> -p <port> [-m] [-c] [-e]` output -> link, module and BER facts.
+
+Sections of `Key : value` lines (Operational Info, Troubleshooting Info,
+Module Info, Physical Counters and BER Info). Newer MFT colours values with
+ANSI codes, prints per-lane lists `a,b,c,d` followed by the module's range
+`[lo..hi]`, and writes BER as `15E-255` (15 x 10^-255).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from clusterkit.evidence.kinds import kind
+from clusterkit.evidence.text import clean
+from clusterkit.parsers import ParseError
+from clusterkit.parsers._fabric_text import command_argument, to_float, to_int
+from clusterkit.parsers.ethtool import ModuleInfo, Range
+
+_KV = re.compile(r"^([A-Za-z][^:]*?)\s*:\s*(.*?)\s*$")
+_BER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[eE]\s*([-+]?\d+)\s*$")
+_RANGE = re.compile(r"\[\s*(-?[\d.]+)\s*\.\.\s*(-?[\d.]+)\s*\]")
+
+
+@dataclass
+class MlxlinkReport:
+    device: str | None = None
+    port: int | None = None
+    state: str | None = None
+    phys_state: str | None = None
+    speed: str | None = None              # "100G", "400G", "HDR"
+    width: str | None = None
+    fec: str | None = None
+    recommendation: str | None = None
+    firmware: str | None = None
+    effective_ber: float | None = None    # after FEC
+    raw_ber: float | None = None          # before FEC
+    effective_errors: int | None = None
+    raw_errors_per_lane: list[int] = field(default_factory=list)
+    link_down_counter: int | None = None
+    link_error_recovery_counter: int | None = None
+    minutes_since_clear: float | None = None
+    module: ModuleInfo | None = None
+
+
+def parse_ber(value: str) -> float | None:
+    """`15E-255` -> 1.5e-254; `1.2e-12` -> 1.2e-12; N/A -> None."""
+    m = _BER.match(value)
+    if m:
+        try:
+            return float(m.group(1)) * 10.0 ** int(m.group(2)) if int(m.group(2)) > -300 else 0.0
+        except OverflowError:
+            return None
+    return to_float(value)
+
+
+def _lanes(value: str) -> tuple[list[float], Range | None]:
+    rng = None
+    r = _RANGE.search(value)
+    if r:
+        rng = Range(low_alarm=to_float(r.group(1)), high_alarm=to_float(r.group(2)))
+        value = value[:r.start()]
+    vals = [to_float(v) for v in value.split(",")]
+    return [v for v in vals if v is not None], rng
+
+
+@kind("mlxlink", path="fabric/mlxlink-pasted.txt", priority=60, description="mlxlink (port, module, BER)")
+def is_mlxlink(text: str) -> bool:
+    return bool(re.search(r"^Operational Info\s*$", text, re.M)) or (
+        "Physical BER" in text and "Link Down Counter" in text)
+
+
+def parse_mlxlink(text: str) -> MlxlinkReport:
+    t = clean(text)
+    rep = MlxlinkReport(device=command_argument(t, "mlxlink", "-d"))
+    port = command_argument(t, "mlxlink", "-p")
+    rep.port = to_int(port) if port else None
+    mod = ModuleInfo()
+    keys = 0
+    for ln in t.split("\n"):
+        m = _KV.match(ln.strip())
+        if not m:
+            continue
+        key, value = m.group(1).strip(), m.group(2)
+        lk = key.lower()
+        keys += 1
+        if lk == "state":
+            rep.state = value
+        elif lk == "physical state":
+            rep.phys_state = value
+        elif lk == "speed":
+            rep.speed = value
+        elif lk == "width":
+            rep.width = value
+        elif lk == "fec":
+            rep.fec = value
+        elif lk == "recommendation":
+            rep.recommendation = value
+        elif lk == "firmware version":
+            rep.firmware = value
+        elif lk == "effective physical ber":
+            rep.effective_ber = parse_ber(value)
+        elif lk == "raw physical ber":
+            rep.raw_ber = parse_ber(value)
+        elif lk == "effective physical errors":
+            rep.effective_errors = to_int(value)
+        elif lk == "raw physical errors per lane":
+            rep.raw_errors_per_lane = [int(v) for v in _lanes(value)[0] if math.isfinite(v)]
+        elif lk == "link down counter":
+            rep.link_down_counter = to_int(value)
+        elif lk == "link error recovery counter":
+            rep.link_error_recovery_counter = to_int(value)
+        elif lk.startswith("time since last clear"):
+            rep.minutes_since_clear = to_float(value)
+        elif lk.startswith("temperature"):
+            vals, rng = _lanes(value)
+            mod.temperature_c = vals[0] if vals else None
+            mod.temperature_limits = rng or mod.temperature_limits
+        elif lk.startswith("rx power current"):
+            mod.rx_power_dbm, rng = _lanes(value)
+            mod.rx_power_limits = rng or mod.rx_power_limits
+        elif lk.startswith("tx power current"):
+            mod.tx_power_dbm, rng = _lanes(value)
+            mod.tx_power_limits = rng or mod.tx_power_limits
+        elif lk.startswith("bias current"):
+            mod.bias_ma, rng = _lanes(value)
+            mod.bias_limits = rng or mod.bias_limits
+        elif lk == "identifier":
+            mod.identifier = value
+        elif lk == "vendor name":
+            mod.vendor = value
+        elif lk == "vendor part number":
+            mod.part_number = value
+        elif lk == "vendor serial number":
+            mod.serial = value
+        elif lk == "cable technology":
+            mod.media = value
+        elif lk == "digital diagnostic monitoring":
+            mod.ddm = value.lower().startswith("yes")
+        else:
+            keys -= 1
+    if keys == 0:
+        raise ParseError("no known `Key : value` line (State, Speed, BER, Module Info) in mlxlink output")
+    if mod.identifier or mod.rx_power_dbm or mod.vendor:
+        rep.module = mod
+    return rep

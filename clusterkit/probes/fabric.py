@@ -1,0 +1,61 @@
+"""Fabric collection: HCA state, counter snapshots around the test window, ethtool, mlxlink.
+
+The counter reader is `clusterkit/node_scripts/fabric_counters.py`, sent on
+stdin to `python3 -` so nodes need nothing installed; tests import the same
+module and point it at a fake sysfs root.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from clusterkit.probes.registry import PHASE_AFTER, PHASE_BEFORE, Command, ProbeEnv, probe, simple_probe
+
+_READER = Path(__file__).resolve().parent.parent / "node_scripts" / "fabric_counters.py"
+
+simple_probe("fabric.ibstat", "fabric/ibstat.txt", ["ibstat"], timeout_s=30)
+simple_probe("fabric.ibstatus", "fabric/ibstatus.txt", ["ibstatus"], timeout_s=30)
+simple_probe("fabric.iblinkinfo", "fabric/iblinkinfo.txt", ["iblinkinfo"],
+             timeout_s=120, root=True)
+
+
+def reader_command(path: str, phase: int, label: str) -> Command:
+    return Command(path, ["python3", "-", "--phase", label], timeout_s=30, stdin=_READER.read_bytes(),
+                   phase=phase, optional=False)
+
+
+@probe("fabric.counters", paths=("fabric/counters-before.json", "fabric/counters-after.json"))
+def plan_counters(env: ProbeEnv) -> list[Command]:
+    """sysfs counters and carrier counts, before and after the load phase."""
+    return [reader_command("fabric/counters-before.json", PHASE_BEFORE, "before"),
+            reader_command("fabric/counters-after.json", PHASE_AFTER, "after")]
+
+
+_IFNAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")   # Linux interface names (IFNAMSIZ 16 with NUL)
+
+
+def _interfaces(env: ProbeEnv) -> list[str]:
+    """Declared RoCE interfaces whose names can be interfaces (a name also becomes a bundle path)."""
+    if env.spec is None:
+        return []
+    return [i for i in env.spec.roce_interfaces or [] if _IFNAME.match(i)]
+
+
+@probe("fabric.ethtool", paths=("fabric/ethtool-S-*.txt", "fabric/before/ethtool-S-*.txt", "fabric/ethtool-m-*.txt"))
+def plan_ethtool(env: ProbeEnv) -> list[Command]:
+    """ethtool -S before and after the window, and ethtool -m, per declared RoCE interface."""
+    cmds: list[Command] = []
+    for ifname in _interfaces(env):
+        cmds.append(Command(f"fabric/before/ethtool-S-{ifname}.txt", ["ethtool", "-S", ifname], 20, phase=PHASE_BEFORE))
+        cmds.append(Command(f"fabric/ethtool-S-{ifname}.txt", ["ethtool", "-S", ifname], 20, phase=PHASE_AFTER))
+        cmds.append(Command(f"fabric/ethtool-m-{ifname}.txt", ["ethtool", "-m", ifname], 20, root=True, phase=PHASE_AFTER))
+    return cmds
+
+
+@probe("fabric.mlxlink", paths=("fabric/mlxlink-*.txt",))
+def plan_mlxlink(env: ProbeEnv) -> list[Command]:
+    """mlxlink -m -c per declared HCA (optional: MFT is often not installed)."""
+    devs = [d for d in env.spec.ib_devices or [] if _IFNAME.match(d)] if env.spec else []
+    return [Command(f"fabric/mlxlink-{d}.txt", ["mlxlink", "-d", d, "-p", "1", "-m", "-c"], 60, root=True,
+                    phase=PHASE_AFTER) for d in devs]

@@ -1,0 +1,123 @@
+"""--drain against a real slurmctld + slurmd: drain failing nodes, resume ours, never touch others'."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from clusterkit.burnin import Burnin, BurninOptions
+from clusterkit.history import History
+from clusterkit.slurm import Slurm
+from tests.burnin_helpers import FLAP, ROW_REMAP, node, run
+
+from tests.integration.burnin.slurm_cluster import SlurmCluster, missing_tools
+
+pytestmark = pytest.mark.integration
+NODES = ["node1", "node2", "node3", "node4"]
+
+
+@contextlib.contextmanager
+def running_slurm(nodes: list[str]):
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"Slurm test cluster needs {', '.join(missing)} "
+                    "(apt-get install slurmctld slurmd slurm-client munge; scripts/apt-packages.d/burnin.txt)")
+    # munged wants every directory above its socket to be a+x: pytest's tmp root is 0700
+    tmp = Path(tempfile.mkdtemp(prefix="ck-slurm-"))
+    c = SlurmCluster(tmp, nodes)
+    try:
+        try:
+            c.up()
+        except Exception as e:  # noqa: BLE001
+            pytest.skip(f"could not start slurmctld/slurmd/munged here: {e}")
+        yield c
+    finally:
+        c.down()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def slurm_cluster():
+    with running_slurm(NODES) as c:
+        yield c
+
+
+def burnin_once(db, cluster, plan):
+    cyc = lambda c: run([node(h, **kw) for h, kw in plan.items()])  # noqa: E731
+    with History(db) as h:
+        return Burnin.start(h, BurninOptions(simulate=True, drain=True), cyc, slurm=Slurm(env=cluster.env)).run()
+
+
+def test_drain_and_resume_with_a_real_slurm(tmp_path, slurm_cluster):
+    c = slurm_cluster
+    c.scontrol("update", "nodename=node3", "state=drain", "reason=disk replacement #42")
+    db = tmp_path / "h.db"
+
+    s = burnin_once(db, c, {"node1": {"fail": [ROW_REMAP]}, "node2": {}, "node3": {"fail": [FLAP]}, "node4": {}})
+    st, reason = c.wait_state("node1", lambda st, r: "drain" in st)
+    assert reason.startswith("clusterkit: GPU_ROW_REMAP_PENDING GPU 3 (0000:1B:00.0")
+    assert f"(burn-in run {s.run_id})" in reason
+    assert c.states()["node3"] == ("drained", "disk replacement #42")       # someone else's drain: untouched
+    assert c.states()["node2"][0] == "idle" and c.states()["node4"][0] == "idle"
+    acts = {(a.node, a.action) for a, err in s.drains if err is None}
+    assert ("node1", "drain") in acts and ("node3", "skip") in acts
+
+    # next night node1 and node3 pass: ours comes back, the admin's stays drained
+    s2 = burnin_once(db, c, {n: {} for n in NODES})
+    c.wait_state("node1", lambda st, r: st == "idle")
+    assert c.states()["node3"] == ("drained", "disk replacement #42")
+    with History(db) as h:
+        log = [tuple(r) for r in h.conn.execute("SELECT run_id, node, action FROM drains ORDER BY id")]
+    assert (s.run_id, "node1", "drain") in log and (s2.run_id, "node1", "resume") in log
+    assert not any(n == "node3" and a in ("drain", "resume") for _, n, a in log)
+
+
+def test_a_node_an_admin_took_over_is_not_resumed(tmp_path, slurm_cluster):
+    c = slurm_cluster
+    db = tmp_path / "h.db"
+    burnin_once(db, c, {"node2": {"fail": [ROW_REMAP]}, "node1": {}, "node3": {}, "node4": {}})
+    c.wait_state("node2", lambda st, r: r.startswith("clusterkit:"))
+    # an admin re-drains it with their own reason (RMA opened): it's theirs now
+    c.scontrol("update", "nodename=node2", "state=drain", "reason=RMA 7781")
+    burnin_once(db, c, {n: {} for n in NODES})
+    assert c.states()["node2"] == ("drained", "RMA 7781")
+
+
+def test_cli_burnin_on_the_simulated_cluster_drains_through_slurm(tmp_path):
+    """The whole path: `clusterkit burnin --simulate --drain` -> pipeline -> history -> scontrol.
+    (The simulated cluster puts a fault on most nodes, so the mass-failure guard is lifted.)"""
+    hosts = [f"sim-h100-0{i}" for i in range(1, 5)]
+    with running_slurm(hosts) as c:
+        db = tmp_path / "h.db"
+        r = subprocess.run([sys.executable, "-m", "clusterkit", "burnin", "--simulate", "--nodes", "4", "--suite",
+                            "quick", "--drain", "--max-drain-percent", "100", "--db", str(db)], env=c.env, capture_output=True, text=True,
+                           timeout=180)
+        assert r.returncode in (0, 1), r.stderr
+        h = subprocess.run([sys.executable, "-m", "clusterkit", "history", "--db", str(db), "--format", "json"],
+                           capture_output=True, text=True, timeout=60)
+        failed = set(json.loads(h.stdout)["runs"][0]["failed_nodes"])
+        states = c.states()
+        for host in hosts:
+            st, reason = states[host]
+            if host in failed:
+                assert "drain" in st and reason.startswith("clusterkit: "), (host, st, reason)
+                assert "slurm: drain " + host in r.stderr
+            else:
+                assert st == "idle" and reason == "none", (host, st, reason)
+        assert (r.returncode == 1) == bool(failed)
+        # with the default guard, more than half the fleet failing drains nothing and says why
+        if len(failed) > len(hosts) / 2:
+            c.scontrol("update", "nodename=" + ",".join(sorted(failed)), "state=resume")
+            c.wait_state(sorted(failed)[0], lambda st, reason: st == "idle")
+            r = subprocess.run([sys.executable, "-m", "clusterkit", "burnin", "--simulate", "--nodes", "4", "--suite",
+                                "quick", "--drain", "--db", str(db)], env=c.env, capture_output=True, text=True,
+                               timeout=180)
+            assert "NOT draining" in r.stderr and "fleet-wide problem" in r.stderr
+            assert not any("drain" in st for st, _ in c.states().values())

@@ -1,0 +1,134 @@
+"""Exporter: what a scrape shows for a history (parsed back with prometheus_client's parser)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from clusterkit.exporter import metric_family_name, scrape as scrape_text, write_textfile
+from clusterkit.history import History
+from tests.burnin_helpers import FLAP, ROW_REMAP, node, run
+
+
+def scrape(db) -> dict[str, list]:
+    text = scrape_text(db).decode()
+    out: dict[str, list] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out.setdefault(s.name, []).append((s.labels, s.value))
+    return out
+
+
+def value(samples, **labels):
+    hits = [v for lab, v in samples if all(lab.get(k) == w for k, w in labels.items())]
+    assert len(hits) == 1, (labels, hits)
+    return hits[0]
+
+
+def test_scrape_serves_latest_status_metrics_findings(tmp_path):
+    db = tmp_path / "h.db"
+    with History(db) as h:
+        h.record_run(run([node("n1", busbw=231.0), node("n2", busbw=180.0, fail=[ROW_REMAP, FLAP])]))
+        h.record_run(run([node("n1", busbw=229.0)]))  # newer result for n1 only
+    m = scrape(db)
+    st = m["clusterkit_check_status"]
+    assert value(st, host="n2", check="gpu.health", status="fail") == 1
+    assert not [lab for lab, _ in st if lab["host"] == "n2" and lab["check"] == "gpu.health" and lab["status"] != "fail"]
+    assert value(st, host="n1", check="gpu.health", status="pass") == 1
+    assert value(m["clusterkit_busbw_large_gbps"], host="n1", check="nccl.allreduce") == 229.0
+    assert value(m["clusterkit_busbw_large_gbps"], host="n2", check="nccl.allreduce") == 180.0
+    assert value(m["clusterkit_busbw_multinode_gbps"], host="_cluster", check="nccl.multinode") == 190.0
+    f = m["clusterkit_check_findings"]
+    assert value(f, host="n2", code="GPU_ROW_REMAP_PENDING", severity="fail") == 1
+    assert value(f, host="n2", code="IB_LINK_DOWNED_INCREASED") == 1
+    assert not [lab for lab, _ in f if lab["host"] == "n1"]
+    assert value(m["clusterkit_node_status"], host="n2", status="fail") == 1
+    assert value(m["clusterkit_run_status"], kind="verify", status="pass") == 1  # the latest run
+    assert value(m["clusterkit_run_timestamp_seconds"], kind="verify", event="finished") > 1.7e9
+    for c in ("checks", "metrics", "findings", "runs"):
+        assert value(m["clusterkit_scrape_collector_success"], collector=c) == 1
+        assert value(m["clusterkit_scrape_collector_duration_seconds"], collector=c) >= 0
+
+
+def test_missing_or_broken_db_reports_collector_failure_not_an_error(tmp_path):
+    m = scrape(tmp_path / "absent.db")
+    assert {lab["collector"]: v for lab, v in m["clusterkit_scrape_collector_success"]} == {
+        "checks": 0, "metrics": 0, "findings": 0, "runs": 0}
+    db = tmp_path / "h.db"
+    with History(db) as h:
+        h.record_run(run([node("n1")]))
+    c = sqlite3.connect(db)
+    c.execute("DROP TABLE findings")
+    c.commit()
+    c.close()
+    m = scrape(db)
+    ok = {lab["collector"]: v for lab, v in m["clusterkit_scrape_collector_success"]}
+    assert ok == {"checks": 1, "metrics": 1, "findings": 0, "runs": 1}
+    assert "clusterkit_check_status" in m
+
+
+def test_metric_names_follow_conventions():
+    assert metric_family_name("busbw_large_gbps") == "clusterkit_busbw_large_gbps"
+    assert metric_family_name("Power W.max-3") == "clusterkit_power_w_max_3"
+    assert metric_family_name("check_status") == "clusterkit_check_status_value"  # no clash with a fixed family
+
+
+def test_textfile_is_node_exporter_format(tmp_path):
+    db = tmp_path / "h.db"
+    with History(db) as h:
+        h.record_run(run([node("n1", fail=[ROW_REMAP])]))
+    out = write_textfile(db, tmp_path / "tf")
+    text = out.read_text()
+    assert out.name == "clusterkit.prom"
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    assert fams["clusterkit_check_findings"].type == "gauge"
+    assert "# HELP clusterkit_check_status" in text
+    assert not list((tmp_path / "tf").glob("*.tmp*"))  # atomic rename left nothing behind
+
+
+def test_odd_names_and_label_values_stay_valid_exposition(tmp_path):
+    from clusterkit.results import CheckResult
+
+    db = tmp_path / "h.db"
+    with History(db) as h:
+        rid = h.start_run("verify")
+        h.record_check(rid, 'we"ird\\host\nx', CheckResult("c.x", "pass", "", metrics={"a.b": 1.0, "a_b": 2.0,
+                                                                                      "zero": 0, "big": 1e300}))
+    m = scrape(db)  # the parser raises on invalid text
+    assert value(m["clusterkit_a_b"], check="c.x") in (1.0, 2.0)
+    assert value(m["clusterkit_a_b_2"], check="c.x") in (1.0, 2.0)
+    assert value(m["clusterkit_big"], check="c.x") == 1e300
+    assert {lab["host"] for lab, _ in m["clusterkit_zero"]} == {'we"ird\\host\nx'}
+
+
+def test_cached_scrape_follows_every_commit(tmp_path):
+    from clusterkit.exporter import Scraper
+
+    db = tmp_path / "h.db"
+    with History(db) as h:
+        h.record_run(run([node("n1", busbw=231.0)]))
+    s = Scraper(db)
+
+    def parsed():
+        out = {}
+        for fam in text_string_to_metric_families(s().decode()):
+            for smp in fam.samples:
+                out.setdefault(smp.name, []).append((smp.labels, smp.value))
+        return out
+
+    first = parsed()
+    again = parsed()
+    assert value(again["clusterkit_busbw_large_gbps"], host="n1") == 231.0
+    assert value(first["clusterkit_node_timestamp_seconds"], host="n1") > 1.7e9
+    assert value(again["clusterkit_scrape_collector_success"], collector="metrics") == 1
+    with History(db) as h:
+        h.record_run(run([node("n1", busbw=199.0, fail=[ROW_REMAP])]))
+    m = parsed()
+    assert value(m["clusterkit_busbw_large_gbps"], host="n1") == 199.0
+    assert value(m["clusterkit_check_findings"], host="n1", code="GPU_ROW_REMAP_PENDING") == 1
+    db.unlink()
+    for p in tmp_path.glob("h.db-*"):
+        p.unlink()
+    gone = parsed()
+    assert {lab["collector"]: v for lab, v in gone["clusterkit_scrape_collector_success"]}["checks"] == 0

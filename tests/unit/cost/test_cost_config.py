@@ -1,0 +1,149 @@
+"""Bad cost configs give one clear line naming the field; good ones keep provenance."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clusterkit.cost.catalog import load_catalog
+from clusterkit.cost.config import load_config, parse_config
+from clusterkit.errors import ConfigError
+
+
+def parse(text: str):
+    return parse_config(tomllib.loads(text), "cost.toml", today=dt.date(2025, 1, 1))
+
+
+def edit(toml: str, old: str, new: str) -> str:
+    assert old in toml
+    return toml.replace(old, new, 1)
+
+
+@pytest.mark.parametrize("old,new,field,words", [
+    ("server_price = 100000", "server_price = -5", "capex.server_price", "negative"),
+    ("price_per_kwh = 1.0", "price_per_kwh = { amount = -1, currency = \"USD\" }", "power.price_per_kwh.amount",
+     "negative"),
+    ("scheduler = 0.5", "scheduler = 1.2", "utilization.scheduler", "at most 1"),
+    ("availability = 1.0", "availability = 0", "utilization.availability", "above 0"),
+    ("price_per_kwh = 1.0", "price_per_kwh = { amount = 1, currency = \"XYZ\" }", "power.price_per_kwh.currency",
+     "unknown currency 'XYZ'"),
+    ('currency = "USD"', 'currency = "ZZZ"', "currency", "unknown currency"),
+    ("server_price = 100000\n", "", "capex.server_price", "missing field"),
+    ("cost_of_capital = 0.10\n", "", "finance.cost_of_capital", "missing field"),
+    ("pue = 1.5", "pue = 0.9", "power.pue", "between 1 and 5"),
+    ("nodes = 2", "nodes = 2.5", "cluster.nodes", "whole number"),
+    ("nodes = 2", 'nodes = "two"', "cluster.nodes", "must be a number"),
+    ("life_years = 3", "life_yeras = 3", "finance.life_yeras", "unknown field"),
+    ('server_price = 100000', 'server_price = "catalog:nope"', "capex.server_price", "unknown catalog price"),
+    ('reference = "od"', 'reference = "zz"', "rental.reference", "not one of the options"),
+    ('term = "3-year"', 'term = "5-year"', "rental.custom[1].term", "on-demand, 1-year or 3-year"),
+    ('as_of = 2025-01-01', 'as_of = "yesterday"', "as_of", "YYYY-MM-DD"),
+])
+def test_bad_config_names_the_field(small_toml, old, new, field, words):
+    with pytest.raises(ConfigError) as e:
+        parse(edit(small_toml, old, new))
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"cost.toml: {field}"), msg
+    assert words in msg
+
+
+def test_money_forms_and_conversion(small_toml):
+    cat = load_catalog()
+    usd_cny = cat.rates["USD"].per_unit
+    text = edit(small_toml, "server_price = 100000",
+                'server_price = { amount = 700000, currency = "CNY", date = 2024-06-01, source = "quote 42" }')
+    cfg = parse(text)
+    i = cfg.inputs["capex.server_price"]
+    assert i.value == pytest.approx(700000 / usd_cny)
+    assert (i.source, i.date, i.basis) == ("quote 42", dt.date(2024, 6, 1), "assumed")
+    assert "CNY" in i.original and [r.currency for r in cfg.rates_used] == ["USD"]
+    cfg2 = parse(edit(small_toml, "server_price = 100000", 'server_price = "catalog:server-8x-h100-sxm"'))
+    assert cfg2.inputs["capex.server_price"].value == pytest.approx(2_000_000 / usd_cny)
+    assert cfg2.inputs["capex.server_price"].basis == "catalog"
+
+
+def test_fx_override_is_used_and_dated(small_toml):
+    text = small_toml + '\n[fx.USD]\nper_unit = 8.0\ndate = 2024-12-01\nsource = "treasury"\n'
+    text = edit(text, "server_price = 100000", 'server_price = { amount = 800000, currency = "CNY" }')
+    cfg = parse(text)
+    assert cfg.v("capex.server_price") == pytest.approx(100_000)
+    assert cfg.rates_used[0].source == "treasury"
+
+
+def test_stale_prices_are_warned(small_toml):
+    text = edit(small_toml, "server_price = 100000",
+                'server_price = { amount = 100000, date = 2023-01-01, source = "old quote" }')
+    cfg = parse(text)
+    warn = cfg.stale()
+    assert len(warn) == 1 and "capex.server_price" in warn[0] and "731 days old" in warn[0]
+    fresh = parse(edit(text, "as_of = 2025-01-01", "as_of = 2025-01-01\nmax_price_age_days = 800"))
+    assert fresh.stale() == []
+
+
+def test_catalog_defaults_fill_power(small_toml):
+    cfg = parse(edit(small_toml, "gpu_power_w = 1000\n", ""))
+    assert cfg.v("power.gpu_power_w") == 4400 and cfg.inputs["power.gpu_power_w"].basis == "default"
+    with pytest.raises(ConfigError, match="power.gpu_power_w: missing field"):
+        parse(edit(edit(small_toml, "gpu_power_w = 1000\n", ""), 'gpu_model = "H100"', 'gpu_model = "B200"'))
+
+
+def test_example_config_loads_and_says_so():
+    cfg = load_config(None)
+    assert cfg.is_example and cfg.gpu_model == "H100" and cfg.v("cluster.nodes") == 8
+    assert {r.term for r in cfg.rentals} == {"on-demand", "1-year", "3-year"}
+
+
+def test_every_catalog_price_is_dated_and_sourced():
+    cat = load_catalog()
+    for gpu in ("A100", "H100"):
+        assert {p.term for p in cat.rentals(gpu)} == {"on-demand", "1-year", "3-year"}
+        assert cat.server(gpu) is not None
+    for p in cat.prices.values():
+        assert p.source and p.date and cat.knows(p.currency)
+
+
+def test_bad_catalog_file(tmp_path, small_toml):
+    bad = tmp_path / "mine.toml"
+    bad.write_text('[[price]]\nid = "x"\nkind = "rental"\ngpu = "H100"\nterm = "on-demand"\namount = 1\n'
+                   'currency = "USD"\nunit = "gpu-hour"\ndate = 2024-01-01\n')
+    with pytest.raises(ConfigError, match="mine.toml price 'x': missing field 'source'"):
+        load_catalog([bad])
+
+
+_leaf = st.one_of(st.integers(-3, 3), st.floats(), st.text(max_size=3), st.lists(st.integers(), max_size=2))
+_section = st.dictionaries(st.sampled_from(["nodes", "server_price", "scheduler", "pue", "gpu_model", "amount",
+                                            "options", "per_unit"]), _leaf, max_size=4)
+_doc = st.dictionaries(st.sampled_from(["cluster", "capex", "finance", "power", "utilization", "rental", "fx",
+                                        "currency", "as_of", "bogus"]),
+                       st.one_of(st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=5), _section))
+
+
+@settings(max_examples=150, deadline=None)
+@given(_doc)
+def test_fuzzed_configs_never_traceback(doc):
+    try:
+        parse_config(doc, "fuzz.toml", today=dt.date(2025, 1, 1))
+    except ConfigError as e:
+        assert "\n" not in str(e) and str(e).startswith("fuzz.toml: ")
+
+
+def test_config_scenarios(small_toml):
+    from clusterkit.cost.analysis import scenarios
+    from clusterkit.cost.model import compute
+
+    text = small_toml + ('\n[[scenario]]\nname = "quote B"\nset = { "capex.server_price" = 80000, '
+                         '"cluster.nodes" = 4 }\n')
+    cfg = parse(text)
+    (name, sc), = cfg.scenarios
+    assert name == "quote B" and sc.v("capex.server_price") == 80000 and sc.v("cluster.nodes") == 4
+    row = next(s for s in scenarios(cfg) if s.name == "quote B")
+    assert row.per_useful_gpu_hour == pytest.approx(compute(sc).cost_per_useful_gpu_hour)
+    with pytest.raises(ConfigError, match=r"^cost.toml: scenario\[0\] 'bad': utilization.scheduler: must be above 0"):
+        parse(small_toml + '\n[[scenario]]\nname = "bad"\nset = { "utilization.scheduler" = 2 }\n')
+    with pytest.raises(ConfigError, match=r"scenario\[0\].set.capex.price: unknown input"):
+        parse(small_toml + '\n[[scenario]]\nname = "x"\nset = { "capex.price" = 2 }\n')
