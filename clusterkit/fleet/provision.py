@@ -213,10 +213,13 @@ def provision_targets(inventory: Path, limit: str | None) -> list[HostSpec]:
 def provision(inventory: Path, run_dir: Path, *, limit: str | None = None, check: bool = False,
               diff: bool = False, tags: str | None = None, serial: int | None = None, verify: bool = True,
               timeout_s: int | None = None, extravars: dict[str, Any] | None = None,
-              verify_fn: VerifyFn | None = None, verify_kwargs: dict[str, Any] | None = None,
+              verify_suite: str = "quick", verify_fn: VerifyFn | None = None, verify_kwargs: dict[str, Any] | None = None,
               progress: Optional[ProgressFn] = None,
               on_batch: Optional[Callable[[PlaybookRun], None]] = None) -> ProvisionResult:
-    """Provision in batches; stop at the first batch that fails its playbook or its health gate."""
+    """Provision in batches; stop at the first batch that fails its playbook or its health gate.
+
+    The gate is `verify_fn` (clusterkit.pipeline.verify_inventory) with `verify_suite` on the batch's hosts.
+    """
     if serial is not None and serial < 1:
         raise ConfigError("--serial must be at least 1")
     if timeout_s is not None and timeout_s < 1:
@@ -244,7 +247,7 @@ def provision(inventory: Path, run_dir: Path, *, limit: str | None = None, check
             elif not verify:
                 run.verify_skipped = "--no-verify"
             else:
-                run.verify = verify_fn(str(inventory), suite="quick", limit=",".join(names), **(verify_kwargs or {}))
+                run.verify = verify_fn(str(inventory), suite=verify_suite, limit=",".join(names), **(verify_kwargs or {}))
         if on_batch:
             on_batch(run)
         if run.failed():

@@ -127,7 +127,7 @@ def test_inventory_check_cli_reports_incoherent_versions(tmp_path):
     r = subprocess.run([sys.executable, "-m", "clusterkit", "inventory", "check", "-i", str(p)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
-    assert "host n1: fabric_manager_version: fabric manager 570.86.15 must equal the driver version" in r.stderr
+    assert f"{p}: host n1: fabric_manager_version: fabric manager 570.86.15 must equal the driver version" in r.stderr
 
 
 _value = st.one_of(st.none(), st.text(max_size=12), st.integers(-5, 10**6), st.floats(allow_nan=True),
