@@ -1,4 +1,4 @@
-"""The NVIDIA software stack a node has installed and loaded (probe `host.stack_versions`).
+"""The NVIDIA software stack a node has installed and loaded (probe `stack.versions`).
 
 Input: `dpkg-query -W -f='${Package}\\t${Version}\\t${db:Status-Status}\\n' <patterns>` lines, and a
 `loaded<TAB>nvidia<TAB><version>` line from /sys/module/nvidia/version (no version: not loaded). Package versions are
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from clusterkit.evidence.kinds import kind
 from clusterkit.parsers import ParseError
 
-PATH = "host/stack-versions.txt"
+PATH = "stack/versions.txt"
 # Package name -> stack component (see playbooks/vars/versions.yml).
 _COMPONENTS = (
     (re.compile(r"^nvidia-driver(-\d+)?(-open|-server|-server-open)?$"), "driver"),

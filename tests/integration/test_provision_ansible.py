@@ -169,10 +169,10 @@ def test_rolling_batches_stop_at_the_first_failing_health_gate(sshd_cluster, nod
                      {"node02": {"gpu_count": 0}, "node03": {"gpu_count": 0}, "node01": {"gpu_count": 0}},
                      order=["node02", "node03", "node01"])
     wrong = sshd_cluster.write_known_hosts(tmp_path / "verify_known_hosts", wrong_key_for=("node03",))
-    # The gate is the real verify over SSH; its suite is the host family, whose checks mean the same on
+    # The gate is the real verify over SSH; its suite is the host and stack families, whose checks mean the same on
     # this machine as on a node (the GPU/fabric families need hardware these nodes do not have).
     suite = tmp_path / "gate.toml"
-    suite.write_text('description = "host gate"\nchecks = ["host.*"]\n')
+    suite.write_text('description = "host gate"\nchecks = ["host.*", "stack.*"]\n')
     result = provision(inv, tmp_path / "runs", serial=1, tags="preflight", timeout_s=240, verify_suite=str(suite),
                        verify_kwargs={"fleet_options": FleetOptions(known_hosts=wrong, connect_timeout_s=5)})
     assert [b.hosts for b in result.batches] == [["node02"], ["node03"]]
@@ -180,6 +180,9 @@ def test_rolling_batches_stop_at_the_first_failing_health_gate(sshd_cluster, nod
     first, second = result.batches
     assert first.status == second.status == "successful"
     assert not first.verify.failed()
+    [gate] = first.verify.nodes
+    stack = next(c for c in gate.checks if c.id == "stack.versions")
+    assert stack.status == "skip" and "no NVIDIA stack package installed" in stack.summary
     assert second.verify.failed()
     assert [n.outcome for n in second.verify.nodes] != ["ok"]
     assert result.failed()

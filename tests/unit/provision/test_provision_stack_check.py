@@ -1,4 +1,4 @@
-"""host.stack_versions: installed NVIDIA stack per node, on dpkg-query output written here."""
+"""stack.versions: installed NVIDIA stack per node, on dpkg-query output written here."""
 
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ def test_sniffer_recognizes_it_and_garbage_is_a_parse_error():
 
 def _run(texts: dict[str, str]):
     bundles = [Bundle.virtual(h, {PATH: t}, {"host": h, "commands": []}) for h, t in texts.items()]
-    run = analyze_bundles(bundles, Suite("t", ["host.stack_versions"]), profiles=ProfileResolver())
-    return {n.host: next(c for c in n.checks if c.id == "host.stack_versions") for n in run.nodes}
+    run = analyze_bundles(bundles, Suite("t", ["stack.versions"]), profiles=ProfileResolver())
+    return {n.host: next(c for c in n.checks if c.id == "stack.versions") for n in run.nodes}
 
 
 def test_fabric_manager_mismatch_fails_the_node():

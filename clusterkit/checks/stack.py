@@ -10,7 +10,7 @@ from clusterkit.parsers import ParseError
 from clusterkit.parsers.stack_versions import PATH, StackVersions, parse_stack_versions
 from clusterkit.results import CheckResult, Finding
 
-CID = "host.stack_versions"
+CID = "stack.versions"
 # Components compared across nodes; NCCL jobs span nodes, so these must agree.
 DRIFT_COMPONENTS = ("driver", "fabric_manager", "nccl", "nccl_cuda", "dcgm", "doca")
 

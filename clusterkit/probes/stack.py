@@ -13,4 +13,4 @@ _SCRIPT = (
     "nvidia-container-toolkit 2>/dev/null; "
     "printf 'loaded\\tnvidia\\t%s\\n' \"$(cat /sys/module/nvidia/version 2>/dev/null)\""
 )
-simple_probe("host.stack_versions", PATH, ["sh", "-c", _SCRIPT], timeout_s=20)
+simple_probe("stack.versions", PATH, ["sh", "-c", _SCRIPT], timeout_s=20)
