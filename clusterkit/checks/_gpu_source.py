@@ -1,0 +1,132 @@
+"""Shared by the gpu.* and power.* checks: which GPU source to read, and the 'no GPU here' rule.
+
+Sources in order of preference: gpu/nvml.json (clusterkit's NVML reader),
+gpu/nvidia-smi-q.txt, gpu/query-gpu.csv. A check reads `GpuInventory`, never a format.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from clusterkit.parsers import ParseError
+from clusterkit.parsers.gpu_records import GpuInventory, GpuRecord
+from clusterkit.parsers.nvidia_smi import parse_nvidia_smi_q, parse_query_gpu_csv
+from clusterkit.parsers.nvml_json import parse_nvml_json
+from clusterkit.results import CheckResult
+
+if TYPE_CHECKING:
+    from clusterkit.analysis import NodeContext
+    from clusterkit.profiles import Profile
+
+GPU_SOURCES: tuple[str, ...] = ("gpu/nvml.json", "gpu/nvidia-smi-q.txt", "gpu/query-gpu.csv")
+_PARSERS: dict[str, Callable[[str], GpuInventory]] = {
+    "gpu/nvml.json": parse_nvml_json,
+    "gpu/nvidia-smi-q.txt": parse_nvidia_smi_q,
+    "gpu/query-gpu.csv": parse_query_gpu_csv,
+}
+NO_GPU = "no NVIDIA GPU"
+EXIT_NOT_FOUND = 127   # the shell's "command not found"
+
+
+def _not_installed(ctx: "NodeContext", path: str) -> bool:
+    c = ctx.bundle.command(path)
+    return bool(c) and c.get("exit_code") == EXIT_NOT_FOUND
+
+
+def read_inventory(ctx: "NodeContext") -> tuple[GpuInventory | None, list[str]]:
+    """The best GPU inventory of the node, and why the other sources were unusable.
+
+    Returns (None, reasons) when no source shows a GPU; an inventory that says
+    "no GPU" (NVML library missing) is returned so the caller can tell absence
+    from breakage."""
+    reasons: list[str] = []
+    fallback: GpuInventory | None = None
+    for path in GPU_SOURCES:
+        if not ctx.bundle.exists(path):
+            continue
+        if _not_installed(ctx, path):
+            reasons.append(f"{path}: tool not installed (exit 127)")
+            continue
+        text = ctx.text(path)
+        if text is None or not text.strip():
+            reasons.append(f"{path}: empty")
+            continue
+        try:
+            inv = ctx.parsed(path, _PARSERS[path])
+        except ParseError as e:
+            reasons.append(f"{path}: {e}")
+            continue
+        if inv.gpus:
+            return inv, reasons
+        reasons.append(f"{path}: {inv.error or 'no GPU listed'}")
+        fallback = fallback or inv
+    return fallback, reasons
+
+
+def declared_count(ctx: "NodeContext") -> int:
+    try:
+        return int(ctx.declared.get("gpu_count") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def no_gpu_skip(ctx: "NodeContext", check_id: str) -> CheckResult | None:
+    """`skip: no NVIDIA GPU` for a node that declares none and has none; else None.
+
+    A node that declares GPUs is never skipped here: gpu.inventory fails it."""
+    if declared_count(ctx) > 0 or ctx.loose:  # a pasted file is judged on what it shows
+        return None
+    inv, _ = read_inventory(ctx)
+    if inv is None or not inv.gpus:
+        return CheckResult.skip(check_id, NO_GPU)
+    return None
+
+
+def not_collected(ctx: "NodeContext", check_id: str, path: str) -> CheckResult | None:
+    """The engine's own skip, for checks that also run on gpu/nvml.json alone (to say "no NVIDIA GPU")."""
+    return None if ctx.bundle.exists(path) else CheckResult.skip(check_id, f"not collected: {path}")
+
+
+def parsed_or_result(ctx: "NodeContext", check_id: str, path: str, parser: Callable[[str], Any],
+                     action: str | None = None) -> tuple[Any, CheckResult | None]:
+    """(parsed file, None), or (None, the result to return): no GPU, not collected, or unusable."""
+    skip = no_gpu_skip(ctx, check_id) or not_collected(ctx, check_id, path)
+    if skip is not None:
+        return None, skip
+    try:
+        return ctx.parsed(path, parser), None
+    except ParseError as e:
+        return None, CheckResult.error(check_id, f"{path}: {e}", action=action)
+
+
+def gpu_profile(ctx: "NodeContext", inv: GpuInventory | None, names: "list[str | None] | None" = None) -> "Profile":
+    """The node's profile; for a loose file analyzed without one, the profile named by the GPU's product name
+    (from the inventory, or from `names` such as a power trace's GPU names)."""
+    if ctx.profile.get("gpu.pci_device_ids") is None:
+        from clusterkit.profiles import profile_for_gpu_name
+
+        for name in [g.name for g in inv.gpus] if inv is not None else (names or []):
+            p = profile_for_gpu_name(name) if name else None
+            if p is not None:
+                return p
+    return ctx.profile
+
+
+def gpus_or_result(ctx: "NodeContext", check_id: str) -> tuple[GpuInventory | None, CheckResult | None]:
+    """(inventory with GPUs, None) or (None, the skip/error result a per-GPU check returns)."""
+    skip = no_gpu_skip(ctx, check_id)
+    if skip is not None:
+        return None, skip
+    inv, reasons = read_inventory(ctx)
+    if inv is None or not inv.gpus:
+        if inv is not None and (inv.no_gpu or inv.error):
+            return None, CheckResult.skip(check_id, f"no GPU readable ({inv.error or 'none listed'}); see gpu.inventory")
+        if reasons:
+            return None, CheckResult.error(check_id, "no usable GPU evidence: " + "; ".join(reasons),
+                                           action="re-collect gpu/nvml.json or nvidia-smi -q output")
+        return None, CheckResult.skip(check_id, "no GPU evidence collected")
+    return inv, None
+
+
+def component(g: GpuRecord) -> str:
+    return g.label()

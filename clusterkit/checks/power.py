@@ -1,0 +1,309 @@
+"""power.* checks: power limits, PSU state from the BMC, and the power-step verdict.
+
+The step verdict correlates: every GPU of a node braking (or dropping) in the
+same instants points at the node's power delivery (PSUs, cabling, BIOS power
+settings); one GPU alone points at that GPU or its board.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from clusterkit.checks._gpu_source import (
+    GPU_SOURCES, gpu_profile, gpus_or_result, no_gpu_skip, parsed_or_result, read_inventory,
+)
+from clusterkit.checks._power_analysis import StepAnalysis, StepParams, analyze_trace
+from clusterkit.checks.registry import check
+from clusterkit.parsers import ParseError
+from clusterkit.parsers.dmidecode_bios import parse_dmidecode_bios
+from clusterkit.parsers.gpu_records import norm_bus_id
+from clusterkit.parsers.ipmi import PsuReport, SelEvent, open_psu_events, parse_sdr_psu, parse_sel
+from clusterkit.parsers.power_trace import PowerTrace, parse_power_trace
+from clusterkit.results import CheckResult, Finding
+
+if TYPE_CHECKING:
+    from clusterkit.analysis import NodeContext
+
+SDR, SEL, BIOS, TRACE = "host/ipmitool-sdr-psu.txt", "host/ipmitool-sel.txt", "host/dmidecode-bios.txt", "gpu/power-trace.csv"
+NODE_POWER = "node power delivery (PSUs, power cabling, BIOS power settings)"
+
+
+@check("power.limits", needs=GPU_SOURCES, needs_any=True, params={"power.min_limit_w": float})
+def power_limits(ctx: NodeContext) -> CheckResult:
+    """Enforced power limit lower than the profile's (a configuration, not a fault)."""
+    cid = "power.limits"
+    inv, res = gpus_or_result(ctx, cid)
+    if res is not None:
+        return res
+    assert inv is not None
+    p = gpu_profile(ctx, inv)
+    want = p.get("power.min_limit_w")
+    if want is None:
+        return CheckResult.skip(cid, f"profile {p.name} sets no power.min_limit_w")
+    findings = [Finding("POWER_LIMIT_LOW", "warn", g.label(),
+                        f"{g.label()}: power limit {g.power_limit_w:.0f} W is below the profile's {want:.0f} W",
+                        observed=g.power_limit_w, limit=want, unit="W",
+                        action="restore the default limit (`nvidia-smi -pl` / remove the cap in provisioning) unless the cap is intended")
+                for g in inv.gpus if g.power_limit_w is not None and g.power_limit_w < want]
+    known = [g for g in inv.gpus if g.power_limit_w is not None]
+    if not known:
+        return CheckResult.skip(cid, "the GPU evidence has no power limits")
+    return CheckResult.from_findings(cid, findings, f"power limits >= {want:.0f} W on {len(known)} GPUs")
+
+
+# ---------------------------------------------------------------- PSUs
+
+def _short(sensor: str) -> str:
+    """'Power Supply PS2 Status' -> 'PS2': the label on the chassis."""
+    m = re.search(r"\b(PSU?\s*\d+)\b", sensor, re.I)
+    return m.group(1).replace(" ", "") if m else sensor
+
+
+def psu_findings(ctx: NodeContext) -> list[Finding]:
+    """PSU problems from `ipmitool sdr type "Power Supply"` and the SEL (either may be absent)."""
+    out: list[Finding] = []
+    sdr: PsuReport | None = None
+    sel: list[SelEvent] | None = None
+    if ctx.bundle.exists(SDR):
+        try:
+            sdr = ctx.parsed(SDR, parse_sdr_psu)
+        except ParseError as e:
+            out.append(Finding("POWER_EVIDENCE_UNUSABLE", "error", SDR, f"{SDR}: {e}"))
+    if ctx.bundle.exists(SEL):
+        try:
+            sel = ctx.parsed(SEL, parse_sel)
+        except ParseError as e:
+            out.append(Finding("POWER_EVIDENCE_UNUSABLE", "error", SEL, f"{SEL}: {e}"))
+    named: set[str] = {name for name, _ in sdr.redundancy} if sdr else set()
+    for psu in sdr.psus if sdr else []:
+        if psu.failed:
+            named.add(psu.name)
+            status_note = f" although its status column says '{psu.status}'" if psu.status == "ok" else ""
+            out.append(Finding("POWER_PSU_FAILED", "fail", psu.name,
+                               f"{psu.name}: {'; '.join(psu.problems)}{status_note}",
+                               observed="; ".join(psu.problems), limit="Presence detected, no fault",
+                               action=f"check {_short(psu.name)}'s AC feed and cord, then reseat or replace it",
+                               evidence=f"{psu.name} | {psu.status} | {', '.join(psu.events)}"))
+    for name, state in sdr.redundancy if sdr else []:
+        out.append(Finding("POWER_PSU_REDUNDANCY_LOST", "fail", name, f"{name}: {state}", observed=state,
+                           limit="Fully Redundant", action="restore the failed PSU: the node has no power headroom"))
+    for sensor, e in open_psu_events(sel or []).items():
+        if any(n in sensor or sensor in n for n in named):
+            continue
+        out.append(Finding("POWER_PSU_EVENT", "fail", sensor,
+                           f"BMC event log: {sensor}: {e.event} ({e.date} {e.time}), not cleared",
+                           observed=e.event, action=f"check {_short(sensor)}'s AC feed and cord, then reseat or replace it",
+                           evidence=f"{e.record} | {e.date} | {e.time} | {e.sensor} | {e.event} | {e.direction}"))
+    return out
+
+
+@check("power.psu", needs=(SDR, SEL, "gpu/nvml.json"), needs_any=True)
+def power_psu(ctx: NodeContext) -> CheckResult:
+    """PSU presence, failure and redundancy from the BMC (sensor event text included, not only the status column)."""
+    cid = "power.psu"
+    skip = no_gpu_skip(ctx, cid)
+    if skip is not None:
+        return skip
+    if not ctx.bundle.exists(SDR) and not ctx.bundle.exists(SEL):
+        return CheckResult.skip(cid, f"not collected: {SDR}, {SEL}")
+    findings = psu_findings(ctx)
+    psus = ctx.parsed(SDR, parse_sdr_psu).psus if ctx.bundle.exists(SDR) and not any(
+        f.component == SDR for f in findings) else []
+    return CheckResult.from_findings(cid, findings, f"{len(psus)} PSUs present, none failed" if psus else
+                                     "no open PSU event in the BMC log", {"power_psus_failed": sum(1 for p in psus if p.failed)})
+
+
+# ---------------------------------------------------------------- power step
+
+_STEP_KEYS = ("power.min_load_fraction", "power.in_phase_gpu_fraction", "power.coincidence_window_s",
+              "power.ramp_exclude_s", "power.max_clock_sag_percent", "power.min_sample_hz")
+
+
+def _params(ctx: NodeContext) -> StepParams | None:
+    """The step thresholds from the profile (base.toml sets them all), None when one is missing."""
+    vals = [ctx.profile.get(k) for k in _STEP_KEYS]
+    if any(v is None for v in vals):
+        return None
+    target = ctx.profile.get("power.target_w")
+    return StepParams(float(target) if target is not None else None, *(float(v) for v in vals))
+
+
+def _kernel_losses(ctx: NodeContext, trace: PowerTrace) -> dict[int, tuple[float, str]]:
+    """Xid 79 (fallen off the bus) / 119 (GSP timeout) logged during the test, by trace GPU index."""
+    start, end = trace.fmeta("uptime_start_s"), trace.fmeta("uptime_end_s")
+    if start is None or not ctx.bundle.exists("host/dmesg.txt"):
+        return {}
+    from clusterkit.checks.gpu import node_xid_events
+
+    try:
+        events = node_xid_events(ctx)
+    except ParseError:
+        return {}
+    by_bus = {norm_bus_id(g.bus_id): i for i, g in trace.gpus.items() if g.bus_id}
+    t0_uptime = trace.fmeta("uptime_t0_s")
+    if t0_uptime is None:  # older traces: uptime was read just before sampling began
+        t0_uptime = start - min(s.t for s in trace.samples)
+    out: dict[int, tuple[float, str]] = {}
+    for e in events:
+        if e.xid not in (79, 119) or e.seconds is None or e.bus_id not in by_bus:
+            continue
+        if start <= e.seconds <= (end if end is not None else start) + 30.0:
+            idx = by_bus[e.bus_id]
+            if idx not in out:
+                out[idx] = (e.seconds - t0_uptime, f"Xid {e.xid} in the kernel log")
+    return out
+
+
+def _bios(ctx: NodeContext) -> str | None:
+    if not ctx.bundle.exists(BIOS):
+        return None
+    try:
+        return ctx.parsed(BIOS, parse_dmidecode_bios).version
+    except ParseError:
+        return None
+
+
+@check("power.step", needs=(TRACE, "gpu/nvml.json"), needs_any=True,
+       params={"power.target_w": float, "power.min_load_fraction": float, "power.in_phase_gpu_fraction": float,
+               "power.coincidence_window_s": float, "power.ramp_exclude_s": float,
+               "power.max_clock_sag_percent": float, "power.min_sample_hz": float})
+def power_step(ctx: NodeContext) -> CheckResult:
+    """Synchronized square-wave load on all GPUs: power reached, brakes, clock sag, drop-outs, and the verdict."""
+    cid = "power.step"
+    trace, res = parsed_or_result(ctx, cid, TRACE, parse_power_trace, action="rerun the power step (suite full)")
+    if res is not None:
+        return res
+    if trace.meta.get("error"):
+        return CheckResult.error(cid, f"power step did not run: {trace.meta['error']}", code="POWER_STEP_NOT_RUN",
+                                 component="power step", action="install PyTorch (or a CUDA burn tool) on the node and rerun")
+    inv, _ = read_inventory(ctx)
+    prof = gpu_profile(ctx, inv if inv and inv.gpus else None, [g.name for g in trace.gpus.values()])
+    if prof is not ctx.profile:
+        ctx = _with_profile(ctx, prof)
+    params = _params(ctx)
+    if params is None:
+        missing = [k for k in _STEP_KEYS if ctx.profile.get(k) is None]
+        return CheckResult.error(cid, f"profile {ctx.profile.name} lacks {', '.join(missing)}", code="PROFILE_INCOMPLETE",
+                                 component=f"profile {ctx.profile.name}", action="inherit from base or set the keys in [power]")
+    a = analyze_trace(trace, params, _kernel_losses(ctx, trace))
+    return _verdict(ctx, cid, trace, a)
+
+
+def _with_profile(ctx: NodeContext, prof: Any) -> NodeContext:
+    from dataclasses import replace
+
+    return replace(ctx, profile=prof)
+
+
+def _label(trace: PowerTrace, i: int) -> str:
+    g = trace.gpus.get(i)
+    return g.label() if g else f"GPU {i}"
+
+
+def _verdict(ctx: NodeContext, cid: str, trace: PowerTrace, a: StepAnalysis) -> CheckResult:
+    p = ctx.profile
+    findings: list[Finding] = []
+    n = len(a.gpus)
+    psu = [f for f in psu_findings(ctx) if f.severity == "fail"]
+    bios = _bios(ctx)
+    node_wide = a.node_wide
+    # Consequences of a node-wide problem are shown, but not as GPU faults.
+    gpu_sev = "info" if node_wide else "fail"
+    if node_wide:
+        what = []
+        if a.in_phase_instants:
+            braking = sorted({i for i, st in a.gpus.items() if st.brakes})
+            what.append(f"{len(braking)} of {n} GPUs hit HW power brake/slowdown in the same "
+                        f"{len(a.in_phase_instants)} instant(s) under the step load")
+        if a.in_phase_drop:
+            what.append(f"{sum(1 for s in a.gpus.values() if s.dropped_at is not None)} of {n} GPUs dropped out together")
+        psu_txt = "; ".join(f.message for f in psu)
+        action = ("node power delivery, not the GPUs: check the PSUs"
+                  + (f" ({psu_txt})" if psu_txt else "") + ", their AC feeds and power cabling, and the BIOS power settings"
+                  + (f"; compare BIOS {bios} with the fleet (gpu.version_drift) and update it" if bios else
+                     "; compare the BIOS version with the fleet") + ". Do not RMA GPUs for this.")
+        findings.append(Finding(
+            "POWER_NODE_DELIVERY", "fail", NODE_POWER, "; ".join(what) + ": the node's power delivery is failing under load",
+            observed=len(a.in_phase_instants), unit="in-phase events", action=action,
+            evidence=("in-phase instants (s): " + ", ".join(f"{t:.2f}" for t in a.in_phase_instants[:10])
+                      + (f"; PSU: {psu_txt}" if psu_txt else "") + (f"; BIOS {bios}" if bios else ""))))
+    for i, st in sorted(a.gpus.items()):
+        lab = _label(trace, i)
+        if st.dropped_at is not None:
+            findings.append(Finding("POWER_GPU_DROPPED", gpu_sev if node_wide else "fail", lab,
+                                    f"{lab} stopped answering {st.dropped_at:.1f} s into the power step ({st.drop_reason})",
+                                    observed=st.drop_reason,
+                                    action="this GPU alone: check its board power connectors and reseat it; RMA if it recurs "
+                                           "(Xid 79 = fallen off the bus)"))
+        if st.brakes and not node_wide:
+            findings.append(Finding("POWER_BRAKE_UNDER_LOAD", "fail", lab,
+                                    f"{lab} alone hit HW power brake/slowdown {len(st.brakes)} time(s) under the step load",
+                                    observed=len(st.brakes), limit=0, unit="events",
+                                    action="this GPU or its board: reseat it and check its power connectors/baseboard slot; "
+                                           "RMA if it repeats on a healthy node",
+                                    evidence="episodes (s): " + ", ".join(f"{e.start:.2f}-{e.end:.2f}" for e in st.brakes[:8])))
+        if st.thermal:
+            findings.append(Finding("POWER_HW_THERMAL_UNDER_LOAD", "fail", lab,
+                                    f"{lab} hit HW thermal slowdown {len(st.thermal)} time(s) under load",
+                                    observed=len(st.thermal), unit="events", action="check fans, airflow and the heatsink"))
+        if st.reached is False:
+            findings.append(Finding("POWER_LOAD_BELOW_TARGET", gpu_sev, lab,
+                                    f"{lab} reached {st.load_power_w:.0f} W under load, below {st.goal_w:.0f} W "
+                                    f"({p.get('power.min_load_fraction')} x target)",
+                                    observed=st.load_power_w, limit=st.goal_w, unit="W",
+                                    action="check power.limits and clock events; a GPU that cannot draw its target under GEMM load is degraded"))
+        max_sag = p.get("power.max_clock_sag_percent")
+        if st.sag_percent is not None and max_sag is not None and st.sag_percent > max_sag:
+            findings.append(Finding("POWER_CLOCK_SAG", "info" if node_wide else "warn", lab,
+                                    f"{lab}: SM clock sagged {st.sag_percent:.0f}% below its steady load clock",
+                                    observed=st.sag_percent, limit=max_sag, unit="%",
+                                    action="look at the brake/thermal findings for the same GPU"))
+    # A GPU that dropped out stops sampling: its rate says nothing about the sampler.
+    rates = [st.sample_hz or 0.0 for st in a.gpus.values() if st.dropped_at is None] or \
+        [st.sample_hz or 0.0 for st in a.gpus.values()]
+    hz = min(rates) if rates else 0.0
+    hidden = a.hidden_brakes
+    if hidden and not node_wide:
+        ms = ", ".join(f"GPU {i}: {a.gpus[i].brake_counter_ms:g} ms" for i in hidden[:8])
+        if len(hidden) >= a.needed_gpus:
+            findings.append(Finding(
+                "POWER_BRAKE_BETWEEN_SAMPLES", "warn", NODE_POWER,
+                f"{len(hidden)} of {n} GPUs accumulated HW power brake time during the step that no "
+                f"{hz:.0f} Hz sample caught: likely short in-phase brakes of the node's power delivery",
+                observed=len(hidden), unit="GPUs",
+                action="rerun the step at a higher sample rate (power.sample_hz) to time them; meanwhile check the "
+                       "PSUs, their feeds and the BIOS power settings", evidence=ms))
+        else:
+            for i in hidden:
+                findings.append(Finding(
+                    "POWER_BRAKE_BETWEEN_SAMPLES", "warn", _label(trace, i),
+                    f"{_label(trace, i)} accumulated {a.gpus[i].brake_counter_ms:g} ms of HW power brake that no sample caught",
+                    observed=a.gpus[i].brake_counter_ms, unit="ms",
+                    action="rerun at a higher sample rate; if it stays alone, reseat the GPU and check its power connectors"))
+    min_hz = p.get("power.min_sample_hz")
+    if min_hz is not None and hz < min_hz:
+        findings.append(Finding("POWER_TRACE_SLOW", "warn", "power step sampler",
+                                f"sampled at {hz:.1f} Hz, below {min_hz:.0f} Hz: short brakes may fall between samples",
+                                observed=round(hz, 1), limit=min_hz, unit="Hz", action="rerun with a higher sample rate"))
+    if trace.power_source != "instant":
+        findings.append(Finding("POWER_TRACE_AVERAGED", "info", "power step sampler",
+                                f"power read as '{trace.power_source}' (NVML_FI_DEV_POWER_INSTANT unavailable): "
+                                "dips shorter than about a second may be hidden"))
+    if p.get("power.target_w") is None:
+        findings.append(Finding("POWER_TARGET_UNKNOWN", "info", "profile",
+                                f"profile {p.name} sets no power.target_w: load power not judged"))
+    loads = [st.load_power_w for st in a.gpus.values() if st.load_power_w is not None]
+    metrics: dict[str, Any] = {
+        "power_step_gpus": n,
+        "power_step_sample_hz": round(hz, 1),
+        "power_step_in_phase_events": len(a.in_phase_instants),
+        "power_step_brake_events": sum(len(st.brakes) for st in a.gpus.values()),
+    }
+    if loads:
+        metrics["power_step_min_load_w"] = min(loads)
+        metrics["power_step_total_load_w"] = round(sum(loads), 1)
+    ok = (f"{n} GPUs stepped {a.duration_s:.0f} s at {hz:.0f} Hz ({trace.power_source} power): "
+          f"all reached >= {p.get('power.min_load_fraction')} x target, no brake, no drop-out")
+    return CheckResult.from_findings(cid, findings, ok, metrics)
+

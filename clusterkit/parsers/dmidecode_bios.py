@@ -1,0 +1,43 @@
+"""`dmidecode -t bios` (DMI type 0): the BIOS vendor, version and date.
+
+The power verdict compares a node's BIOS with the rest of the fleet: vendors
+ship power-delivery fixes as BIOS updates.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from clusterkit.evidence.kinds import kind
+from clusterkit.evidence.text import clean
+from clusterkit.parsers import ParseError
+
+
+@dataclass
+class BiosInfo:
+    vendor: str | None
+    version: str
+    release_date: str | None
+
+
+@kind("dmidecode-bios", path="host/dmidecode-bios.txt", priority=55, description="dmidecode -t bios")
+def is_dmidecode_bios(text: str) -> bool:
+    return "BIOS Information" in text and bool(re.search(r"^\s*Version:", text, re.M))
+
+
+def parse_dmidecode_bios(text: str) -> BiosInfo:
+    t = clean(text)
+    i = t.find("BIOS Information")
+    if i < 0:
+        raise ParseError("no 'BIOS Information' section: not dmidecode -t bios output")
+    body = t[i:].split("\n\n", 1)[0]
+
+    def field_(name: str) -> str | None:
+        m = re.search(rf"^\s*{name}:\s*(.+?)\s*$", body, re.M)
+        return m.group(1) if m else None
+
+    version = field_("Version")
+    if not version:
+        raise ParseError("BIOS Information has no Version line")
+    return BiosInfo(field_("Vendor"), version, field_("Release Date"))

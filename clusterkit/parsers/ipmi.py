@@ -1,0 +1,145 @@
+"""ipmitool power supply state: `ipmitool sdr type "Power Supply"` and the SEL (`sel elist`/`sel list`).
+
+A PSU row whose status column says "ok" while its event text says "AC lost" is
+a lost PSU: BMCs keep the sensor "ok" (it reads fine) and put the state in the
+event text, so both columns are read.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from clusterkit.evidence.kinds import kind
+from clusterkit.evidence.text import clean
+from clusterkit.parsers import ParseError
+
+# Event texts (IPMI sensor type 08h offsets and vendor wordings) that mean a PSU is not delivering.
+_PSU_BAD = (
+    "failure detected", "ac lost", "ac out-of-range", "ac out of range", "predictive failure",
+    "power supply input lost", "input lost", "configuration error", "inactive",
+)
+_REDUNDANCY_BAD = ("redundancy lost", "redundancy degraded", "non-redundant", "insufficient resources")
+# ipmitool sdr status column: ok, ns (no reading), nc/cr/nr (non-critical/critical/non-recoverable), lnc...
+_STATUS_BAD = {"cr", "nr", "lcr", "ucr", "lnr", "unr"}
+
+
+@dataclass
+class SdrRow:
+    name: str
+    sensor_id: str
+    status: str
+    entity: str
+    reading: str
+
+
+@dataclass
+class PsuState:
+    name: str
+    status: str
+    events: list[str]
+    problems: list[str] = field(default_factory=list)   # why it is not delivering; empty = fine
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems)
+
+
+@dataclass
+class PsuReport:
+    psus: list[PsuState] = field(default_factory=list)
+    redundancy: list[tuple[str, str]] = field(default_factory=list)   # (sensor, state text) when degraded
+    rows: list[SdrRow] = field(default_factory=list)
+
+
+_SDR_ROW = re.compile(r"^\s*([^|]+?)\s*\|\s*([0-9A-Fa-f]{2}h)\s*\|\s*([a-z]{2,3})\s*\|\s*([0-9.]+)\s*\|\s*(.*?)\s*$")
+
+
+@kind("ipmitool-sdr-psu", path="host/ipmitool-sdr-psu.txt", priority=55,
+      description='ipmitool sdr type "Power Supply" (or sdr elist)')
+def is_sdr(text: str) -> bool:
+    rows = [ln for ln in text.split("\n") if _SDR_ROW.match(ln)]
+    return len(rows) >= 1 and any(re.search(r"\b(PS|PSU|Power Supply)", r, re.I) for r in rows)
+
+
+def _is_psu_name(name: str) -> bool:
+    return bool(re.search(r"\b(PSU?\s*\d*|Power Supply|PWS)", name, re.I))
+
+
+def parse_sdr_psu(text: str) -> PsuReport:
+    rep = PsuReport()
+    for line in clean(text).split("\n"):
+        m = _SDR_ROW.match(line)
+        if not m:
+            continue
+        row = SdrRow(*(g.strip() for g in m.groups()))
+        rep.rows.append(row)
+        reading = row.reading.lower()
+        if "redundan" in row.name.lower() or "redundan" in reading:
+            if any(b in reading for b in _REDUNDANCY_BAD) and "fully redundant" not in reading:
+                rep.redundancy.append((row.name, row.reading))
+            continue
+        if not _is_psu_name(row.name):
+            continue
+        events = [e.strip() for e in row.reading.split(",") if e.strip()]
+        st = PsuState(row.name, row.status, events)
+        for e in events:
+            if any(b in e.lower() for b in _PSU_BAD):
+                st.problems.append(e)
+        if row.status.lower() in _STATUS_BAD:
+            st.problems.append(f"sensor status '{row.status}'")
+        rep.psus.append(st)
+    if not rep.rows:
+        raise ParseError("no ipmitool sdr rows ('name | 00h | ok | 10.1 | reading')")
+    return rep
+
+
+# ---------------------------------------------------------------- SEL
+
+@dataclass
+class SelEvent:
+    record: str
+    date: str
+    time: str
+    sensor: str
+    event: str
+    direction: str      # Asserted | Deasserted | ''
+
+    @property
+    def is_psu(self) -> bool:
+        return _is_psu_name(self.sensor) or "power supply" in self.event.lower()
+
+
+_SEL_ROW = re.compile(r"^\s*([0-9a-fA-F]+)\s*\|\s*([^|]*?)\s*\|\s*([^|]*?)\s*\|\s*([^|]*?)\s*\|\s*([^|]*?)\s*(?:\|\s*(Asserted|Deasserted)\s*)?(?:\|.*)?$")
+
+
+@kind("ipmitool-sel", path="host/ipmitool-sel.txt", priority=55, description="ipmitool sel elist / sel list")
+def is_sel(text: str) -> bool:
+    rows = [m for m in map(_SEL_ROW.match, text.split("\n")) if m]
+    return len(rows) >= 1 and all(re.match(r"(\d\d/\d\d/\d{4}|Pre-Init|\d{4}-\d\d-\d\d)", m.group(2)) for m in rows[:5])
+
+
+def parse_sel(text: str) -> list[SelEvent]:
+    out: list[SelEvent] = []
+    for line in clean(text).split("\n"):
+        m = _SEL_ROW.match(line)
+        if not m or not re.match(r"(\d\d/\d\d/\d{4}|Pre-Init|\d{4}-\d\d-\d\d)", m.group(2)):
+            continue
+        out.append(SelEvent(m.group(1), m.group(2), m.group(3), m.group(4), m.group(5), m.group(6) or ""))
+    if not out and "SEL has no entries" not in text:
+        raise ParseError("no ipmitool SEL rows ('id | date | time | sensor | event | Asserted')")
+    return out
+
+
+def open_psu_events(events: list[SelEvent]) -> dict[str, SelEvent]:
+    """Per PSU sensor, its last bad event that was not deasserted afterwards."""
+    open_: dict[str, SelEvent] = {}
+    for e in events:
+        if not e.is_psu:
+            continue
+        bad = any(b in e.event.lower() for b in _PSU_BAD + _REDUNDANCY_BAD)
+        if bad and e.direction != "Deasserted":
+            open_[e.sensor] = e
+        elif e.direction == "Deasserted" and e.sensor in open_:
+            open_.pop(e.sensor)
+    return open_
