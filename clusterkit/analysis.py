@@ -162,6 +162,9 @@ def analyze_bundles(
                 continue
             ctx.params = suite.params_for(cs.id)
             nr.checks.append(_run(cs, ctx))
+        # Parsed evidence (power traces are large) is not kept across nodes: memory
+        # stays flat with fleet size; cluster checks re-read the small files they need.
+        ctx._cache.clear()
     cluster_results: list[CheckResult] = []
     by_host = {n.host: n for n in node_results}
     cluster_specs = [cs for cs in selected if cs.scope == "cluster"]
