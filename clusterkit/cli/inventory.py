@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 
         path = require_inventory(inventory)
         inv, problems = load_inventory(path, strict=False)
-        problems = list(problems) + _coherence(inv.hosts)
+        problems = list(problems) + _coherence(inv.hosts, str(path))
         for p in problems:
             typer.echo(str(p), err=True)
         if problems:
@@ -59,10 +59,8 @@ def register(app: typer.Typer) -> None:
         Console(width=160).print(t)
 
 
-def _coherence(hosts) -> list:
-    """Version-coherence problems, when the provisioning module provides them."""
-    try:
-        from clusterkit.versions import coherence_problems  # type: ignore[attr-defined]
-    except ImportError:
-        return []
-    return list(coherence_problems(hosts))
+def _coherence(hosts, source: str) -> list:
+    """Version-coherence problems (playbooks/vars/versions.yml), named by the inventory file."""
+    from clusterkit.versions import coherence_problems
+
+    return list(coherence_problems(hosts, source=source))
