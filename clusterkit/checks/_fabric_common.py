@@ -254,7 +254,8 @@ def no_fabric(ctx: "NodeContext", fabric: NodeFabric) -> bool:
     """Nothing to judge: no HCA port seen, none declared, no unusable evidence."""
     decl = ctx.declared
     snap_ports = (fabric.after.ports if fabric.after else {}) or (fabric.before.ports if fabric.before else {})
-    return not (fabric.ports or snap_ports or fabric.errors or decl.get("ib_devices") or decl.get("roce_interfaces"))
+    return not (fabric.ports or fabric.links or snap_ports or fabric.errors or decl.get("ib_devices")
+                or decl.get("roce_interfaces") or ctx.glob("fabric/ethtool-*") or ctx.glob("fabric/mlxlink-*"))
 
 
 def parse_errors_finding(errors: list[str]) -> list[Finding]:

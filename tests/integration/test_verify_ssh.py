@@ -90,3 +90,18 @@ def test_verify_fails_a_node_that_declares_gpus_it_does_not_have(sshd_cluster, t
     assert checks["gpu.inventory"]["status"] == "fail"
     assert "8" in checks["gpu.inventory"]["summary"] and "h100" in checks["gpu.inventory"]["summary"].lower()
     assert {c["status"] for i, c in checks.items() if i.startswith("host.")} == {"pass"}
+
+
+def test_default_quick_suite_raises_no_false_alarm_on_plain_linux_nodes(sshd_cluster, tmp_path):
+    """Nodes that declare no GPU and no fabric: every check passes or skips with its reason."""
+    inv = sshd_cluster.write_inventory(tmp_path / "hosts.ini", sshd_cluster.nodes[:2])
+    r = _verify(inv, sshd_cluster.known_hosts)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    run = json.loads(r.stdout)
+    for node in run["nodes"]:
+        bad = {c["id"]: c["summary"] for c in node["checks"] if c["status"] not in ("pass", "skip")}
+        assert not bad, bad
+        skipped = {c["id"]: c["summary"] for c in node["checks"] if c["status"] == "skip"}
+        assert skipped["gpu.inventory"] == "no NVIDIA GPU"
+        assert "InfiniBand/RoCE" in skipped["fabric.ports"]
+    assert all(c["status"] in ("pass", "skip") for c in run["cluster_checks"])
