@@ -13,7 +13,7 @@ and samples the history keeps pre-rendered for the latest results;
 prometheus_client's per-sample formatting costs ~10 us a sample, which alone
 would exceed the scrape budget. The small families (runs, collector health)
 go through prometheus_client's registry and formatter. The rendered text is
-kept until the database files change (benchmarks/RESULTS-burnin.md).
+kept until the database files change (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

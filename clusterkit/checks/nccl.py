@@ -289,12 +289,23 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
     return CheckResult.from_findings(check_id, findings, ok_summary, metrics)
 
 
-def _parse_or_error(check_id: str, text: str | None, path: str) -> NcclRun | CheckResult:
+def _parse_or_error(check_id: str, text: str | None, path: str,
+                    command: dict[str, Any] | None = None) -> NcclRun | CheckResult:
     if text is None:
         return CheckResult.skip(check_id, f"not collected: {path}")
     try:
         return parse(text)
     except ParseError as e:
+        if command and command.get("exit_code") not in (0, None) or command and command.get("status") == "timeout":
+            # The launcher (mpirun/srun) failed before any test ran: its own words say why.
+            said = [l.strip() for l in text.splitlines() if l.strip() and not set(l.strip()) <= set("-=*")]
+            why = " ".join(said[:3])[:300]
+            how = f"exited {command.get('exit_code')}" if command.get("exit_code") is not None else command.get("status")
+            return CheckResult.error(check_id, f"the multi-node launch ({command.get('argv', ['?'])[0]}) {how} before any "
+                                     f"result: {why}", code="NCCL_TEST_FAILED", component="launcher",
+                                     action="run the recorded command (bundle.json) on the launch node and fix what the "
+                                            "launcher reports (hostfile, ssh between nodes, MPI install)",
+                                     evidence=path)
         return CheckResult.error(check_id, f"{path}: {e}", code="NCCL_OUTPUT_UNUSABLE",
                                  action="Keep the whole all_reduce_perf output (stdout and stderr) as printed.")
 
@@ -318,7 +329,8 @@ def multi_node(ctx: Any) -> list[CheckResult]:
     if cb is None:
         return [CheckResult.skip("nccl.multi_node", "no _cluster/ evidence (multi-node test not run)")]
     try:
-        got = _parse_or_error("nccl.multi_node", cb.text(CLUSTER_PATH), f"_cluster/{CLUSTER_PATH}")
+        got = _parse_or_error("nccl.multi_node", cb.text(CLUSTER_PATH), f"_cluster/{CLUSTER_PATH}",
+                              cb.command(CLUSTER_PATH))
     except EvidenceError as e:
         return [CheckResult.error("nccl.multi_node", str(e))]
     if isinstance(got, CheckResult):
