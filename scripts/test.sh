@@ -23,7 +23,12 @@ fi
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
+# pip's chatter goes to a log; it is shown only when the install fails.
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e '.[test]'
+if ! .venv/bin/python -m pip install -q -e '.[test]' > .venv/pip-install.log 2>&1; then
+  tail -n 60 .venv/pip-install.log >&2
+  echo "scripts/test.sh: pip install failed (full log: .venv/pip-install.log)" >&2
+  exit 1
+fi
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/python -m pytest "$@"
