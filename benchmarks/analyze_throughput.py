@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -29,7 +30,8 @@ run = analyze_paths([Path(sys.argv[1])], suite=sys.argv[2])
 dt = time.perf_counter() - t
 checks = sum(len(n.checks) for n in run.nodes) + len(run.cluster_checks)
 print(json.dumps({"seconds": dt, "nodes": len(run.nodes), "checks": checks, "status": run.status,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
 
 
@@ -50,9 +52,11 @@ def main() -> None:
         r = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"bundles: {args.nodes} nodes, {size_mb:.0f} MB of evidence, generated in {gen:.1f} s")
     print(f"analysis ({args.suite} suite): {r['seconds']:.2f} s for {r['checks']} check results "
-          f"({args.nodes / r['seconds']:.0f} nodes/s), peak RSS {r['peak_rss_mb']:.0f} MB, status {r['status']}")
-    print(f"goal: < 20 s -> {'met' if r['seconds'] < 20 else 'MISSED'}; < 500 MB -> "
-          f"{'met' if r['peak_rss_mb'] < 500 else 'MISSED'}")
+          f"({args.nodes / r['seconds']:.0f} nodes/s), peak RSS {r['peak_rss_mb']:.0f} MB in the main process, "
+          f"{r['worker_peak_rss_mb']:.0f} MB in the largest worker, status {r['status']}")
+    total = r["peak_rss_mb"] + r["worker_peak_rss_mb"] * max(1, os.cpu_count() or 1)
+    print(f"goal: < 20 s -> {'met' if r['seconds'] < 20 else 'MISSED'}; < 500 MB (main + workers, "
+          f"{total:.0f} MB at most) -> {'met' if total < 500 else 'MISSED'}")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,66 @@ def _run(spec: CheckSpec, ctx: Any) -> Any:
     return out
 
 
+def _node_checks(ctx: NodeContext, node_specs: list[CheckSpec], suite: Suite, loose: bool) -> list[CheckResult]:
+    out: list[CheckResult] = []
+    for cs in node_specs:
+        missing = _missing(cs, ctx.bundle)
+        if loose and (not cs.needs or len(missing) == len(cs.needs) and not cs.needs_any or cs.needs_any and missing):
+            continue  # a loose file only answers the checks that read its kind
+        if missing:
+            out.append(CheckResult.skip(cs.id, f"not collected: {', '.join(missing)}"))
+            continue
+        ctx.params = suite.params_for(cs.id)
+        out.append(_run(cs, ctx))
+    # Parsed evidence (power traces are large) is not kept across nodes: memory
+    # stays flat with fleet size; cluster checks re-read the small files they need.
+    ctx._cache.clear()
+    return out
+
+
+# Node checks are independent per node, so large fleets are analyzed on every core.
+# Forked workers inherit the job (no pickling of bundles or profiles); only the
+# results come back. Small runs, and processes with threads (fork is unsafe
+# there), stay serial.
+PARALLEL_MIN_NODES = 64
+_JOB: tuple[list[NodeContext], list[CheckSpec], Suite, bool] | None = None
+
+
+def _node_checks_at(i: int) -> list[CheckResult]:
+    assert _JOB is not None
+    contexts, node_specs, suite, loose = _JOB
+    return _node_checks(contexts[i], node_specs, suite, loose)
+
+
+def _workers(n_nodes: int) -> int:
+    import multiprocessing
+    import os
+    import threading
+
+    env = os.environ.get("CLUSTERKIT_ANALYSIS_WORKERS")
+    want = int(env) if env and env.isdigit() else min(os.cpu_count() or 1, 8)
+    if (n_nodes < PARALLEL_MIN_NODES or want <= 1 or threading.active_count() > 1
+            or "fork" not in multiprocessing.get_all_start_methods()):
+        return 1
+    return want
+
+
+def _node_checks_all(contexts: list[NodeContext], node_specs: list[CheckSpec], suite: Suite,
+                     loose: bool) -> list[list[CheckResult]]:
+    global _JOB
+    workers = _workers(len(contexts))
+    if workers == 1:
+        return [_node_checks(c, node_specs, suite, loose) for c in contexts]
+    import multiprocessing
+
+    _JOB = (contexts, node_specs, suite, loose)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(_node_checks_at, range(len(contexts)), chunksize=max(1, len(contexts) // (workers * 8)))
+    finally:
+        _JOB = None
+
+
 class ProfileResolver:
     """The profile of a host: --profile, else its gpu_model, else `base`. Cached."""
 
@@ -138,6 +198,7 @@ def analyze_bundles(
     node_results: list[NodeResult] = list(extra_nodes or [])
     contexts: list[NodeContext] = []
     profile_names: set[str] = set()
+    jobs: list[tuple[NodeResult, NodeContext]] = []
     for b in bundles:
         spec = specs.get(b.host)
         nr = NodeResult(b.host, simulated=b.simulated)
@@ -148,23 +209,12 @@ def analyze_bundles(
             continue
         pname = profiles.name_for(spec, b)
         profile_names.add(pname)
-        profile = profiles.get(pname)
-        ctx = NodeContext(b.host, b, profile, spec, loose=loose)
+        ctx = NodeContext(b.host, b, profiles.get(pname), spec, loose=loose)
         contexts.append(ctx)
-        for cs in selected:
-            if cs.scope != "node":
-                continue
-            missing = _missing(cs, b)
-            if loose and (not cs.needs or len(missing) == len(cs.needs) and not cs.needs_any or cs.needs_any and missing):
-                continue  # a loose file only answers the checks that read its kind
-            if missing:
-                nr.checks.append(CheckResult.skip(cs.id, f"not collected: {', '.join(missing)}"))
-                continue
-            ctx.params = suite.params_for(cs.id)
-            nr.checks.append(_run(cs, ctx))
-        # Parsed evidence (power traces are large) is not kept across nodes: memory
-        # stays flat with fleet size; cluster checks re-read the small files they need.
-        ctx._cache.clear()
+        jobs.append((nr, ctx))
+    node_specs = [cs for cs in selected if cs.scope == "node"]
+    for nr, checks in zip((nr for nr, _ in jobs), _node_checks_all([ctx for _, ctx in jobs], node_specs, suite, loose)):
+        nr.checks.extend(checks)
     cluster_results: list[CheckResult] = []
     by_host = {n.host: n for n in node_results}
     cluster_specs = [cs for cs in selected if cs.scope == "cluster"]

@@ -336,10 +336,10 @@ def gpu_pcie(ctx: NodeContext) -> CheckResult:
 def _pcie_under_load(ctx: NodeContext) -> dict[int, tuple[int, int, int, int]]:
     if not ctx.bundle.exists("gpu/power-trace.csv"):
         return {}
-    from clusterkit.parsers.power_trace import parse_power_trace
+    from clusterkit.parsers.power_trace import parse_power_trace_header
 
     try:
-        tr = ctx.parsed("gpu/power-trace.csv", parse_power_trace)
+        tr = ctx.parsed("gpu/power-trace.csv", parse_power_trace_header)
     except ParseError:
         return {}
     return {i: g.pcie_under_load for i, g in tr.gpus.items() if g.pcie_under_load}

@@ -95,7 +95,14 @@ def _f(s: str) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def parse_power_trace(text: str) -> PowerTrace:
+def parse_power_trace_header(text: str) -> PowerTrace:
+    """Only the `#` lines (GPU identities, PCIe under load, event counters), no samples: what
+    checks other than power.step read, at a fraction of the full parse's cost."""
+    keep = [line for line in text.split("\n") if line.startswith("#") or line.startswith("t_s,")]
+    return parse_power_trace("\n".join(keep), require_samples=False)
+
+
+def parse_power_trace(text: str, *, require_samples: bool = True) -> PowerTrace:
     tr = PowerTrace()
     rows: list[str] = []
     pcie: dict[int, tuple[int, int, int, int]] = {}
@@ -151,6 +158,6 @@ def parse_power_trace(text: str) -> PowerTrace:
         tr.gpus.setdefault(i, TraceGpu(i)).pcie_under_load = link
     for i, ev in events.items():
         tr.gpus.setdefault(i, TraceGpu(i)).event_time_delta_ns = ev
-    if not tr.samples and not tr.meta.get("error"):
+    if require_samples and not tr.samples and not tr.meta.get("error"):
         raise ParseError("power trace has a header but no usable samples")
     return tr

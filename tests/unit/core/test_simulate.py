@@ -68,3 +68,21 @@ def test_verify_history_option_stores_the_run(tmp_path):
     assert hosts == {n["host"] for n in d["nodes"]}
     n_checks = con.execute("select count(*) from check_results where host is not null").fetchone()[0]
     assert n_checks == sum(len(n["checks"]) for n in d["nodes"])
+
+
+def test_parallel_analysis_gives_the_serial_verdicts(tmp_path, monkeypatch):
+    """Large fleets are analyzed on every core; the verdicts must not depend on it."""
+    from clusterkit import analysis
+    from clusterkit.pipeline import analyze_paths
+    from clusterkit.sim.cluster import generate
+
+    generate(tmp_path, nodes=analysis.PARALLEL_MIN_NODES + 2, seed=5)
+    shape = lambda run: [(n.host, [(c.id, c.status, [f.code for f in c.findings]) for c in n.checks]) for n in run.nodes]
+    monkeypatch.setenv("CLUSTERKIT_ANALYSIS_WORKERS", "1")
+    serial = analyze_paths([tmp_path], suite="quick")
+    monkeypatch.setenv("CLUSTERKIT_ANALYSIS_WORKERS", "2")
+    assert analysis._workers(len(serial.nodes)) == 2
+    parallel = analyze_paths([tmp_path], suite="quick")
+    assert shape(parallel) == shape(serial)
+    assert [c.to_dict()["findings"] for c in parallel.cluster_checks] == [c.to_dict()["findings"] for c in serial.cluster_checks]
+    assert serial.status == "fail"
