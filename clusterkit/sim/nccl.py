@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from clusterkit.fleet.localize import GroupTest, LocalizeConfig, TestOutcome, localize
 from clusterkit.sim.registry import cluster_generator, fault, node_generator
+from clusterkit.node_scripts.allreduce_bench import _fmt  # nccl-tests' number format, defined once
 
 if TYPE_CHECKING:
     from clusterkit.evidence.bundle import BundleWriter
@@ -132,7 +133,7 @@ def allreduce_text(hosts: list[str], gpus_per_node: int, gpu_name: str, plateau_
                 wrong = rng.randint(1, max(1, size // 4 // 1000))
                 errors += 1
             busbws.append(bus)
-            row += f"  {_num(t_us, 7)}  {_num(alg, 6)}  {_num(bus, 6)}  {wrong:6d}"
+            row += f"  {_fmt(t_us, 7)}  {_fmt(alg, 6)}  {_fmt(bus, 6)}  {wrong:6d}"
         lines.append(row)
         size *= 2
     avg = sum(busbws) / len(busbws)
@@ -144,16 +145,6 @@ def allreduce_text(hosts: list[str], gpus_per_node: int, gpu_name: str, plateau_
         "#",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _num(v: float, width: int) -> str:
-    """nccl-tests' number formatting: 2 decimals, fewer as the integer part grows."""
-    digits = len(str(int(v)))
-    if digits < width - 2:
-        return f"{v:{width}.2f}"
-    if digits < width - 1:
-        return f"{v:{width}.1f}"
-    return f"{v:{width}.0f}"
 
 
 @node_generator("nccl")
