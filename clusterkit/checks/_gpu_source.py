@@ -6,6 +6,7 @@ gpu/nvidia-smi-q.txt, gpu/query-gpu.csv. A check reads `GpuInventory`, never a f
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Callable
 
 from clusterkit.parsers import ParseError
@@ -129,3 +130,19 @@ def gpus_or_result(ctx: "NodeContext", check_id: str) -> tuple[GpuInventory | No
 
 def component(g: GpuRecord) -> str:
     return g.label()
+
+
+def per_gpu_check(check_id: str, **check_kwargs: Any) -> Callable:
+    """Register a check that judges each GPU of the node: `func(ctx, inv)` is called only
+    when there are GPUs to judge; otherwise the node gets gpus_or_result's skip or error."""
+    from clusterkit.checks.registry import check
+
+    def deco(func: Callable[["NodeContext", GpuInventory], CheckResult]) -> Callable:
+        @functools.wraps(func)
+        def run(ctx: "NodeContext") -> CheckResult:
+            inv, res = gpus_or_result(ctx, check_id)
+            return res if res is not None or inv is None else func(ctx, inv)
+
+        return check(check_id, **check_kwargs)(run)
+
+    return deco

@@ -10,7 +10,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from clusterkit.checks._gpu_source import (
-    GPU_SOURCES, NO_GPU, declared_count, gpu_profile, gpus_or_result, no_gpu_skip, not_collected, parsed_or_result,
+    GPU_SOURCES, NO_GPU, declared_count, gpu_profile, per_gpu_check, no_gpu_skip, not_collected, parsed_or_result,
     read_inventory,
 )
 from clusterkit.checks.registry import check
@@ -18,7 +18,7 @@ from clusterkit.parsers import ParseError
 from clusterkit.parsers.dcgmi import parse_dcgmi_diag
 from clusterkit.parsers.dmidecode_bios import parse_dmidecode_bios
 from clusterkit.parsers.fabricmanager import parse_fabricmanager
-from clusterkit.parsers.gpu_records import CLOCK_REASON_BITS, GpuRecord, reason_names
+from clusterkit.parsers.gpu_records import CLOCK_REASON_BITS, GpuInventory, GpuRecord, reason_names
 from clusterkit.parsers.nvidia_smi import link_rank, parse_topo
 from clusterkit.parsers.nvml_json import parse_nvml_json
 from clusterkit.parsers.kernel_log import parse_kernel_log
@@ -101,14 +101,10 @@ def gpu_inventory(ctx: NodeContext) -> CheckResult:
 
 # ---------------------------------------------------------------- versions and fabric manager
 
-@check("gpu.versions", needs=GPU_SOURCES + ("gpu/fabricmanager.txt",), needs_any=True, params={"gpu.requires_fabric_manager": bool})
-def gpu_versions(ctx: NodeContext) -> CheckResult:
+@per_gpu_check("gpu.versions", needs=GPU_SOURCES + ("gpu/fabricmanager.txt",), needs_any=True, params={"gpu.requires_fabric_manager": bool})
+def gpu_versions(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
     """Driver/VBIOS coherence on the node, persistence mode, fabric manager state on NVSwitch systems."""
     cid = "gpu.versions"
-    inv, res = gpus_or_result(ctx, cid)
-    if res is not None:
-        return res
-    assert inv is not None
     profile = gpu_profile(ctx, inv)
     findings: list[Finding] = []
     vb = Counter(g.vbios_version for g in inv.gpus if g.vbios_version)
@@ -222,14 +218,10 @@ def gpu_version_drift(ctx: ClusterContext) -> list[CheckResult]:
 
 # ---------------------------------------------------------------- memory health
 
-@check("gpu.ecc", needs=GPU_SOURCES, needs_any=True, params={"gpu.max_volatile_uncorrectable_ecc": int})
-def gpu_ecc(ctx: NodeContext) -> CheckResult:
+@per_gpu_check("gpu.ecc", needs=GPU_SOURCES, needs_any=True, params={"gpu.max_volatile_uncorrectable_ecc": int})
+def gpu_ecc(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
     """ECC: uncorrectable volatile errors fail; aggregate history is a warning."""
     cid = "gpu.ecc"
-    inv, res = gpus_or_result(ctx, cid)
-    if res is not None:
-        return res
-    assert inv is not None
     limit = gpu_profile(ctx, inv).get("gpu.max_volatile_uncorrectable_ecc", 0)
     findings: list[Finding] = []
     for g in inv.gpus:
@@ -249,15 +241,11 @@ def gpu_ecc(ctx: NodeContext) -> CheckResult:
     return CheckResult.from_findings(cid, findings, f"no uncorrectable ECC errors on {len(known)} GPUs")
 
 
-@check("gpu.memory", needs=GPU_SOURCES, needs_any=True,
+@per_gpu_check("gpu.memory", needs=GPU_SOURCES, needs_any=True,
        params={"gpu.max_remapped_rows_uncorrectable": int, "gpu.max_retired_pages": int, "gpu.max_retired_pages_dbe": int})
-def gpu_memory(ctx: NodeContext) -> CheckResult:
+def gpu_memory(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
     """Row remapping (pending = reset, failure = RMA) and retired pages."""
     cid = "gpu.memory"
-    inv, res = gpus_or_result(ctx, cid)
-    if res is not None:
-        return res
-    assert inv is not None
     p = gpu_profile(ctx, inv)
     max_rr, max_rp, max_dbe = (p.get("gpu.max_remapped_rows_uncorrectable"), p.get("gpu.max_retired_pages"),
                                p.get("gpu.max_retired_pages_dbe"))
@@ -291,14 +279,10 @@ def gpu_memory(ctx: NodeContext) -> CheckResult:
 
 # ---------------------------------------------------------------- PCIe and NVLink
 
-@check("gpu.pcie", needs=GPU_SOURCES, needs_any=True, params={"gpu.min_pcie_gen": int, "gpu.min_pcie_width": int})
-def gpu_pcie(ctx: NodeContext) -> CheckResult:
+@per_gpu_check("gpu.pcie", needs=GPU_SOURCES, needs_any=True, params={"gpu.min_pcie_gen": int, "gpu.min_pcie_width": int})
+def gpu_pcie(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
     """PCIe link below its maximum width (any time) or generation (under load: idle GPUs downshift)."""
     cid = "gpu.pcie"
-    inv, res = gpus_or_result(ctx, cid)
-    if res is not None:
-        return res
-    assert inv is not None
     p = gpu_profile(ctx, inv)
     min_gen, min_width = p.get("gpu.min_pcie_gen"), p.get("gpu.min_pcie_width")
     loaded = _pcie_under_load(ctx)
@@ -345,14 +329,10 @@ def _pcie_under_load(ctx: NodeContext) -> dict[int, tuple[int, int, int, int]]:
     return {i: g.pcie_under_load for i, g in tr.gpus.items() if g.pcie_under_load}
 
 
-@check("gpu.nvlink", needs=("gpu/nvml.json",), params={"gpu.nvlink_links_per_gpu": int, "gpu.max_nvlink_error_delta": int})
-def gpu_nvlink(ctx: NodeContext) -> CheckResult:
+@per_gpu_check("gpu.nvlink", needs=("gpu/nvml.json",), params={"gpu.nvlink_links_per_gpu": int, "gpu.max_nvlink_error_delta": int})
+def gpu_nvlink(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
     """NVLink links down, and error counters rising between the two NVML snapshots."""
     cid = "gpu.nvlink"
-    inv, res = gpus_or_result(ctx, cid)
-    if res is not None:
-        return res
-    assert inv is not None
     p = gpu_profile(ctx, inv)
     want = p.get("gpu.nvlink_links_per_gpu")
     if not want:
@@ -480,14 +460,10 @@ def gpu_xid(ctx: NodeContext) -> CheckResult:
 
 # ---------------------------------------------------------------- clock event reasons
 
-@check("gpu.clock_events", needs=GPU_SOURCES, needs_any=True)
-def gpu_clock_events(ctx: NodeContext) -> CheckResult:
+@per_gpu_check("gpu.clock_events", needs=GPU_SOURCES, needs_any=True)
+def gpu_clock_events(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
     """Clock event reasons at collection: HW slowdown / HW thermal / HW power brake fail; SW power cap is normal."""
     cid = "gpu.clock_events"
-    inv, res = gpus_or_result(ctx, cid)
-    if res is not None:
-        return res
-    assert inv is not None
     findings: list[Finding] = []
     for g in inv.gpus:
         r = g.clock_event_reasons

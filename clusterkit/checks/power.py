@@ -11,13 +11,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from clusterkit.checks._gpu_source import (
-    GPU_SOURCES, gpu_profile, gpus_or_result, no_gpu_skip, parsed_or_result, read_inventory,
+    GPU_SOURCES, gpu_profile, per_gpu_check, no_gpu_skip, parsed_or_result, read_inventory,
 )
 from clusterkit.checks._power_analysis import StepAnalysis, StepParams, analyze_trace
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.dmidecode_bios import parse_dmidecode_bios
-from clusterkit.parsers.gpu_records import norm_bus_id
+from clusterkit.parsers.gpu_records import GpuInventory, norm_bus_id
 from clusterkit.parsers.ipmi import PsuReport, SelEvent, open_psu_events, parse_sdr_psu, parse_sel
 from clusterkit.parsers.power_trace import PowerTrace, parse_power_trace
 from clusterkit.results import CheckResult, Finding
@@ -29,14 +29,10 @@ SDR, SEL, BIOS, TRACE = "host/ipmitool-sdr-psu.txt", "host/ipmitool-sel.txt", "h
 NODE_POWER = "node power delivery (PSUs, power cabling, BIOS power settings)"
 
 
-@check("power.limits", needs=GPU_SOURCES, needs_any=True, params={"power.min_limit_w": float})
-def power_limits(ctx: NodeContext) -> CheckResult:
+@per_gpu_check("power.limits", needs=GPU_SOURCES, needs_any=True, params={"power.min_limit_w": float})
+def power_limits(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
     """Enforced power limit lower than the profile's (a configuration, not a fault)."""
     cid = "power.limits"
-    inv, res = gpus_or_result(ctx, cid)
-    if res is not None:
-        return res
-    assert inv is not None
     p = gpu_profile(ctx, inv)
     want = p.get("power.min_limit_w")
     if want is None:
