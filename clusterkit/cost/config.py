@@ -203,10 +203,14 @@ class _Reader:
                      p.amount if orig else None, p.currency if orig else "")
 
 
-def _check_keys(doc: dict[str, Any], allowed: set[str], where: str) -> None:
+def _check_keys(doc: dict[str, Any], allowed: set[str], where: str, required: tuple[str, ...] = ()) -> None:
+    """Unknown fields and missing required ones are config errors naming the field."""
     for k in doc:
         if k not in allowed:
             raise ConfigError(f"{where}{k}: unknown field (allowed: {', '.join(sorted(allowed))})")
+    for k in required:
+        if k not in doc:
+            raise ConfigError(f"{where}{k}: missing field")
 
 
 def parse_config(doc: dict[str, Any], path: str = "cost.toml", catalog: Catalog | None = None,
@@ -224,10 +228,7 @@ def parse_config(doc: dict[str, Any], path: str = "cost.toml", catalog: Catalog 
     for cur, r in fx.items():
         if not isinstance(r, dict):
             raise ConfigError(f"{where}fx.{cur}: must be a table with per_unit, date, source")
-        _check_keys(r, {"per_unit", "date", "source"}, f"{where}fx.{cur}.")
-        for k in ("per_unit", "date", "source"):
-            if k not in r:
-                raise ConfigError(f"{where}fx.{cur}.{k}: missing field")
+        _check_keys(r, {"per_unit", "date", "source"}, f"{where}fx.{cur}.", required=("per_unit", "date", "source"))
         rate = _num(r["per_unit"], f"{where}fx.{cur}.per_unit")
         if rate <= 0:
             raise ConfigError(f"{where}fx.{cur}.per_unit: must be > 0, got {rate:g}")
@@ -353,10 +354,7 @@ def _rentals(sec: Any, gpu: str, catalog: Catalog, rd: _Reader, where: str) -> t
         w = f"rental.custom[{n}]"
         if not isinstance(c, dict):
             raise ConfigError(f"{where}{w}: must be a table")
-        _check_keys(c, {"id", "term", "price_per_gpu_hour"}, f"{where}{w}.")
-        for k in ("id", "term", "price_per_gpu_hour"):
-            if k not in c:
-                raise ConfigError(f"{where}{w}.{k}: missing field")
+        _check_keys(c, {"id", "term", "price_per_gpu_hour"}, f"{where}{w}.", required=("id", "term", "price_per_gpu_hour"))
         if c["term"] not in ("on-demand", "1-year", "3-year"):
             raise ConfigError(f"{where}{w}.term: must be on-demand, 1-year or 3-year, got {c['term']!r}")
         rentals.append(Rental(str(c["id"]), c["term"], rd.money(c["price_per_gpu_hour"], f"{w}.price_per_gpu_hour",
