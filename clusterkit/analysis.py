@@ -213,7 +213,8 @@ def analyze_bundles(
         contexts.append(ctx)
         jobs.append((nr, ctx))
     node_specs = [cs for cs in selected if cs.scope == "node"]
-    for nr, checks in zip((nr for nr, _ in jobs), _node_checks_all([ctx for _, ctx in jobs], node_specs, suite, loose)):
+    results = _node_checks_all([ctx for _, ctx in jobs], node_specs, suite, loose)
+    for (nr, _), checks in zip(jobs, results):
         nr.checks.extend(checks)
     cluster_results: list[CheckResult] = []
     by_host = {n.host: n for n in node_results}

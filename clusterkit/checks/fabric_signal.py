@@ -9,7 +9,7 @@ from clusterkit.checks._fabric_common import (ETHTOOL_M, ETHTOOL_S, MLXLINK, Nod
 from clusterkit.checks.fabric_counters import _ethtool
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
-from clusterkit.parsers.ethtool import ModuleInfo, parse_ethtool_module
+from clusterkit.parsers.ethtool import parse_ethtool_module
 from clusterkit.parsers.mlxlink import parse_mlxlink
 from clusterkit.results import CheckResult, Finding
 

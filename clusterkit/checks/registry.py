@@ -6,12 +6,8 @@ imports every module of the package, so adding a check is adding a function.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Literal
-
-if TYPE_CHECKING:
-    from clusterkit.analysis import ClusterContext, NodeContext
-    from clusterkit.results import CheckResult
+from dataclasses import dataclass
+from typing import Callable, Literal
 
 Scope = Literal["node", "cluster"]
 

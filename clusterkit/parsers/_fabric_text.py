@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 
 def command_argument(text: str, tool: str, flag: str | None = None) -> str | None:
     """The argument after `flag` (or after the tool when `flag` is None) on a pasted prompt line."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clusterkit.probes.registry import PHASE_AFTER, PHASE_INFO, simple_probe
+from clusterkit.probes.registry import PHASE_AFTER, simple_probe
 
 simple_probe("host.uname", "host/uname.txt", ["uname", "-a"], timeout_s=10)
 simple_probe("host.os_release", "host/os-release.txt", ["cat", "/etc/os-release"], timeout_s=10)

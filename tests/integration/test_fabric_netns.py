@@ -5,7 +5,6 @@ read by the same reader the probe sends to nodes."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys

@@ -6,8 +6,6 @@ default profile, so the profile comes from the GPU names in the output.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 

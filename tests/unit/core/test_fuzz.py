@@ -5,7 +5,6 @@ results (pass, warn, fail, error or skip), never a crashed check."""
 
 import random
 import shutil
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings

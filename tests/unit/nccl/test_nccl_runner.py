@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 from clusterkit.fleet.localize import GroupTest, LocalizeConfig, localize
 from clusterkit.fleet.nccl_runner import (LaunchPlan, NcclOptions, RunRecord, busbw_of, make_tester,
