@@ -25,6 +25,8 @@ from clusterkit.suites import Suite
 
 log = logging.getLogger(__name__)
 
+KEEP_PARSED_MAX_CHARS = 64 * 1024   # parses of larger files (power traces) are dropped after the node's checks
+
 
 @dataclass
 class NodeContext:
@@ -37,6 +39,7 @@ class NodeContext:
     params: dict[str, Any] = field(default_factory=dict)
     loose: bool = False           # a single pasted file, not a full bundle
     _cache: dict[tuple[str, Any], Any] = field(default_factory=dict, repr=False)
+    _large: set[tuple[str, Any]] = field(default_factory=set, repr=False)
 
     @property
     def declared(self) -> dict[str, Any]:
@@ -57,7 +60,16 @@ class NodeContext:
         if key not in self._cache:
             t = self.bundle.text(path)
             self._cache[key] = None if t is None else parser(t)
+            if t is not None and len(t) > KEEP_PARSED_MAX_CHARS:
+                self._large.add(key)
         return self._cache[key]
+
+    def drop_large(self) -> None:
+        """Forget what was parsed from large files (power traces): memory stays flat
+        with fleet size, while cluster checks reuse the small parses instead of redoing them."""
+        for key in self._large:
+            self._cache.pop(key, None)
+        self._large.clear()
 
 
 @dataclass
@@ -107,53 +119,48 @@ def _node_checks(ctx: NodeContext, node_specs: list[CheckSpec], suite: Suite, lo
             continue
         ctx.params = suite.params_for(cs.id)
         out.append(_run(cs, ctx))
-    # Parsed evidence (power traces are large) is not kept across nodes: memory
-    # stays flat with fleet size; cluster checks re-read the small files they need.
-    ctx._cache.clear()
+    ctx.drop_large()
     return out
 
 
-# Node checks are independent per node, so large fleets are analyzed on every core.
-# Forked workers inherit the job (no pickling of bundles or profiles); only the
-# results come back. Small runs, and processes with threads (fork is unsafe
-# there), stay serial.
+# Node checks are independent per node, so large fleets are analyzed on every core,
+# in fresh worker processes (clusterkit/workers.py says why not multiprocessing).
+# Nodes a worker did not deliver are analyzed here: verdicts never depend on them.
 PARALLEL_MIN_NODES = 64
-_JOB: tuple[list[NodeContext], list[CheckSpec], Suite, bool] | None = None
-
-
-def _node_checks_at(i: int) -> list[CheckResult]:
-    assert _JOB is not None
-    contexts, node_specs, suite, loose = _JOB
-    return _node_checks(contexts[i], node_specs, suite, loose)
+STALL_S = 120.0   # no result from any worker for this long: finish here
 
 
 def _workers(n_nodes: int) -> int:
-    import multiprocessing
     import os
-    import threading
 
     env = os.environ.get("CLUSTERKIT_ANALYSIS_WORKERS")
     want = int(env) if env and env.isdigit() else min(os.cpu_count() or 1, 8)
-    if (n_nodes < PARALLEL_MIN_NODES or want <= 1 or threading.active_count() > 1
-            or "fork" not in multiprocessing.get_all_start_methods()):
-        return 1
-    return want
+    return 1 if n_nodes < PARALLEL_MIN_NODES or want <= 1 else want
+
+
+def node_checks_in_worker(job: tuple[list[CheckSpec], Suite, bool], ctx: NodeContext
+                          ) -> tuple[list[CheckResult], dict[Any, Any]]:
+    """In a worker: the node's results, and its small parses for the cluster checks."""
+    load_all()
+    node_specs, suite, loose = job
+    return _node_checks(ctx, node_specs, suite, loose), ctx._cache
 
 
 def _node_checks_all(contexts: list[NodeContext], node_specs: list[CheckSpec], suite: Suite,
                      loose: bool) -> list[list[CheckResult]]:
-    global _JOB
-    workers = _workers(len(contexts))
-    if workers == 1:
-        return [_node_checks(c, node_specs, suite, loose) for c in contexts]
-    import multiprocessing
+    from clusterkit import workers
 
-    _JOB = (contexts, node_specs, suite, loose)
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            return pool.map(_node_checks_at, range(len(contexts)), chunksize=max(1, len(contexts) // (workers * 8)))
-    finally:
-        _JOB = None
+    n = _workers(len(contexts))
+    done = {} if n == 1 else workers.run(node_checks_in_worker, (node_specs, suite, loose), contexts, n,
+                                         stall_s=STALL_S)
+    out: list[list[CheckResult]] = []
+    for i, ctx in enumerate(contexts):
+        if i in done:
+            out.append(done[i][0])
+            ctx._cache = done[i][1]
+        else:
+            out.append(_node_checks(ctx, node_specs, suite, loose))
+    return out
 
 
 class ProfileResolver:

@@ -70,7 +70,7 @@ def test_verify_history_option_stores_the_run(tmp_path):
     assert n_checks == sum(len(n["checks"]) for n in d["nodes"])
 
 
-def test_parallel_analysis_gives_the_serial_verdicts(tmp_path, monkeypatch):
+def test_parallel_analysis_gives_the_serial_verdicts(tmp_path, monkeypatch, caplog):
     """Large fleets are analyzed on every core; the verdicts must not depend on it."""
     from clusterkit import analysis
     from clusterkit.pipeline import analyze_paths
@@ -82,7 +82,79 @@ def test_parallel_analysis_gives_the_serial_verdicts(tmp_path, monkeypatch):
     serial = analyze_paths([tmp_path], suite="quick")
     monkeypatch.setenv("CLUSTERKIT_ANALYSIS_WORKERS", "2")
     assert analysis._workers(len(serial.nodes)) == 2
-    parallel = analyze_paths([tmp_path], suite="quick")
+    with caplog.at_level("WARNING", logger="clusterkit.workers"):
+        parallel = analyze_paths([tmp_path], suite="quick")
+    assert not caplog.records, "every node should come from the workers, none redone here"
     assert shape(parallel) == shape(serial)
     assert [c.to_dict()["findings"] for c in parallel.cluster_checks] == [c.to_dict()["findings"] for c in serial.cluster_checks]
     assert serial.status == "fail"
+
+
+def test_parallel_analysis_runs_beside_threads(tmp_path, monkeypatch):
+    """verify keeps SSH threads alive; forkserver workers are safe beside them."""
+    import threading
+
+    from clusterkit import analysis
+    from clusterkit.pipeline import analyze_paths
+    from clusterkit.sim.cluster import generate
+
+    generate(tmp_path, nodes=analysis.PARALLEL_MIN_NODES, seed=9)
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:
+        monkeypatch.setenv("CLUSTERKIT_ANALYSIS_WORKERS", "2")
+        run = analyze_paths([tmp_path], suite="quick")
+    finally:
+        stop.set()
+    assert len(run.nodes) == analysis.PARALLEL_MIN_NODES
+    assert all(n.checks for n in run.nodes)
+
+
+def test_workers_survive_dead_garbling_and_stalled_workers(tmp_path):
+    """A worker killed (say by the OOM killer), printing garbage, or hung loses no
+    result silently: its items come back missing, quickly, for the caller to redo."""
+    import operator
+    import sys
+    import time
+
+    from clusterkit import workers
+
+    t0 = time.monotonic()
+    assert workers.run(operator.add, 10, [1, 2, 3, 4, 5], 2, stall_s=30) == {0: 11, 1: 12, 2: 13, 3: 14, 4: 15}
+    # an item whose function raises is left out; the worker goes on with the next
+    assert workers.run(operator.truediv, 10, [1, 0, 5], 1, stall_s=30) == {0: 10.0, 2: 2.0}
+    # a worker that delivers its first item, then is killed
+    dies = tmp_path / "dies.py"
+    dies.write_text(
+        "import os, pickle, sys\n"
+        "from clusterkit import workers\n"
+        "fn, shared, items = pickle.load(open(sys.argv[1], 'rb'))\n"
+        "i, x = items[0]\n"
+        "workers._write_frame(sys.stdout.buffer, (i, fn(shared, x)))\n"
+        "os.kill(os.getpid(), 9)\n")
+    got = workers.run(operator.add, 10, [1, 2, 3, 4], 2, stall_s=30, command=[sys.executable, str(dies)])
+    assert got == {0: 11, 1: 12}                      # items 2 and 3 are missing, not invented
+    got = workers.run(operator.add, 10, [1, 2], 2, stall_s=30,
+                      command=[sys.executable, "-c", "import sys; sys.stdout.write('x' * 64)"])
+    assert got == {}
+    got = workers.run(operator.add, 10, [1, 2], 2, stall_s=2,
+                      command=[sys.executable, "-c", "import time; time.sleep(3600)"])
+    assert got == {}
+    assert time.monotonic() - t0 < 60
+
+
+def test_small_parses_are_kept_for_cluster_checks_and_large_ones_dropped():
+    """Cluster checks reuse a node's small parses; a power trace's samples must not stay in
+    memory for every node of a large fleet."""
+    from clusterkit.analysis import KEEP_PARSED_MAX_CHARS, NodeContext
+    from clusterkit.evidence.bundle import Bundle
+    from clusterkit.profiles import load_profile
+
+    big = "x" * (KEEP_PARSED_MAX_CHARS + 1)
+    b = Bundle.virtual("n1", {"gpu/power-trace.csv": big, "gpu/nvml.json": "{}"})
+    ctx = NodeContext("n1", b, load_profile("base"))
+    assert ctx.parsed("gpu/power-trace.csv", len) == len(big)
+    assert ctx.parsed("gpu/nvml.json", len) == 2
+    ctx.drop_large()
+    assert set(ctx._cache) == {("gpu/nvml.json", len)}
