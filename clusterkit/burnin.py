@@ -44,6 +44,7 @@ class BurninOptions:
     cycles: int | None = None
     drain: bool = False
     max_drain_fraction: float = 0.5
+    ssh: dict[str, Any] = field(default_factory=dict)   # FleetOptions.to_json(): known_hosts, identity, timeouts
     pid: int = field(default_factory=os.getpid)
 
     def to_json(self) -> dict[str, Any]:
@@ -67,8 +68,11 @@ def pipeline_cycle(opts: BurninOptions, on_event: EventFn | None = None) -> Cycl
     if opts.simulate:
         return lambda c: pipeline.simulate_run(nodes=opts.nodes, seed=opts.seed + c, suite=opts.suite,
                                                profile=opts.profile)
+    from clusterkit.fleet.collect import FleetOptions
+
     assert opts.inventory
     inventory = opts.inventory
+    fleet = FleetOptions.from_json(opts.ssh)
 
     def cycle(c: int) -> RunResult:
         def progress(host: str, step: str, state: str) -> None:
@@ -76,7 +80,7 @@ def pipeline_cycle(opts: BurninOptions, on_event: EventFn | None = None) -> Cycl
                 on_event("host", cycle=c, host=host, step=step, state=state)
 
         return pipeline.verify_inventory(inventory, suite=opts.suite, profile=opts.profile, limit=opts.limit,
-                                         progress=progress)
+                                         fleet_options=fleet, progress=progress)
 
     return cycle
 

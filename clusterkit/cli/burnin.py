@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from clusterkit.cli.common import InventoryOpt, LimitOpt, ProfileOpt
+from clusterkit.cli.common import InventoryOpt, LimitOpt, ProfileOpt, with_ssh_options
 from clusterkit.errors import ConfigError
 from clusterkit.history import History, default_db_path
 from clusterkit.timespec import parse_duration
+
+if TYPE_CHECKING:
+    from clusterkit.fleet.collect import FleetOptions
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -82,6 +85,7 @@ def _trend_profile(name: str | None):
 
 def register(app: typer.Typer) -> None:
     @app.command("burnin")
+    @with_ssh_options
     def burnin(
         inventory: Optional[Path] = InventoryOpt,
         simulate: bool = typer.Option(False, "--simulate", help="Burn in the simulated cluster (new seed per cycle)."),
@@ -100,6 +104,7 @@ def register(app: typer.Typer) -> None:
         max_drain_percent: float = typer.Option(50.0, "--max-drain-percent",
                                                 help="Drain nothing when more nodes than this fail in one cycle."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only failing nodes and the summary."),
+        fleet: FleetOptions = None,  # type: ignore[assignment]  # --known-hosts etc., from with_ssh_options
     ) -> None:
         """Nightly burn-in: repeated cycles of the long suite, every finished check stored at once."""
         from clusterkit import burnin as bi
@@ -122,7 +127,7 @@ def register(app: typer.Typer) -> None:
                     simulate=simulate, inventory=str(inventory) if inventory else None, nodes=nodes, seed=seed,
                     suite=suite, profile=profile, limit=limit,
                     duration_s=parse_duration(duration) if duration else None, cycles=cycles, drain=drain,
-                    max_drain_fraction=max_drain_percent / 100.0)
+                    max_drain_fraction=max_drain_percent / 100.0, ssh=fleet.to_json())
                 run_id = None
             trend_profile = _trend_profile(runner_opts.profile)
             slurm = Slurm() if runner_opts.drain else None

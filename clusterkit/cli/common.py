@@ -1,15 +1,20 @@
-"""Options shared by the verbs, and the exit-code decision (only the CLI picks it)."""
+"""Options shared by the verbs (the SSH ones as one FleetOptions), and output helpers."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 
 from clusterkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from clusterkit.fleet.collect import FleetOptions
 
 
 class Format(str, Enum):
@@ -38,3 +43,50 @@ def emit(text: str, output: Optional[Path]) -> None:
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)
+
+
+# The SSH options of every verb that reaches the nodes (verify, collect, provision, burnin), declared once.
+# parameter name -> (type, typer option); names are what FleetOptions.from_cli takes
+_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "known_hosts": (Optional[Path], typer.Option(
+        None, "--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts).")),
+    "accept_new_host_keys": (bool, typer.Option(
+        False, "--accept-new-host-keys", help="Accept and record host keys not yet known (a changed key is always refused).")),
+    "connect_timeout": (float, typer.Option(10.0, "--connect-timeout", help="SSH connect timeout per host, seconds.")),
+    "deadline": (float, typer.Option(1800.0, "--deadline", help="Global deadline for the whole collection, seconds.")),
+    "concurrency": (int, typer.Option(64, "--concurrency", help="Hosts worked on at once.")),
+    "identity": (Optional[Path], typer.Option(
+        None, "--identity", help="SSH private key (default: the inventory's or ssh-agent).")),
+}
+
+
+def fleet_options(known_hosts: Optional[Path] = None, accept_new_host_keys: bool = False,
+                  connect_timeout: float = 10.0, deadline: float = 1800.0, concurrency: int = 64,
+                  identity: Optional[Path] = None) -> "FleetOptions":
+    from clusterkit.fleet.collect import FleetOptions
+
+    if concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    if connect_timeout <= 0 or deadline <= 0:
+        raise ConfigError("--connect-timeout and --deadline must be positive (seconds)")
+    return FleetOptions(known_hosts=known_hosts, accept_new_host_keys=accept_new_host_keys,
+                        connect_timeout_s=connect_timeout, deadline_s=deadline, concurrency=concurrency,
+                        identity_file=identity)
+
+
+def with_ssh_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a typer command the SSH options; it receives them as one `fleet: FleetOptions` argument."""
+    sig = inspect.signature(command)
+    own = [p for name, p in sig.parameters.items() if name != "fleet"]
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=typ)
+             for name, (typ, opt) in _OPTIONS.items()]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        ssh = {name: kwargs.pop(name) for name in _OPTIONS}
+        return command(fleet=fleet_options(**ssh), **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {k: v for k, v in command.__annotations__.items() if k != "fleet"}
+    wrapper.__annotations__.update({name: typ for name, (typ, _) in _OPTIONS.items()})
+    return wrapper

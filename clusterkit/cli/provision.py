@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from clusterkit.cli.common import InventoryOpt, LimitOpt, require_inventory
-from clusterkit.cli.verify import (AcceptNewOpt, ConcurrencyOpt, ConnectTimeoutOpt, DeadlineOpt, IdentityOpt,
-                                   KnownHostsOpt, _fleet_options)
+from clusterkit.cli.common import InventoryOpt, LimitOpt, require_inventory, with_ssh_options
+
+if TYPE_CHECKING:
+    from clusterkit.fleet.collect import FleetOptions
 
 
 class LiveView:
@@ -80,6 +81,7 @@ def _print_batch(run, *, check: bool, diff: bool, total: int) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @with_ssh_options
     def provision(
         inventory: Optional[Path] = InventoryOpt,
         check: bool = typer.Option(False, "--check", help="Change nothing; print what would change per host."),
@@ -90,18 +92,12 @@ def register(app: typer.Typer) -> None:
         no_verify: bool = typer.Option(False, "--no-verify", help="Skip the verify --suite quick health gate."),
         timeout: int = typer.Option(7200, "--timeout", help="Seconds one batch's playbook run may take before it is stopped (DKMS and nccl-tests builds are in it)."),
         run_dir: Path = typer.Option(Path("clusterkit-runs/provision"), "--run-dir", help="Where each run's private data dir and logs are kept."),
-        known_hosts: Optional[Path] = KnownHostsOpt,
-        accept_new_host_keys: bool = AcceptNewOpt,
-        connect_timeout: float = ConnectTimeoutOpt,
-        deadline: float = DeadlineOpt,
-        concurrency: int = ConcurrencyOpt,
-        identity: Optional[Path] = IdentityOpt,
+        fleet: FleetOptions = None,  # type: ignore[assignment]  # --known-hosts etc., from with_ssh_options
     ) -> None:
         """Provision the nodes with playbooks/site.yml (through ansible-runner), then verify them."""
         from clusterkit.fleet.provision import provision as run_provision, provision_targets
 
         path = require_inventory(inventory)
-        fleet = _fleet_options(known_hosts, accept_new_host_keys, connect_timeout, deadline, concurrency, identity)
         total = -(-len(provision_targets(path, limit)) // serial) if serial and serial > 0 else 1
         view = LiveView() if sys.stderr.isatty() else None
 

@@ -4,33 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from clusterkit.cli.common import (FormatOpt, InventoryOpt, LimitOpt, OutputOpt, ProfileOpt, SuiteOpt, emit,
-                                   require_inventory)
+                                   require_inventory, with_ssh_options)
 from clusterkit.errors import ConfigError
 from clusterkit.results import RunResult
 
-
-def _fleet_options(known_hosts: Optional[Path], accept_new: bool, connect_timeout: float, deadline: float,
-                   concurrency: int, identity: Optional[Path]):
+if TYPE_CHECKING:
     from clusterkit.fleet.collect import FleetOptions
-
-    if concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1")
-    return FleetOptions(known_hosts=known_hosts, accept_new_host_keys=accept_new, connect_timeout_s=connect_timeout,
-                        deadline_s=deadline, concurrency=concurrency, identity_file=identity)
-
-
-KnownHostsOpt = typer.Option(None, "--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts).")
-AcceptNewOpt = typer.Option(False, "--accept-new-host-keys",
-                            help="Accept and record host keys not yet known (a changed key is always refused).")
-ConnectTimeoutOpt = typer.Option(10.0, "--connect-timeout", help="SSH connect timeout per host, seconds.")
-DeadlineOpt = typer.Option(1800.0, "--deadline", help="Global deadline for the whole collection, seconds.")
-ConcurrencyOpt = typer.Option(64, "--concurrency", help="Hosts worked on at once.")
-IdentityOpt = typer.Option(None, "--identity", help="SSH private key (default: the inventory's or ssh-agent).")
 
 
 HistoryOpt = typer.Option(None, "--history", help="Also store the result in this history DB (see `clusterkit history`).")
@@ -92,6 +76,7 @@ def _progress(total: int):
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @with_ssh_options
     def verify(
         inventory: Optional[Path] = InventoryOpt,
         simulate: bool = typer.Option(False, "--simulate", help="Run on a generated cluster with injected faults (no hardware)."),
@@ -103,12 +88,7 @@ def register(app: typer.Typer) -> None:
         output: Optional[Path] = OutputOpt,
         limit: Optional[str] = LimitOpt,
         keep_evidence: Optional[Path] = typer.Option(None, "--keep-evidence", help="Keep the evidence bundles in this directory."),
-        known_hosts: Optional[Path] = KnownHostsOpt,
-        accept_new_host_keys: bool = AcceptNewOpt,
-        connect_timeout: float = ConnectTimeoutOpt,
-        deadline: float = DeadlineOpt,
-        concurrency: int = ConcurrencyOpt,
-        identity: Optional[Path] = IdentityOpt,
+        fleet: FleetOptions = None,  # type: ignore[assignment]  # --known-hosts etc., from with_ssh_options
         history: Optional[Path] = HistoryOpt,
     ) -> None:
         """Collect evidence from every node and analyze it (collect + analyze)."""
@@ -123,25 +103,20 @@ def register(app: typer.Typer) -> None:
             from clusterkit.inventory import load_inventory
 
             inv, _ = load_inventory(require_inventory(inventory))  # config errors before any SSH
-            options = _fleet_options(known_hosts, accept_new_host_keys, connect_timeout, deadline, concurrency, identity)
             with _progress(len(inv.limit(limit).targets())) as progress:
                 run = pipeline.verify_inventory(inv, suite=suite, profile=profile, limit=limit,
-                                                evidence_dir=keep_evidence, fleet_options=options, progress=progress)
+                                                evidence_dir=keep_evidence, fleet_options=fleet, progress=progress)
         _finish(run, fmt, output, history)
 
     @app.command()
+    @with_ssh_options
     def collect(
         inventory: Optional[Path] = InventoryOpt,
         out: Path = typer.Option(..., "--out", help="Directory for the evidence bundles (one per node)."),
         profile: Optional[str] = ProfileOpt,
         suite: str = SuiteOpt,
         limit: Optional[str] = LimitOpt,
-        known_hosts: Optional[Path] = KnownHostsOpt,
-        accept_new_host_keys: bool = AcceptNewOpt,
-        connect_timeout: float = ConnectTimeoutOpt,
-        deadline: float = DeadlineOpt,
-        concurrency: int = ConcurrencyOpt,
-        identity: Optional[Path] = IdentityOpt,
+        fleet: FleetOptions = None,  # type: ignore[assignment]  # --known-hosts etc., from with_ssh_options
     ) -> None:
         """Run the probes on every node and store what they printed as evidence bundles."""
         from clusterkit.analysis import ProfileResolver
@@ -157,9 +132,8 @@ def register(app: typer.Typer) -> None:
         resolver = ProfileResolver(profile)
         for h in hosts:
             resolver.get(resolver.name_for(h))
-        options = _fleet_options(known_hosts, accept_new_host_keys, connect_timeout, deadline, concurrency, identity)
         with _progress(len(hosts)) as progress:
-            dirs = collect_bundles(hosts, s, resolver, out, options, progress=progress)
+            dirs = collect_bundles(hosts, s, resolver, out, fleet, progress=progress)
         lost = 0
         for d in dirs:
             b = Bundle.open(d)

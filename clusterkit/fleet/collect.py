@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from clusterkit.analysis import ProfileResolver
 from clusterkit.checks.registry import CHECKS
@@ -59,6 +59,18 @@ class FleetOptions:
     concurrency: int = 64
     identity_file: Optional[Path] = None        # default key where the inventory names none
     user: Optional[str] = None                  # default user where the inventory names none
+
+    _PATHS = ("known_hosts", "identity_file")
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain values (paths as text), e.g. for a burn-in to resume with the same options."""
+        d = asdict(self)
+        return {k: str(v) if k in self._PATHS and v is not None else v for k, v in d.items()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "FleetOptions":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**{k: Path(v) if k in cls._PATHS and v is not None else v for k, v in known.items()})
 
 
 @dataclass

@@ -59,3 +59,29 @@ def test_usage_errors_exit_2_with_one_line(tmp_path):
     assert r.returncode == 2 and "invalid duration" in r.stderr
     r = ck("history", "--db", str(tmp_path / "none.db"))
     assert r.returncode == 2 and "no history database" in r.stderr
+
+
+def test_burnin_over_ssh_takes_the_ssh_options_and_keeps_them_for_resume(sshd_cluster, tmp_path):
+    """A nightly burn-in of real nodes verifies host keys against --known-hosts, like verify does,
+    and stores the options so that `--resume` reconnects the same way."""
+    import sqlite3
+
+    inv = sshd_cluster.write_inventory(tmp_path / "hosts.ini", sshd_cluster.nodes[:2])
+    suite = tmp_path / "host.toml"
+    suite.write_text('checks = ["host.*"]\n')
+    db = tmp_path / "h.db"
+    r = ck("burnin", "-i", str(inv), "--suite", str(suite), "--cycles", "1", "--db", str(db), "-q",
+           "--known-hosts", str(sshd_cluster.known_hosts), "--connect-timeout", "5")
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+    assert "2 nodes, 0 failing" in r.stdout
+    (options,) = sqlite3.connect(db).execute("select options from runs").fetchone()
+    ssh = json.loads(options)["ssh"]
+    assert ssh["known_hosts"] == str(sshd_cluster.known_hosts) and ssh["connect_timeout_s"] == 5.0
+
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    r = ck("burnin", "-i", str(inv), "--suite", str(suite), "--cycles", "1", "--db", str(tmp_path / "h2.db"),
+           "--known-hosts", str(empty), "--connect-timeout", "5")
+    assert r.returncode == 1, r.stdout + r.stderr[-3000:]
+    assert "2 nodes, 2 failing" in r.stdout
+    assert "host key" in r.stderr.lower(), r.stderr[-3000:]      # why, per node, in the cycle's lines
