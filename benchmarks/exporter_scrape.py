@@ -113,10 +113,34 @@ def main() -> None:
     hist = History(db)
     rid = hist.start_run("burnin")
 
-    def write_one(i: int) -> None:  # a burn-in is writing: every scrape must re-read the history
-        hist.record_check(rid, "gpu0000", CheckResult("family0.check00", "pass", "ok", metrics={"value_a_gbps": i}))
+    written: list[int] = []
 
-    report("scrape while a burn-in writes (re-read each time)", *timed(max(5, a.scrapes // 5), write_one))
+    def write_one(i: int) -> None:  # a burn-in is writing: a commit before every scrape
+        hist.record_check(rid, "gpu0000", CheckResult("family0.check00", "pass", "ok",
+                                                      metrics={"value_a_gbps": 1000 + i}))
+        written.append(1000 + i)
+
+    seen: list[int] = []
+
+    def scrape_seen(n: int) -> tuple[list[float], bytes]:
+        times, body = [], b""
+        for i in range(n):
+            write_one(i)
+            t0 = time.perf_counter()
+            with urllib.request.urlopen(url, timeout=60) as r:
+                body = r.read()
+            times.append(time.perf_counter() - t0)
+            line = next(ln for ln in body.splitlines()
+                        if ln.startswith(b'clusterkit_value_a_gbps{host="gpu0000",check="family0.check00"}'))
+            seen.append(int(float(line.rsplit(b" ", 1)[1])))
+        return sorted(times), body
+
+    timed(1)  # the exporter has been running: it holds a reading when the burn-in starts writing
+    report("scrape while a burn-in writes (a commit before each scrape)", *scrape_seen(a.scrapes))
+    fresh = sum(1 for w, v in zip(written, seen) if v == w)
+    lag = [written.index(w) - written.index(v) for w, v in zip(written, seen) if v in written]
+    print(f"  served the commit just made in {fresh} of {len(seen)} scrapes; the others served the reading "
+          f"{max(lag, default=0)} commit(s) older at most (the re-read finishes in the background)")
     hist.close()
     timed(1)  # the first scrape after the writes re-reads; the ones after it are what a quiet day sees
     report("scrape between burn-ins (history unchanged, cached)", *timed(a.scrapes))

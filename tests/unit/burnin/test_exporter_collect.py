@@ -108,7 +108,7 @@ def test_cached_scrape_follows_every_commit(tmp_path):
     db = tmp_path / "h.db"
     with History(db) as h:
         h.record_run(run([node("n1", busbw=231.0)]))
-    s = Scraper(db)
+    s = Scraper(db, fresh_wait_s=60)   # always waits for the re-read: every scrape shows every commit
 
     def parsed():
         out = {}
@@ -132,3 +132,43 @@ def test_cached_scrape_follows_every_commit(tmp_path):
         p.unlink()
     gone = parsed()
     assert {lab["collector"]: v for lab, v in gone["clusterkit_scrape_collector_success"]}["checks"] == 0
+
+
+def test_scrape_during_writes_serves_the_previous_reading_instead_of_waiting(tmp_path, monkeypatch):
+    """A re-read slower than fresh_wait_s does not hold the scrape: the previous complete reading
+    is served at once, and a later scrape shows the new data."""
+    import threading
+    import time
+
+    from clusterkit import exporter
+    from clusterkit.exporter import Scraper
+
+    db = tmp_path / "h.db"
+    with History(db) as h:
+        h.record_run(run([node("n1", busbw=231.0)]))
+    s = Scraper(db, fresh_wait_s=0.05)
+
+    def busbw() -> float:
+        fams = {f.name: f for f in text_string_to_metric_families(s().decode())}
+        return value([(x.labels, x.value) for x in fams["clusterkit_busbw_large_gbps"].samples], host="n1")
+
+    assert busbw() == 231.0
+    release = threading.Event()
+    real_render = exporter.render_metrics
+
+    def slow_render(hist):               # a re-read that takes as long as the test wants
+        release.wait(30)
+        return real_render(hist)
+
+    monkeypatch.setattr(exporter, "_RENDERERS", tuple((n, slow_render if n == "metrics" else f)
+                                                      for n, f in exporter._RENDERERS))
+    with History(db) as h:
+        h.record_run(run([node("n1", busbw=199.0)]))
+    t0 = time.monotonic()
+    assert busbw() == 231.0              # the previous reading, served without waiting for the re-read
+    assert time.monotonic() - t0 < 5
+    release.set()
+    deadline = time.monotonic() + 30
+    while busbw() != 199.0:
+        assert time.monotonic() < deadline, "the finished re-read must be served"
+        time.sleep(0.05)
