@@ -54,6 +54,9 @@ def run(fn: Callable[[Any, Any], Any], shared: Any, items: list[Any], workers: i
     or sent nothing for stall_s seconds is absent. Never raises for a worker's
     failure and never waits longer than stall_s without progress."""
     command = command or [sys.executable, "-m", "clusterkit.workers"]
+    # Workers import what this process imported, from where it did (a checkout, a sys.path entry
+    # a script added), not only from what is installed.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([p for p in sys.path if p] + [os.environ.get("PYTHONPATH", "")]))
     done: dict[int, Any] = {}
     slices = [list(range(w, len(items), workers)) for w in range(min(workers, len(items)))]
     procs: list[subprocess.Popen[bytes]] = []
@@ -65,7 +68,8 @@ def run(fn: Callable[[Any, Any], Any], shared: Any, items: list[Any], workers: i
                 with open(job, "wb") as f:
                     pickle.dump((fn, shared, [(i, items[i]) for i in idx]), f, protocol=pickle.HIGHEST_PROTOCOL)
                 err = open(os.path.join(tmp, f"stderr-{w}.txt"), "wb")
-                p = subprocess.Popen([*command, job], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+                p = subprocess.Popen([*command, job], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                                     env=env)
                 err.close()
                 procs.append(p)
                 sel.register(p.stdout, selectors.EVENT_READ, (w, bytearray()))  # type: ignore[arg-type]

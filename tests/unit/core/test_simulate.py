@@ -158,3 +158,21 @@ def test_small_parses_are_kept_for_cluster_checks_and_large_ones_dropped():
     assert ctx.parsed("gpu/nvml.json", len) == 2
     ctx.drop_large()
     assert set(ctx._cache) == {("gpu/nvml.json", len)}
+
+
+def test_workers_import_clusterkit_from_where_the_caller_did(tmp_path):
+    """A script that puts a checkout on sys.path (not installed, another cwd) gets real workers."""
+    import os
+    from pathlib import Path
+
+    import clusterkit
+
+    root = str(Path(clusterkit.__file__).resolve().parent.parent)
+    script = ("import operator, sys; sys.path.insert(0, %r)\n"
+              "from clusterkit import workers\n"
+              "print(sorted(workers.run(operator.add, 1, [1, 2, 3], 2, stall_s=60).items()))\n" % root)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[(0, 2), (1, 3), (2, 4)]", r.stderr
