@@ -94,8 +94,8 @@ def run(fn: Callable[[Any, Any], Any], shared: Any, items: list[Any], workers: i
                         log.warning("analysis worker %d sent unreadable output (%s)", w, e)
                         sel.unregister(key.fileobj)
                         procs[w].kill()
-        except OSError as e:
-            log.warning("analysis workers could not start (%s); analyzing here", e)
+        except (OSError, pickle.PicklingError, TypeError, AttributeError) as e:  # no fork, no pipe, unpicklable job
+            log.warning("analysis workers could not start (%s: %s); analyzing here", type(e).__name__, e)
         finally:
             sel.close()
             for w, p in enumerate(procs):

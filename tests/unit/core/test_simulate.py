@@ -122,6 +122,8 @@ def test_workers_survive_dead_garbling_and_stalled_workers(tmp_path):
 
     t0 = time.monotonic()
     assert workers.run(operator.add, 10, [1, 2, 3, 4, 5], 2, stall_s=30) == {0: 11, 1: 12, 2: 13, 3: 14, 4: 15}
+    # a job that cannot be sent (not picklable) starts no worker: everything is left to the caller
+    assert workers.run(operator.add, lambda: 0, [1, 2], 2, stall_s=30) == {}
     # an item whose function raises is left out; the worker goes on with the next
     assert workers.run(operator.truediv, 10, [1, 0, 5], 1, stall_s=30) == {0: 10.0, 2: 2.0}
     # a worker that delivers its first item, then is killed
