@@ -21,17 +21,24 @@ BER_ACTION = ("clean the fiber end faces at both ends and reseat; if the BER sta
               "optic at the end whose receiver sees the errors")
 
 
-def _mlxlink_reports(ctx, fabric: NodeFabric):
-    for path in ctx.glob(MLXLINK):
+def _each_parsed(ctx, fabric: NodeFabric, pattern: str, parser, prefix: str, own_name):
+    """(port name, parsed) per file matching pattern; an unusable file becomes a fabric error line.
+    A pasted file has no name in its path: it takes the one it states (own_name(parsed))."""
+    for path in ctx.glob(pattern):
         try:
-            rep = ctx.parsed(path, parse_mlxlink)
+            parsed = ctx.parsed(path, parser)
         except ParseError as e:
             fabric.errors.append(f"{path}: {e}")
             continue
-        name = file_suffix(path, "fabric/mlxlink-")
-        if name == "pasted" and rep.device:
-            name = rep.device.rsplit("/", 1)[-1]
-        yield name, rep
+        name = file_suffix(path, prefix)
+        if name == "pasted" and own_name(parsed):
+            name = own_name(parsed)
+        yield name, parsed
+
+
+def _mlxlink_reports(ctx, fabric: NodeFabric):
+    return _each_parsed(ctx, fabric, MLXLINK, parse_mlxlink, "fabric/mlxlink-",
+                        lambda rep: rep.device.rsplit("/", 1)[-1] if rep.device else None)
 
 
 def ber_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]], dict]:
@@ -106,15 +113,8 @@ def check_ber(ctx) -> CheckResult:
 
 
 def _modules(ctx, fabric: NodeFabric):
-    for path in ctx.glob(ETHTOOL_M):
-        try:
-            mi = ctx.parsed(path, parse_ethtool_module)
-        except ParseError as e:
-            fabric.errors.append(f"{path}: {e}")
-            continue
-        name = file_suffix(path, "fabric/ethtool-m-")
-        if name == "pasted" and mi.interface:
-            name = mi.interface
+    for name, mi in _each_parsed(ctx, fabric, ETHTOOL_M, parse_ethtool_module, "fabric/ethtool-m-",
+                                 lambda mi: mi.interface):
         yield name, mi, f"ethtool -m {name}"
     for name, rep in _mlxlink_reports(ctx, fabric):
         if rep.module is not None:
