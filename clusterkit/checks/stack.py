@@ -29,11 +29,16 @@ def stack_versions(ctx: ClusterContext) -> list[CheckResult]:
     out: list[CheckResult] = []
     for n in ctx.nodes:
         try:
-            parsed[n.host] = n.parsed(PATH, parse_stack_versions)
+            got = n.parsed(PATH, parse_stack_versions)
         except ParseError as e:
             r = CheckResult.error(CID, f"package list unusable: {e}", evidence=PATH)
-            r.host = n.host
-            out.append(r)
+        else:
+            if got is not None:
+                parsed[n.host] = got
+                continue
+            r = CheckResult.skip(CID, f"not collected: {PATH}")   # an older bundle, or a loose file
+        r.host = n.host
+        out.append(r)
     values = {h: _values(s) for h, s in parsed.items()}
     fleet = {c: _majority({h: v[c] for h, v in values.items() if c in v}) for c in DRIFT_COMPONENTS}
     for host, s in parsed.items():

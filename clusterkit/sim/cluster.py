@@ -22,6 +22,8 @@ _IB_RATE = {"h100": 400, "a100": 200}
 
 fault("host.kernel_drift", "one node runs a different kernel than the fleet (warning)", order=90)
 fault("host.raid_full", "a node whose /raid scratch filesystem is 99% full (core dumps, checkpoints)", order=91)
+fault("stack.fabric_manager_mismatch", "a node whose fabric manager is a release behind its driver (NVSwitch "
+      "systems stay 'not yet initialized'): reinstall it at the driver's exact version", order=92)
 
 
 def _spec(model: str, index: int) -> dict[str, Any]:
@@ -75,6 +77,7 @@ def _write_host(node: SimNode, w: BundleWriter, now: float) -> None:
                  f"dcgmi: Version : {f.setdefault('dcgm', '3.3.8')}\nibstat: ibstat BUILD VERSION: 2307.0\n"
                  "ethtool: ethtool version 5.16\nmlxlink: not installed\n"
                  "all_reduce_perf: nccl-tests 2.13.10\nmpirun: mpirun (Open MPI) 4.1.5\npython3: Python 3.10.12\n"))
+    plan.append(("stack/versions.txt", "sh -c <stack versions script>", _stack_versions(node)))
     t = now
     for path, cmd, text in plan:
         w.write(path, text)
@@ -84,6 +87,21 @@ def _write_host(node: SimNode, w: BundleWriter, now: float) -> None:
     offset = node.rng.uniform(-0.004, 0.004)
     w.write("host/clock.txt", f"{t + 0.006 + offset:.9f}\n")
     w.record("host/clock.txt", "date +%s.%N", 0, 0.012, local_start_epoch=t, local_end_epoch=t + 0.012)
+
+
+def _stack_versions(node: SimNode) -> str:
+    """dpkg-query lines and the loaded driver, as the stack.versions probe prints them."""
+    driver = node.facts.setdefault("driver", "550.90.07")
+    fm = "550.54.15" if "stack.fabric_manager_mismatch" in node.faults else driver
+    branch = driver.split(".")[0]
+    return (f"nvidia-driver-{branch}-server-open\t{driver}-0ubuntu1\tinstalled\n"
+            f"nvidia-fabricmanager-{branch}\t{fm}-1\tinstalled\n"
+            f"libnvidia-nscq-{branch}\t{fm}-1\tinstalled\n"
+            "libnccl2\t2.21.5-1+cuda12.4\tinstalled\n"
+            f"datacenter-gpu-manager\t1:{node.facts.setdefault('dcgm', '3.3.8')}\tinstalled\n"
+            "doca-ofed\t2.9.1-1\tinstalled\n"
+            "nvidia-container-toolkit\t1.17.8-1\tinstalled\n"
+            f"loaded\tnvidia\t{driver}\n")
 
 
 def _write_kernel_log(node: SimNode, w: BundleWriter) -> None:

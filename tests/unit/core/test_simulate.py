@@ -28,6 +28,10 @@ def test_simulate_json_labels_nodes_and_fails_on_injected_faults(tmp_path):
     raid = next(h for h, m in meta.items() if "host.raid_full" in m.get("injected_faults", []))
     disk = next(c for c in by_host[raid]["checks"] if c["id"] == "host.disk")
     assert disk["status"] == "fail" and disk["findings"][0]["component"] == "filesystem /raid"
+    fm = next(h for h, m in meta.items() if "stack.fabric_manager_mismatch" in m.get("injected_faults", []))
+    stack = next(c for c in by_host[fm]["checks"] if c["id"] == "stack.versions")
+    assert stack["status"] == "fail" and stack["findings"][0]["code"] == "STACK_FABRIC_MANAGER_MISMATCH"
+    assert "--tags fabric_manager" in stack["findings"][0]["action"]
 
 
 def test_simulate_is_deterministic_per_seed_and_every_fault_is_placed():
@@ -178,3 +182,16 @@ def test_workers_import_clusterkit_from_where_the_caller_did(tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[(0, 2), (1, 3), (2, 4)]", r.stderr
+
+
+def test_no_check_crashes_on_the_simulated_cluster():
+    """The README's first command must never show "internal error ... report this as a clusterkit bug":
+    every check, node and cluster scope, copes with every simulated node, at every size and seed."""
+    from clusterkit.pipeline import simulate_run
+
+    for nodes, seed, suite in ((8, 0, "quick"), (8, 0, "full"), (3, 1, "full"), (1, 2, "full"), (12, 3, "quick")):
+        run = simulate_run(nodes=nodes, seed=seed, suite=suite)
+        results = [c for n in run.nodes for c in n.checks] + list(run.cluster_checks)
+        crashed = [(c.host, c.id, c.summary) for c in results
+                   if any(f.code == "CHECK_CRASHED" for f in c.findings) or "internal error" in c.summary]
+        assert not crashed, (nodes, seed, suite, crashed)

@@ -86,3 +86,13 @@ def test_any_text_parses_or_raises_parse_error(text):
     except ParseError:
         return
     assert all(isinstance(v, str) and v for v in s.components.values())
+
+
+def test_a_node_without_the_package_list_is_skipped_not_a_crash():
+    """Bundles from before the probe existed, or a mix of old and new ones: the others are still judged."""
+    bundles = [Bundle.virtual("old", {"host/uname.txt": "Linux old\n"}, {"host": "old", "commands": []}),
+               Bundle.virtual("new", {PATH: _dpkg(loaded="570.172.08")}, {"host": "new", "commands": []})]
+    run = analyze_bundles(bundles, Suite("t", ["stack.versions"]), profiles=ProfileResolver())
+    got = {n.host: next(c for c in n.checks if c.id == "stack.versions") for n in run.nodes}
+    assert got["old"].status == "skip" and PATH in got["old"].summary
+    assert got["new"].status == "pass"
