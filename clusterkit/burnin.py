@@ -95,7 +95,7 @@ def failing_codes(node: NodeResult) -> tuple[list[str], str]:
         bad = [f for f in c.findings if f.severity in _BAD] or []
         codes += [f.code for f in bad] or [c.id.upper().replace(".", "_") + "_FAILED"]
         if not detail:
-            detail = f"{bad[0].component}: {bad[0].message}" if bad else c.summary
+            detail = bad[0].headline() if bad else c.summary
     return codes, detail
 
 

@@ -46,6 +46,12 @@ class Finding:
     action: str | None = None
     evidence: str | None = None
 
+    def headline(self) -> str:
+        """`component: message`, without the component twice where the message already starts with it."""
+        if not self.component or self.message.startswith(self.component):
+            return self.message
+        return f"{self.component}: {self.message}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code,

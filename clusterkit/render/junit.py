@@ -11,7 +11,7 @@ from clusterkit.results import CheckResult, RunResult
 def _details(c: CheckResult) -> str:
     lines = [c.summary]
     for f in c.findings:
-        lines.append(f"[{f.severity}] {f.code} {f.component}: {f.message}"
+        lines.append(f"[{f.severity}] {f.code} {f.headline()}"
                      + (f" (observed {f.observed} {f.unit or ''}, limit {f.limit})" if f.observed is not None else "")
                      + (f"\n    action: {f.action}" if f.action else ""))
     return "\n".join(lines)

@@ -46,7 +46,7 @@ def render_table(run: RunResult, *, color: bool = False, width: int = 120) -> st
                 obs = ""
                 if f.observed is not None:
                     obs = f" [observed {f.observed}{' ' + f.unit if f.unit else ''}" + (f", limit {f.limit}" if f.limit is not None else "") + "]"
-                con.print(Text(f"  {f.severity.upper():5} {host} {c.id} {f.code} - {f.component}: {f.message}{obs}",
+                con.print(Text(f"  {f.severity.upper():5} {host} {c.id} {f.code} - {f.headline()}{obs}",
                                style=_STYLE.get(f.severity, "")))
                 if f.action:
                     con.print(f"        action: {f.action}")

@@ -58,3 +58,12 @@ def test_table_names_part_and_action():
     assert "action: reset the GPU" in out
     assert "n3" in out and "connection refused" in out
     assert out.index("GPU_ROW_REMAP_PENDING") < out.index("HOST_KERNEL_DRIFT")  # failures first
+
+
+def test_finding_headline_names_the_component_once():
+    from clusterkit.results import Finding
+
+    said_twice = Finding("GPU_ECC_UNCORRECTABLE", "fail", "GPU 5 (0000:ab:00.0)", "GPU 5 (0000:ab:00.0): 1 uncorrectable")
+    assert said_twice.headline() == "GPU 5 (0000:ab:00.0): 1 uncorrectable"
+    plain = Finding("HOST_DISK_LOW", "fail", "filesystem /raid", "1.0% free")
+    assert plain.headline() == "filesystem /raid: 1.0% free"
