@@ -15,6 +15,7 @@ from typing import Any
 from clusterkit.evidence.bundle import CLUSTER_DIR, BundleWriter
 from clusterkit.parsers.host_facts import parse_tool_versions
 from clusterkit.plugins import load_all
+from clusterkit.sim.gpu import fabric_manager_version
 from clusterkit.sim.registry import CLUSTER_GENERATORS, FAULTS, NODE_GENERATORS, SimCluster, SimNode, fault
 
 DEFAULT_MODEL = "h100-sxm5-80gb"
@@ -92,7 +93,7 @@ def _write_host(node: SimNode, w: BundleWriter, now: float) -> None:
 def _stack_versions(node: SimNode) -> str:
     """dpkg-query lines and the loaded driver, as the stack.versions probe prints them."""
     driver = node.facts.setdefault("driver", "550.90.07")
-    fm = "550.54.15" if "stack.fabric_manager_mismatch" in node.faults else driver
+    fm = fabric_manager_version(node)
     branch = driver.split(".")[0]
     return (f"nvidia-driver-{branch}-server-open\t{driver}-0ubuntu1\tinstalled\n"
             f"nvidia-fabricmanager-{branch}\t{fm}-1\tinstalled\n"

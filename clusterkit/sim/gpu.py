@@ -22,6 +22,13 @@ fault("power.node_brake_psu_lost",
       order=21)
 fault("gpu.fallen_off_bus", "a GPU that falls off the bus (Xid 79) during the power step", order=22)
 
+
+def fabric_manager_version(node: SimNode) -> str:
+    """The installed fabric manager: the driver's version, or a release behind it with the
+    stack.fabric_manager_mismatch fault (declared in clusterkit/sim/cluster.py)."""
+    driver = node.facts.setdefault("driver", "550.90.07")
+    return "550.54.15" if "stack.fabric_manager_mismatch" in node.faults else driver
+
 # model -> (product name, PCI device id, power limit W, max SM MHz, PCIe gen, NVLinks, NVLink label in topo)
 MODELS: dict[str, tuple[str, str, float, int, int, int, str]] = {
     "h100-sxm5-80gb": ("NVIDIA H100 80GB HBM3", "0x233010DE", 700.0, 1980, 5, 18, "NV18"),
@@ -308,8 +315,9 @@ def generate_gpu(node: SimNode, w: BundleWriter) -> None:
          render_topo(n, list(node.spec.get("ib_devices") or []), MODELS[model][6])),
     ]
     if links:
+        fm = fabric_manager_version(node)   # a mismatched one refuses to start, as the real one does
         files.append(("gpu/fabricmanager.txt", "systemctl is-active nvidia-fabricmanager; nv-fabricmanager --version",
-                      f"active\nFabric Manager version is : {doc['driver_version']}\n"))
+                      f"{'active' if fm == doc['driver_version'] else 'failed'}\nFabric Manager version is : {fm}\n"))
     trace, lost_uptime = _power_trace(node, doc, uptime - 600.0)
     files.append(("gpu/power-trace.csv", "python3 - power-step", trace))
     if "gpu.fallen_off_bus" not in node.faults:   # DCGM cannot run its diag with a GPU off the bus
