@@ -87,3 +87,38 @@ def test_damaged_real_format_files_never_crash_a_check(sim_files, data):
     files = dict(sim_files)
     files[path] = text
     _no_crash(files)
+
+
+def test_no_check_crashes_when_any_one_evidence_file_is_lost_cut_or_garbled(tmp_path):
+    """Collection fails in pieces on real nodes (a tool missing, a timeout mid-output, a disk full):
+    whichever file is gone, truncated, empty or garbage, every check answers with a result, never
+    "internal error ... report this as a clusterkit bug"."""
+    import shutil
+
+    from clusterkit.pipeline import analyze_paths
+    from clusterkit.sim.cluster import generate
+
+    base = tmp_path / "base"
+    generate(base, nodes=2, seed=7)
+    victims = [p.relative_to(base) for p in sorted(base.rglob("*"))   # node 2's files and the cluster's
+               if p.is_file() and p.name != "bundle.json" and "sim-h100-01" not in p.parts]
+    assert len(victims) > 20
+    mutations = {"lost": None, "cut": lambda b: b[: len(b) // 2], "empty": lambda b: b"",
+                 "garbled": lambda b: b"garbage line\nkey: value\n\x00\x01"}
+    crashed = []
+    for i, rel in enumerate(victims):
+        for how, change in mutations.items():
+            d = tmp_path / f"c{i}-{how}"
+            shutil.copytree(base, d)
+            f = d / rel
+            if change is None:
+                f.unlink()
+            else:
+                f.write_bytes(change(f.read_bytes()))
+            run = analyze_paths([d], suite="full")
+            crashed += [(str(rel), how, c.host or n.host, c.id, c.summary)
+                        for n in run.nodes for c in n.checks if any(x.code == "CHECK_CRASHED" for x in c.findings)]
+            crashed += [(str(rel), how, "cluster", c.id, c.summary)
+                        for c in run.cluster_checks if any(x.code == "CHECK_CRASHED" for x in c.findings)]
+            shutil.rmtree(d)
+    assert not crashed, crashed[:5]
