@@ -46,7 +46,7 @@ def emit(text: str, output: Optional[Path]) -> None:
 
 
 # The SSH options of every verb that reaches the nodes (verify, collect, provision, burnin), declared once.
-# parameter name -> (type, typer option); names are what FleetOptions.from_cli takes
+# parameter name -> (type, typer option); the names are fleet_options()'s parameters
 _OPTIONS: dict[str, tuple[Any, Any]] = {
     "known_hosts": (Optional[Path], typer.Option(
         None, "--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts).")),
