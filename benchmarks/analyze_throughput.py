@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -40,6 +39,7 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=1000)
     ap.add_argument("--suite", default="full")
     args = ap.parse_args()
+    from clusterkit.analysis import _workers
     from clusterkit.sim.cluster import generate
 
     with tempfile.TemporaryDirectory() as d:
@@ -54,7 +54,7 @@ def main() -> None:
     print(f"analysis ({args.suite} suite): {r['seconds']:.2f} s for {r['checks']} check results "
           f"({args.nodes / r['seconds']:.0f} nodes/s), peak RSS {r['peak_rss_mb']:.0f} MB in the main process, "
           f"{r['worker_peak_rss_mb']:.0f} MB in the largest worker, status {r['status']}")
-    total = r["peak_rss_mb"] + r["worker_peak_rss_mb"] * max(1, os.cpu_count() or 1)
+    total = r["peak_rss_mb"] + r["worker_peak_rss_mb"] * _workers(args.nodes)
     print(f"goal: < 20 s -> {'met' if r['seconds'] < 20 else 'MISSED'}; < 500 MB (main + workers, "
           f"{total:.0f} MB at most) -> {'met' if total < 500 else 'MISSED'}")
 

@@ -93,7 +93,7 @@ def main() -> None:
     server, _ = serve(db, 0, "127.0.0.1")
     url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
 
-    def timed(n: int, before=None) -> tuple[list[float], bytes]:
+    def timed(n: int, before=None, after=None) -> tuple[list[float], bytes]:
         times, body = [], b""
         for i in range(n):
             if before:
@@ -102,6 +102,8 @@ def main() -> None:
             with urllib.request.urlopen(url, timeout=60) as r:
                 body = r.read()
             times.append(time.perf_counter() - t0)
+            if after:
+                after(body)
         return sorted(times), body
 
     def report(label: str, times: list[float], body: bytes) -> None:
@@ -122,21 +124,13 @@ def main() -> None:
 
     seen: list[int] = []
 
-    def scrape_seen(n: int) -> tuple[list[float], bytes]:
-        times, body = [], b""
-        for i in range(n):
-            write_one(i)
-            t0 = time.perf_counter()
-            with urllib.request.urlopen(url, timeout=60) as r:
-                body = r.read()
-            times.append(time.perf_counter() - t0)
-            line = next(ln for ln in body.splitlines()
-                        if ln.startswith(b'clusterkit_value_a_gbps{host="gpu0000",check="family0.check00"}'))
-            seen.append(int(float(line.rsplit(b" ", 1)[1])))
-        return sorted(times), body
+    def record_seen(body: bytes) -> None:  # which commit this scrape showed
+        line = next(ln for ln in body.splitlines()
+                    if ln.startswith(b'clusterkit_value_a_gbps{host="gpu0000",check="family0.check00"}'))
+        seen.append(int(float(line.rsplit(b" ", 1)[1])))
 
     timed(1)  # the exporter has been running: it holds a reading when the burn-in starts writing
-    report("scrape while a burn-in writes (a commit before each scrape)", *scrape_seen(a.scrapes))
+    report("scrape while a burn-in writes (a commit before each scrape)", *timed(a.scrapes, write_one, record_seen))
     fresh = sum(1 for w, v in zip(written, seen) if v == w)
     lag = [written.index(w) - written.index(v) for w, v in zip(written, seen) if v in written]
     print(f"  served the commit just made in {fresh} of {len(seen)} scrapes; the others served the reading "

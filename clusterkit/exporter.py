@@ -233,15 +233,14 @@ class Scraper:
                 self._reader = threading.Thread(target=self._read, args=(token,), name="clusterkit-exporter-read",
                                                 daemon=True)
                 self._reader.start()
-            reader, have = self._reader, bool(self._health)
+            reader, have = self._reader, self._token is not None
         if stale and reader is not None:
             reader.join(self.fresh_wait_s if have else None)
         with self._lock:
-            latest = self._latest
-            if latest is not None and latest[0] == token and latest[2] != self._health:
-                big, health = latest[1], latest[2]        # this very state, read now (a collector failed)
+            if self._latest is not None and self._latest[0] == token:
+                _, big, health = self._latest             # this very state (with any collector's failure)
             else:
-                big, health = self._big, self._health
+                big, health = self._big, self._health     # the previous complete reading
             if not stale:   # the collectors' work this scrape: the change check
                 health = {k: (ok, time.perf_counter() - t0) for k, (ok, _) in health.items()}
         return big + self._small(health)

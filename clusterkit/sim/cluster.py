@@ -15,7 +15,7 @@ from typing import Any
 from clusterkit.evidence.bundle import CLUSTER_DIR, BundleWriter
 from clusterkit.parsers.host_facts import parse_tool_versions
 from clusterkit.plugins import load_all
-from clusterkit.sim.gpu import fabric_manager_version
+from clusterkit.sim.gpu import driver_version, fabric_manager_version
 from clusterkit.sim.registry import CLUSTER_GENERATORS, FAULTS, NODE_GENERATORS, SimCluster, SimNode, fault
 
 DEFAULT_MODEL = "h100-sxm5-80gb"
@@ -74,7 +74,7 @@ def _write_host(node: SimNode, w: BundleWriter, now: float) -> None:
             else "/dev/md1       28125000000 9876543210 18248456790     36% /raid\n")),
     ]
     plan.append(("host/tool-versions.txt", "sh -c <tool versions script>",
-                 f"kernel: {kernel}\nnvidia-smi: NVIDIA-SMI version  : {f.setdefault('driver', '550.90.07')}\n"
+                 f"kernel: {kernel}\nnvidia-smi: NVIDIA-SMI version  : {driver_version(node)}\n"
                  f"dcgmi: Version : {f.setdefault('dcgm', '3.3.8')}\nibstat: ibstat BUILD VERSION: 2307.0\n"
                  "ethtool: ethtool version 5.16\nmlxlink: not installed\n"
                  "all_reduce_perf: nccl-tests 2.13.10\nmpirun: mpirun (Open MPI) 4.1.5\npython3: Python 3.10.12\n"))
@@ -92,7 +92,7 @@ def _write_host(node: SimNode, w: BundleWriter, now: float) -> None:
 
 def _stack_versions(node: SimNode) -> str:
     """dpkg-query lines and the loaded driver, as the stack.versions probe prints them."""
-    driver = node.facts.setdefault("driver", "550.90.07")
+    driver = driver_version(node)
     fm = fabric_manager_version(node)
     branch = driver.split(".")[0]
     return (f"nvidia-driver-{branch}-server-open\t{driver}-0ubuntu1\tinstalled\n"

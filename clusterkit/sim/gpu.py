@@ -23,11 +23,15 @@ fault("power.node_brake_psu_lost",
 fault("gpu.fallen_off_bus", "a GPU that falls off the bus (Xid 79) during the power step", order=22)
 
 
+def driver_version(node: SimNode) -> str:
+    """The node's NVIDIA driver, as every simulated probe reports it (nvml, nvidia-smi, dpkg)."""
+    return node.facts.setdefault("driver", "550.90.07")
+
+
 def fabric_manager_version(node: SimNode) -> str:
     """The installed fabric manager: the driver's version, or a release behind it with the
     stack.fabric_manager_mismatch fault (declared in clusterkit/sim/cluster.py)."""
-    driver = node.facts.setdefault("driver", "550.90.07")
-    return "550.54.15" if "stack.fabric_manager_mismatch" in node.faults else driver
+    return "550.54.15" if "stack.fabric_manager_mismatch" in node.faults else driver_version(node)
 
 # model -> (product name, PCI device id, power limit W, max SM MHz, PCIe gen, NVLinks, NVLink label in topo)
 MODELS: dict[str, tuple[str, str, float, int, int, int, str]] = {
@@ -54,7 +58,7 @@ def _nvml_doc(node: SimNode, model: str, n: int) -> dict[str, Any]:
     name, dev, limit, max_sm, gen, links, _ = MODELS.get(model, MODELS["h100-sxm5-80gb"])
     doc = read_snapshot(FakeBackend(n, model=name, device_id=dev, limit_w=limit))
     f = node.facts
-    doc["driver_version"] = f.setdefault("gpu_driver", "550.90.07")
+    doc["driver_version"] = driver_version(node)
     doc["cuda_version"] = "12.4"
     node_serial = node.rng.randrange(10**9, 10**10)
     for g in doc["gpus"]:
