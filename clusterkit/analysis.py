@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from clusterkit.checks.registry import CHECKS, CheckSpec
 from clusterkit.evidence.bundle import Bundle, EvidenceError
+from clusterkit.evidence.kinds import Kind, kind_of_path
 from clusterkit.inventory import HostSpec
 from clusterkit.parsers import ParseError
 from clusterkit.plugins import load_all
@@ -48,14 +49,27 @@ class NodeContext:
             return self.spec.declared()
         return dict(self.bundle.meta.get("declared") or {})
 
-    def text(self, path: str) -> str | None:
-        return self.bundle.text(path)
+    def text(self, what: Kind | str) -> str | None:
+        return self.bundle.text(what.path if isinstance(what, Kind) else what)
 
-    def glob(self, pattern: str) -> list[str]:
-        return self.bundle.glob(pattern)
+    def exists(self, what: Kind | str) -> bool:
+        return self.bundle.exists(what.path if isinstance(what, Kind) else what)
 
-    def parsed(self, path: str, parser: Callable[[str], Any]) -> Any:
-        """Parse a file once per analysis, whichever checks ask for it (None if absent)."""
+    def glob(self, what: Kind | str) -> list[str]:
+        """Bundle paths matching a glob, or every file of a kind (templated kinds: one per interface...)."""
+        return self.bundle.glob(what.glob if isinstance(what, Kind) else what)
+
+    def parsed(self, what: Kind | str, parser: Callable[[str], Any] | None = None) -> Any:
+        """Parse a file once per analysis, whichever checks ask for it (None if absent).
+
+        `what` is a kind (its path and parser) or a bundle path (parsed by `parser`, else by
+        the parser of the kind the path belongs to)."""
+        path = what.path if isinstance(what, Kind) else what
+        if parser is None:
+            k = what if isinstance(what, Kind) else kind_of_path(path)
+            if k is None or k.parse is None:
+                raise TypeError(f"no parser known for {path}")
+            parser = k.parse
         key = (path, parser)
         if key not in self._cache:
             t = self.bundle.text(path)

@@ -10,33 +10,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from clusterkit.evidence.bundle import EvidenceError
+from clusterkit.evidence.kinds import Kind
 from clusterkit.parsers import ParseError
-from clusterkit.parsers.ibcounters import (LEGACY_MAX, PortSnapshot, Snapshot, parse_counters_dump,
-                                           parse_counters_snapshot, parse_perfquery)
-from clusterkit.parsers.iblinkinfo import IbLink, parse_iblinkinfo
-from clusterkit.parsers.ibstat import IbPort, parse_ibstat, parse_ibstatus
+from clusterkit.parsers.ethtool import ETHTOOL_M, ETHTOOL_S, ETHTOOL_S_BEFORE  # noqa: F401 (the fabric checks' kinds)
+from clusterkit.parsers.ibcounters import (COUNTERS_AFTER as AFTER, COUNTERS_BEFORE as BEFORE, COUNTERS_DUMP as DUMP,
+                                           LEGACY_MAX, PERFQUERY, PortSnapshot, Snapshot)
+from clusterkit.parsers.iblinkinfo import IBLINKINFO, IbLink
+from clusterkit.parsers.ibstat import IBSTAT, IBSTATUS, IbPort
+from clusterkit.parsers.kernel_log import KERNEL_LOG as DMESG  # noqa: F401
+from clusterkit.parsers.mlxlink import MLXLINK
+from clusterkit.parsers.nvidia_smi import TOPO
 from clusterkit.parsers.topo_nics import nic_gpus
 from clusterkit.results import Finding
 
 if TYPE_CHECKING:
     from clusterkit.analysis import NodeContext
-
-BEFORE, AFTER = "fabric/counters-before.json", "fabric/counters-after.json"
-DUMP, PERFQUERY = "fabric/counters-dump.txt", "fabric/perfquery.txt"
-IBSTAT, IBSTATUS, IBLINKINFO, TOPO = "fabric/ibstat.txt", "fabric/ibstatus.txt", "fabric/iblinkinfo.txt", "gpu/topo.txt"
-ETHTOOL_S = "fabric/ethtool-S-*.txt"
-ETHTOOL_S_BEFORE = "fabric/before/ethtool-S-{}.txt"
-ETHTOOL_M = "fabric/ethtool-m-*.txt"
-MLXLINK = "fabric/mlxlink-*.txt"
-DMESG = "host/dmesg.txt"
-
-
-def file_suffix(path: str, prefix: str) -> str:
-    """`fabric/ethtool-S-ens1.txt`, `fabric/ethtool-S-` -> `ens1`."""
-    name = path.rsplit("/", 1)[-1]
-    pre = prefix.rsplit("/", 1)[-1]
-    return name[len(pre):].rsplit(".txt", 1)[0] if name.startswith(pre) else name
-
 
 @dataclass
 class Peer:
@@ -120,8 +108,10 @@ def _guid(g: str) -> str:
     return h[-16:].rjust(16, "0")
 
 
-def _try(fabric: NodeFabric, path: str, fn: Any, ctx: "NodeContext") -> Any:
-    """Parse one file; an unusable one (or a failed command) becomes an error line, said why."""
+def _try(fabric: NodeFabric, kind: Kind, ctx: "NodeContext", fn: Any = None) -> Any:
+    """Parse one file (by the kind's parser, or `fn`); an unusable one (or a failed command)
+    becomes an error line, said why."""
+    path, fn = kind.path, fn or kind.parse
     try:
         text = ctx.text(path)
     except EvidenceError as e:
@@ -149,12 +139,11 @@ def node_fabric(ctx: "NodeContext") -> NodeFabric:
     if cached is not None:
         return cached
     f = NodeFabric()
-    f.ports = _try(f, IBSTAT, parse_ibstat, ctx) or _try(f, IBSTATUS, parse_ibstatus, ctx) or []
-    f.links = _try(f, IBLINKINFO, parse_iblinkinfo, ctx) or []
-    f.before = _try(f, BEFORE, parse_counters_snapshot, ctx)
-    f.after = (_try(f, AFTER, parse_counters_snapshot, ctx) or _try(f, DUMP, parse_counters_dump, ctx)
-               or _try(f, PERFQUERY, parse_perfquery, ctx))
-    f.gpus = _try(f, TOPO, nic_gpus, ctx) or {}
+    f.ports = _try(f, IBSTAT, ctx) or _try(f, IBSTATUS, ctx) or []
+    f.links = _try(f, IBLINKINFO, ctx) or []
+    f.before = _try(f, BEFORE, ctx)
+    f.after = _try(f, AFTER, ctx) or _try(f, DUMP, ctx) or _try(f, PERFQUERY, ctx)
+    f.gpus = _try(f, TOPO, ctx, nic_gpus) or {}
     if not f.ports and f.after:
         f.ports = [_port_from_snapshot(p) for p in f.after.ports.values() if p.state or p.rate]
     ctx._cache[key] = f
@@ -255,7 +244,7 @@ def no_fabric(ctx: "NodeContext", fabric: NodeFabric) -> bool:
     decl = ctx.declared
     snap_ports = (fabric.after.ports if fabric.after else {}) or (fabric.before.ports if fabric.before else {})
     return not (fabric.ports or fabric.links or snap_ports or fabric.errors or decl.get("ib_devices")
-                or decl.get("roce_interfaces") or ctx.glob("fabric/ethtool-*") or ctx.glob("fabric/mlxlink-*"))
+                or decl.get("roce_interfaces") or ctx.glob(ETHTOOL_S) or ctx.glob(ETHTOOL_M) or ctx.glob(MLXLINK))
 
 
 def parse_errors_finding(errors: list[str]) -> list[Finding]:

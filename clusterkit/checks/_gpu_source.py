@@ -1,7 +1,7 @@
 """Shared by the gpu.* and power.* checks: which GPU source to read, and the 'no GPU here' rule.
 
-Sources in order of preference: gpu/nvml.json (clusterkit's NVML reader),
-gpu/nvidia-smi-q.txt, gpu/query-gpu.csv. A check reads `GpuInventory`, never a format.
+Sources in order of preference (GPU_SOURCES): clusterkit's NVML snapshot,
+nvidia-smi -q, nvidia-smi --query-gpu. A check reads `GpuInventory`, never a format.
 """
 
 from __future__ import annotations
@@ -11,20 +11,16 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.gpu_records import GpuInventory, GpuRecord
-from clusterkit.parsers.nvidia_smi import parse_nvidia_smi_q, parse_query_gpu_csv
-from clusterkit.parsers.nvml_json import parse_nvml_json
+from clusterkit.evidence.kinds import Kind
+from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, QUERY_GPU
+from clusterkit.parsers.nvml_json import NVML
 from clusterkit.results import CheckResult
 
 if TYPE_CHECKING:
     from clusterkit.analysis import NodeContext
     from clusterkit.profiles import Profile
 
-GPU_SOURCES: tuple[str, ...] = ("gpu/nvml.json", "gpu/nvidia-smi-q.txt", "gpu/query-gpu.csv")
-_PARSERS: dict[str, Callable[[str], GpuInventory]] = {
-    "gpu/nvml.json": parse_nvml_json,
-    "gpu/nvidia-smi-q.txt": parse_nvidia_smi_q,
-    "gpu/query-gpu.csv": parse_query_gpu_csv,
-}
+GPU_SOURCES: tuple[Kind, ...] = (NVML, NVIDIA_SMI_Q, QUERY_GPU)
 NO_GPU = "no NVIDIA GPU"
 EXIT_NOT_FOUND = 127   # the shell's "command not found"
 
@@ -41,7 +37,8 @@ def read_inventory(ctx: "NodeContext") -> tuple[GpuInventory | None, list[str]]:
     from breakage."""
     reasons: list[str] = []
     fallback: GpuInventory | None = None
-    for path in GPU_SOURCES:
+    for source in GPU_SOURCES:
+        path = source.path
         if not ctx.bundle.exists(path):
             continue
         if _not_installed(ctx, path):
@@ -52,7 +49,7 @@ def read_inventory(ctx: "NodeContext") -> tuple[GpuInventory | None, list[str]]:
             reasons.append(f"{path}: empty")
             continue
         try:
-            inv = ctx.parsed(path, _PARSERS[path])
+            inv = ctx.parsed(source)
         except ParseError as e:
             reasons.append(f"{path}: {e}")
             continue
@@ -82,21 +79,21 @@ def no_gpu_skip(ctx: "NodeContext", check_id: str) -> CheckResult | None:
     return None
 
 
-def not_collected(ctx: "NodeContext", check_id: str, path: str) -> CheckResult | None:
-    """The engine's own skip, for checks that also run on gpu/nvml.json alone (to say "no NVIDIA GPU")."""
-    return None if ctx.bundle.exists(path) else CheckResult.skip(check_id, f"not collected: {path}")
+def not_collected(ctx: "NodeContext", check_id: str, kind: Kind) -> CheckResult | None:
+    """The engine's own skip, for checks that also run on the NVML snapshot alone (to say "no NVIDIA GPU")."""
+    return None if ctx.exists(kind) else CheckResult.skip(check_id, f"not collected: {kind.path}")
 
 
-def parsed_or_result(ctx: "NodeContext", check_id: str, path: str, parser: Callable[[str], Any],
+def parsed_or_result(ctx: "NodeContext", check_id: str, kind: Kind,
                      action: str | None = None) -> tuple[Any, CheckResult | None]:
     """(parsed file, None), or (None, the result to return): no GPU, not collected, or unusable."""
-    skip = no_gpu_skip(ctx, check_id) or not_collected(ctx, check_id, path)
+    skip = no_gpu_skip(ctx, check_id) or not_collected(ctx, check_id, kind)
     if skip is not None:
         return None, skip
     try:
-        return ctx.parsed(path, parser), None
+        return ctx.parsed(kind), None
     except ParseError as e:
-        return None, CheckResult.error(check_id, f"{path}: {e}", action=action)
+        return None, CheckResult.error(check_id, f"{kind.path}: {e}", action=action)
 
 
 def gpu_profile(ctx: "NodeContext", inv: GpuInventory | None, names: "list[str | None] | None" = None) -> "Profile":

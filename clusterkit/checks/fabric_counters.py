@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 
 from clusterkit.checks._fabric_common import (AFTER, DMESG, DUMP, ETHTOOL_S, ETHTOOL_S_BEFORE, MLXLINK, PERFQUERY,
-                                              Delta, NodeFabric, component, counter_delta, describe, file_suffix,
+                                              Delta, NodeFabric, component, counter_delta, describe, 
                                               kernel_lines, NO_FABRIC, no_fabric, node_fabric,
                                               parse_errors_finding)
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.ethtool import EthtoolStats, parse_ethtool_stats
 from clusterkit.parsers.link_events import flap_count, link_event
-from clusterkit.parsers.mlxlink import parse_mlxlink
 from clusterkit.results import CheckResult, Finding
 
 RX_PATH = ("errors at this port's receiver: clean the fiber end faces at both ends (or reseat the DAC), "
@@ -47,10 +46,10 @@ def _ethtool(ctx, fabric: NodeFabric) -> list[tuple[str, EthtoolStats, EthtoolSt
     """(interface, after, before-or-None) for each ethtool -S file."""
     out = []
     for path in ctx.glob(ETHTOOL_S):
-        ifname = file_suffix(path, "fabric/ethtool-S-")
+        ifname = ETHTOOL_S.field_of(path) or path
         try:
-            after = ctx.parsed(path, parse_ethtool_stats)
-            bt = ctx.text(ETHTOOL_S_BEFORE.format(ifname))
+            after = ctx.parsed(path)
+            bt = ctx.text(ETHTOOL_S_BEFORE.at(ifname=ifname))
             before = parse_ethtool_stats(bt) if bt is not None else None
         except ParseError as e:
             fabric.errors.append(f"{path}: {e}")
@@ -208,11 +207,11 @@ def flap_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]], d
                                             f"{ifname} link_down_events_phy {describe(d, None)}", observed=d.value)))
     for path in ctx.glob(MLXLINK):
         try:
-            rep = ctx.parsed(path, parse_mlxlink)
+            rep = ctx.parsed(path)
         except ParseError:
             continue
         if rep.link_down_counter:
-            dev = file_suffix(path, "fabric/mlxlink-")
+            dev = MLXLINK.field_of(path) or path
             out.append((f"{dev}/1", Finding("FABRIC_COUNTER_LIFETIME", "info", dev,
                                             f"mlxlink: {rep.link_down_counter} link down(s) since counters were cleared"
                                             + (f" {rep.minutes_since_clear:g} min ago" if rep.minutes_since_clear else ""),

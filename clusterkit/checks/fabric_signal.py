@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 
-from clusterkit.checks._fabric_common import (ETHTOOL_M, ETHTOOL_S, MLXLINK, NodeFabric, component, file_suffix,
-                                              node_fabric, parse_errors_finding)
+from clusterkit.checks._fabric_common import (ETHTOOL_M, ETHTOOL_S, MLXLINK, NodeFabric, component, node_fabric,
+                                              parse_errors_finding)
 from clusterkit.checks.fabric_counters import _ethtool
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
-from clusterkit.parsers.ethtool import parse_ethtool_module
-from clusterkit.parsers.mlxlink import parse_mlxlink
+from clusterkit.evidence.kinds import Kind
 from clusterkit.results import CheckResult, Finding
 
 BER_PARAMS = {"fabric.max_effective_ber": float, "fabric.max_raw_ber": float, "fabric.warn_raw_ber": float}
@@ -21,24 +20,23 @@ BER_ACTION = ("clean the fiber end faces at both ends and reseat; if the BER sta
               "optic at the end whose receiver sees the errors")
 
 
-def _each_parsed(ctx, fabric: NodeFabric, pattern: str, parser, prefix: str, own_name):
-    """(port name, parsed) per file matching pattern; an unusable file becomes a fabric error line.
+def _each_parsed(ctx, fabric: NodeFabric, kind: Kind, own_name):
+    """(port name, parsed) per file of the kind; an unusable file becomes a fabric error line.
     A pasted file has no name in its path: it takes the one it states (own_name(parsed))."""
-    for path in ctx.glob(pattern):
+    for path in ctx.glob(kind):
         try:
-            parsed = ctx.parsed(path, parser)
+            parsed = ctx.parsed(path)
         except ParseError as e:
             fabric.errors.append(f"{path}: {e}")
             continue
-        name = file_suffix(path, prefix)
+        name = kind.field_of(path) or path
         if name == "pasted" and own_name(parsed):
             name = own_name(parsed)
         yield name, parsed
 
 
 def _mlxlink_reports(ctx, fabric: NodeFabric):
-    return _each_parsed(ctx, fabric, MLXLINK, parse_mlxlink, "fabric/mlxlink-",
-                        lambda rep: rep.device.rsplit("/", 1)[-1] if rep.device else None)
+    return _each_parsed(ctx, fabric, MLXLINK, lambda rep: rep.device.rsplit("/", 1)[-1] if rep.device else None)
 
 
 def ber_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]], dict]:
@@ -113,8 +111,7 @@ def check_ber(ctx) -> CheckResult:
 
 
 def _modules(ctx, fabric: NodeFabric):
-    for name, mi in _each_parsed(ctx, fabric, ETHTOOL_M, parse_ethtool_module, "fabric/ethtool-m-",
-                                 lambda mi: mi.interface):
+    for name, mi in _each_parsed(ctx, fabric, ETHTOOL_M, lambda mi: mi.interface):
         yield name, mi, f"ethtool -m {name}"
     for name, rep in _mlxlink_reports(ctx, fabric):
         if rep.module is not None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from clusterkit.checks._fabric_common import file_suffix
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
-from clusterkit.parsers.ibswinfo import parse_ibswinfo
+from clusterkit.parsers.ibswinfo import IBSWINFO
 from clusterkit.results import CheckResult, Finding
-
-IBSWINFO = "fabric/ibswinfo*.txt"
 
 
 @check("fabric.switches", needs=(IBSWINFO,), params={"fabric.switch_temperature_warn_c": float})
@@ -20,11 +17,11 @@ def check_switches(ctx) -> CheckResult:
     paths = ctx.glob(IBSWINFO)
     for path in paths:
         try:
-            sw = ctx.parsed(path, parse_ibswinfo)
+            sw = ctx.parsed(path)
         except ParseError as e:
             findings.append(Finding("FABRIC_EVIDENCE_UNUSABLE", "error", path, f"{path}: {e}", action="re-collect"))
             continue
-        name = sw.name if sw.name != "switch" else file_suffix(path, "fabric/ibswinfo-")
+        name = sw.name if sw.name != "switch" else (IBSWINFO.field_of(path) or path)
         for p in sw.psus:
             bad = [what for what, v in (("status", p.status), ("DC power", p.dc_power), ("fan", p.fan_status))
                    if v is not None and v.upper() != "OK"]

@@ -15,20 +15,19 @@ from clusterkit.checks._gpu_source import (
 )
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
-from clusterkit.parsers.dcgmi import parse_dcgmi_diag
-from clusterkit.parsers.dmidecode_bios import parse_dmidecode_bios
-from clusterkit.parsers.fabricmanager import parse_fabricmanager
+from clusterkit.parsers.dcgmi import DCGMI_DIAG
+from clusterkit.parsers.dmidecode_bios import DMIDECODE_BIOS
+from clusterkit.parsers.fabricmanager import FABRICMANAGER
 from clusterkit.parsers.gpu_records import CLOCK_REASON_BITS, GpuInventory, GpuRecord, reason_names
-from clusterkit.parsers.nvidia_smi import link_rank, parse_topo
-from clusterkit.parsers.nvml_json import parse_nvml_json
-from clusterkit.parsers.kernel_log import parse_kernel_log
+from clusterkit.parsers.kernel_log import KERNEL_LOG
+from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, TOPO, link_rank
+from clusterkit.parsers.nvml_json import NVML, NVML_AFTER
+from clusterkit.parsers.power_trace import POWER_TRACE, parse_power_trace_header
 from clusterkit.parsers.xid import XidEvent, group_xids, xid_events
 from clusterkit.results import CheckResult, Finding
 
 if TYPE_CHECKING:
     from clusterkit.analysis import ClusterContext, NodeContext
-
-KERNEL_LOG = "host/dmesg.txt"
 
 
 def _total_power(gpus: list[GpuRecord]) -> float | None:
@@ -101,7 +100,7 @@ def gpu_inventory(ctx: NodeContext) -> CheckResult:
 
 # ---------------------------------------------------------------- versions and fabric manager
 
-@per_gpu_check("gpu.versions", needs=GPU_SOURCES + ("gpu/fabricmanager.txt",), needs_any=True, params={"gpu.requires_fabric_manager": bool})
+@per_gpu_check("gpu.versions", needs=GPU_SOURCES + (FABRICMANAGER,), needs_any=True, params={"gpu.requires_fabric_manager": bool})
 def gpu_versions(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
     """Driver/VBIOS coherence on the node, persistence mode, fabric manager state on NVSwitch systems."""
     cid = "gpu.versions"
@@ -134,11 +133,11 @@ def _fabric_findings(ctx: NodeContext, gpus: list[GpuRecord], driver: str | None
     bad_status = [g for g in gpus if g.fabric_state == "completed" and g.fabric_status
                   and g.fabric_status.lower() not in ("success", "n/a")]
     fm = None
-    if ctx.bundle.exists("gpu/fabricmanager.txt"):
+    if ctx.exists(FABRICMANAGER):
         try:
-            fm = ctx.parsed("gpu/fabricmanager.txt", parse_fabricmanager)
+            fm = ctx.parsed(FABRICMANAGER)
         except ParseError as e:
-            out.append(Finding("GPU_EVIDENCE_PARTIAL", "info", "evidence", f"gpu/fabricmanager.txt: {e}"))
+            out.append(Finding("GPU_EVIDENCE_PARTIAL", "info", "evidence", f"{FABRICMANAGER.path}: {e}"))
     action = ("start it: `systemctl enable --now nvidia-fabricmanager` (its version must equal the driver's); "
               "CUDA fails with 'system not yet initialized' until it runs")
     if fm is not None and fm.state not in (None, "active"):
@@ -161,7 +160,7 @@ def _fabric_findings(ctx: NodeContext, gpus: list[GpuRecord], driver: str | None
 
 # Cluster checks are not skipped by `needs`; it names what collect must fetch from every node.
 @check("gpu.version_drift", scope="cluster",
-       needs=("gpu/nvml.json", "gpu/nvidia-smi-q.txt", "gpu/fabricmanager.txt", "host/dmidecode-bios.txt"))
+       needs=(NVML, NVIDIA_SMI_Q, FABRICMANAGER, DMIDECODE_BIOS))
 def gpu_version_drift(ctx: ClusterContext) -> list[CheckResult]:
     """Driver, VBIOS, fabric manager and BIOS versions: nodes that differ from the fleet's majority."""
     cid = "gpu.version_drift"
@@ -175,11 +174,10 @@ def gpu_version_drift(ctx: ClusterContext) -> list[CheckResult]:
             vb = Counter(g.vbios_version for g in inv.gpus if g.vbios_version)
             if vb:
                 f["VBIOS"] = vb.most_common(1)[0][0]
-        for path, parser, key, attr in (("gpu/fabricmanager.txt", parse_fabricmanager, "fabric manager", "version"),
-                                        ("host/dmidecode-bios.txt", parse_dmidecode_bios, "BIOS", "version")):
-            if n.bundle.exists(path):
+        for kind, key in ((FABRICMANAGER, "fabric manager"), (DMIDECODE_BIOS, "BIOS")):
+            if n.exists(kind):
                 try:
-                    v = getattr(n.parsed(path, parser), attr)
+                    v = n.parsed(kind).version
                 except ParseError:
                     v = None
                 if v:
@@ -318,18 +316,16 @@ def gpu_pcie(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
 
 
 def _pcie_under_load(ctx: NodeContext) -> dict[int, tuple[int, int, int, int]]:
-    if not ctx.bundle.exists("gpu/power-trace.csv"):
+    if not ctx.exists(POWER_TRACE):
         return {}
-    from clusterkit.parsers.power_trace import parse_power_trace_header
-
     try:
-        tr = ctx.parsed("gpu/power-trace.csv", parse_power_trace_header)
+        tr = ctx.parsed(POWER_TRACE.path, parse_power_trace_header)
     except ParseError:
         return {}
     return {i: g.pcie_under_load for i, g in tr.gpus.items() if g.pcie_under_load}
 
 
-@per_gpu_check("gpu.nvlink", needs=("gpu/nvml.json",), params={"gpu.nvlink_links_per_gpu": int, "gpu.max_nvlink_error_delta": int})
+@per_gpu_check("gpu.nvlink", needs=(NVML,), params={"gpu.nvlink_links_per_gpu": int, "gpu.max_nvlink_error_delta": int})
 def gpu_nvlink(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
     """NVLink links down, and error counters rising between the two NVML snapshots."""
     cid = "gpu.nvlink"
@@ -340,9 +336,9 @@ def gpu_nvlink(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
     if inv.source != "nvml":
         return CheckResult.skip(cid, "NVLink state needs gpu/nvml.json")
     after: dict[str, GpuRecord] = {}
-    if ctx.bundle.exists("gpu/nvml-after.json"):
+    if ctx.exists(NVML_AFTER):
         try:
-            after = {g.uuid or str(g.index): g for g in ctx.parsed("gpu/nvml-after.json", parse_nvml_json).gpus}
+            after = {g.uuid or str(g.index): g for g in ctx.parsed(NVML_AFTER).gpus}
         except ParseError:
             after = {}
     max_delta = p.get("gpu.max_nvlink_error_delta", 0)
@@ -368,17 +364,17 @@ def gpu_nvlink(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
                                             observed=delta, limit=max_delta, unit="errors",
                                             action="reset the GPU; if errors keep rising, RMA the NVSwitch baseboard"))
     if not any(g.nvlinks for g in inv.gpus):
-        return CheckResult.skip(cid, "gpu/nvml.json has no NVLink state")
+        return CheckResult.skip(cid, f"{NVML.path} has no NVLink state")
     return CheckResult.from_findings(cid, findings, f"all {want} NVLinks up on {len(inv.gpus)} GPUs")
 
 
 # ---------------------------------------------------------------- topology
 
-@check("gpu.topology", needs=("gpu/topo.txt", "gpu/nvml.json"), needs_any=True, params={"gpu.max_gpu_nic_link": str, "gpu.nvlink_links_per_gpu": int})
+@check("gpu.topology", needs=(TOPO, NVML), needs_any=True, params={"gpu.max_gpu_nic_link": str, "gpu.nvlink_links_per_gpu": int})
 def gpu_topology(ctx: NodeContext) -> CheckResult:
     """GPU-GPU over NVLink and each GPU's nearest NIC no farther than the profile allows."""
     cid = "gpu.topology"
-    topo, res = parsed_or_result(ctx, cid, "gpu/topo.txt", parse_topo, action="re-collect `nvidia-smi topo -m`")
+    topo, res = parsed_or_result(ctx, cid, TOPO, action="re-collect `nvidia-smi topo -m`")
     if res is not None:
         return res
     inv, _ = read_inventory(ctx)
@@ -423,10 +419,10 @@ def gpu_topology(ctx: NodeContext) -> CheckResult:
 # ---------------------------------------------------------------- Xid
 
 def node_xid_events(ctx: NodeContext) -> list[XidEvent]:
-    return xid_events(ctx.parsed(KERNEL_LOG, parse_kernel_log))
+    return xid_events(ctx.parsed(KERNEL_LOG))
 
 
-@check("gpu.xid", needs=(KERNEL_LOG, "gpu/nvml.json"), needs_any=True, params={"gpu.xid_ignore": list})
+@check("gpu.xid", needs=(KERNEL_LOG, NVML), needs_any=True, params={"gpu.xid_ignore": list})
 def gpu_xid(ctx: NodeContext) -> CheckResult:
     """NVIDIA Xid events in the kernel log, by a severity table; storms counted, not listed."""
     cid = "gpu.xid"
@@ -436,7 +432,7 @@ def gpu_xid(ctx: NodeContext) -> CheckResult:
     try:
         events = node_xid_events(ctx)
     except ParseError as e:
-        return CheckResult.error(cid, f"{KERNEL_LOG}: {e}")
+        return CheckResult.error(cid, f"{KERNEL_LOG.path}: {e}")
     inv, _ = read_inventory(ctx)
     by_bus = {g.pci_bus_id: g for g in (inv.gpus if inv else []) if g.pci_bus_id}
     ignore = {int(x) for x in (gpu_profile(ctx, inv).get("gpu.xid_ignore") or [])}
@@ -495,11 +491,11 @@ def gpu_clock_events(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
 _NVSWITCH_GPU_IDS = {"20b0", "20b2", "2330"}
 
 
-@check("gpu.dcgmi_diag", needs=("gpu/dcgmi-diag.txt", "gpu/nvml.json"), needs_any=True)
+@check("gpu.dcgmi_diag", needs=(DCGMI_DIAG, NVML), needs_any=True)
 def gpu_dcgmi_diag(ctx: NodeContext) -> CheckResult:
     """dcgmi diag results; a cuInit 'system not yet initialized' on NVSwitch GPUs names fabric manager."""
     cid = "gpu.dcgmi_diag"
-    diag, res = parsed_or_result(ctx, cid, "gpu/dcgmi-diag.txt", parse_dcgmi_diag)
+    diag, res = parsed_or_result(ctx, cid, DCGMI_DIAG)
     if res is not None:
         return res
     findings: list[Finding] = []

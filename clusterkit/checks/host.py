@@ -9,14 +9,14 @@ from clusterkit.analysis import ClusterContext, NodeContext
 from clusterkit.checks.kernel_log_rules import scan
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
-from clusterkit.parsers.host_facts import parse_df, parse_epoch, parse_meminfo, parse_os_release, parse_uname
-from clusterkit.parsers.kernel_log import PATH as KLOG, parse_kernel_log
+from clusterkit.parsers.host_facts import CLOCK, DF, MEMINFO, OS_RELEASE, UNAME
+from clusterkit.parsers.kernel_log import KERNEL_LOG
 from clusterkit.results import CheckResult, Finding
 
 GIB_KIB = 1024 * 1024
 
 
-@check("host.reachable", needs=("host/uname.txt",))
+@check("host.reachable", needs=(UNAME,))
 def reachable(ctx: NodeContext) -> CheckResult:
     """The node answered over SSH and ran the probes."""
     cmds = ctx.bundle.meta.get("commands", [])
@@ -40,19 +40,19 @@ def _majority(values: dict[str, str]) -> str | None:
 def _facts(ctx: NodeContext) -> tuple[str | None, str | None]:
     kernel = os_name = None
     try:
-        u = ctx.parsed("host/uname.txt", parse_uname)
+        u = ctx.parsed(UNAME)
         kernel = u.release if u else None
     except ParseError:
         pass
     try:
-        o = ctx.parsed("host/os-release.txt", parse_os_release)
+        o = ctx.parsed(OS_RELEASE)
         os_name = (o.get("PRETTY_NAME") or f"{o.get('ID', '')} {o.get('VERSION_ID', '')}".strip()) if o else None
     except ParseError:
         pass
     return kernel, os_name
 
 
-@check("host.kernel", needs=("host/uname.txt", "host/os-release.txt"), needs_any=True, scope="cluster")
+@check("host.kernel", needs=(UNAME, OS_RELEASE), needs_any=True, scope="cluster")
 def kernel(ctx: ClusterContext) -> list[CheckResult]:
     """Kernel and OS release per node, and drift from the rest of the fleet."""
     facts = {n.host: _facts(n) for n in ctx.nodes}
@@ -64,7 +64,7 @@ def kernel(ctx: ClusterContext) -> list[CheckResult]:
         k, o = facts[n.host]
         if k is None and o is None:
             out.append(CheckResult.error("host.kernel", "kernel/OS release unreadable (uname/os-release output not recognized)",
-                                         evidence="host/uname.txt"))
+                                         evidence=UNAME.path))
             out[-1].host = n.host
             continue
         fs = []
@@ -72,11 +72,11 @@ def kernel(ctx: ClusterContext) -> list[CheckResult]:
             fs.append(Finding("HOST_KERNEL_DRIFT", "warn", "kernel", f"kernel {k} differs from the fleet's {k_major}",
                               observed=k, limit=k_major, action="reinstall/pin the fleet's kernel (provisioning holds the "
                               "kernel package; an unattended upgrade may have changed it), then reboot",
-                              evidence="host/uname.txt"))
+                              evidence=UNAME.path))
         if o and o_major and o != o_major and len(oses) > 1:
             fs.append(Finding("HOST_OS_DRIFT", "warn", "OS", f"OS {o} differs from the fleet's {o_major}",
                               observed=o, limit=o_major, action="reprovision the node with the fleet's OS release",
-                              evidence="host/os-release.txt"))
+                              evidence=OS_RELEASE.path))
         r = CheckResult.from_findings("host.kernel", fs, f"kernel {k or '?'}, {o or 'OS ?'}"
                                       + (" (same as fleet)" if len(kernels) > 1 and not fs else ""))
         r.host = n.host
@@ -97,7 +97,7 @@ def _reference_offset(offsets: list[float], window_s: float) -> float:
     return statistics.median(best)
 
 
-@check("host.clock", needs=("host/clock.txt",), scope="cluster",
+@check("host.clock", needs=(CLOCK,), scope="cluster",
        params={"host.max_clock_skew_ms": float, "host.warn_clock_skew_ms": float})
 def clock(ctx: ClusterContext) -> list[CheckResult]:
     """Clock offset of each node from the fleet median (NTP/PTP health)."""
@@ -105,12 +105,12 @@ def clock(ctx: ClusterContext) -> list[CheckResult]:
     rtts: dict[str, float] = {}
     out: list[CheckResult] = []
     for n in ctx.nodes:
-        cmd = n.bundle.command("host/clock.txt") or {}
+        cmd = n.bundle.command(CLOCK.path) or {}
         t0, t1 = cmd.get("local_start_epoch"), cmd.get("local_end_epoch")
         try:
-            remote = n.parsed("host/clock.txt", parse_epoch)
+            remote = n.parsed(CLOCK)
         except ParseError as e:
-            r = CheckResult.error("host.clock", f"clock reading unusable: {e}", evidence="host/clock.txt")
+            r = CheckResult.error("host.clock", f"clock reading unusable: {e}", evidence=CLOCK.path)
             r.host = n.host
             out.append(r)
             continue
@@ -136,7 +136,7 @@ def clock(ctx: ClusterContext) -> list[CheckResult]:
             fs.append(Finding("HOST_CLOCK_SKEW", sev, "clock", f"clock is {skew_ms:+.0f} ms off the fleet's agreeing majority",
                               observed=round(skew_ms, 1), limit=fail_ms if sev == "fail" else warn_ms, unit="ms",
                               action="check chronyd/ntpd (or PTP) on the node: `chronyc tracking`, `chronyc sources`",
-                              evidence="host/clock.txt"))
+                              evidence=CLOCK.path))
         r = CheckResult.from_findings("host.clock", fs, f"clock within {abs(skew_ms):.0f} ms of the fleet",
                                       {"clock_skew_ms": round(skew_ms, 2), "clock_uncertainty_ms": round(uncertainty_ms, 2)})
         r.host = n.host
@@ -144,11 +144,11 @@ def clock(ctx: ClusterContext) -> list[CheckResult]:
     return out
 
 
-@check("host.disk", needs=("host/df.txt",),
+@check("host.disk", needs=(DF,),
        params={"host.min_free_disk_gib": float, "host.min_free_disk_percent": float})
 def disk(ctx: NodeContext) -> CheckResult:
     """Free space on the node's filesystems."""
-    mounts = ctx.parsed("host/df.txt", parse_df)
+    mounts = ctx.parsed(DF)
     min_gib = ctx.profile.get("host.min_free_disk_gib", 20.0)
     min_pct = ctx.profile.get("host.min_free_disk_percent", 5.0)
     fs, worst_pct = [], 100.0
@@ -167,15 +167,15 @@ def disk(ctx: NodeContext) -> CheckResult:
                               observed=round(pct, 2) if by_pct else round(free_gib, 2),
                               limit=min_pct if by_pct else min_gib, unit="%" if by_pct else "GiB",
                               action=f"free space on {m.mountpoint} (logs, containers, core dumps)",
-                              evidence="host/df.txt"))
+                              evidence=DF.path))
     return CheckResult.from_findings("host.disk", fs, f"{len(mounts)} filesystems, lowest {worst_pct:.0f}% free",
                                      {"disk_free_percent_min": round(worst_pct, 2)})
 
 
-@check("host.memory", needs=("host/meminfo.txt",), params={"host.min_available_memory_gib": float})
+@check("host.memory", needs=(MEMINFO,), params={"host.min_available_memory_gib": float})
 def memory(ctx: NodeContext) -> CheckResult:
     """Available memory."""
-    mi = ctx.parsed("host/meminfo.txt", parse_meminfo)
+    mi = ctx.parsed(MEMINFO)
     avail = mi.get("MemAvailable", mi.get("MemFree", 0)) / GIB_KIB
     total = mi["MemTotal"] / GIB_KIB
     need = ctx.profile.get("host.min_available_memory_gib", 4.0)
@@ -184,23 +184,23 @@ def memory(ctx: NodeContext) -> CheckResult:
         fs.append(Finding("HOST_MEMORY_LOW", "warn", "memory", f"only {avail:.1f} GiB of {total:.0f} GiB available",
                           observed=round(avail, 2), limit=need, unit="GiB",
                           action="find the processes holding memory (`ps aux --sort=-rss | head`) before running jobs",
-                          evidence="host/meminfo.txt"))
+                          evidence=MEMINFO.path))
     return CheckResult.from_findings("host.memory", fs, f"{avail:.0f} of {total:.0f} GiB available",
                                      {"memory_total_gib": round(total, 2), "memory_available_gib": round(avail, 2)})
 
 
-@check("host.kernel_log", needs=(KLOG,), params={"host.kernel_log_ignore": list})
+@check("host.kernel_log", needs=(KERNEL_LOG,), params={"host.kernel_log_ignore": list})
 def kernel_log(ctx: NodeContext) -> CheckResult:
     """Hardware and kernel errors in the kernel log (host rules; GPU and fabric add their own checks)."""
-    cmd = ctx.bundle.command(KLOG)
-    lines = ctx.parsed(KLOG, parse_kernel_log)
+    cmd = ctx.bundle.command(KERNEL_LOG.path)
+    lines = ctx.parsed(KERNEL_LOG)
     if cmd and cmd.get("exit_code") not in (0, None) and not lines:
         return CheckResult.skip("host.kernel_log", f"kernel log not readable on the node (`{cmd.get('command')}` exit "
                                 f"{cmd.get('exit_code')}); give clusterkit become/sudo for it")
     hits = [h for h in scan(lines, ctx.profile.get("host.kernel_log_ignore", [])) if h.rule.code.startswith("HOST_")]
     fs = [Finding(h.rule.code, h.rule.severity, h.component,
                   f"{h.rule.description}" + (f" ({h.count} times)" if h.count > 1 else "") + f": {h.first.message[:160]}",
-                  observed=h.count, unit="lines", action=h.rule.action, evidence=f"{KLOG}:{h.first.lineno}")
+                  observed=h.count, unit="lines", action=h.rule.action, evidence=f"{KERNEL_LOG.path}:{h.first.lineno}")
           for h in hits]
     return CheckResult.from_findings("host.kernel_log", fs, f"{len(lines)} kernel log lines, no host errors",
                                      {"kernel_log_lines": len(lines)})

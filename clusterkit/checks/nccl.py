@@ -15,13 +15,13 @@ from typing import Any
 from clusterkit.checks.registry import check
 from clusterkit.evidence.bundle import EvidenceError
 from clusterkit.parsers import ParseError
-from clusterkit.parsers.nccl_tests import NcclRun, parse
+from clusterkit.parsers.nccl_tests import ALL_REDUCE, NCCL_LOCALIZE, NcclRun, parse
 from clusterkit.profiles import Profile, profile_for_gpu_name
 from clusterkit.results import CheckResult, Finding
 
-PATH = "nccl/all_reduce_perf.txt"
-CLUSTER_PATH = "nccl/all_reduce_perf.txt"      # inside the `_cluster/` bundle
-LOCALIZE_PATH = "nccl/localize.json"            # inside the `_cluster/` bundle
+PATH = ALL_REDUCE.path
+# Inside the `_cluster/` bundle: the multi-node run (same kind) and the localization rounds.
+CLUSTER_PATH, LOCALIZE_PATH = ALL_REDUCE.path, NCCL_LOCALIZE.path
 
 _BASE_KEYS = {
     "nccl.gate_min_size_mib": float,
@@ -310,11 +310,11 @@ def _parse_or_error(check_id: str, text: str | None, path: str,
                                  action="Keep the whole all_reduce_perf output (stdout and stderr) as printed.")
 
 
-@check("nccl.single_node", needs=(PATH,), params={**_BASE_KEYS, **_SINGLE_KEYS})
+@check("nccl.single_node", needs=(ALL_REDUCE,), params={**_BASE_KEYS, **_SINGLE_KEYS})
 def single_node(ctx: Any) -> CheckResult:
     """All-reduce bus bandwidth of one node against its profile (or a pasted multi-node run)."""
     try:
-        run = ctx.parsed(PATH, parse)
+        run = ctx.parsed(ALL_REDUCE)
     except ParseError as e:
         return CheckResult.error("nccl.single_node", f"{PATH}: {e}", code="NCCL_OUTPUT_UNUSABLE",
                                  action="Keep the whole all_reduce_perf output (stdout and stderr) as printed.")
@@ -357,7 +357,7 @@ def fleet(ctx: Any) -> list[CheckResult]:
     values: dict[str, float] = {}
     for n in ctx.nodes:
         try:
-            run = n.parsed(PATH, parse)
+            run = n.parsed(ALL_REDUCE)
         except (ParseError, EvidenceError):
             continue
         if run is None or (run.nodes or 1) > 1 or run.wrong_total > 0:

@@ -16,16 +16,17 @@ from clusterkit.checks._gpu_source import (
 from clusterkit.checks._power_analysis import StepAnalysis, StepParams, analyze_trace
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
-from clusterkit.parsers.dmidecode_bios import parse_dmidecode_bios
+from clusterkit.parsers.dmidecode_bios import DMIDECODE_BIOS as BIOS
 from clusterkit.parsers.gpu_records import GpuInventory, norm_bus_id
-from clusterkit.parsers.ipmi import PsuReport, SelEvent, open_psu_events, parse_sdr_psu, parse_sel
-from clusterkit.parsers.power_trace import PowerTrace, parse_power_trace
+from clusterkit.parsers.ipmi import IPMI_SDR_PSU as SDR, IPMI_SEL as SEL, PsuReport, SelEvent, open_psu_events
+from clusterkit.parsers.kernel_log import KERNEL_LOG
+from clusterkit.parsers.nvml_json import NVML
+from clusterkit.parsers.power_trace import POWER_TRACE as TRACE, PowerTrace
 from clusterkit.results import CheckResult, Finding
 
 if TYPE_CHECKING:
     from clusterkit.analysis import NodeContext
 
-SDR, SEL, BIOS, TRACE = "host/ipmitool-sdr-psu.txt", "host/ipmitool-sel.txt", "host/dmidecode-bios.txt", "gpu/power-trace.csv"
 NODE_POWER = "node power delivery (PSUs, power cabling, BIOS power settings)"
 
 
@@ -61,16 +62,16 @@ def psu_findings(ctx: NodeContext) -> list[Finding]:
     out: list[Finding] = []
     sdr: PsuReport | None = None
     sel: list[SelEvent] | None = None
-    if ctx.bundle.exists(SDR):
+    if ctx.exists(SDR):
         try:
-            sdr = ctx.parsed(SDR, parse_sdr_psu)
+            sdr = ctx.parsed(SDR)
         except ParseError as e:
-            out.append(Finding("POWER_EVIDENCE_UNUSABLE", "error", SDR, f"{SDR}: {e}"))
-    if ctx.bundle.exists(SEL):
+            out.append(Finding("POWER_EVIDENCE_UNUSABLE", "error", SDR.path, f"{SDR.path}: {e}"))
+    if ctx.exists(SEL):
         try:
-            sel = ctx.parsed(SEL, parse_sel)
+            sel = ctx.parsed(SEL)
         except ParseError as e:
-            out.append(Finding("POWER_EVIDENCE_UNUSABLE", "error", SEL, f"{SEL}: {e}"))
+            out.append(Finding("POWER_EVIDENCE_UNUSABLE", "error", SEL.path, f"{SEL.path}: {e}"))
     named: set[str] = {name for name, _ in sdr.redundancy} if sdr else set()
     for psu in sdr.psus if sdr else []:
         if psu.failed:
@@ -94,18 +95,18 @@ def psu_findings(ctx: NodeContext) -> list[Finding]:
     return out
 
 
-@check("power.psu", needs=(SDR, SEL, "gpu/nvml.json"), needs_any=True)
+@check("power.psu", needs=(SDR, SEL, NVML), needs_any=True)
 def power_psu(ctx: NodeContext) -> CheckResult:
     """PSU presence, failure and redundancy from the BMC (sensor event text included, not only the status column)."""
     cid = "power.psu"
     skip = no_gpu_skip(ctx, cid)
     if skip is not None:
         return skip
-    if not ctx.bundle.exists(SDR) and not ctx.bundle.exists(SEL):
-        return CheckResult.skip(cid, f"not collected: {SDR}, {SEL}")
+    if not ctx.exists(SDR) and not ctx.exists(SEL):
+        return CheckResult.skip(cid, f"not collected: {SDR.path}, {SEL.path}")
     findings = psu_findings(ctx)
-    psus = ctx.parsed(SDR, parse_sdr_psu).psus if ctx.bundle.exists(SDR) and not any(
-        f.component == SDR for f in findings) else []
+    psus = ctx.parsed(SDR).psus if ctx.exists(SDR) and not any(
+        f.component == SDR.path for f in findings) else []
     return CheckResult.from_findings(cid, findings, f"{len(psus)} PSUs present, none failed" if psus else
                                      "no open PSU event in the BMC log", {"power_psus_failed": sum(1 for p in psus if p.failed)})
 
@@ -128,7 +129,7 @@ def _params(ctx: NodeContext) -> StepParams | None:
 def _kernel_losses(ctx: NodeContext, trace: PowerTrace) -> dict[int, tuple[float, str]]:
     """Xid 79 (fallen off the bus) / 119 (GSP timeout) logged during the test, by trace GPU index."""
     start, end = trace.fmeta("uptime_start_s"), trace.fmeta("uptime_end_s")
-    if start is None or not ctx.bundle.exists("host/dmesg.txt"):
+    if start is None or not ctx.exists(KERNEL_LOG):
         return {}
     from clusterkit.checks.gpu import node_xid_events
 
@@ -152,22 +153,22 @@ def _kernel_losses(ctx: NodeContext, trace: PowerTrace) -> dict[int, tuple[float
 
 
 def _bios(ctx: NodeContext) -> str | None:
-    if not ctx.bundle.exists(BIOS):
+    if not ctx.exists(BIOS):
         return None
     try:
-        return ctx.parsed(BIOS, parse_dmidecode_bios).version
+        return ctx.parsed(BIOS).version
     except ParseError:
         return None
 
 
-@check("power.step", needs=(TRACE, "gpu/nvml.json"), needs_any=True,
+@check("power.step", needs=(TRACE, NVML), needs_any=True,
        params={"power.target_w": float, "power.min_load_fraction": float, "power.in_phase_gpu_fraction": float,
                "power.coincidence_window_s": float, "power.ramp_exclude_s": float,
                "power.max_clock_sag_percent": float, "power.min_sample_hz": float})
 def power_step(ctx: NodeContext) -> CheckResult:
     """Synchronized square-wave load on all GPUs: power reached, brakes, clock sag, drop-outs, and the verdict."""
     cid = "power.step"
-    trace, res = parsed_or_result(ctx, cid, TRACE, parse_power_trace, action="rerun the power step (suite full)")
+    trace, res = parsed_or_result(ctx, cid, TRACE, action="rerun the power step (suite full)")
     if res is not None:
         return res
     if trace.meta.get("error"):

@@ -7,7 +7,9 @@ imports every module of the package, so adding a check is adding a function.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
+
+from clusterkit.evidence.kinds import Kind
 
 Scope = Literal["node", "cluster"]
 
@@ -42,7 +44,7 @@ def declare_profile_keys(keys: dict[str, type]) -> None:
 def check(
     check_id: str,
     *,
-    needs: tuple[str, ...] | list[str] = (),
+    needs: Sequence[Kind | str] = (),
     params: dict[str, type] | None = None,
     scope: Scope = "node",
     needs_any: bool = False,
@@ -52,8 +54,8 @@ def check(
     Node scope: `func(ctx: NodeContext) -> CheckResult`.
     Cluster scope: `func(ctx: ClusterContext) -> list[CheckResult]`; a result
     whose `host` is set is attached to that node.
-    If a file in `needs` is missing from a node's bundle, the check is skipped
-    with the reason, without calling it.
+    If a file in `needs` (evidence kinds, or bundle path globs) is missing from a
+    node's bundle, the check is skipped with the reason, without calling it.
     """
 
     def deco(func: Callable) -> Callable:
@@ -61,7 +63,7 @@ def check(
             raise ValueError(f"check {check_id} registered twice")
         declare_profile_keys(params or {})
         CHECKS[check_id] = CheckSpec(
-            check_id, func, scope, tuple(needs), dict(params or {}),
+            check_id, func, scope, tuple(k.glob if isinstance(k, Kind) else k for k in needs), dict(params or {}),
             (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else "",
             needs_any,
         )

@@ -7,7 +7,7 @@ from clusterkit.analysis import ClusterContext
 from clusterkit.checks.host import _majority
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
-from clusterkit.parsers.stack_versions import PATH, StackVersions, parse_stack_versions
+from clusterkit.parsers.stack_versions import PATH, STACK_VERSIONS, StackVersions
 from clusterkit.results import CheckResult, Finding
 
 CID = "stack.versions"
@@ -22,14 +22,14 @@ def _values(s: StackVersions) -> dict[str, str]:
     return v
 
 
-@check(CID, needs=(PATH,), scope="cluster")
+@check(CID, needs=(STACK_VERSIONS,), scope="cluster")
 def stack_versions(ctx: ClusterContext) -> list[CheckResult]:
     """Installed driver, fabric manager, NCCL, DCGM and DOCA versions: coherent on the node and across nodes."""
     parsed: dict[str, StackVersions] = {}
     out: list[CheckResult] = []
     for n in ctx.nodes:
         try:
-            got = n.parsed(PATH, parse_stack_versions)
+            got = n.parsed(STACK_VERSIONS)
         except ParseError as e:
             r = CheckResult.error(CID, f"package list unusable: {e}", evidence=PATH)
         else:

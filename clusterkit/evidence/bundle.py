@@ -13,10 +13,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clusterkit import __version__
 from clusterkit.results import now_iso
+
+if TYPE_CHECKING:
+    from clusterkit.evidence.kinds import Kind
 
 META = "bundle.json"
 CLUSTER_DIR = "_cluster"
@@ -183,6 +186,15 @@ class BundleWriter:
             "status": status,          # ok | timeout | error
             "stderr": stderr[-4000:],  # tail only: tools can be chatty
         })
+
+    def put(self, kind: "Kind", data: str | bytes, *, exit_code: int | None = 0, duration_s: float = 0.0,
+            command: str | None = None, **extra: Any) -> str:
+        """Write a file of `kind` (at kind.path, or `path=` for a templated kind) and record the
+        command that printed it (the kind's own, unless `command` says otherwise)."""
+        path = extra.pop("path", None) or kind.path
+        self.write(path, data)
+        self.record(path, command or kind.command_line, exit_code, duration_s, **extra)
+        return path
 
     def set_outcome(self, outcome: str, message: str | None = None) -> None:
         self.meta["outcome"] = outcome

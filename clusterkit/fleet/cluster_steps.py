@@ -14,12 +14,12 @@ from clusterkit.evidence.bundle import CLUSTER_DIR, Bundle, BundleWriter
 from clusterkit.fleet.ssh import HostFailure, KnownHosts, SshSession, target_for
 from clusterkit.inventory import HostSpec
 from clusterkit.parsers import ParseError
-from clusterkit.parsers.nccl_tests import parse as parse_nccl
+from clusterkit.parsers.nccl_tests import ALL_REDUCE, parse as parse_nccl
 from clusterkit.suites import Suite
 
 log = logging.getLogger(__name__)
 
-MULTI_NODE_PATH = "nccl/all_reduce_perf.txt"
+MULTI_NODE_PATH = ALL_REDUCE.path   # in the `_cluster/` bundle
 CLUSTER_CHECKS = ("nccl.multi_node", "nccl.localize")
 
 

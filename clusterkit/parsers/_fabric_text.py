@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 
-def command_argument(text: str, tool: str, flag: str | None = None) -> str | None:
-    """The argument after `flag` (or after the tool when `flag` is None) on a pasted prompt line."""
-    for ln in text.splitlines()[:20]:
+from clusterkit.evidence.normalize import Document
+
+
+def command_argument(doc: Document, tool: str, flag: str | None = None) -> str | None:
+    """The argument after `flag` (or after the tool when `flag` is None) on a pasted prompt
+    line, or on a command line pasted without its prompt."""
+    for ln in doc.commands + doc.text.splitlines()[:20]:
         words = ln.split()
         if tool not in words:
             continue

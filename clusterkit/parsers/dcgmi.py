@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from clusterkit.evidence.kinds import kind
-from clusterkit.evidence.text import clean
+from clusterkit.evidence.kinds import declare
+from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
 
 _ROW = re.compile(r"^\s*\|\s(.*?)\s*\|\s(.*)\|\s*$")
@@ -44,17 +44,21 @@ class DcgmDiag:
         return [d.strip().lower() for d in raw.split(",") if d.strip()]
 
 
-@kind("dcgmi-diag", path="gpu/dcgmi-diag.txt", priority=60, description="dcgmi diag -r N")
+DCGMI_DIAG = declare("dcgmi-diag", "gpu/dcgmi-diag.txt", command=("dcgmi", "diag", "-r", "1"), priority=60, description="dcgmi diag -r N")
+
+
+@DCGMI_DIAG.recognizer
 def is_dcgmi_diag(text: str) -> bool:
     return bool(re.search(r"\|\s*Diagnostic\s*\|\s*Result\s*\|", text)) or "Successfully ran diagnostic" in text
 
 
+@DCGMI_DIAG.parser
 def parse_dcgmi_diag(text: str) -> DcgmDiag:
     diag = DcgmDiag()
     section = ""
     cells: list[list[str]] = []    # [name, raw value chunks...] in order
     sections: list[str] = []
-    for line in clean(text).split("\n"):
+    for line in normalize(text).split("\n"):
         s = _SECTION.match(line)
         if s:
             section = s.group(1).strip()

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from clusterkit.evidence.kinds import kind
-from clusterkit.evidence.text import clean
+from clusterkit.evidence.kinds import declare
+from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
 
 
@@ -21,13 +21,17 @@ class BiosInfo:
     release_date: str | None
 
 
-@kind("dmidecode-bios", path="host/dmidecode-bios.txt", priority=55, description="dmidecode -t bios")
+DMIDECODE_BIOS = declare("dmidecode-bios", "host/dmidecode-bios.txt", command=("dmidecode", "-t", "bios"), priority=55, description="dmidecode -t bios")
+
+
+@DMIDECODE_BIOS.recognizer
 def is_dmidecode_bios(text: str) -> bool:
     return "BIOS Information" in text and bool(re.search(r"^\s*Version:", text, re.M))
 
 
+@DMIDECODE_BIOS.parser
 def parse_dmidecode_bios(text: str) -> BiosInfo:
-    t = clean(text)
+    t = normalize(text)
     i = t.find("BIOS Information")
     if i < 0:
         raise ParseError("no 'BIOS Information' section: not dmidecode -t bios output")

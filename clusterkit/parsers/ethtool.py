@@ -14,8 +14,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from clusterkit.evidence.kinds import kind
-from clusterkit.evidence.text import clean
+from clusterkit.evidence.kinds import declare, variant
+from clusterkit.evidence.normalize import normalize_document
 from clusterkit.parsers import ParseError
 from clusterkit.parsers._fabric_text import command_argument, to_float
 
@@ -28,13 +28,21 @@ class EthtoolStats:
     interface: str | None = None
 
 
-@kind("ethtool-S", path="fabric/ethtool-S-pasted.txt", priority=55, description="ethtool -S (NIC statistics)")
+ETHTOOL_S = declare("ethtool-S", "fabric/ethtool-S-{ifname}.txt", command=("ethtool", "-S", "{ifname}"), priority=55,
+                    description="ethtool -S (NIC statistics)")
+# The same counters before the load window.
+ETHTOOL_S_BEFORE = variant(ETHTOOL_S, "fabric/before/ethtool-S-{ifname}.txt")
+
+
+@ETHTOOL_S.recognizer
 def is_ethtool_stats(text: str) -> bool:
     return bool(re.search(r"^\s*NIC statistics:\s*$", text, re.M))
 
 
+@ETHTOOL_S.parser
 def parse_ethtool_stats(text: str) -> EthtoolStats:
-    t = clean(text)
+    doc = normalize_document(text)
+    t = doc.text
     counters: dict[str, int] = {}
     started = False
     for ln in t.split("\n"):
@@ -50,7 +58,7 @@ def parse_ethtool_stats(text: str) -> EthtoolStats:
         raise ParseError("no `NIC statistics:` line: not ethtool -S output")
     if not counters:
         raise ParseError("ethtool -S output has no `name: value` counter lines")
-    return EthtoolStats(counters, command_argument(t, "ethtool", "-S"))
+    return EthtoolStats(counters, command_argument(doc, "ethtool", "-S"))
 
 
 # ---- ethtool -m ------------------------------------------------------------------
@@ -140,15 +148,19 @@ def _quantity(key: str) -> str | None:
     return None
 
 
-@kind("ethtool-m", path="fabric/ethtool-m-pasted.txt", priority=55,
-      description="ethtool -m (transceiver module EEPROM and diagnostics)")
+ETHTOOL_M = declare("ethtool-m", "fabric/ethtool-m-{ifname}.txt", command=("ethtool", "-m", "{ifname}"), priority=55, description="ethtool -m (transceiver module EEPROM and diagnostics)")
+
+
+@ETHTOOL_M.recognizer
 def is_ethtool_module(text: str) -> bool:
     return bool(re.search(r"^\s*Identifier\s*:\s*0x[0-9a-f]{2}", text, re.M | re.I)) and "Vendor" in text
 
 
+@ETHTOOL_M.parser
 def parse_ethtool_module(text: str) -> ModuleInfo:
-    t = clean(text)
-    mi = ModuleInfo(interface=command_argument(t, "ethtool", "-m"))
+    doc = normalize_document(text)
+    t = doc.text
+    mi = ModuleInfo(interface=command_argument(doc, "ethtool", "-m"))
     seen = False
     for ln in t.split("\n"):
         if ":" not in ln:

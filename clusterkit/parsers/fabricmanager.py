@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from clusterkit.evidence.kinds import kind
-from clusterkit.evidence.text import clean
+from clusterkit.evidence.kinds import declare
+from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
 
 _STATES = ("active", "inactive", "failed", "activating", "deactivating", "unknown", "reloading")
@@ -22,14 +22,17 @@ class FabricManager:
     version: str | None
 
 
-@kind("fabricmanager", path="gpu/fabricmanager.txt", priority=40,
-      description="systemctl is-active nvidia-fabricmanager + nv-fabricmanager --version")
+FABRICMANAGER = declare("fabricmanager", "gpu/fabricmanager.txt", command=("sh", "-c", "systemctl is-active nvidia-fabricmanager; nv-fabricmanager --version"), priority=40, description="systemctl is-active nvidia-fabricmanager + nv-fabricmanager --version")
+
+
+@FABRICMANAGER.recognizer
 def is_fabricmanager(text: str) -> bool:
     return "Fabric Manager version" in text
 
 
+@FABRICMANAGER.parser
 def parse_fabricmanager(text: str) -> FabricManager:
-    t = clean(text)
+    t = normalize(text)
     state = None
     for line in t.split("\n"):
         s = line.strip().lower()

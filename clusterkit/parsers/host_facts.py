@@ -6,8 +6,14 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from clusterkit.evidence.kinds import kind
+from clusterkit.evidence.kinds import declare
 from clusterkit.parsers import ParseError
+
+OS_RELEASE = declare("os-release", "host/os-release.txt", command=("cat", "/etc/os-release"), priority=30)
+MEMINFO = declare("meminfo", "host/meminfo.txt", command=("cat", "/proc/meminfo"), priority=30)
+DF = declare("df", "host/df.txt", priority=30,
+             command=("df", "-P", "-k", "-x", "tmpfs", "-x", "devtmpfs", "-x", "overlay", "-x", "squashfs"))
+UNAME = declare("uname", "host/uname.txt", command=("uname", "-a"), priority=20)
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,7 @@ class Uname:
     machine: str
 
 
+@UNAME.parser
 def parse_uname(text: str) -> Uname:
     """`uname -a` (or `uname -srm`): the release is what drift is judged on."""
     parts = text.strip().split("\n")[-1].split()
@@ -28,6 +35,7 @@ def parse_uname(text: str) -> Uname:
     raise ParseError("not `uname -a` output (expected 'Linux <host> <release> ...')")
 
 
+@OS_RELEASE.parser
 def parse_os_release(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in text.splitlines():
@@ -52,6 +60,7 @@ class Mount:
     mountpoint: str
 
 
+@DF.parser
 def parse_df(text: str) -> list[Mount]:
     """`df -P -k`: POSIX format, one line per filesystem."""
     out = []
@@ -64,6 +73,7 @@ def parse_df(text: str) -> list[Mount]:
     return out
 
 
+@MEMINFO.parser
 def parse_meminfo(text: str) -> dict[str, int]:
     """/proc/meminfo in KiB."""
     out = {}
@@ -76,6 +86,28 @@ def parse_meminfo(text: str) -> dict[str, int]:
     return out
 
 
+# The node's clock; bundle.json records the controller's clock around it.
+CLOCK = declare("clock", "host/clock.txt", command=("date", "+%s.%N"))
+UPTIME = declare("uptime", "host/uptime.txt", command=("cat", "/proc/uptime"))
+# One line per tool: "name: first line of its version output" or "name: not installed".
+# A fixed script (no inventory value in it), so it is safe to hand to `sh -c`.
+_TOOL_VERSIONS = r"""
+v() { n=$1; shift; if command -v "$1" >/dev/null 2>&1; then printf '%s: %s\n' "$n" "$("$@" 2>&1 | grep -v '^\s*$' | head -n1)"; else printf '%s: not installed\n' "$n"; fi; }
+v kernel uname -r
+v nvidia-smi nvidia-smi --version
+v nvidia-fabricmanager nv-fabricmanager --version
+v dcgmi dcgmi --version
+v ibstat ibstat -V
+v ethtool ethtool --version
+v mlxlink mlxlink --version
+v all_reduce_perf all_reduce_perf --help
+v mpirun mpirun --version
+v python3 python3 --version
+"""
+TOOL_VERSIONS = declare("tool-versions", "host/tool-versions.txt", command=("sh", "-c", _TOOL_VERSIONS))
+
+
+@CLOCK.parser
 def parse_epoch(text: str) -> float:
     """`date +%s.%N` on the node."""
     s = text.strip().split("\n")[-1].strip() if text.strip() else ""
@@ -88,33 +120,34 @@ def parse_epoch(text: str) -> float:
     return v
 
 
-@kind("os-release", path="host/os-release.txt", priority=30)
+@OS_RELEASE.recognizer
 def is_os_release(text: str) -> bool:
     """/etc/os-release"""
     keys = {l.split("=", 1)[0] for l in text.splitlines() if "=" in l}
     return {"ID", "NAME"} <= keys and "VERSION_ID" in keys | {"VERSION_ID"} and len(text) < 10000
 
 
-@kind("meminfo", path="host/meminfo.txt", priority=30)
+@MEMINFO.recognizer
 def is_meminfo(text: str) -> bool:
     """/proc/meminfo"""
     return text.lstrip().startswith("MemTotal:")
 
 
-@kind("df", path="host/df.txt", priority=30)
+@DF.recognizer
 def is_df(text: str) -> bool:
     """df -P -k"""
     first = text.lstrip().split("\n", 1)[0]
     return first.startswith("Filesystem") and "1024-blocks" in first
 
 
-@kind("uname", path="host/uname.txt", priority=20)
+@UNAME.recognizer
 def is_uname(text: str) -> bool:
     """uname -a"""
     t = text.strip()
     return "\n" not in t and t.startswith("Linux ") and len(t.split()) >= 3
 
 
+@TOOL_VERSIONS.parser
 def parse_tool_versions(text: str) -> dict[str, str]:
     """host/tool-versions.txt: `name: version line` per tool."""
     out = {}

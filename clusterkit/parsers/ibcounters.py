@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from clusterkit.evidence.kinds import kind
-from clusterkit.evidence.text import clean
+from clusterkit.evidence.kinds import declare, variant
+from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
 
 SCHEMA = "clusterkit.fabric.counters/1"
@@ -85,12 +85,16 @@ def _opt_float(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-@kind("fabric-counters", path="fabric/counters-after.json", priority=70,
-      description="clusterkit fabric counter snapshot (JSON)")
+COUNTERS_AFTER = declare("fabric-counters", "fabric/counters-after.json", command=("python3", "-", "--phase", "after"),
+                         priority=70, description="clusterkit fabric counter snapshot (JSON)")
+
+
+@COUNTERS_AFTER.recognizer
 def is_counters_snapshot(text: str) -> bool:
     return SCHEMA in text[:4096] or '"schema"' in text[:200] and SCHEMA in text
 
 
+@COUNTERS_AFTER.parser
 def parse_counters_snapshot(text: str) -> Snapshot:
     try:
         doc = json.loads(text)
@@ -124,17 +128,20 @@ _DUMP_HEAD = re.compile(r"^=+\s*(\S+?)\s*=+\s*$")
 _DUMP_PATH = re.compile(r"(?:^|/)(?P<dev>[^/]+)/ports/(?P<port>\d+)/(?P<kind>hw_counters|counters)/(?P<name>[^/]+)$")
 
 
-@kind("ib-counters-dump", path="fabric/counters-dump.txt", priority=65,
-      description="shell dump of a sysfs counters directory (`=== ./name ===` then the value)")
+COUNTERS_DUMP = declare("ib-counters-dump", "fabric/counters-dump.txt", priority=65, description="shell dump of a sysfs counters directory (`=== ./name ===` then the value)")
+
+
+@COUNTERS_DUMP.recognizer
 def is_counters_dump(text: str) -> bool:
     heads = re.findall(r"^=+\s*\S+\s*=+\s*$", text, re.M)
     return len(heads) >= 2 and any(n in text for n in ("symbol_error", "link_downed", "port_rcv_errors"))
 
 
+@COUNTERS_DUMP.parser
 def parse_counters_dump(text: str, device: str = "unknown", port: int = 1) -> Snapshot:
     snap = Snapshot(source="dump")
     current: tuple[str, int, str, str] | None = None
-    for ln in clean(text).split("\n"):
+    for ln in normalize(text).split("\n"):
         s = ln.strip()
         m = _DUMP_HEAD.match(s)
         if m:
@@ -166,15 +173,19 @@ _PQ_LINE = re.compile(r"^(\w+):\.*(\S+)\s*$")
 _PQ_HEAD = re.compile(r"#\s*Port (?:extended )?counters:\s*Lid\s+(\d+)\s+port\s+(\d+)", re.I)
 
 
-@kind("perfquery", path="fabric/perfquery.txt", priority=60, description="perfquery [-x] port counters")
+PERFQUERY = declare("perfquery", "fabric/perfquery.txt", command=("perfquery", "-x"), priority=60, description="perfquery [-x] port counters")
+
+
+@PERFQUERY.recognizer
 def is_perfquery(text: str) -> bool:
     return bool(re.search(r"^(SymbolErrorCounter|PortXmitData|PortSelect):\.+", text, re.M))
 
 
+@PERFQUERY.parser
 def parse_perfquery(text: str) -> Snapshot:
     snap = Snapshot(source="perfquery")
     p: PortSnapshot | None = None
-    for ln in clean(text).split("\n"):
+    for ln in normalize(text).split("\n"):
         h = _PQ_HEAD.search(ln)
         if h:
             key = f"lid{h.group(1)}/{h.group(2)}"
@@ -193,3 +204,7 @@ def parse_perfquery(text: str) -> Snapshot:
     if not any(p.counters for p in snap.ports.values()):
         raise ParseError("no `CounterName:....value` line in perfquery output")
     return snap
+
+
+# The snapshot taken before the load window: counters are judged by their increase.
+COUNTERS_BEFORE = variant(COUNTERS_AFTER, "fabric/counters-before.json")

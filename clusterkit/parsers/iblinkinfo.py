@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from clusterkit.evidence.kinds import kind
-from clusterkit.evidence.text import clean
+from clusterkit.evidence.kinds import declare
+from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
 from clusterkit.parsers._fabric_text import lane_rate, to_float
 
@@ -59,15 +59,19 @@ class IbLink:
         return f"{self.width} {lane_rate(self.lane_gbps)[1]}"
 
 
-@kind("iblinkinfo", path="fabric/iblinkinfo.txt", priority=60, description="iblinkinfo (CA and switch port links)")
+IBLINKINFO = declare("iblinkinfo", "fabric/iblinkinfo.txt", command=("iblinkinfo",), priority=60, description="iblinkinfo (CA and switch port links)")
+
+
+@IBLINKINFO.recognizer
 def is_iblinkinfo(text: str) -> bool:
     return "==(" in text and ")==>" in text and bool(re.search(r"^(CA|Switch):", text, re.M))
 
 
+@IBLINKINFO.parser
 def parse_iblinkinfo(text: str) -> list[IbLink]:
     links: list[IbLink] = []
     section, name, guid = None, "", None
-    for ln in clean(text).split("\n"):
+    for ln in normalize(text).split("\n"):
         m = _SECTION.match(ln.strip())
         if m and ")==>" not in ln:
             section, guid, name = m.group(1), m.group(2), m.group(3).strip()

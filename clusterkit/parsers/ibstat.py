@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from clusterkit.evidence.kinds import kind
-from clusterkit.evidence.text import clean
+from clusterkit.evidence.kinds import declare
+from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
 from clusterkit.parsers._fabric_text import to_float, to_int
 
@@ -61,19 +61,26 @@ def _failure(lines: list[str]) -> str | None:
     return None
 
 
-@kind("ibstat", path="fabric/ibstat.txt", priority=60, description="ibstat (HCA ports, state, rate)")
+IBSTAT = declare("ibstat", "fabric/ibstat.txt", command=("ibstat",), priority=60, description="ibstat (HCA ports, state, rate)")
+
+
+@IBSTAT.recognizer
 def is_ibstat(text: str) -> bool:
     return bool(re.search(r"^CA '[^']+'\s*$", text, re.M)) and "CA type" in text or bool(
         re.match(r"\s*ibpanic:.*ibstat", text))
 
 
-@kind("ibstatus", path="fabric/ibstatus.txt", priority=60, description="ibstatus (HCA ports)")
+IBSTATUS = declare("ibstatus", "fabric/ibstatus.txt", command=("ibstatus",), priority=60, description="ibstatus (HCA ports)")
+
+
+@IBSTATUS.recognizer
 def is_ibstatus(text: str) -> bool:
     return bool(re.search(r"^Infiniband device '[^']+' port \d+ status:", text, re.M))
 
 
+@IBSTAT.parser
 def parse_ibstat(text: str) -> list[IbPort]:
-    lines = clean(text).split("\n")
+    lines = normalize(text).split("\n")
     ports: list[IbPort] = []
     ca: dict[str, str] = {}
     device: str | None = None
@@ -118,8 +125,9 @@ def parse_ibstat(text: str) -> list[IbPort]:
     return ports
 
 
+@IBSTATUS.parser
 def parse_ibstatus(text: str) -> list[IbPort]:
-    lines = clean(text).split("\n")
+    lines = normalize(text).split("\n")
     ports: list[IbPort] = []
     cur: IbPort | None = None
     for ln in lines:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from clusterkit.evidence.kinds import kind
-from clusterkit.evidence.text import clean
+from clusterkit.evidence.kinds import declare
+from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
 from clusterkit.parsers._fabric_text import to_float
 
@@ -47,16 +47,20 @@ class SwitchInfo:
                                     f"S/N {self.serial}" if self.serial else None) if x) or "switch"
 
 
-@kind("ibswinfo", path="fabric/ibswinfo.txt", priority=60, description="ibswinfo (switch PSU, fans, temperature)")
+IBSWINFO = declare("ibswinfo", "fabric/ibswinfo-{switch}.txt", priority=60, description="ibswinfo (switch PSU, fans, temperature)")
+
+
+@IBSWINFO.recognizer
 def is_ibswinfo(text: str) -> bool:
     return bool(re.search(r"^PSU\d+ status\s*\|", text, re.M)) or bool(re.search(r"^fan status\s*\|", text, re.M))
 
 
+@IBSWINFO.parser
 def parse_ibswinfo(text: str) -> SwitchInfo:
     info = SwitchInfo()
     psu: Psu | None = None
     rows = 0
-    for ln in clean(text).split("\n"):
+    for ln in normalize(text).split("\n"):
         m = _ROW.match(ln)
         if not m:
             continue

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from clusterkit.evidence.kinds import kind
-from clusterkit.evidence.text import clean
+from clusterkit.evidence.kinds import declare
+from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
 
 # Event texts (IPMI sensor type 08h offsets and vendor wordings) that mean a PSU is not delivering.
@@ -55,8 +55,10 @@ class PsuReport:
 _SDR_ROW = re.compile(r"^\s*([^|]+?)\s*\|\s*([0-9A-Fa-f]{2}h)\s*\|\s*([a-z]{2,3})\s*\|\s*([0-9.]+)\s*\|\s*(.*?)\s*$")
 
 
-@kind("ipmitool-sdr-psu", path="host/ipmitool-sdr-psu.txt", priority=55,
-      description='ipmitool sdr type "Power Supply" (or sdr elist)')
+IPMI_SDR_PSU = declare("ipmitool-sdr-psu", "host/ipmitool-sdr-psu.txt", command=("ipmitool", "sdr", "type", "Power Supply"), priority=55, description='ipmitool sdr type "Power Supply" (or sdr elist)')
+
+
+@IPMI_SDR_PSU.recognizer
 def is_sdr(text: str) -> bool:
     rows = [ln for ln in text.split("\n") if _SDR_ROW.match(ln)]
     return len(rows) >= 1 and any(re.search(r"\b(PS|PSU|Power Supply)", r, re.I) for r in rows)
@@ -66,9 +68,10 @@ def _is_psu_name(name: str) -> bool:
     return bool(re.search(r"\b(PSU?\s*\d*|Power Supply|PWS)", name, re.I))
 
 
+@IPMI_SDR_PSU.parser
 def parse_sdr_psu(text: str) -> PsuReport:
     rep = PsuReport()
-    for line in clean(text).split("\n"):
+    for line in normalize(text).split("\n"):
         m = _SDR_ROW.match(line)
         if not m:
             continue
@@ -113,15 +116,19 @@ class SelEvent:
 _SEL_ROW = re.compile(r"^\s*([0-9a-fA-F]+)\s*\|\s*([^|]*?)\s*\|\s*([^|]*?)\s*\|\s*([^|]*?)\s*\|\s*([^|]*?)\s*(?:\|\s*(Asserted|Deasserted)\s*)?(?:\|.*)?$")
 
 
-@kind("ipmitool-sel", path="host/ipmitool-sel.txt", priority=55, description="ipmitool sel elist / sel list")
+IPMI_SEL = declare("ipmitool-sel", "host/ipmitool-sel.txt", command=("ipmitool", "sel", "elist"), priority=55, description="ipmitool sel elist / sel list")
+
+
+@IPMI_SEL.recognizer
 def is_sel(text: str) -> bool:
     rows = [m for m in map(_SEL_ROW.match, text.split("\n")) if m]
     return len(rows) >= 1 and all(re.match(r"(\d\d/\d\d/\d{4}|Pre-Init|\d{4}-\d\d-\d\d)", m.group(2)) for m in rows[:5])
 
 
+@IPMI_SEL.parser
 def parse_sel(text: str) -> list[SelEvent]:
     out: list[SelEvent] = []
-    for line in clean(text).split("\n"):
+    for line in normalize(text).split("\n"):
         m = _SEL_ROW.match(line)
         if not m or not re.match(r"(\d\d/\d\d/\d{4}|Pre-Init|\d{4}-\d\d-\d\d)", m.group(2)):
             continue

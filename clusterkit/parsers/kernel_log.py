@@ -1,7 +1,9 @@
-"""Kernel log: `dmesg`, `dmesg -T`, `dmesg -x`, journalctl and syslog lines -> LogLine records.
+"""Kernel log: `dmesg` in any time format, journalctl, syslog, container logs -> LogLine records.
 
 Every family scans the same parsed lines (Xid for GPUs, mlx5 link events for
 the fabric, MCE/AER/hung tasks for the host); see checks/kernel_log_rules.py.
+The wrappers (timestamps, hosts, facilities) are peeled off by
+clusterkit.evidence.normalize, which keeps what they said on each line.
 """
 
 from __future__ import annotations
@@ -9,17 +11,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from clusterkit.evidence.kinds import kind
-from clusterkit.evidence.text import clean
+from clusterkit.evidence.kinds import declare
+from clusterkit.evidence.normalize import MAX_LINE_CHARS, normalize_lines
 
-PATH = "host/dmesg.txt"
+KERNEL_LOG = declare("kernel-log", "host/dmesg.txt", command=("dmesg",), priority=10, log_fallback=True,
+                     description="kernel log: dmesg (any time format), journalctl -k, syslog, container logs")
+PATH = KERNEL_LOG.path
 
-_MONTHS = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-_DMESG = re.compile(r"^\s*(?:(?P<fac>[a-z]+)\s*:\s*(?P<lvl>[a-z]+)\s*:\s*)?\[\s*(?P<sec>\d+\.\d+)\]\s?(?P<msg>.*)$")
-_DMESG_T = re.compile(r"^\s*\[(?P<wall>(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) " + _MONTHS + r"\s+\d+ \d\d:\d\d:\d\d \d{4})\]\s?(?P<msg>.*)$")
-_SYSLOG = re.compile(r"^(?P<wall>" + _MONTHS + r"\s+\d+ \d\d:\d\d:\d\d(?:\.\d+)?)\s+(?P<host>\S+)\s+(?P<src>[^:\s]+?)(?:\[\d+\])?:\s?(?P<msg>.*)$")
-_ISO = re.compile(r"^(?P<wall>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)\s+(?P<host>\S+)\s+(?P<src>[^:\s]+?)(?:\[\d+\])?:\s?(?P<msg>.*)$")
-_INNER_SEC = re.compile(r"^\[\s*(\d+\.\d+)\]\s?(.*)$")
+# What kernel messages look like once their timestamp is gone: a driver and its PCI
+# device, or a subsystem prefix the kernel prints.
+_KERNEL_MSG = re.compile(
+    r"^(?:NVRM: |nvidia(?:-nvswitch\d*|-modeset|-uvm|-peermem)?[: ]|\S+ [0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]:? |"
+    r"mlx5_\w+|pcieport |pci |EDAC |mce: |Linux version |Command line: |ACPI|Call Trace:|RIP: |"
+    r"Out of memory|INFO: task |watchdog: |BUG: |EXT4-fs|XFS |audit: |IPv6: |infiniband |ib\d+: |eth\d+: |"
+    r"en[ops]\w*: |bond\d+: |\[drm\]|usb \d|nvme |ata\d|scsi |sd \d|kernel: |systemd\[1\]: |hrtimer: |perf: |"
+    r"NMI |Hardware Error|\{\d+\}\[Hardware Error\]|GHES|ipmi|device-mapper|Memory:|DMI: |Oops|Kernel panic)")
+_STRONG = re.compile(r"NVRM: |mlx5_core |pcieport .*AER|mce: |EDAC |Call Trace:|Kernel panic|nvidia-nvswitch\d*: ")
 
 
 @dataclass(frozen=True)
@@ -28,46 +35,29 @@ class LogLine:
     raw: str
     seconds: float | None = None   # seconds since boot (dmesg), when printed
     wall: str | None = None        # wall-clock stamp as printed (dmesg -T, syslog, journal)
-    source: str = "kernel"         # "kernel", or the program for journal/syslog lines
+    source: str = "kernel"         # "kernel", the program for journal/syslog lines, "unknown" if no prefix said
     lineno: int = 0
 
 
+@KERNEL_LOG.parser
 def parse_kernel_log(text: str) -> list[LogLine]:
     """Lines in any of the usual formats; unknown lines are kept as messages (never dropped)."""
     out: list[LogLine] = []
-    for n, raw in enumerate(clean(text).split("\n"), 1):
-        line = raw.rstrip()
-        if not line.strip():
+    for ln in normalize_lines(text):
+        msg = ln.text.strip()
+        if not msg:
             continue
-        m = _DMESG.match(line)
-        if m:
-            out.append(LogLine(m["msg"], raw, float(m["sec"]), None, "kernel", n))
-            continue
-        m = _DMESG_T.match(line)
-        if m:
-            out.append(LogLine(m["msg"], raw, None, m["wall"], "kernel", n))
-            continue
-        m = _SYSLOG.match(line) or _ISO.match(line)
-        if m:
-            msg, sec = m["msg"], None
-            inner = _INNER_SEC.match(msg)
-            if inner:
-                sec, msg = float(inner.group(1)), inner.group(2)
-            out.append(LogLine(msg, raw, sec, m["wall"], m["src"], n))
-            continue
-        out.append(LogLine(line.strip(), raw, None, None, "unknown", n))
+        source = ln.source or ("kernel" if ln.stamped or _KERNEL_MSG.match(msg[:MAX_LINE_CHARS]) else "unknown")
+        out.append(LogLine(msg, ln.raw, ln.seconds, ln.wall, source, ln.lineno))
     return out
 
 
-def _looks_like_log(text: str) -> bool:
-    lines = [l for l in text.split("\n")[:200] if l.strip()]
+@KERNEL_LOG.recognizer
+def is_kernel_log(text: str) -> bool:
+    """Kernel messages, once normalization removed their prefixes (a timestamped log of
+    unknown content falls back to this kind in `sniff`)."""
+    lines = [l.strip()[:MAX_LINE_CHARS] for l in text.split("\n")[:2000] if l.strip()]
     if not lines:
         return False
-    hits = sum(1 for l in lines if _DMESG.match(l) or _DMESG_T.match(l) or _SYSLOG.match(l) or _ISO.match(l))
-    return hits >= max(1, len(lines) // 2)
-
-
-@kind("kernel-log", path=PATH, priority=10)
-def is_kernel_log(text: str) -> bool:
-    """dmesg / journalctl -k / syslog lines."""
-    return _looks_like_log(text)
+    hits = sum(1 for l in lines if _KERNEL_MSG.match(l))
+    return hits >= max(1, len(lines) * 0.3) or any(_STRONG.search(l) for l in lines)

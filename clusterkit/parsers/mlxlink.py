@@ -12,8 +12,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from clusterkit.evidence.kinds import kind
-from clusterkit.evidence.text import clean
+from clusterkit.evidence.kinds import declare
+from clusterkit.evidence.normalize import normalize_document
 from clusterkit.parsers import ParseError
 from clusterkit.parsers._fabric_text import command_argument, to_float, to_int
 from clusterkit.parsers.ethtool import ModuleInfo, Range
@@ -65,16 +65,21 @@ def _lanes(value: str) -> tuple[list[float], Range | None]:
     return [v for v in vals if v is not None], rng
 
 
-@kind("mlxlink", path="fabric/mlxlink-pasted.txt", priority=60, description="mlxlink (port, module, BER)")
+MLXLINK = declare("mlxlink", "fabric/mlxlink-{device}.txt", command=("mlxlink", "-d", "{device}", "-p", "1", "-m", "-c"), priority=60, description="mlxlink (port, module, BER)")
+
+
+@MLXLINK.recognizer
 def is_mlxlink(text: str) -> bool:
     return bool(re.search(r"^Operational Info\s*$", text, re.M)) or (
         "Physical BER" in text and "Link Down Counter" in text)
 
 
+@MLXLINK.parser
 def parse_mlxlink(text: str) -> MlxlinkReport:
-    t = clean(text)
-    rep = MlxlinkReport(device=command_argument(t, "mlxlink", "-d"))
-    port = command_argument(t, "mlxlink", "-p")
+    doc = normalize_document(text)
+    t = doc.text
+    rep = MlxlinkReport(device=command_argument(doc, "mlxlink", "-d"))
+    port = command_argument(doc, "mlxlink", "-p")
     rep.port = to_int(port) if port else None
     mod = ModuleInfo()
     keys = 0

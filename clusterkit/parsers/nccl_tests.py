@@ -24,8 +24,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from clusterkit.evidence.kinds import kind
-from clusterkit.evidence.text import clean
+from clusterkit.evidence.kinds import declare
+from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
 
 GIB = 1 << 30
@@ -218,8 +218,13 @@ def _strip_prefix(line: str) -> str:
     return _PREFIX.sub("", line, count=1)
 
 
-@kind("nccl.all_reduce_perf", path="nccl/all_reduce_perf.txt", priority=60,
-      description="nccl-tests all_reduce_perf output (text or JSON), or clusterkit's torch fallback")
+ALL_REDUCE = declare("nccl.all_reduce_perf", "nccl/all_reduce_perf.txt", priority=60,
+                     description="nccl-tests all_reduce_perf output (text or JSON), or clusterkit's torch fallback")
+# The localization rounds' record (written by clusterkit.fleet.localize into `_cluster/`).
+NCCL_LOCALIZE = declare("nccl-localize", "nccl/localize.json", description="clusterkit NCCL localization rounds")
+
+
+@ALL_REDUCE.recognizer
 def is_nccl_tests(text: str) -> bool:
     head = text[:200000]
     if _looks_json(head):
@@ -298,11 +303,12 @@ def _parse_row(line: str, delta_header: bool | None = None) -> Row | None:
 # ---- text --------------------------------------------------------------------------------
 
 
+@ALL_REDUCE.parser
 def parse(text: str) -> NcclRun:
     """Parse nccl-tests output (text or JSON). Raises ParseError when nothing usable is in it."""
     if not isinstance(text, str):
         raise ParseError("nccl-tests output must be text")
-    t = clean(text)
+    t = normalize(text)
     if _looks_json(t):
         return _parse_json(t)
     run = NcclRun()

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from clusterkit.evidence.kinds import kind
-from clusterkit.evidence.text import clean
+from clusterkit.evidence.kinds import declare
+from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.gpu_records import (
     CLOCK_REASON_BITS, GpuInventory, GpuRecord, norm_bus_id, norm_device_id,
@@ -66,8 +66,10 @@ _NO_HANDLE = re.compile(r"Unable to determine the device handle for GPU\s*([0-9A
 _KV = re.compile(r"^(\s*)(\S.*?)\s*:(?:\s(.*))?$")
 
 
-@kind("nvidia-smi-q", path="gpu/nvidia-smi-q.txt", priority=60,
-      description="nvidia-smi -q / -a (full or partial, one or many GPUs)")
+NVIDIA_SMI_Q = declare("nvidia-smi-q", "gpu/nvidia-smi-q.txt", command=("nvidia-smi", "-q"), priority=60, description="nvidia-smi -q / -a (full or partial, one or many GPUs)")
+
+
+@NVIDIA_SMI_Q.recognizer
 def is_nvidia_smi_q(text: str) -> bool:
     return bool(re.search(r"^=+NVSMI LOG=+\s*$", text, re.M)) or (
         bool(re.search(r"^GPU [0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]\s*$", text, re.M))
@@ -226,9 +228,10 @@ def _gpu_from_q(bus: str, g: dict[str, Any], index: int) -> GpuRecord:
     return r
 
 
+@NVIDIA_SMI_Q.parser
 def parse_nvidia_smi_q(text: str) -> GpuInventory:
     """Full or partial `nvidia-smi -q` (any driver era) -> GpuInventory. ParseError if no GPU block."""
-    t = clean(text)
+    t = normalize(text)
     lines = t.split("\n")
     header_lines: list[str] = []
     blocks: list[tuple[str, list[str]]] = []
@@ -309,8 +312,16 @@ _QUERY_FIELDS: dict[str, tuple[str, str]] = {
 }
 
 
-@kind("nvidia-smi-query-gpu", path="gpu/query-gpu.csv", priority=55,
-      description="nvidia-smi --query-gpu=... --format=csv (with header)")
+# What the gpu.query_gpu probe asks for: every field the parser reads, so any node gives the same columns.
+QUERY_FIELDS = ("index,name,pci.bus_id,pci.device_id,serial,uuid,vbios_version,driver_version,persistence_mode,"
+                "power.draw,power.limit,power.default_limit,power.max_limit,clocks.sm,clocks.max.sm,temperature.gpu,"
+                "utilization.gpu,clocks_event_reasons.active,ecc.errors.uncorrected.volatile.total,"
+                "ecc.errors.uncorrected.aggregate.total,pcie.link.gen.current,pcie.link.gen.max,"
+                "pcie.link.width.current,pcie.link.width.max")
+QUERY_GPU = declare("nvidia-smi-query-gpu", "gpu/query-gpu.csv", command=("nvidia-smi", f"--query-gpu={QUERY_FIELDS}", "--format=csv"), priority=55, description="nvidia-smi --query-gpu=... --format=csv (with header)")
+
+
+@QUERY_GPU.recognizer
 def is_query_gpu_csv(text: str) -> bool:
     for line in text.split("\n"):
         if "," in line:
@@ -341,9 +352,10 @@ def _query_value(raw: str, typ: str) -> Any:
     return num(s)
 
 
+@QUERY_GPU.parser
 def parse_query_gpu_csv(text: str) -> GpuInventory:
     """`nvidia-smi --query-gpu=... --format=csv` -> GpuInventory (needs the header line)."""
-    t = clean(text)
+    t = normalize(text)
     header: list[str] | None = None
     cols: list[tuple[str, str] | None] = []
     inv = GpuInventory("query-gpu")
@@ -426,13 +438,17 @@ class Topology:
         return (best[1], best[2]) if best else (None, None)
 
 
-@kind("nvidia-smi-topo", path="gpu/topo.txt", priority=60, description="nvidia-smi topo -m")
+TOPO = declare("nvidia-smi-topo", "gpu/topo.txt", command=("nvidia-smi", "topo", "-m"), priority=60, description="nvidia-smi topo -m")
+
+
+@TOPO.recognizer
 def is_topo(text: str) -> bool:
     return bool(re.search(r"^\s*GPU0(\s+\S+)*\s+CPU Affinity", text, re.M))
 
 
+@TOPO.parser
 def parse_topo(text: str) -> Topology:
-    t = clean(text)
+    t = normalize(text)
     lines = t.split("\n")
     topo = Topology()
     hi = next((i for i, ln in enumerate(lines) if re.match(r"^\s*GPU0\s", ln) and "Affinity" in ln), None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from clusterkit.evidence.kinds import kind
+from clusterkit.evidence.kinds import declare, variant
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.gpu_records import GpuInventory, GpuRecord
 
@@ -17,12 +17,17 @@ from clusterkit.parsers.gpu_records import GpuInventory, GpuRecord
 NO_GPU_ERRORS = {"library_not_found", "driver_not_loaded", "no_gpu"}
 
 
-@kind("nvml-json", path="gpu/nvml.json", priority=70, description="clusterkit NVML snapshot (gpu/nvml.json)")
+NVML = declare("nvml-json", "gpu/nvml.json", command=("python3", "-", "snapshot", "--out", "gpu/nvml.json"), priority=70,
+               description="clusterkit NVML snapshot (gpu/nvml.json)")
+
+
+@NVML.recognizer
 def is_nvml_json(text: str) -> bool:
     s = text.lstrip()
     return s.startswith("{") and '"gpus"' in s[:4096] and '"backend"' in s
 
 
+@NVML.parser
 def parse_nvml_json(text: str) -> GpuInventory:
     try:
         doc = json.loads(text)
@@ -52,3 +57,7 @@ def parse_nvml_json(text: str) -> GpuInventory:
 
 def _s(v: object) -> str | None:
     return str(v) if v not in (None, "") else None
+
+
+# The same snapshot after the load tests: NVLink/ECC counter deltas are judged over the run.
+NVML_AFTER = variant(NVML, "gpu/nvml-after.json")

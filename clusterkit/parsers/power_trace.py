@@ -21,7 +21,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from clusterkit.evidence.kinds import kind
+from clusterkit.evidence.kinds import declare
 from clusterkit.evidence.text import clean
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.gpu_records import gpu_label, norm_bus_id
@@ -81,7 +81,10 @@ class PowerTrace:
         return out
 
 
-@kind("power-trace", path="gpu/power-trace.csv", priority=70, description="clusterkit power-step trace")
+POWER_TRACE = declare("power-trace", "gpu/power-trace.csv", command=("python3", "-", "power-step"), priority=70, description="clusterkit power-step trace")
+
+
+@POWER_TRACE.recognizer
 def is_power_trace(text: str) -> bool:
     return "# clusterkit power-trace" in text[:200] or text.lstrip().startswith(",".join(COLUMNS[:4]))
 
@@ -101,6 +104,7 @@ def parse_power_trace_header(text: str) -> PowerTrace:
     return parse_power_trace("\n".join(keep), require_samples=False)
 
 
+@POWER_TRACE.parser
 def parse_power_trace(text: str, *, require_samples: bool = True) -> PowerTrace:
     tr = PowerTrace()
     rows: list[str] = []

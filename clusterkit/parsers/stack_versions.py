@@ -10,10 +10,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from clusterkit.evidence.kinds import kind
+from clusterkit.evidence.kinds import declare
 from clusterkit.parsers import ParseError
 
-PATH = "stack/versions.txt"
+# Always prints the `loaded` line (empty version: no driver loaded), so a node without any
+# package still leaves evidence (a node not provisioned yet, or not a dpkg system).
+_SCRIPT = (
+    "dpkg-query -W -f='${Package}\\t${Version}\\t${db:Status-Status}\\n' 'nvidia-driver*' "
+    "'nvidia-fabricmanager*' 'libnvidia-nscq*' libnccl2 'datacenter-gpu-manager*' doca-ofed "
+    "nvidia-container-toolkit 2>/dev/null; "
+    "printf 'loaded\\tnvidia\\t%s\\n' \"$(cat /sys/module/nvidia/version 2>/dev/null)\""
+)
+STACK_VERSIONS = declare("stack-versions", "stack/versions.txt", command=("sh", "-c", _SCRIPT),
+                         description="installed NVIDIA stack packages (dpkg-query) and loaded driver")
+PATH = STACK_VERSIONS.path
 # Package name -> stack component (see playbooks/vars/versions.yml).
 _COMPONENTS = (
     (re.compile(r"^nvidia-driver(-\d+)?(-open|-server|-server-open)?$"), "driver"),
@@ -36,7 +46,7 @@ class StackVersions:
     loaded_driver: str | None = None
 
 
-@kind("stack-versions", path=PATH, description="installed NVIDIA stack packages (dpkg-query) and loaded driver")
+@STACK_VERSIONS.recognizer
 def is_stack_versions(text: str) -> bool:
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return bool(lines) and all(_LINE.match(ln) or _LOADED.match(ln) for ln in lines) and any(
@@ -44,6 +54,7 @@ def is_stack_versions(text: str) -> bool:
         for ln in lines)
 
 
+@STACK_VERSIONS.parser
 def parse_stack_versions(text: str) -> StackVersions:
     out = StackVersions()
     for raw in text.splitlines():

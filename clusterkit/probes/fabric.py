@@ -10,14 +10,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from clusterkit.parsers.ethtool import ETHTOOL_M, ETHTOOL_S, ETHTOOL_S_BEFORE
+from clusterkit.parsers.iblinkinfo import IBLINKINFO
+from clusterkit.parsers.ibcounters import COUNTERS_AFTER, COUNTERS_BEFORE
+from clusterkit.parsers.ibstat import IBSTAT, IBSTATUS
+from clusterkit.parsers.mlxlink import MLXLINK
 from clusterkit.probes.registry import PHASE_AFTER, PHASE_BEFORE, Command, ProbeEnv, probe, simple_probe
 
 _READER = Path(__file__).resolve().parent.parent / "node_scripts" / "fabric_counters.py"
 
-simple_probe("fabric.ibstat", "fabric/ibstat.txt", ["ibstat"], timeout_s=30)
-simple_probe("fabric.ibstatus", "fabric/ibstatus.txt", ["ibstatus"], timeout_s=30)
-simple_probe("fabric.iblinkinfo", "fabric/iblinkinfo.txt", ["iblinkinfo"],
-             timeout_s=120, root=True)
+simple_probe("fabric.ibstat", IBSTAT, timeout_s=30)
+simple_probe("fabric.ibstatus", IBSTATUS, timeout_s=30)
+simple_probe("fabric.iblinkinfo", IBLINKINFO, timeout_s=120, root=True)
 
 
 def reader_command(path: str, phase: int, label: str) -> Command:
@@ -25,11 +29,11 @@ def reader_command(path: str, phase: int, label: str) -> Command:
                    phase=phase, optional=False)
 
 
-@probe("fabric.counters", paths=("fabric/counters-before.json", "fabric/counters-after.json"))
+@probe("fabric.counters", kinds=(COUNTERS_BEFORE, COUNTERS_AFTER))
 def plan_counters(env: ProbeEnv) -> list[Command]:
     """sysfs counters and carrier counts, before and after the load phase."""
-    return [reader_command("fabric/counters-before.json", PHASE_BEFORE, "before"),
-            reader_command("fabric/counters-after.json", PHASE_AFTER, "after")]
+    return [reader_command(COUNTERS_BEFORE.path, PHASE_BEFORE, "before"),
+            reader_command(COUNTERS_AFTER.path, PHASE_AFTER, "after")]
 
 
 _IFNAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")   # Linux interface names (IFNAMSIZ 16 with NUL)
@@ -42,20 +46,19 @@ def _interfaces(env: ProbeEnv) -> list[str]:
     return [i for i in env.spec.roce_interfaces or [] if _IFNAME.match(i)]
 
 
-@probe("fabric.ethtool", paths=("fabric/ethtool-S-*.txt", "fabric/before/ethtool-S-*.txt", "fabric/ethtool-m-*.txt"))
+@probe("fabric.ethtool", kinds=(ETHTOOL_S, ETHTOOL_S_BEFORE, ETHTOOL_M))
 def plan_ethtool(env: ProbeEnv) -> list[Command]:
     """ethtool -S before and after the window, and ethtool -m, per declared RoCE interface."""
     cmds: list[Command] = []
     for ifname in _interfaces(env):
-        cmds.append(Command(f"fabric/before/ethtool-S-{ifname}.txt", ["ethtool", "-S", ifname], 20, phase=PHASE_BEFORE))
-        cmds.append(Command(f"fabric/ethtool-S-{ifname}.txt", ["ethtool", "-S", ifname], 20, phase=PHASE_AFTER))
-        cmds.append(Command(f"fabric/ethtool-m-{ifname}.txt", ["ethtool", "-m", ifname], 20, root=True, phase=PHASE_AFTER))
+        for k, root, phase in ((ETHTOOL_S_BEFORE, False, PHASE_BEFORE), (ETHTOOL_S, False, PHASE_AFTER),
+                               (ETHTOOL_M, True, PHASE_AFTER)):
+            cmds.append(Command(k.at(ifname=ifname), k.argv(ifname=ifname), 20, root=root, phase=phase))
     return cmds
 
 
-@probe("fabric.mlxlink", paths=("fabric/mlxlink-*.txt",))
+@probe("fabric.mlxlink", kinds=(MLXLINK,))
 def plan_mlxlink(env: ProbeEnv) -> list[Command]:
     """mlxlink -m -c per declared HCA (optional: MFT is often not installed)."""
     devs = [d for d in env.spec.ib_devices or [] if _IFNAME.match(d)] if env.spec else []
-    return [Command(f"fabric/mlxlink-{d}.txt", ["mlxlink", "-d", d, "-p", "1", "-m", "-c"], 60, root=True,
-                    phase=PHASE_AFTER) for d in devs]
+    return [Command(MLXLINK.at(device=d), MLXLINK.argv(device=d), 60, root=True, phase=PHASE_AFTER) for d in devs]

@@ -11,6 +11,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from clusterkit.checks.registry import declare_profile_keys
+from clusterkit.parsers.dcgmi import DCGMI_DIAG
+from clusterkit.parsers.dmidecode_bios import DMIDECODE_BIOS
+from clusterkit.parsers.fabricmanager import FABRICMANAGER
+from clusterkit.parsers.ipmi import IPMI_SDR_PSU, IPMI_SEL
+from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, QUERY_GPU, TOPO
+from clusterkit.parsers.nvml_json import NVML, NVML_AFTER
+from clusterkit.parsers.power_trace import POWER_TRACE
 from clusterkit.probes import nvml_backend
 from clusterkit.probes.registry import (
     PHASE_AFTER, PHASE_INFO, PHASE_LOAD, Command, ProbeEnv, probe, simple_probe,
@@ -19,11 +26,6 @@ from clusterkit.probes.registry import (
 # Shape of the power step: profile data ([power]), overridable per suite ([params."power.step"]).
 declare_profile_keys({"power.step_period_s": float, "power.step_duration_s": float, "power.sample_hz": float})
 
-QUERY_FIELDS = ("index,name,pci.bus_id,pci.device_id,serial,uuid,vbios_version,driver_version,persistence_mode,"
-                "power.draw,power.limit,power.default_limit,power.max_limit,clocks.sm,clocks.max.sm,temperature.gpu,"
-                "utilization.gpu,clocks_event_reasons.active,ecc.errors.uncorrected.volatile.total,"
-                "ecc.errors.uncorrected.aggregate.total,pcie.link.gen.current,pcie.link.gen.max,"
-                "pcie.link.width.current,pcie.link.width.max")
 
 
 @lru_cache(maxsize=1)
@@ -34,15 +36,15 @@ def node_script() -> bytes:
     return (backend + "\n\n# ---- clusterkit/node_scripts/gpu_node.py ----\n" + main).encode()
 
 
-@probe("gpu.nvml", paths=("gpu/nvml.json", "gpu/nvml-after.json"))
+@probe("gpu.nvml", kinds=(NVML, NVML_AFTER))
 def plan_nvml(env: ProbeEnv) -> list[Command]:
     # Before and after the load tests: NVLink/ECC counter deltas are judged over the run.
-    return [Command(path, ["python3", "-", "snapshot", "--out", path], timeout_s=90, stdin=node_script(),
+    return [Command(k.path, ["python3", "-", "snapshot", "--out", k.path], timeout_s=90, stdin=node_script(),
                     output="files-json", phase=phase)
-            for path, phase in (("gpu/nvml.json", PHASE_INFO), ("gpu/nvml-after.json", PHASE_AFTER))]
+            for k, phase in ((NVML, PHASE_INFO), (NVML_AFTER, PHASE_AFTER))]
 
 
-@probe("power.step", paths=("gpu/power-trace.csv",))
+@probe("power.step", kinds=(POWER_TRACE,))
 def plan_power_step(env: ProbeEnv) -> list[Command]:
     def get(key: str, default: float) -> float:
         if key in env.params:
@@ -51,24 +53,22 @@ def plan_power_step(env: ProbeEnv) -> list[Command]:
         return float(v) if v is not None else default
 
     period, duration, hz = get("step_period_s", 4.0), get("step_duration_s", 60.0), get("sample_hz", 20.0)
-    return [Command("gpu/power-trace.csv",
-                    ["python3", "-", "power-step", "--period", str(period), "--duration", str(duration), "--hz", str(hz)],
+    return [Command(POWER_TRACE.path,
+                    [*POWER_TRACE.argv(), "--period", str(period), "--duration", str(duration), "--hz", str(hz)],
                     timeout_s=duration + 180, stdin=node_script(), output="files-json", phase=PHASE_LOAD)]
 
 
-@probe("gpu.dcgmi_diag", paths=("gpu/dcgmi-diag.txt",))
+@probe("gpu.dcgmi_diag", kinds=(DCGMI_DIAG,))
 def plan_dcgmi(env: ProbeEnv) -> list[Command]:
     level = int(env.params.get("run_level", 1))   # -r 3 takes tens of minutes: opt in per suite
-    return [Command("gpu/dcgmi-diag.txt", ["dcgmi", "diag", "-r", str(level)], timeout_s=300 + 900 * (level - 1),
+    return [Command(DCGMI_DIAG.path, ["dcgmi", "diag", "-r", str(level)], timeout_s=300 + 900 * (level - 1),
                     root=True, phase=PHASE_LOAD)]
 
 
-simple_probe("gpu.nvidia_smi_q", "gpu/nvidia-smi-q.txt", ["nvidia-smi", "-q"], timeout_s=60)
-simple_probe("gpu.query_gpu", "gpu/query-gpu.csv", ["nvidia-smi", f"--query-gpu={QUERY_FIELDS}", "--format=csv"], timeout_s=60)
-simple_probe("gpu.topo", "gpu/topo.txt", ["nvidia-smi", "topo", "-m"], timeout_s=60)
-simple_probe("gpu.fabricmanager", "gpu/fabricmanager.txt",
-             ["sh", "-c", "systemctl is-active nvidia-fabricmanager; nv-fabricmanager --version"], timeout_s=30)
-simple_probe("power.ipmi_sdr", "host/ipmitool-sdr-psu.txt", ["ipmitool", "sdr", "type", "Power Supply"], timeout_s=60, root=True)
-simple_probe("power.ipmi_sel", "host/ipmitool-sel.txt", ["ipmitool", "sel", "elist"], timeout_s=120, root=True,
-             phase=PHASE_AFTER)
-simple_probe("power.bios", "host/dmidecode-bios.txt", ["dmidecode", "-t", "bios"], timeout_s=30, root=True)
+simple_probe("gpu.nvidia_smi_q", NVIDIA_SMI_Q, timeout_s=60)
+simple_probe("gpu.query_gpu", QUERY_GPU, timeout_s=60)
+simple_probe("gpu.topo", TOPO, timeout_s=60)
+simple_probe("gpu.fabricmanager", FABRICMANAGER, timeout_s=30)
+simple_probe("power.ipmi_sdr", IPMI_SDR_PSU, timeout_s=60, root=True)
+simple_probe("power.ipmi_sel", IPMI_SEL, timeout_s=120, root=True, phase=PHASE_AFTER)
+simple_probe("power.bios", DMIDECODE_BIOS, timeout_s=30, root=True)

@@ -12,6 +12,7 @@ first node: see clusterkit.fleet.nccl_runner.
 from __future__ import annotations
 
 from clusterkit.fleet.nccl_runner import BENCH_SCRIPT, NcclOptions, nccl_env
+from clusterkit.parsers.nccl_tests import ALL_REDUCE
 from clusterkit.probes.registry import PHASE_LOAD, Command, ProbeEnv, probe
 
 # Runs nccl-tests if installed, else the torch benchmark read from stdin, on the GPUs
@@ -33,7 +34,7 @@ def options(params: dict) -> NcclOptions:
     return o
 
 
-@probe("nccl.single_node", paths=("nccl/all_reduce_perf.txt",))
+@probe("nccl.single_node", kinds=(ALL_REDUCE,))
 def single_node(env: ProbeEnv) -> list[Command]:
     opts = options(env.params)
     gpus = env.spec.gpu_count if env.spec is not None else 0
@@ -44,5 +45,5 @@ def single_node(env: ProbeEnv) -> list[Command]:
     nenv = nccl_env(env.profile, env.spec, opts)
     argv = ["env", *[f"{k}={v}" for k, v in sorted(nenv.items())],
             "sh", "-c", _WRAPPER, "ck-nccl", str(gpus), opts.binary, opts.python, *opts.size_args()]
-    return [Command("nccl/all_reduce_perf.txt", argv, timeout_s=opts.timeout_s, phase=PHASE_LOAD,
+    return [Command(ALL_REDUCE.path, argv, timeout_s=opts.timeout_s, phase=PHASE_LOAD,
                     stdin=BENCH_SCRIPT.read_bytes(), optional=False)]

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+
+from clusterkit.evidence.kinds import Kind
 
 if TYPE_CHECKING:
     from clusterkit.inventory import HostSpec
@@ -59,24 +61,25 @@ class Probe:
 PROBES: dict[str, Probe] = {}
 
 
-def probe(name: str, *, paths: tuple[str, ...] | list[str]) -> Callable:
-    """Register `plan(env) -> list[Command]` as a probe producing `paths`."""
+def probe(name: str, *, kinds: Sequence[Kind]) -> Callable:
+    """Register `plan(env) -> list[Command]` as a probe producing evidence of `kinds`."""
 
     def deco(func: Callable[[ProbeEnv], list[Command]]) -> Callable:
-        PROBES[name] = Probe(name, tuple(paths), func)
+        PROBES[name] = Probe(name, tuple(k.glob for k in kinds), func)
         return func
 
     return deco
 
 
-def simple_probe(name: str, path: str, argv: list[str], *, timeout_s: float = 30.0,
-                 root: bool = False, phase: int = PHASE_INFO) -> None:
-    """A probe that is one fixed command."""
+def simple_probe(name: str, kind: Kind, *, timeout_s: float = 30.0, root: bool = False,
+                 phase: int = PHASE_INFO) -> None:
+    """A probe that runs the kind's own command once."""
+    argv = kind.argv()
 
     def plan(env: ProbeEnv) -> list[Command]:
-        return [Command(path, list(argv), timeout_s=timeout_s, root=root, phase=phase)]
+        return [Command(kind.path, list(argv), timeout_s=timeout_s, root=root, phase=phase)]
 
-    PROBES[name] = Probe(name, (path,), plan)
+    PROBES[name] = Probe(name, (kind.path,), plan)
 
 
 def probes_for(needs: list[str]) -> list[Probe]:

@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from clusterkit.evidence.bundle import CLUSTER_DIR, BundleWriter
-from clusterkit.parsers.host_facts import parse_tool_versions
+from clusterkit.evidence.kinds import Kind
+from clusterkit.parsers.host_facts import (CLOCK, DF, MEMINFO, OS_RELEASE, TOOL_VERSIONS, UNAME, UPTIME,
+                                           parse_tool_versions)
+from clusterkit.parsers.kernel_log import KERNEL_LOG
+from clusterkit.parsers.stack_versions import STACK_VERSIONS
 from clusterkit.plugins import load_all
 from clusterkit.sim.gpu import driver_version, fabric_manager_version
 from clusterkit.sim.registry import CLUSTER_GENERATORS, FAULTS, NODE_GENERATORS, SimCluster, SimNode, fault
@@ -56,38 +60,36 @@ def _write_host(node: SimNode, w: BundleWriter, now: float) -> None:
     kernel = f.setdefault("kernel", "5.15.0-119-generic")
     if "host.kernel_drift" in node.faults:
         kernel = "5.15.0-125-generic"
-    plan: list[tuple[str, str, str]] = [
-        ("host/uname.txt", "uname -a",
+    plan: list[tuple[Kind, str]] = [
+        (UNAME,
          f"Linux {node.host} {kernel} #129-Ubuntu SMP Fri Aug 2 19:25:20 UTC 2024 x86_64 x86_64 x86_64 GNU/Linux\n"),
-        ("host/os-release.txt", "cat /etc/os-release",
+        (OS_RELEASE,
          'PRETTY_NAME="Ubuntu 22.04.4 LTS"\nNAME="Ubuntu"\nVERSION_ID="22.04"\nVERSION="22.04.4 LTS (Jammy Jellyfish)"\n'
          'VERSION_CODENAME=jammy\nID=ubuntu\nID_LIKE=debian\n'),
-        ("host/uptime.txt", "cat /proc/uptime", f"{f.setdefault('uptime_s', 86400.0 * 3):.2f} 2500000.00\n"),
-        ("host/meminfo.txt", "cat /proc/meminfo",
+        (UPTIME, f"{f.setdefault('uptime_s', 86400.0 * 3):.2f} 2500000.00\n"),
+        (MEMINFO,
          "MemTotal:       2113245184 kB\nMemFree:        1905000000 kB\nMemAvailable:   2010000000 kB\n"
          "Buffers:          1200000 kB\nCached:          90000000 kB\nSwapTotal:              0 kB\n"),
-        ("host/df.txt", "df -P -k",
+        (DF,
          "Filesystem     1024-blocks      Used  Available Capacity Mounted on\n"
          "/dev/md0        1844961280 412345678 1432615602      23% /\n"
          "/dev/nvme0n1p1      523248      6220     517028       2% /boot/efi\n"
          + ("/dev/md1       28125000000 27843750000 281250000     99% /raid\n" if "host.raid_full" in node.faults
             else "/dev/md1       28125000000 9876543210 18248456790     36% /raid\n")),
     ]
-    plan.append(("host/tool-versions.txt", "sh -c <tool versions script>",
+    plan.append((TOOL_VERSIONS,
                  f"kernel: {kernel}\nnvidia-smi: NVIDIA-SMI version  : {driver_version(node)}\n"
                  f"dcgmi: Version : {f.setdefault('dcgm', '3.3.8')}\nibstat: ibstat BUILD VERSION: 2307.0\n"
                  "ethtool: ethtool version 5.16\nmlxlink: not installed\n"
                  "all_reduce_perf: nccl-tests 2.13.10\nmpirun: mpirun (Open MPI) 4.1.5\npython3: Python 3.10.12\n"))
-    plan.append(("stack/versions.txt", "sh -c <stack versions script>", _stack_versions(node)))
+    plan.append((STACK_VERSIONS, _stack_versions(node)))
     t = now
-    for path, cmd, text in plan:
-        w.write(path, text)
-        w.record(path, cmd, 0, 0.012, local_start_epoch=t, local_end_epoch=t + 0.012)
+    for kind, text in plan:
+        w.put(kind, text, duration_s=0.012, local_start_epoch=t, local_end_epoch=t + 0.012)
         t += 0.02
     # Node clocks: a few ms of NTP noise.
     offset = node.rng.uniform(-0.004, 0.004)
-    w.write("host/clock.txt", f"{t + 0.006 + offset:.9f}\n")
-    w.record("host/clock.txt", "date +%s.%N", 0, 0.012, local_start_epoch=t, local_end_epoch=t + 0.012)
+    w.put(CLOCK, f"{t + 0.006 + offset:.9f}\n", duration_s=0.012, local_start_epoch=t, local_end_epoch=t + 0.012)
 
 
 def _stack_versions(node: SimNode) -> str:
@@ -113,8 +115,7 @@ def _write_kernel_log(node: SimNode, w: BundleWriter) -> None:
         (9.87, "EXT4-fs (md0): mounted filesystem with ordered data mode. Quota mode: none."),
     ]
     lines = sorted(base + list(node.facts.get("kernel_log", [])), key=lambda x: x[0])
-    w.write("host/dmesg.txt", "".join(f"[{s:12.6f}] {m}\n" for s, m in lines))
-    w.record("host/dmesg.txt", "dmesg", 0, 0.05)
+    w.put(KERNEL_LOG, "".join(f"[{s:12.6f}] {m}\n" for s, m in lines), duration_s=0.05)
 
 
 def generate(out_dir: Path, *, nodes: int = 8, seed: int = 0, gpu_model: str = DEFAULT_MODEL,
@@ -139,7 +140,7 @@ def generate(out_dir: Path, *, nodes: int = 8, seed: int = 0, gpu_model: str = D
             NODE_GENERATORS[family](node, w)
         _write_kernel_log(node, w)
         w.finish(injected_faults=node.faults,
-                 tool_versions=parse_tool_versions((out_dir / node.host / "host/tool-versions.txt").read_text()))
+                 tool_versions=parse_tool_versions((out_dir / node.host / TOOL_VERSIONS.path).read_text()))
     if CLUSTER_GENERATORS:
         cw = BundleWriter(out_dir / CLUSTER_DIR, CLUSTER_DIR, simulated=True)
         for family in sorted(CLUSTER_GENERATORS):

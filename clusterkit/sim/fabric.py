@@ -8,6 +8,11 @@ from __future__ import annotations
 import json
 
 from clusterkit.node_scripts.fabric_counters import SCHEMA
+from clusterkit.parsers.ethtool import ETHTOOL_M, ETHTOOL_S, ETHTOOL_S_BEFORE
+from clusterkit.parsers.ibcounters import COUNTERS_AFTER, COUNTERS_BEFORE
+from clusterkit.parsers.iblinkinfo import IBLINKINFO
+from clusterkit.parsers.ibstat import IBSTAT
+from clusterkit.parsers.mlxlink import MLXLINK
 from clusterkit.sim.registry import SimNode, fault, node_generator
 
 fault("fabric.dirty_fiber", "one lane's Rx power low and symbol errors rising on one HCA port: reported as that link "
@@ -92,9 +97,9 @@ def generate(node: SimNode, w) -> None:
     bad_if = roce[rng.randrange(len(roce))] if roce and not devs else None
     if "fabric.half_rate" in node.faults and bad:
         rates[bad] = full // 2
-    w.write("fabric/ibstat.txt", _ibstat(node, devs, rates) + _ibstat_roce(node, roce, len(devs), bad_if))
+    w.write(IBSTAT.path, _ibstat(node, devs, rates) + _ibstat_roce(node, roce, len(devs), bad_if))
     if devs:
-        w.write("fabric/iblinkinfo.txt", _iblinkinfo(node, devs, rates, full))
+        w.write(IBLINKINFO.path, _iblinkinfo(node, devs, rates, full))
     uptime = node.facts.setdefault("uptime_s", float(rng.randint(2, 30) * 86400))
     t0 = 1_795_000_000.0 + node.index
     before = {"schema": SCHEMA, "phase": "before", "taken_at": t0, "uptime_s": uptime - WINDOW_S - 60, "ib": {}, "net": {}}
@@ -123,11 +128,11 @@ def generate(node: SimNode, w) -> None:
         if d == bad and "fabric.dirty_fiber" in node.faults:
             rx[rng.randrange(4)] = round(rng.uniform(-13.5, -11.5), 3)
             raw = "4E-5"
-        w.write(f"fabric/mlxlink-{d}.txt", _mlxlink(d, rx, raw, eff, f"MT23{node.index:03d}{i:02d}FT"))
+        w.write(MLXLINK.at(device=d), _mlxlink(d, rx, raw, eff, f"MT23{node.index:03d}{i:02d}FT"))
     if roce:
         _roce(node, w, roce, len(devs), bad_if, before, after, uptime)
-    w.write("fabric/counters-before.json", json.dumps(before, indent=1, sort_keys=True) + "\n")
-    w.write("fabric/counters-after.json", json.dumps(after, indent=1, sort_keys=True) + "\n")
+    w.write(COUNTERS_BEFORE.path, json.dumps(before, indent=1, sort_keys=True) + "\n")
+    w.write(COUNTERS_AFTER.path, json.dumps(after, indent=1, sort_keys=True) + "\n")
     if bad and "fabric.flapping_link" in node.faults:
         i = devs.index(bad)
         pci = f"0000:{0x18 + i * 0x10:02x}:00.0"
@@ -207,9 +212,9 @@ def _roce(node: SimNode, w, roce: list[str], first: int, bad_if: str | None, bef
                 t = uptime - WINDOW_S + 120 + j * 200
                 log += [(t, f"mlx5_core 0000:{0x18 + i * 0x10:02x}:00.0 {ifname}: Link down"),
                         (t + 3.1, f"mlx5_core 0000:{0x18 + i * 0x10:02x}:00.0 {ifname}: Link up")]
-        w.write(f"fabric/before/ethtool-S-{ifname}.txt", _ethtool_s(cb))
-        w.write(f"fabric/ethtool-S-{ifname}.txt", _ethtool_s(ca))
-        w.write(f"fabric/ethtool-m-{ifname}.txt", _ethtool_m(rx, f"MT24{node.index:03d}{k:02d}RC"))
+        w.write(ETHTOOL_S_BEFORE.at(ifname=ifname), _ethtool_s(cb))
+        w.write(ETHTOOL_S.at(ifname=ifname), _ethtool_s(ca))
+        w.write(ETHTOOL_M.at(ifname=ifname), _ethtool_m(rx, f"MT24{node.index:03d}{k:02d}RC"))
         for snap, carrier in ((before, carrier_b), (after, carrier_a)):
             snap["ib"][f"{d}/1"] = {"device": d, "port": 1, "state": "4: ACTIVE", "phys_state": "5: LinkUp",
                                     "rate": f"{rate} Gb/sec (4X)", "link_layer": "Ethernet", "fw_ver": "28.39.1002",

@@ -11,6 +11,14 @@ import json
 from typing import Any
 
 from clusterkit.evidence.bundle import BundleWriter
+from clusterkit.evidence.kinds import Kind
+from clusterkit.parsers.dcgmi import DCGMI_DIAG
+from clusterkit.parsers.dmidecode_bios import DMIDECODE_BIOS
+from clusterkit.parsers.fabricmanager import FABRICMANAGER
+from clusterkit.parsers.ipmi import IPMI_SDR_PSU, IPMI_SEL
+from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, TOPO
+from clusterkit.parsers.nvml_json import NVML
+from clusterkit.parsers.power_trace import POWER_TRACE
 from clusterkit.node_scripts.gpu_node import TRACE_COLUMNS
 from clusterkit.parsers.gpu_records import CLOCK_REASON_BITS
 from clusterkit.probes.nvml_backend import FakeBackend, read_snapshot
@@ -304,35 +312,31 @@ def generate_gpu(node: SimNode, w: BundleWriter) -> None:
     n = int(node.spec.get("gpu_count") or 0)
     if not n or model not in MODELS:
         # No GPU: what a real node without the driver shows.
-        w.write("gpu/nvml.json", json.dumps(read_snapshot(FakeBackend(missing="library_not_found")), indent=1) + "\n")
-        w.record("gpu/nvml.json", "python3 - snapshot", 0, 0.2)
-        w.write("gpu/nvidia-smi-q.txt", "sh: 1: nvidia-smi: not found\n")
-        w.record("gpu/nvidia-smi-q.txt", "nvidia-smi -q", 127, 0.01, stderr="nvidia-smi: not found")
+        w.put(NVML, json.dumps(read_snapshot(FakeBackend(missing="library_not_found")), indent=1) + "\n", duration_s=0.2)
+        w.put(NVIDIA_SMI_Q, "sh: 1: nvidia-smi: not found\n", exit_code=127, duration_s=0.01,
+              stderr="nvidia-smi: not found")
         return
     doc = _nvml_doc(node, model, n)
     links = MODELS[model][5]
     uptime = float(node.facts.setdefault("uptime_s", 86400.0 * 3))
-    files: list[tuple[str, str, str]] = [
-        ("gpu/nvml.json", "python3 - snapshot", json.dumps(doc, indent=1, sort_keys=True) + "\n"),
-        ("gpu/nvidia-smi-q.txt", "nvidia-smi -q", render_nvidia_smi_q(doc)),
-        ("gpu/topo.txt", "nvidia-smi topo -m",
+    files: list[tuple[Kind, str]] = [
+        (NVML, json.dumps(doc, indent=1, sort_keys=True) + "\n"),
+        (NVIDIA_SMI_Q, render_nvidia_smi_q(doc)),
+        (TOPO,
          render_topo(n, list(node.spec.get("ib_devices") or []), MODELS[model][6])),
     ]
     if links:
         fm = fabric_manager_version(node)   # a mismatched one refuses to start, as the real one does
-        files.append(("gpu/fabricmanager.txt", "systemctl is-active nvidia-fabricmanager; nv-fabricmanager --version",
+        files.append((FABRICMANAGER,
                       f"{'active' if fm == doc['driver_version'] else 'failed'}\nFabric Manager version is : {fm}\n"))
     trace, lost_uptime = _power_trace(node, doc, uptime - 600.0)
-    files.append(("gpu/power-trace.csv", "python3 - power-step", trace))
+    files.append((POWER_TRACE, trace))
     if "gpu.fallen_off_bus" not in node.faults:   # DCGM cannot run its diag with a GPU off the bus
-        files.append(("gpu/dcgmi-diag.txt", "dcgmi diag -r 1", _dcgmi_diag(node, doc)))
+        files.append((DCGMI_DIAG, _dcgmi_diag(node, doc)))
     sdr, sel = _ipmi(node)
-    files += [("host/ipmitool-sdr-psu.txt", 'ipmitool sdr type "Power Supply"', sdr),
-              ("host/ipmitool-sel.txt", "ipmitool sel elist", sel),
-              ("host/dmidecode-bios.txt", "dmidecode -t bios", _bios(node))]
-    for path, cmd, text in files:
-        w.write(path, text)
-        w.record(path, cmd, 0, 0.3)
+    files += [(IPMI_SDR_PSU, sdr), (IPMI_SEL, sel), (DMIDECODE_BIOS, _bios(node))]
+    for kind, text in files:
+        w.put(kind, text, duration_s=0.3)
     log = node.facts.setdefault("kernel_log", [])
     log.append((14.2, f"nvidia-nvlink: Nvlink Core is being initialized, major device number 234"))
     log.append((14.9, f"NVRM: loading NVIDIA UNIX x86_64 Kernel Module  {doc['driver_version']}"))

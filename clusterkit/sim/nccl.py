@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from clusterkit.fleet.localize import GroupTest, LocalizeConfig, TestOutcome, localize
+from clusterkit.parsers.nccl_tests import ALL_REDUCE, NCCL_LOCALIZE
 from clusterkit.sim.registry import cluster_generator, fault, node_generator
 from clusterkit.node_scripts.allreduce_bench import _fmt  # nccl-tests' number format, defined once
 
@@ -155,9 +156,8 @@ def node_evidence(node: "SimNode", writer: "BundleWriter") -> None:
     wrong_from = 64 * (1 << 20) if "nccl.validation_errors" in node.faults else None
     text = allreduce_text([node.host], gpus, _gpu_name(node.spec.get("gpu_model")), plateau, node.rng,
                           wrong_from_bytes=wrong_from)
-    writer.write("nccl/all_reduce_perf.txt", text)
-    writer.record("nccl/all_reduce_perf.txt", f"all_reduce_perf -b 8 -e 8G -f 2 -g {gpus} -c 1", 0, 95.0,
-                  env={"NCCL_DEBUG": "VERSION"})
+    writer.put(ALL_REDUCE, text, command=f"all_reduce_perf -b 8 -e 8G -f 2 -g {gpus} -c 1", duration_s=95.0,
+               env={"NCCL_DEBUG": "VERSION"})
 
 
 def model_for(cluster: "SimCluster", rng: random.Random) -> tuple[BandwidthModel, list[str]]:
@@ -190,10 +190,9 @@ def cluster_evidence(cluster: "SimCluster", writer: "BundleWriter") -> None:
     bad_data = any("nccl.validation_errors" in n.faults for n in cluster.nodes)
     text = allreduce_text(hosts, gpus, _gpu_name(first.get("gpu_model")), full, rng,
                           wrong_from_bytes=64 * (1 << 20) if bad_data else None, latency_us=60.0)
-    writer.write("nccl/all_reduce_perf.txt", text)
-    writer.record("nccl/all_reduce_perf.txt",
-                  f"mpirun -np {len(hosts) * gpus} --hostfile hosts all_reduce_perf -b 8 -e 8G -f 2 -g 1 -c 1",
-                  0, 140.0, env={"NCCL_DEBUG": "VERSION", "NCCL_IB_HCA": "=" + ",".join(devices)})
+    writer.put(ALL_REDUCE, text, duration_s=140.0,
+               command=f"mpirun -np {len(hosts) * gpus} --hostfile hosts all_reduce_perf -b 8 -e 8G -f 2 -g 1 -c 1",
+               env={"NCCL_DEBUG": "VERSION", "NCCL_IB_HCA": "=" + ",".join(devices)})
     if full < 0.9 * model.full_gbps:
         verdict = localize(hosts, model.tester, LocalizeConfig(
             expected_full_gbps=model.full_gbps, expected_rail_gbps=model.rail_gbps, rails=devices))
@@ -201,6 +200,5 @@ def cluster_evidence(cluster: "SimCluster", writer: "BundleWriter") -> None:
         doc["simulated"] = True
         import json
 
-        writer.write("nccl/localize.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")
-        writer.record("nccl/localize.json", "clusterkit localization (simulated bandwidth model)", 0,
-                      verdict.total_time_s)
+        writer.put(NCCL_LOCALIZE, json.dumps(doc, indent=2, sort_keys=True) + "\n", duration_s=verdict.total_time_s,
+                   command="clusterkit localization (simulated bandwidth model)")

@@ -12,6 +12,7 @@ from clusterkit.checks.registry import CHECKS, check
 from clusterkit.evidence.bundle import Bundle
 from clusterkit.fleet.collect import FleetOptions, collect_bundles, collect_planned
 from clusterkit.inventory import HostSpec, load_inventory
+from clusterkit.evidence.kinds import Kind
 from clusterkit.probes.registry import PHASE_AFTER, PHASE_INFO, PHASE_LOAD, PROBES, Command, probe
 from clusterkit.results import CheckResult
 from clusterkit.suites import Suite
@@ -192,11 +193,13 @@ def test_progress_reports_each_step(sshd_cluster, tmp_path):
 def fleettest_probe():
     """A probe and a check registered for one test only."""
 
-    @probe("fleettest.kernel", paths=("fleettest/kernel.txt",))
-    def plan(env):
-        return [Command("fleettest/kernel.txt", ["uname", env.params.get("flag", "-s")], timeout_s=10)]
+    kernel_kind = Kind("fleettest-kernel", "fleettest/kernel.txt")   # not declared: never sniffed
 
-    @check("fleettest.kernel", needs=("fleettest/kernel.txt",))
+    @probe("fleettest.kernel", kinds=(kernel_kind,))
+    def plan(env):
+        return [Command(kernel_kind.path, ["uname", env.params.get("flag", "-s")], timeout_s=10)]
+
+    @check("fleettest.kernel", needs=(kernel_kind,))
     def kernel(ctx):
         """The kernel is Linux."""
         text = ctx.text("fleettest/kernel.txt").strip()
