@@ -1,0 +1,64 @@
+"""The real-output corpus under tests/real/corpus/: files, their asserted verdicts, and what clusterkit says.
+
+Each corpus file is a tool's output copied verbatim from a public source, preceded by `# key: value`
+header lines (source, system, kind, wrapper, verdict, key, findings, excerpt). The verdict is what an
+experienced SRE concludes from the text alone; `findings` lists the finding codes behind it (`-` for none).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+HEADER_KEYS = ("source", "system", "kind", "wrapper", "verdict", "key", "findings", "excerpt")
+_HEADER = re.compile(r"^# (%s): ?(.*)$" % "|".join(HEADER_KEYS))
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    path: Path
+    meta: dict[str, str]
+    text: str                       # the output, header removed
+
+    @property
+    def id(self) -> str:
+        return f"{self.path.parent.name}/{self.path.name}"
+
+    @property
+    def verdict(self) -> str:
+        return self.meta["verdict"].split()[0].lower()
+
+    @property
+    def codes(self) -> list[str]:
+        raw = self.meta.get("findings", "-").strip()
+        return [] if raw in ("-", "") else [c.strip() for c in raw.split(",") if c.strip()]
+
+
+def load(path: Path) -> CorpusFile:
+    lines = path.read_text(errors="replace").split("\n")
+    meta: dict[str, str] = {}
+    i = 0
+    while i < len(lines) and (m := _HEADER.match(lines[i])):
+        meta[m.group(1)] = m.group(2).strip()
+        i += 1
+    return CorpusFile(path, meta, "\n".join(lines[i:]))
+
+
+def corpus_files() -> list[CorpusFile]:
+    return [load(p) for p in sorted(CORPUS.glob("*/*.txt"))]
+
+
+def verdict(text: str, name: str = "pasted.txt", suite: str = "full") -> tuple[str, set[str]]:
+    """clusterkit's verdict on a paste: the worst node status, and every finding code it reported."""
+    from clusterkit.pipeline import analyze_paths
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / name
+        p.write_text(text)
+        run = analyze_paths([p], suite=suite)
+    codes = {f.code for n in run.nodes for c in n.checks for f in c.findings}
+    codes |= {f.code for c in run.cluster_checks for f in c.findings}
+    return run.status, codes
