@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from clusterkit.checks.registry import CHECKS, CheckSpec
-from clusterkit.evidence.bundle import Bundle, EvidenceError
+from clusterkit.evidence.bundle import Bundle, EvidenceError, decode_evidence
 from clusterkit.evidence.kinds import Kind, kind_of_path
 from clusterkit.inventory import HostSpec
 from clusterkit.parsers import ParseError
@@ -105,10 +105,10 @@ def _missing(spec: CheckSpec, bundle: Bundle) -> list[str]:
     return [n for n in spec.needs if n not in have]
 
 
-def _run(spec: CheckSpec, ctx: Any) -> Any:
+def _run(spec: CheckSpec, ctx: Any, *args: Any) -> Any:
     t0 = time.perf_counter()
     try:
-        out = spec.func(ctx)
+        out = spec.func(ctx, *args)
     except (EvidenceError, ParseError) as e:
         out = CheckResult.error(spec.id, str(e))
     except Exception as e:  # a bug in one check must not lose the others' results
@@ -117,14 +117,18 @@ def _run(spec: CheckSpec, ctx: Any) -> Any:
                                 code="CHECK_CRASHED", component="clusterkit",
                                 action="report this as a clusterkit bug, with the evidence bundle")
     dt = time.perf_counter() - t0
-    for r in out if isinstance(out, list) else [out]:
+    for r in out if isinstance(out, list) else [out] if out is not None else []:
         r.duration_s = dt
     return out
 
 
 def _node_checks(ctx: NodeContext, node_specs: list[CheckSpec], suite: Suite, loose: bool) -> list[CheckResult]:
     out: list[CheckResult] = []
+    if ctx.bundle.meta.get("unrecognized"):
+        out.append(_unrecognized(str(ctx.bundle.meta["unrecognized"])))
     for cs in node_specs:
+        if cs.after_others:
+            continue
         missing = _missing(cs, ctx.bundle)
         if loose and (not cs.needs or len(missing) == len(cs.needs) and not cs.needs_any or cs.needs_any and missing):
             continue  # a loose file only answers the checks that read its kind
@@ -133,6 +137,10 @@ def _node_checks(ctx: NodeContext, node_specs: list[CheckSpec], suite: Suite, lo
             continue
         ctx.params = suite.params_for(cs.id)
         out.append(_run(cs, ctx))
+    for cs in node_specs:   # e.g. the fatal-signature scan, which reads what the others reported
+        if cs.after_others:
+            ctx.params = suite.params_for(cs.id)
+            out.extend(r for r in [_run(cs, ctx, out)] if r is not None)
     ctx.drop_large()
     return out
 
@@ -263,12 +271,18 @@ def analyze_bundles(
     return run
 
 
-def open_paths(paths: list[Path], kind_override: str | None = None) -> tuple[list[Bundle], Bundle | None, list[NodeResult], bool]:
-    """Bundles, run directories and loose files -> bundles (+ error results for unusable files).
+STDIN = Path("-")
+
+
+def open_paths(paths: list[Path], kind_override: str | None = None,
+               stdin_text: str | None = None) -> tuple[list[Bundle], Bundle | None, list[NodeResult], bool]:
+    """Bundles, run directories and loose files (`-`: standard input) -> bundles (+ error results
+    for unusable files). A paste of several hosts' output (pdsh/clush) becomes one node per host,
+    and files of one host are that host's bundle.
 
     Returns (bundles, cluster bundle, error node results, loose?)."""
     from clusterkit.evidence.bundle import CLUSTER_DIR, find_bundles, read_evidence_file
-    from clusterkit.evidence.kinds import KINDS, sniff
+    from clusterkit.evidence.kinds import KINDS
     from clusterkit.errors import ConfigError
 
     load_all()
@@ -276,9 +290,17 @@ def open_paths(paths: list[Path], kind_override: str | None = None) -> tuple[lis
     errors: list[NodeResult] = []
     cluster: Bundle | None = None
     loose = False
+    pasted = _Pasted(kind_override)
     if kind_override and kind_override not in KINDS:
         raise ConfigError(f"unknown --kind '{kind_override}' (known: {', '.join(sorted(KINDS))})")
     for p in paths:
+        if p == STDIN:
+            loose = True
+            try:
+                pasted.add("stdin", decode_evidence((stdin_text or "").encode(), "standard input"), "standard input")
+            except EvidenceError as e:
+                errors.append(_file_error("stdin", str(e)))
+            continue
         if not p.exists():
             raise ConfigError(f"{p}: no such file or directory")
         if p.is_dir():
@@ -293,22 +315,54 @@ def open_paths(paths: list[Path], kind_override: str | None = None) -> tuple[lis
                     bundles.append(b)
             continue
         loose = True
-        host = p.name
         try:
             text = read_evidence_file(p)
         except (EvidenceError, OSError) as e:
-            errors.append(_file_error(host, str(e)))
+            errors.append(_file_error(p.name, str(e)))
             continue
-        k = KINDS[kind_override] if kind_override else sniff(text)
-        if k is None:
-            errors.append(_file_error(host, f"{p}: unrecognized content (not a known tool output); "
-                                            f"name its kind with --kind ({', '.join(sorted(KINDS))})"))
-            continue
-        bundles.append(Bundle.virtual(host, {k.path: text}, {"host": host, "loose_kind": k.name, "source": str(p)}))
-    return bundles, cluster, errors, loose
+        pasted.add(p.name, text, str(p))
+    return bundles + pasted.bundles(), cluster, errors, loose
+
+
+class _Pasted:
+    """Loose files -> virtual bundles: one per host of a pdsh/clush paste, else one per file."""
+
+    def __init__(self, kind_override: str | None):
+        self.kind_override = kind_override
+        self.files: dict[str, dict[str, str]] = {}    # node -> {bundle path: text}
+        self.meta: dict[str, dict[str, Any]] = {}
+
+    def add(self, name: str, text: str, source: str) -> None:
+        from clusterkit.evidence.kinds import KINDS, sniff_document
+        from clusterkit.evidence.normalize import normalize_document
+
+        doc = normalize_document(text)
+        hosts = doc.hosts
+        for host in hosts:
+            part = doc.for_host(host) if host is not None else doc
+            body = part.inner_text() if host is not None else text
+            k = KINDS[self.kind_override] if self.kind_override else sniff_document(part)
+            path = k.loose_path if k is not None else f"unrecognized/{name}"
+            node = host or name
+            if path in self.files.get(node, {}):
+                node = f"{node} ({name})"          # a second file of the same kind: its own node
+            self.files.setdefault(node, {})[path] = body
+            meta = self.meta.setdefault(node, {"host": node, "source": source})
+            if k is not None:
+                meta.setdefault("loose_kinds", []).append(k.name)
+                meta.setdefault("loose_kind", k.name)
+            else:
+                meta["unrecognized"] = (f"{source}: unrecognized content (not a known tool output); "
+                                        f"name its kind with --kind ({', '.join(sorted(KINDS))})")
+
+    def bundles(self) -> list[Bundle]:
+        return [Bundle.virtual(node, files, self.meta[node]) for node, files in self.files.items()]
+
+
+def _unrecognized(message: str) -> CheckResult:
+    return CheckResult.error("evidence.read", message, code="EVIDENCE_UNUSABLE", component="file",
+                             action="pass the tool's text output as printed, or name its kind with --kind")
 
 
 def _file_error(host: str, message: str) -> NodeResult:
-    r = CheckResult.error("evidence.read", message, code="EVIDENCE_UNUSABLE", component="file",
-                          action="pass the tool's text output as printed, or name its kind with --kind")
-    return NodeResult(host, "ok", [r])
+    return NodeResult(host, "ok", [_unrecognized(message)])

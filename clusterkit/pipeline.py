@@ -75,9 +75,9 @@ def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "
 
 
 def analyze_paths(paths: list[Path], *, suite: str = "full", profile: str | None = None,
-                  kind: str | None = None) -> RunResult:
-    """Bundles, run directories and loose files -> results."""
+                  kind: str | None = None, stdin_text: str | None = None) -> RunResult:
+    """Bundles, run directories and loose files (`-` is `stdin_text`) -> results."""
     started = now_iso()
-    bundles, cluster, errors, loose = open_paths(paths, kind)
+    bundles, cluster, errors, loose = open_paths(paths, kind, stdin_text)
     return analyze_bundles(bundles, load_suite(suite), profiles=ProfileResolver(profile), cluster_bundle=cluster,
                            loose=loose, started_at=started, extra_nodes=errors)

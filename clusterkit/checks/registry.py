@@ -23,6 +23,7 @@ class CheckSpec:
     params: dict[str, type]           # profile keys it reads, "family.key_unit" -> type
     description: str
     needs_any: bool = False           # True: one of `needs` is enough
+    after_others: bool = False        # node check called as func(ctx, results of the node's other checks)
 
     @property
     def family(self) -> str:
@@ -48,6 +49,7 @@ def check(
     params: dict[str, type] | None = None,
     scope: Scope = "node",
     needs_any: bool = False,
+    after_others: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Register a check.
 
@@ -65,7 +67,7 @@ def check(
         CHECKS[check_id] = CheckSpec(
             check_id, func, scope, tuple(k.glob if isinstance(k, Kind) else k for k in needs), dict(params or {}),
             (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else "",
-            needs_any,
+            needs_any, after_others,
         )
         return func
 

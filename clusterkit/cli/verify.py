@@ -145,7 +145,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def analyze(
-        paths: List[Path] = typer.Argument(..., help="Bundle directories, run directories or loose tool-output files."),
+        paths: List[Path] = typer.Argument(..., help="Bundle directories, run directories or loose tool-output files "
+                                                     "(`-` reads standard input: `dmesg | clusterkit analyze -`)."),
         kind: Optional[str] = typer.Option(None, "--kind", help="Kind of the loose files (default: recognized from content)."),
         profile: Optional[str] = ProfileOpt,
         suite: str = typer.Option("full", "--suite", help="Suite whose checks are applied (default: full)."),
@@ -156,7 +157,8 @@ def register(app: typer.Typer) -> None:
         from clusterkit import pipeline
 
         _check_format(fmt)
-        run = pipeline.analyze_paths(list(paths), suite=suite, profile=profile, kind=kind)
+        stdin_text = sys.stdin.read() if any(str(p) == "-" for p in paths) else None
+        run = pipeline.analyze_paths(list(paths), suite=suite, profile=profile, kind=kind, stdin_text=stdin_text)
         _finish(run, fmt, output)
 
 

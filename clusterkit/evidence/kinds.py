@@ -25,13 +25,12 @@ class Kind:
     """One kind of evidence. Immutable once its module is imported."""
 
     def __init__(self, name: str, path: str, *, command: Sequence[str] | None = None, priority: int = 50,
-                 description: str = "", log_fallback: bool = False):
+                 description: str = ""):
         self.name = name
         self.path = path
         self.command: tuple[str, ...] | None = tuple(command) if command is not None else None
         self.priority = priority              # higher is tried first (more specific formats)
         self.description = description
-        self.log_fallback = log_fallback      # the kind of a timestamped log no recognizer claimed
         self._pattern = re.compile("".join(re.escape(p) if i % 2 == 0 else "(?P<%s>.+)" % p
                                            for i, p in enumerate(_FIELD.split(path))) + r"\Z")
         self.sniff: Callable[[str], bool] | None = None
@@ -134,8 +133,6 @@ def sniff_document(doc: Document) -> Kind | None:
                 return k
         except Exception:  # a recognizer bug must not stop the others
             continue
-    if doc.stamped_share >= 0.5:   # a log of unknown content: read it as a kernel/system log
-        return next((k for k in KINDS.values() if k.log_fallback), None)
     return None
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 
 from clusterkit.evidence.text import clean
@@ -34,26 +35,40 @@ class Line:
     wall: str | None = None        # wall-clock stamp as printed
     source: str | None = None      # the logging program (kernel, nv-fabricmanager...) when a prefix named it
     stamped: bool = False          # a log prefix was stripped from this line
+    via_iso: bool = False          # its innermost stamp was a bare ISO time (journal short-iso is decided per document)
+    inner: str = ""                # the line without its document-level wrappers (host, rank), log prefix kept
 
 
 # ---- document-level layers --------------------------------------------------------------
 
 _FENCE = re.compile(r"^\s*(?:```|~~~)[\w+.-]*\s*$")
 _QUOTE = re.compile(r"^\s{0,3}> ?")
+# Tools whose command line users paste above their output (with or without a prompt).
+_TOOLS = (r"(?:sudo\s+(?:-\S+\s+)*)?(?:\S*/)?(?:nvidia-smi|dcgmi|dmesg|journalctl|ibstat|ibstatus|iblinkinfo|ibv_devinfo|"
+          r"perfquery|ibdiagnet|ibqueryerrors|ethtool|mlxlink|mlxcables|mget_temp|lspci|ipmitool|ipmi-sel|ipmi-sensors|"
+          r"ipmimonitoring|all_reduce_perf|all_gather_perf|reduce_scatter_perf|alltoall_perf|broadcast_perf|reduce_perf|"
+          r"sendrecv_perf|mpirun|srun|systemctl|nv-fabricmanager|dmidecode|uname|df|cat|tail|grep|docker|podman|ctr|"
+          r"kubectl|singularity|apptainer|enroot|pdsh|clush)\b")
 # Shell prompts followed by a command (the command is kept as a hint, the line dropped).
 _PROMPTS = [
     re.compile(r"^\s*(?:\([\w.-]+\)\s*)?[\w.-]+@[\w.-]+(?::[^\s#$%]*)?\s*[#$%]\s?(?P<cmd>.*)$"),  # user@host:~$ cmd
-    re.compile(r"^\s*\[[\w.-]+@[\w.-]+(?:\s+[^\]]*)?\]\s*[#$%]\s?(?P<cmd>.*)$"),                 # [root@node ~]# cmd
+    # [root@node ~]# cmd, [node ~]$ cmd (a directory after the host: never a dmesg -T date)
+    re.compile(r"^\s*\[(?:[\w.-]+@[\w.-]+(?:\s+[^\]]*)?|[\w.-]+\s+[~/.][^\]]*)\]\s*[#$%]\s?(?P<cmd>.*)$"),
     re.compile(r"^\s*(?:sh|bash|zsh)-\d+(?:\.\d+)*[#$]\s?(?P<cmd>.*)$"),                          # bash-4.2# cmd
-    re.compile(r"^\s*\$\s+(?P<cmd>\S.*)$"),                                                      # $ cmd
-    re.compile(r"^\s*\$\s*(?P<cmd>)$"),                                                          # a bare $ prompt
+    re.compile(r"^\s*(?:\$|❯|➜|>>>|PS [^>]*>)\s+(?P<cmd>\S.*)$"),                                 # $ cmd, ❯ cmd, >>> cmd
+    re.compile(r"^\s*#\s?(?P<cmd>" + _TOOLS + r".*)$"),                                            # root's '# tool ...'
+    re.compile(r"^\s*(?:\$|❯|➜)\s*(?P<cmd>)$"),                                                  # a bare prompt
+    re.compile(r"^\[sudo\] password for \S+:\s*(?P<cmd>)$"),
 ]
+# A command line pasted without its prompt: only as the first line, and only a known tool.
+_BARE_COMMAND = re.compile(r"^\s*(?P<cmd>" + _TOOLS + r"(?:\s+[^\s|]+)*(?:\s*\|\s*\S.*)?)\s*$")
 _HOST_PREFIX = re.compile(r"^(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?):(?: (?P<rest>.*))?$")
 # Words at a line start that are kernel subsystems, drivers or interfaces, not hosts.
 _NOT_HOSTS = re.compile(
     r"^(?:kernel|NVRM|nvidia(?:-\S*)?|nv\S*|mlx\d\S*|mlx5_core|ib\d*|mlx|eth\d*|en[ops]\S*|bond\d*|veth\S*|docker\d*|"
     r"pcieport|pci|ACPI|EDAC|mce|usb\d*|sd[a-z]*|nvme\d*\S*|ata\d*|scsi\d*|xhci\S*|systemd\S*|audit|IPv[46]|"
-    r"CA|Switch|Port\d*|Warning|Error|Note|INFO|WARN|ERROR|DEBUG|http|https|\d+)$", re.I)
+    r"CA|Switch|Port\d*|Warning|Error|Note|INFO|WARN|ERROR|DEBUG|http|https|\d+|"
+    r"kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7])$", re.I)   # last: syslog facilities
 _RANK = re.compile(r"^\s*(?P<rank>\d{1,5}): ?(?P<rest>.*)$")
 _KUBE_PREFIX = re.compile(r"^\[(?:pod/)?[\w.-]+/[\w.-]+(?:/[\w.-]+)?\] (?P<rest>.*)$")
 _CLUSH_RULE = re.compile(r"^-{6,}\s*$")
@@ -133,12 +148,12 @@ def _pdsh_hosts(lines: list[tuple[int, str]]) -> dict[int, tuple[str, str]] | No
 
 # ---- line-level layers: log prefixes ----------------------------------------------------
 
-_MON = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_MON = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|1[0-2]月|[1-9]月)"   # journalctl in a zh/ja locale
 _DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
 _ISO_TS = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
 _FACILITY = r"(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7])"
 _LEVEL = r"(?:emerg|alert|crit|err|error|warn|warning|notice|info|debug)"
-_PROG = r"(?P<src>[A-Za-z_][\w./-]*)(?:\[\d+\])?"
+_PROG = r"(?P<src>[A-Za-z_][\w./-]*(?: [A-Za-z][\w./-]*){0,2}?)(?:\[\d+\])?"   # 'Server Administrator' has a space
 
 _DOCKER_JSON = re.compile(r'^\{"log":')
 _CRI = re.compile(r"^(?P<wall>" + _ISO_TS + r") (?:stdout|stderr) [FP] ?(?P<rest>.*)$")
@@ -155,55 +170,84 @@ _DMESG_CTIME = re.compile(r"^\s*\[(?P<wall>" + _DAY + r" " + _MON + r"\s+\d+ \d\
 _DMESG_RELTIME = re.compile(r"^\s*\[(?P<wall>" + _MON + r"\s?\d+ \d\d:\d\d(?::\d\d)?)\]\s?(?P<rest>.*)$")
 _SYSLOG = re.compile(r"^(?P<wall>(?:" + _DAY + r" )?" + _MON + r"\s+\d+ \d\d:\d\d:\d\d(?:\.\d+)?(?: \d{4})?)\s+"
                      r"(?P<host>[\w.:-]+)\s+" + _PROG + r":(?: (?P<rest>.*))?$")
-_ISO_HOST_PROG = re.compile(r"^(?P<wall>" + _ISO_TS + r")\s+(?P<host>[\w.:-]+)\s+" + _PROG + r":(?: (?P<rest>.*))?$")
-_ISO_BARE = re.compile(r"^(?P<wall>" + _ISO_TS + r")\s+(?P<rest>.*)$")
+# journalctl -o short-iso after its ISO stamp: 'host identifier[pid]: '. Whether a document has it is decided
+# on the whole document (one host on most lines), since 'Firmware version: 28.39' looks the same.
+_HOST_PROG = re.compile(r"^(?P<host>[A-Za-z0-9][\w.-]*) (?P<src>[A-Za-z_][\w./-]*)(?:\[\d+\])?:(?: (?P<rest>.*))?$")
+_ISO_BARE = re.compile(r"^(?P<wall>" + _ISO_TS + r")(?: (?P<rest>.*))?$")   # one space: the line's own indent is kept
 _BARE_KERNEL = re.compile(r"^kernel: ?(?P<rest>.*)$")
+_BARE_PROG_PID = re.compile(r"^(?P<src>[A-Za-z_][\w.-]*)\[\d+\]: (?P<rest>.*)$")     # journalctl -o with identifier
 # after a monotonic stamp (journalctl -o short-monotonic): 'host kernel: msg'
 _HOST_KERNEL = re.compile(r"^(?P<host>[\w.-]+) (?P<src>kernel|[A-Za-z_][\w.-]*\[\d+\]): (?P<rest>.*)$")
 
 
+# Each layer: its pattern, and whether it carries a stamp (the innermost stamp is the line's own time:
+# an outer one only says when a collector or container runtime saw the line).
+_LAYERS: list[tuple[re.Pattern[str], bool]] = [
+    (_CRI, True), (_FAC_LVL_BRACKET, True), (_RFC5424, True), (_KMSG, True), (_PRI, False), (_DECODE, False),
+    (_DMESG_SEC, True), (_DMESG_CTIME, True), (_DMESG_RELTIME, True), (_DMESG_DELTA, False),
+    (_SYSLOG, True), (_ISO_BARE, True), (_BARE_KERNEL, False), (_BARE_PROG_PID, False),
+]
+
+
+def _docker_json(text: str) -> tuple[str, str | None] | None:
+    try:
+        doc = json.loads(text)
+        return str(doc["log"]).rstrip("\n"), (str(doc["time"]) if doc.get("time") else None)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _strip_log_prefixes(line: Line) -> Line:
     """Peel log prefixes off one line, outermost first, recording what they said."""
-    text, seconds, wall, source, stamped = line.text, line.seconds, line.wall, line.source, line.stamped
+    text, seconds, wall, source, stamped, via_iso = line.text, line.seconds, line.wall, line.source, False, line.via_iso
     for _ in range(6):
         head = text[:MAX_LINE_CHARS]
-        rest = None
-        if _DOCKER_JSON.match(head):
-            try:
-                doc = json.loads(text)
-                rest, wall = str(doc.get("log", "")).rstrip("\n"), str(doc.get("time") or wall or "") or None
-            except (ValueError, AttributeError):
-                rest = None
-        if rest is None and (m := _CRI.match(head) or _FAC_LVL_BRACKET.match(head)):
-            rest, wall = m["rest"], m["wall"]
-        if rest is None and (m := _RFC5424.match(head)):
-            rest, wall, source = m["rest"], m["wall"], m["src"]
-        if rest is None and (m := _KMSG.match(head)):
-            rest, seconds = m["rest"], int(m["usec"]) / 1e6
-        if rest is None and (m := _PRI.match(head)):
-            rest = m["rest"]
-        if rest is None and (m := _DECODE.match(head)):
-            rest = m["rest"]
-        if rest is None and (m := _DMESG_SEC.match(head)):
-            rest, seconds = m["rest"], float(m["sec"])
-            if (h := _HOST_KERNEL.match(rest[:MAX_LINE_CHARS])):
-                rest, source = h["rest"], h["src"].split("[")[0]
-        if rest is None and (m := _DMESG_CTIME.match(head) or _DMESG_RELTIME.match(head)):
-            rest, wall = m["rest"], m["wall"]
-        if rest is None and (m := _DMESG_DELTA.match(head)):
-            rest = m["rest"]
-        if rest is None and (m := _SYSLOG.match(head) or _ISO_HOST_PROG.match(head)):
-            rest, wall, source = m["rest"] or "", m["wall"], m["src"]
-        if rest is None and (m := _ISO_BARE.match(head)):
-            rest, wall = m["rest"], m["wall"]
-        if rest is None and (m := _BARE_KERNEL.match(head)):
-            rest, source = m["rest"], "kernel"
-        if rest is None:
+        if _DOCKER_JSON.match(head) and (got := _docker_json(text)) is not None:
+            text, wall, seconds, stamped = got[0], got[1], None, True
+            continue
+        for pattern, is_stamp in _LAYERS:
+            m = pattern.match(head)
+            if m is None:
+                continue
+            g = m.groupdict()
+            rest = g["rest"] or ""
+            if is_stamp:
+                seconds = float(g["sec"]) if g.get("sec") else int(g["usec"]) / 1e6 if g.get("usec") else None
+                wall = g.get("wall")
+                via_iso = pattern is _ISO_BARE
+            if g.get("src"):
+                source = g["src"].split("[")[0]
+            if pattern is _DMESG_SEC and (h := _HOST_KERNEL.match(rest[:MAX_LINE_CHARS])):
+                rest, source = h["rest"], h["src"].split("[")[0]   # journalctl -o short-monotonic
+            if pattern is _BARE_KERNEL:
+                source = "kernel"
+            text, stamped = rest + text[len(head):] if len(text) > MAX_LINE_CHARS else rest, True
             break
-        text, stamped = rest + text[len(head):] if len(text) > MAX_LINE_CHARS else rest, True
+        else:
+            break
     if not stamped:
         return line
-    return replace(line, text=text, seconds=seconds, wall=wall, source=source or line.source, stamped=True)
+    return replace(line, text=text, seconds=seconds, wall=wall, source=source or line.source, stamped=True,
+                   via_iso=via_iso)
+
+
+def _journal_iso(lines: list[Line]) -> list[Line]:
+    """journalctl -o short-iso: after the stamp, 'host identifier: ' with one host on most stamped lines."""
+    cands = [l for l in lines if l.via_iso]
+    hosts = Counter(m["host"] for l in cands if (m := _HOST_PROG.match(l.text[:MAX_LINE_CHARS])))
+    if not hosts:
+        return lines
+    top, n = hosts.most_common(1)[0]
+    if n < 0.6 * len(cands):
+        return lines
+    out = []
+    for l in lines:
+        m = _HOST_PROG.match(l.text[:MAX_LINE_CHARS]) if l.via_iso else None
+        if m and m["host"] == top:
+            l = _strip_log_prefixes(replace(l, text=(m["rest"] or "") + l.text[MAX_LINE_CHARS:], source=m["src"],
+                                            via_iso=False))
+        out.append(l)
+    return out
 
 
 def _dedent(lines: list[Line]) -> list[Line]:
@@ -244,6 +288,11 @@ class Document:
     def for_host(self, host: str | None) -> "Document":
         return Document([l for l in self.lines if l.host == host], self.commands)
 
+    def inner_text(self) -> str:
+        """The lines without host/rank prefixes but with their log prefixes: what one host printed,
+        for splitting a pdsh/clush paste into one file per host (timestamps kept for the parsers)."""
+        return "\n".join(l.inner for l in self.lines)
+
     @property
     def stamped_share(self) -> float:
         body = [l for l in self.lines if l.text.strip()]
@@ -257,8 +306,11 @@ def normalize_document(text: str) -> Document:
     lines = [("" if _FENCE.match(l) else l) for l in lines]
     commands: list[str] = []
     numbered: list[tuple[int, str]] = []
+    first = next((n for n, l in enumerate(lines) if l.strip()), None)
     for n, l in enumerate(lines, 1):
         cmd = prompt_command(l)
+        if cmd is None and n - 1 == first and (m := _BARE_COMMAND.match(l[:MAX_LINE_CHARS])):
+            cmd = m["cmd"].strip()
         if cmd is None:
             numbered.append((n, l))
         elif cmd:
@@ -280,15 +332,24 @@ def normalize_document(text: str) -> Document:
     out: list[Line] = []
     by_host: dict[str | None, list[Line]] = {}
     for n, l, h in hosted:
-        by_host.setdefault(h, []).append(Line(l, raw_lines[n - 1].rstrip("\r"), n, h))
+        by_host.setdefault(h, []).append(Line(l, raw_lines[n - 1].rstrip("\r"), n, h, inner=l))
     for h, hl in by_host.items():
         texts = [l.text for l in hl]
         for pattern in (_RANK, _KUBE_PREFIX):
             if _majority(texts, pattern, 0.8):
-                hl = [replace(l, text=m["rest"]) if (m := pattern.match(l.text[:MAX_LINE_CHARS])) else l for l in hl]
+                hl = [replace(l, text=m["rest"], inner=m["rest"]) if (m := pattern.match(l.text[:MAX_LINE_CHARS])) else l
+                      for l in hl]
                 texts = [l.text for l in hl]
-        hl = [_strip_log_prefixes(l) for l in hl]
-        out.extend(_dedent(hl))
+        hl = _journal_iso([_strip_log_prefixes(l) for l in hl])
+        # a terminal session captured in a log (CI, kubectl logs): its prompt lines sit inside the prefixes
+        kept = []
+        for l in hl:
+            cmd = prompt_command(l.text) if l.stamped else None
+            if cmd is None:
+                kept.append(l)
+            elif cmd:
+                commands.append(cmd)
+        out.extend(_dedent(kept))
     out.sort(key=lambda l: l.lineno)
     # a pdsh host's empty trailing lines and leading blanks carry nothing
     while out and not out[-1].text.strip():

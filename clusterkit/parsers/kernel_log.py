@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from clusterkit.evidence.kinds import declare
 from clusterkit.evidence.normalize import MAX_LINE_CHARS, normalize_lines
 
-KERNEL_LOG = declare("kernel-log", "host/dmesg.txt", command=("dmesg",), priority=10, log_fallback=True,
+KERNEL_LOG = declare("kernel-log", "host/dmesg.txt", command=("dmesg",), priority=10,
                      description="kernel log: dmesg (any time format), journalctl -k, syslog, container logs")
 PATH = KERNEL_LOG.path
 
@@ -54,8 +54,8 @@ def parse_kernel_log(text: str) -> list[LogLine]:
 
 @KERNEL_LOG.recognizer
 def is_kernel_log(text: str) -> bool:
-    """Kernel messages, once normalization removed their prefixes (a timestamped log of
-    unknown content falls back to this kind in `sniff`)."""
+    """Kernel messages, recognized by what they say once normalization removed their prefixes
+    (so a paste is recognized the same with or without its timestamps)."""
     lines = [l.strip()[:MAX_LINE_CHARS] for l in text.split("\n")[:2000] if l.strip()]
     if not lines:
         return False
