@@ -106,7 +106,8 @@ CAUSES: tuple[Cause, ...] = (
           "a peer closed or refused the connection: it died or cannot reach {host}", "network to its peers",
           "Read the peer node's output for its own first error; check that the nodes reach each other on the "
           "interface NCCL uses (NCCL_SOCKET_IFNAME, firewall, MTU), then rerun."),
-    Cause(re.compile(r"UCX\s+ERROR.*? on (?P<dev>[\w.-]+) failed: (?P<why>[^\n]+?)\s*$"),
+    Cause(re.compile(r"UCX\s+ERROR.*?(?: on (?P<dev>[\w.-]+) failed| failed on (?P<dev2>[\w.-]+)): "
+                     r"(?P<why>[^\n]+?)\s*$"),
           "MPI's UCX transport failed on {dev} ({why}) before NCCL started", "{dev} (UCX)",
           "{dev} is not usable on every node (SR-IOV pods can get different VF names): set UCX_NET_DEVICES to "
           "devices every node has, or let MPI bootstrap over TCP (`--mca pml ob1 --mca btl tcp,self`); NCCL picks "
@@ -148,6 +149,8 @@ _BARE_TEST_FAILURE = re.compile(r"^(?:\.\.\s+\S+ pid \d+: )?Test failure(?:\s+[\
 
 def _fields(cause: Cause, m: re.Match[str], line: str) -> dict[str, str]:
     f = {k: v for k, v in m.groupdict().items() if v is not None}
+    if "dev2" in f:
+        f["dev"] = f.pop("dev2")
     host = f.get("node") or line_host(line)
     f["host"] = host or "this node"
     if host:
@@ -193,6 +196,16 @@ def consequential(run: NcclRun) -> bool:
         all(_BARE_TEST_FAILURE.search(f.strip()) for f in run.failures)
 
 
+def failing_hosts(run: NcclRun) -> list[str]:
+    """Hosts named by the failure lines, in order of appearance."""
+    hosts: list[str] = []
+    for line in run.failures:
+        h = line_host(line)
+        if h and h not in hosts:
+            hosts.append(h)
+    return hosts
+
+
 def failure_finding(run: NcclRun, default_host: str, component: str, label: str) -> Finding:
     """NCCL_TEST_FAILED for a run that ran and failed: the first line with a known cause, the part, the action."""
     line, cause, fields = explain(run)
@@ -211,11 +224,7 @@ def failure_finding(run: NcclRun, default_host: str, component: str, label: str)
         part = component if "named_host" not in fields else f"{host} ({component.split(' ', 1)[-1]})"
     else:
         part = "; ".join(f"{h} {', '.join(ps)}".strip() for h, ps in by_host.items()) or f"{host} {fields['parts']}"
-    hosts: list[str] = []
-    for other in run.failures:
-        h = line_host(other)
-        if h and h not in hosts:
-            hosts.append(h)
+    hosts = failing_hosts(run)
     where = f" (failure lines from {', '.join(hosts[:6])}{' ...' if len(hosts) > 6 else ''})" if len(hosts) > 1 else ""
     when = f"aborted after {len(run.rows)} size(s)" if run.rows else "failed before any result"
     what = "" if cause is _GENERIC else " -> " + _fill(cause.what, fields)

@@ -16,7 +16,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from clusterkit.checks._nccl_failures import consequential, failure_finding, warning_findings
+from clusterkit.checks._nccl_failures import consequential, failing_hosts, failure_finding, warning_findings
 from clusterkit.checks.registry import check
 from clusterkit.evidence.bundle import EvidenceError
 from clusterkit.parsers import ParseError
@@ -72,8 +72,8 @@ ACTION_VALIDATION = (
     "Wrong results are data corruption: drain the node(s) in this run. Look for Xid 48/63/64/74/79/94/95 in "
     "dmesg, NVLink errors (`nvidia-smi nvlink -e`) and ECC/row-remap state (gpu.* checks); run "
     "`dcgmi diag -r 3`. Rerun the test: if it repeats, RMA the GPU that the diag names.")
-ACTION_FAILED = ("The test aborted before any result: keep the whole output (stdout and stderr) and rerun with "
-                 "NCCL_DEBUG=INFO; check the launcher's timeout.")
+ACTION_NO_RESULTS = ("The run printed no result: keep the whole output (stdout and stderr) and rerun with "
+                     "NCCL_DEBUG=INFO; check the launcher's timeout.")
 ACTION_INVALID_MPI = (
     "nccl-tests was built without MPI, so every process that mpirun/srun started ran its own 1-rank test: "
     "rebuild it with `make clean && make MPI=1 MPI_HOME=<your MPI install>` and rerun under the same launcher "
@@ -264,7 +264,7 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
     if not run.rows:
         if not run.failures and (run.has_header or run.params or run.devices or not run.warnings):
             findings.append(Finding("NCCL_NO_RESULTS", "error", component,
-                                    f"{test_label} printed no result rows", action=ACTION_FAILED))
+                                    f"{test_label} printed no result rows", action=ACTION_NO_RESULTS))
         summary = "no result rows" if run.failures or not run.warnings else \
             "no result table in this log; NCCL warned and carried on"
         return CheckResult.from_findings(check_id, findings, summary, metrics)
@@ -445,7 +445,17 @@ def multi_node(ctx: Any) -> list[CheckResult]:
                 profile = n.profile
                 break
     comp = f"fabric between {', '.join(got.hosts[:8]) or 'the nodes'}" + (" ..." if len(got.hosts) > 8 else "")
-    return [judge_run("nccl.multi_node", got, profile, declared, comp, multi=True)]
+    result = judge_run("nccl.multi_node", got, profile, declared, comp, multi=True, host="launch node")
+    out = [result]
+    failed = next((f for f in result.findings if f.code == "NCCL_TEST_FAILED"), None)
+    if failed is not None:
+        # the run failed on named nodes: fail those nodes too, so whatever drains on `fail` sees them
+        for h in failing_hosts(got):
+            if h in by_host:
+                r = CheckResult.from_findings("nccl.multi_node", [failed], f"the multi-node test failed on {h}", {})
+                r.host = h
+                out.append(r)
+    return out
 
 
 @check("nccl.fleet", scope="cluster", params={**_BASE_KEYS, **_FLEET_KEYS})
@@ -457,7 +467,8 @@ def fleet(ctx: Any) -> list[CheckResult]:
             run = n.parsed(ALL_REDUCE)
         except (ParseError, EvidenceError):
             continue
-        if run is None or (run.nodes or 1) > 1 or run.wrong_total > 0:
+        # multi-node, wrong, failed or invalid runs are reported by nccl.single_node; no fleet figure
+        if run is None or (run.nodes or 1) > 1 or run.wrong_total > 0 or run.failures or invalid_reason(run):
             continue
         gate = run.busbw_large_gbps(int(float(n.profile.get("nccl.gate_min_size_mib", 1024.0)) * 2**20))
         if gate is not None:

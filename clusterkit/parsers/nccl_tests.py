@@ -128,7 +128,8 @@ _RUN_FAILURE_PATTERNS: tuple[re.Pattern[str], ...] = (
 )
 # The host a failure line names: NCCL's prefix, nccl-tests' 'host: Test ... failure' and ' .. host pid N:'.
 _FAIL_HOST = re.compile(r"(?:^|\s)(?P<host>[A-Za-z][\w.-]*): Test (?:CUDA |NCCL )?failure\b|"
-                        r"^\s*\.\.\s+(?P<host2>\S+) pid \d+:")
+                        r"^\s*\.\.\s+(?P<host2>\S+) pid \d+:|"
+                        r"^(?:\[[\d.]+\]\s*)?\[(?P<host3>[A-Za-z][\w.-]*):\d+(?:\s*:\d+)?\]")  # UCX/Open MPI
 
 
 def survivable_warn(line: str) -> SurvivableWarn | None:
@@ -153,7 +154,7 @@ def line_host(line: str) -> str | None:
         return m["host"]
     m = _FAIL_HOST.search(line)
     if m:
-        return m["host"] or m["host2"]
+        return m["host"] or m["host2"] or m["host3"]
     return None
 
 
