@@ -1,9 +1,13 @@
-"""NCCL all-reduce bandwidth checks: single node, multi-node, fleet-relative, localization.
+"""NCCL collective bandwidth checks: single node, multi-node, fleet-relative, localization.
 
 The gate value is the median bus bandwidth over sizes >= 1 GiB (never the printed
-"Avg bus bandwidth", which averages every size from 8 B). Any wrong element or an
-out-of-bounds count fails whatever the speed; a run that could not start is an error
-that names the likely cause.
+"Avg bus bandwidth", which averages every size from 8 B). Verdicts mean what they say:
+- a test that ran and failed (NCCL WARN, Test NCCL/CUDA failure, a crash, an MPI abort)
+  fails, naming the first failing line and its likely part (clusterkit/checks/_nccl_failures.py);
+- an NCCL WARN the run survives warns; wrong data fails whatever the speed;
+- a run that measured nothing (each process alone: busbw 0.00, nranks 1) is an invalid test
+  (error), never "bandwidth low";
+- the text's own ranks, hosts, largest size and collective decide which figure applies, if any.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from clusterkit.checks._nccl_failures import consequential, failing_hosts, failure_finding, warning_findings
 from clusterkit.checks.registry import check
 from clusterkit.evidence.bundle import EvidenceError
 from clusterkit.parsers import ParseError
@@ -29,6 +34,8 @@ _BASE_KEYS = {
     "nccl.multi_node_warn_fraction": float,
     "nccl.multi_node_fail_fraction": float,
     "nccl.multi_node_assumed_nic_rate_gbps": float,
+    "nccl.comparable_collectives": list,
+    "nccl.collapse_fraction": float,
     "nccl.env": dict,
 }
 _SINGLE_KEYS = {
@@ -49,11 +56,6 @@ _FLEET_KEYS = {
 }
 _LOCALIZE_KEYS = {"nccl.localize_pass_fraction": float}
 
-ACTION_FABRIC_MANAGER = (
-    "CUDA could not initialise. On NVSwitch systems (HGX/DGX A100/H100) this is most often "
-    "nvidia-fabricmanager not running or not matching the driver version: `systemctl status "
-    "nvidia-fabricmanager`, start it (its version must equal the driver's), then rerun. "
-    "Otherwise check `nvidia-smi -q` for a GPU in error and dmesg for Xid messages.")
 ACTION_SINGLE_LOW = (
     "Check the NVLink/NVSwitch path: `nvidia-smi nvlink -s` (every link up at full speed) and "
     "`nvidia-smi nvlink -e` (errors), `nvidia-smi topo -m` (all GPU pairs NV#), nvidia-fabricmanager "
@@ -70,10 +72,15 @@ ACTION_VALIDATION = (
     "Wrong results are data corruption: drain the node(s) in this run. Look for Xid 48/63/64/74/79/94/95 in "
     "dmesg, NVLink errors (`nvidia-smi nvlink -e`) and ECC/row-remap state (gpu.* checks); run "
     "`dcgmi diag -r 3`. Rerun the test: if it repeats, RMA the GPU that the diag names.")
-ACTION_FAILED = (
-    "The test aborted: read the failure lines in the evidence. Typical causes: a GPU in error (Xid in dmesg), "
-    "a NIC down (ibstat), NCCL/driver/CUDA version mismatch between nodes, or the launcher (mpirun/srun) "
-    "losing a rank. Rerun with NCCL_DEBUG=INFO for the failing step.")
+ACTION_NO_RESULTS = ("The run printed no result: keep the whole output (stdout and stderr) and rerun with "
+                     "NCCL_DEBUG=INFO; check the launcher's timeout.")
+ACTION_INVALID_MPI = (
+    "nccl-tests was built without MPI, so every process that mpirun/srun started ran its own 1-rank test: "
+    "rebuild it with `make clean && make MPI=1 MPI_HOME=<your MPI install>` and rerun under the same launcher "
+    "(one rank per GPU). If the text holds several separate runs, analyze each on its own.")
+ACTION_INVALID_ONE_RANK = (
+    "The run had one rank, so nothing crossed NVLink or the network: run with -g <GPUs per node> in one "
+    "process, or one rank per GPU under mpirun/srun with an MPI=1 build of nccl-tests.")
 
 
 @dataclass
@@ -149,8 +156,8 @@ def network_expectation(profile: Profile, declared: dict[str, Any], run: NcclRun
                        basis + f", {eff:g} of line rate per NIC")
 
 
-def single_expectation(profile: Profile, run: NcclRun) -> Expectation | None:
-    ring = (run.env.get("NCCL_ALGO") or "").strip().upper() == "RING"
+def single_expectation(profile: Profile, run: NcclRun, *, prefer_ring: bool = False) -> Expectation | None:
+    ring = prefer_ring or (run.env.get("NCCL_ALGO") or "").strip().upper() == "RING"
     pre = "nccl.single_node_ring_" if ring and profile.get("nccl.single_node_ring_min_busbw_gbps") else "nccl.single_node_"
     exp, warn, fail = (profile.get(pre + k) for k in ("expected_busbw_gbps", "warn_busbw_gbps", "min_busbw_gbps"))
     if fail is None:
@@ -161,90 +168,159 @@ def single_expectation(profile: Profile, run: NcclRun) -> Expectation | None:
     return Expectation(float(exp), float(warn), float(fail), f"{label}")
 
 
+def collective_expectation(profile: Profile, declared: dict[str, Any], run: NcclRun,
+                           is_multi: bool) -> tuple[Expectation | None, str]:
+    """The figures a run is judged by, for its collective; (None, why) when none apply.
+
+    all_reduce: the profile's figures. Collectives the profile lists as comparable (all_gather,
+    reduce_scatter, broadcast, reduce: their busbw reaches all_reduce's ceiling on NVLink and over
+    the network): the all-reduce fail line only, from the ring figures where the profile has them
+    (NVLS speeds up all_reduce), because at a given size their per-rank chunk is smaller and the
+    curve ramps later. Others (alltoall, sendrecv, an unnamed table) have other ceilings: not judged."""
+    coll = run.collective
+    if coll == "all_reduce":
+        return (network_expectation(profile, declared, run) if is_multi else single_expectation(profile, run)), ""
+    if coll is not None and coll in (profile.get("nccl.comparable_collectives") or []):
+        base = network_expectation(profile, declared, run) if is_multi else single_expectation(profile, run,
+                                                                                               prefer_ring=True)
+        if base is None:
+            return None, ""
+        return Expectation(base.expected, base.fail, base.fail,
+                           base.basis + f"; {coll} is held to the all-reduce fail line only"), ""
+    if coll is None:
+        return None, ("the output does not name its collective and its table fits several (all_gather and "
+                      "alltoall print the same columns; sendrecv has neither reduction nor root)")
+    return None, f"{coll} has no figure in the profile (its busbw ceiling differs from all_reduce's)"
+
+
 def curve_dip(run: NcclRun, min_size_bytes: int = 1 << 20, fraction: float = 0.75) -> tuple[int, float, float] | None:
     """The first size >= 1 MiB whose busbw falls below 3/4 of the best smaller size's, when a
     larger size recovers (a bandwidth curve should rise, then plateau). (size, busbw, best before)."""
-    rows = [r for r in run.rows if r.size_bytes >= min_size_bytes and r.busbw_gbps is not None]
+    rows = [r for r in run.rows if r.busbw_gbps is not None]
     best = 0.0
     for i, r in enumerate(rows):
         v = r.busbw_gbps or 0.0
-        if best and v < fraction * best and any((x.busbw_gbps or 0.0) >= best for x in rows[i + 1:]):
+        if r.size_bytes >= min_size_bytes and best and v < fraction * best and \
+                any((x.busbw_gbps or 0.0) >= best for x in rows[i + 1:]):
             return r.size_bytes, v, best
         best = max(best, v)
     return None
 
 
-def failure_findings(run: NcclRun, component: str) -> list[Finding]:
-    out: list[Finding] = []
-    if run.failures:
-        text = "\n".join(run.failures[:8])
-        init = any("not yet initialized" in f or "system not yet initialized" in f for f in run.failures)
-        if init:
-            out.append(Finding("NCCL_CUDA_INIT_FAILED", "error", component,
-                               "all_reduce_perf could not initialise CUDA ('system not yet initialized'): "
-                               "likely nvidia-fabricmanager is not running",
-                               action=ACTION_FABRIC_MANAGER, evidence=text))
-        elif not run.rows:
-            out.append(Finding("NCCL_TEST_FAILED", "error", component,
-                               f"all_reduce_perf failed before any result: {run.failures[0]}",
-                               action=ACTION_FAILED, evidence=text))
-        else:
-            out.append(Finding("NCCL_TEST_FAILED", "fail", component,
-                               f"all_reduce_perf aborted after {len(run.rows)} sizes: {run.failures[0]}",
-                               action=ACTION_FAILED, evidence=text))
-    return out
+def curve_collapse(run: NcclRun, gate_bytes: int, fraction: float) -> tuple[float, int, float] | None:
+    """(peak busbw, its size, gate) when the largest sizes run at under `fraction` of the busbw a smaller
+    size reached and never recover: the large-message path is slow, whatever the hardware."""
+    gate_rows = run.gate_rows(gate_bytes)
+    gate = run.busbw_large_gbps(gate_bytes)
+    if not gate_rows or gate is None:
+        return None
+    smallest_gate = min(r.size_bytes for r in gate_rows)
+    before = [r for r in run.rows if r.size_bytes < smallest_gate and r.busbw_gbps is not None]
+    if not before:
+        return None
+    peak = max(before, key=lambda r: r.busbw_gbps or 0.0)
+    if gate < fraction * (peak.busbw_gbps or 0.0):
+        return peak.busbw_gbps or 0.0, peak.size_bytes, gate
+    return None
+
+
+def invalid_reason(run: NcclRun) -> tuple[str, str] | None:
+    """(what shows it, the fix) when the run measured nothing: each process ran a 1-rank test."""
+    moving = [r for r in run.rows if max(r.oop_algbw_gbps or 0.0, r.ip_algbw_gbps or 0.0) >= 0.1]
+    # busbw = algbw x 2(n-1)/n (all_reduce), x (n-1)/n (gather family): 0 only for n = 1
+    zero_bus = bool(moving) and run.collective not in ("broadcast", "reduce", "sendrecv") and \
+        all((r.busbw_max_gbps or 0.0) == 0.0 for r in moving)
+    alone = run.rank0_processes
+    if not zero_bus and alone < 2:
+        return None
+    facts = []
+    if zero_bus:
+        top = max(max(r.oop_algbw_gbps or 0.0, r.ip_algbw_gbps or 0.0) for r in moving)
+        facts.append(f"busbw is 0.00 in all {len(moving)} rows that moved data while algbw reaches {top:.0f} GB/s "
+                     "(busbw is 0 only for a single rank)")
+    if alone > 1:
+        facts.append(f"{alone} processes each report themselves as rank 0")
+    if 1 in run.comm_nranks:
+        facts.append("NCCL's comm lines say 'nranks 1'")
+    if run.sizes_repeated:
+        facts.append(f"{run.sizes_repeated} rows repeat a size already printed")
+    launched = alone > 1 or run.sizes_repeated > 0 or (run.nodes or 1) > 1
+    return "; ".join(facts), ACTION_INVALID_MPI if launched else ACTION_INVALID_ONE_RANK
 
 
 def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str, Any],
-              component: str, *, multi: bool | None = None) -> CheckResult:
-    """Findings for one all_reduce_perf run against the profile (single- or multi-node by its ranks)."""
+              component: str, *, multi: bool | None = None, host: str = "node") -> CheckResult:
+    """Findings for one nccl-tests run against the profile (single- or multi-node by its ranks and hosts)."""
     prof, label = judging_profile(profile, run)
     gate_bytes = int(float(prof.get("nccl.gate_min_size_mib", 1024.0)) * 2**20)
     metrics = run.metrics(gate_bytes)
-    findings = failure_findings(run, component)
+    coll = run.collective
+    name = (coll or "collective").replace("_", "-")
+    test_label = run.test or (f"{coll}_perf" if coll else "nccl-tests")
+    findings: list[Finding] = []
+    if run.failures and not consequential(run):
+        findings.append(failure_finding(run, host, component, test_label))
+    findings += warning_findings(run, host)
     if not run.rows:
-        if not findings:
+        if not run.failures and (run.has_header or run.params or run.devices or not run.warnings):
             findings.append(Finding("NCCL_NO_RESULTS", "error", component,
-                                    "all_reduce_perf printed no result rows", action=ACTION_FAILED))
-        return CheckResult.from_findings(check_id, findings, "no results", metrics)
+                                    f"{test_label} printed no result rows", action=ACTION_NO_RESULTS))
+        summary = "no result rows" if run.failures or not run.warnings else \
+            "no result table in this log; NCCL warned and carried on"
+        return CheckResult.from_findings(check_id, findings, summary, metrics)
     wrong = run.wrong_total
     if wrong > 0 or run.oob_failed:
+        delta = any(r.delta_format for r in run.rows)
+        what = (f"{wrong:.0f} result(s) beyond nccl-tests' tolerance in the 'error' column" if delta else
+                f"{wrong:.0f} wrong elements")
         findings.append(Finding("NCCL_VALIDATION_FAILED", "fail", component,
-                                f"all_reduce_perf returned wrong data ({wrong:.0f} wrong elements, out-of-bounds "
+                                f"{test_label} returned wrong data ({what}, out-of-bounds "
                                 f"{run.oob_values if run.oob_values is not None else 'n/a'})",
-                                observed=wrong, limit=0, unit="elements",
+                                observed=wrong, limit=0, unit="results" if delta else "elements",
                                 action=ACTION_VALIDATION + (" In a multi-node run, the single-node results "
                                                             "(nccl.single_node) show which node returns wrong data."
                                                             if (run.nodes or 1) > 1 or multi else "")))
     elif run.validation is False:
         findings.append(Finding("NCCL_VALIDATION_OFF", "info", component,
                                 "validation was off (#wrong N/A): correctness was not checked; run with -c 1"))
-    if not run.has_trailer and not run.failures:
+    invalid = invalid_reason(run)
+    if invalid:
+        findings.append(Finding("NCCL_TEST_INVALID", "error", component,
+                                f"invalid test, nothing was measured: {invalid[0]}", action=invalid[1],
+                                evidence="\n".join(run.failures[:3])))
+        metrics["judged_by"] = prof.name
+        return CheckResult.from_findings(check_id, findings, "invalid test: each process ran alone", metrics)
+    if not run.has_trailer and not run.failures and run.sweep_complete is False:
         findings.append(Finding("NCCL_RUN_INCOMPLETE", "warn", component,
-                                f"output ends after {len(run.rows)} sizes without the summary: truncated or killed; "
-                                "judged on the sizes present",
+                                f"output ends after {len(run.rows)} sizes (largest "
+                                f"{(run.max_size_bytes or 0) / 2**20:g} MiB of maxBytes "
+                                f"{run.params.get('maxBytes', 0) / 2**20:g} MiB) without the summary: truncated or "
+                                "killed; judged on the sizes present",
                                 action="Rerun and keep the whole output; check the launcher's timeout."))
     if run.unreadable_rows:
         findings.append(Finding("NCCL_ROWS_UNREADABLE", "info", component,
                                 f"{len(run.unreadable_rows)} table line(s) could not be read (interleaved output?)",
                                 evidence="\n".join(run.unreadable_rows[:5])))
     gate = run.busbw_large_gbps(gate_bytes)
-    nodes = run.nodes or 1
-    is_multi = multi if multi is not None else nodes > 1
-    exp: Expectation | None
+    nodes = run.nodes
+    want = prof.get("nccl.single_node_gpu_count")
+    if multi is not None:
+        is_multi = multi
+    elif nodes:
+        is_multi = nodes > 1
+    else:  # no host names: more ranks than one node has GPUs is a multi-node run
+        is_multi = bool(want and run.ranks and run.ranks > want)
+    exp, not_judged = collective_expectation(prof, declared, run, is_multi)
     ranks_off = False
     if is_multi:
-        exp = network_expectation(prof, declared, run)
-        scope_txt = f"{nodes}-node" if nodes > 1 else "multi-node"
+        scope_txt = f"{nodes}-node" if nodes and nodes > 1 else "multi-node"
     else:
-        exp = single_expectation(prof, run)
         scope_txt = "single-node"
-        want = prof.get("nccl.single_node_gpu_count")
         if exp is not None and want and run.ranks and run.ranks != want:
             findings.append(Finding("NCCL_RANKS_UNEXPECTED", "warn", component,
                                     f"the run used {run.ranks} GPU(s); {label} expects {want} per node: "
                                     "bandwidth not judged", observed=run.ranks, limit=want, unit="GPUs",
-                                    action="Rerun all_reduce_perf with -g <GPUs per node> (or one rank per GPU)."))
+                                    action=f"Rerun {test_label} with -g <GPUs per node> (or one rank per GPU)."))
             exp, ranks_off = None, True
     dip = curve_dip(run)
     if dip:
@@ -257,34 +333,54 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
     small = (run.max_size_bytes or 0) < gate_bytes
     if small:
         findings.append(Finding("NCCL_GATE_SIZES_SMALL", "info", component,
-                                f"largest size is {(run.max_size_bytes or 0) / 2**20:.0f} MiB: the gate uses the "
-                                f"largest sizes present instead of >= {gate_bytes // 2**20} MiB",
+                                f"largest size is {(run.max_size_bytes or 0) / 2**20:.0f} MiB: no >= "
+                                f"{gate_bytes // 2**20} MiB figure exists, so the gate uses the largest sizes present "
+                                "and can at most warn (a curve still ramping is not called low)",
                                 action="Run with -e 8G (sizes up to at least 1 GiB) for a gate value."))
-    ok_summary = f"{scope_txt} busbw {_fmt(gate)} GB/s (median over large sizes; peak {_fmt(run.busbw_peak_gbps)})"
+    ok_summary = f"{scope_txt} {name} busbw {_fmt(gate)} GB/s (median over large sizes; peak {_fmt(run.busbw_peak_gbps)})"
+    low = False
     if exp is not None and gate is not None:
         metrics.update(expected_busbw_gbps=round(exp.expected, 1), warn_busbw_gbps=round(exp.warn, 1),
                        min_busbw_gbps=round(exp.fail, 1), ratio_to_expected=round(gate / exp.expected, 3))
         ok_summary += f" vs expected ~{exp.expected:.0f} ({label}; {exp.basis})"
         sev = "fail" if gate < exp.fail else "warn" if gate < exp.warn else None
-        if sev == "fail" and small:
-            sev = "warn"  # a sweep that never reached the gate sizes cannot fail a node
+        if sev and small:
+            # a sweep that never reached the gate sizes cannot fail a node, and is only low when it is
+            # below the fail line (below the warn line it may simply still be ramping)
+            sev = "warn" if gate < exp.fail else None
         if sev:
+            low = True
             action = ACTION_MULTI_LOW if is_multi else ACTION_SINGLE_LOW
             if not is_multi and "h100" in prof.name and gate < 0.85 * float(prof.get("nccl.single_node_expected_busbw_gbps") or 0):
                 action += ACTION_NVLS
+            cannot = (f"; the sweep stops at {(run.max_size_bytes or 0) / 2**20:g} MiB, so it can only warn"
+                      if small else "")
             findings.append(Finding(
                 "NCCL_BUSBW_LOW", sev, component,
-                f"{scope_txt} all-reduce busbw {gate:.1f} GB/s is below the {'fail' if sev == 'fail' else 'warn'} "
-                f"line {exp.fail if sev == 'fail' else exp.warn:.1f} (expected ~{exp.expected:.0f}; {label}; {exp.basis})",
-                observed=round(gate, 2), limit=round(exp.fail if sev == "fail" else exp.warn, 1), unit="GB/s",
+                f"{scope_txt} {name} busbw {gate:.1f} GB/s is below the {'fail' if sev == 'fail' or small else 'warn'} "
+                f"line {exp.fail if sev == 'fail' or small else exp.warn:.1f} (expected ~{exp.expected:.0f}; {label}; "
+                f"{exp.basis}){cannot}",
+                observed=round(gate, 2), limit=round(exp.fail if sev == "fail" or small else exp.warn, 1), unit="GB/s",
                 action=action))
     elif gate is not None and not ranks_off:
+        why = not_judged or f"no {scope_txt} expectation in {label} for {', '.join(run.gpu_names) or 'this hardware'}"
         findings.append(Finding("NCCL_NO_EXPECTATION", "info", component,
-                                f"no {scope_txt} expectation in {label} for "
-                                f"{', '.join(run.gpu_names) or 'this hardware'}: busbw {gate:.1f} GB/s not judged",
-                                observed=round(gate, 2), unit="GB/s",
-                                action="Use --profile or add [nccl] figures for this GPU model."))
-        ok_summary += f" (not judged: no expectation in {label})"
+                                f"{why}: busbw {gate:.1f} GB/s not judged", observed=round(gate, 2), unit="GB/s",
+                                action="Use --profile or add [nccl] figures for this GPU model." if not not_judged
+                                else "Keep the command line or '# Collective test starting' line with the output, "
+                                     "or judge it against a run of the same collective on a known-good node."))
+        ok_summary += f" (not judged: {why})"
+    collapse = curve_collapse(run, gate_bytes, float(prof.get("nccl.collapse_fraction", 0.5))) if not low else None
+    if collapse:
+        peak, at, g = collapse
+        findings.append(Finding(
+            "NCCL_BUSBW_LOW", "warn", component,
+            f"{name} busbw collapses at large sizes: {g:.1f} GB/s at the largest sizes after {peak:.1f} at "
+            f"{at / 2**20:g} MiB, and never recovers (a bandwidth curve rises, then plateaus)",
+            observed=round(g, 2), limit=round(peak * float(prof.get("nccl.collapse_fraction", 0.5)), 1), unit="GB/s",
+            action="The large-message path is slow: compare NCCL_ALGO=Ring/Tree and NCCL_PROTO=Simple runs; check "
+                   "GPUDirect RDMA (NCCL INFO shows GDRDMA), NIC speed (ibstat), PCIe links (`lspci -vv`) and, on "
+                   "RoCE, PFC/ECN (pause storms at large messages)."))
     metrics["judged_by"] = prof.name
     return CheckResult.from_findings(check_id, findings, ok_summary, metrics)
 
@@ -318,8 +414,9 @@ def single_node(ctx: Any) -> CheckResult:
     except ParseError as e:
         return CheckResult.error("nccl.single_node", f"{PATH}: {e}", code="NCCL_OUTPUT_UNUSABLE",
                                  action="Keep the whole all_reduce_perf output (stdout and stderr) as printed.")
-    component = f"{ctx.host} GPUs (NVLink)" if (run.nodes or 1) <= 1 else f"hosts {', '.join(run.hosts) or ctx.host}"
-    return judge_run("nccl.single_node", run, ctx.profile, ctx.declared, component)
+    hosts = run.hosts or (run.info_hosts if len(run.info_hosts) > 1 else [])
+    component = f"{ctx.host} GPUs (NVLink)" if (run.nodes or 1) <= 1 else f"hosts {', '.join(hosts) or ctx.host}"
+    return judge_run("nccl.single_node", run, ctx.profile, ctx.declared, component, host=ctx.host)
 
 
 @check("nccl.multi_node", scope="cluster", params={**_BASE_KEYS, **_SINGLE_KEYS})
@@ -348,7 +445,17 @@ def multi_node(ctx: Any) -> list[CheckResult]:
                 profile = n.profile
                 break
     comp = f"fabric between {', '.join(got.hosts[:8]) or 'the nodes'}" + (" ..." if len(got.hosts) > 8 else "")
-    return [judge_run("nccl.multi_node", got, profile, declared, comp, multi=True)]
+    result = judge_run("nccl.multi_node", got, profile, declared, comp, multi=True, host="launch node")
+    out = [result]
+    failed = next((f for f in result.findings if f.code == "NCCL_TEST_FAILED"), None)
+    if failed is not None:
+        # the run failed on named nodes: fail those nodes too, so whatever drains on `fail` sees them
+        for h in failing_hosts(got):
+            if h in by_host:
+                r = CheckResult.from_findings("nccl.multi_node", [failed], f"the multi-node test failed on {h}", {})
+                r.host = h
+                out.append(r)
+    return out
 
 
 @check("nccl.fleet", scope="cluster", params={**_BASE_KEYS, **_FLEET_KEYS})
@@ -360,7 +467,8 @@ def fleet(ctx: Any) -> list[CheckResult]:
             run = n.parsed(ALL_REDUCE)
         except (ParseError, EvidenceError):
             continue
-        if run is None or (run.nodes or 1) > 1 or run.wrong_total > 0:
+        # multi-node, wrong, failed or invalid runs are reported by nccl.single_node; no fleet figure
+        if run is None or (run.nodes or 1) > 1 or run.wrong_total > 0 or run.failures or invalid_reason(run):
             continue
         gate = run.busbw_large_gbps(int(float(n.profile.get("nccl.gate_min_size_mib", 1024.0)) * 2**20))
         if gate is not None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clusterkit.evidence.kinds import declare
-from clusterkit.evidence.normalize import normalize
+from clusterkit.evidence.normalize import normalize_document
 from clusterkit.parsers import ParseError
 
 GIB = 1 << 30
@@ -33,36 +33,133 @@ GIB = 1 << 30
 _PREFIX = re.compile(r"^\s*\d+:\s?")
 # mpirun --tag-output marks each chunk it reads, so a tag can also land mid-line or at its end.
 _MPI_TAG = re.compile(r"\[\d+,\d+\]<std(?:out|err)>:")
-_ROW_START = re.compile(r"^\s*\d+\s+\d+\s+[A-Za-z][\w]*\s+[A-Za-z]\w*\s")
-_DEVICE = re.compile(
-    r"^#\s*Rank\s+(\d+)\s+(?:Group\s+(\d+)\s+)?Pid\s+(\d+)\s+on\s+(\S+)\s+device\s+(\d+)\s+\[([^\]]*)\]\s*(.*?)\s*$")
-_PARAMS = re.compile(r"^#\s*nThread\s+(\d+)\s+nGpus\s+(\d+)\s+minBytes\s+(\d+)\s+maxBytes\s+(\d+)(.*)$")
+# Some launchers tag every chunk with a bare '[rank]', so a row reads '[0]  1048576 ... -1[0]  1626.5 ...'.
+_RANK_TAG_ROW = re.compile(r"^\s*\[\d+\]\s+\d")
+_RANK_TAG = re.compile(r"\[\d+\]")
+_ROW_START = re.compile(r"^\s*\d+\s+\d+\s+[A-Za-z]\w*(?:\s|$)")
+_DEVICE = re.compile(r"^#\s*Rank\s+(\d+)\s+(?:Group\s+(\d+)\s+)?(?:Pid\s+(\d+)\s+)?on\s+(\S+)\s+device\s+(\d+)\s+"
+                     r"\[([^\]]*)\]\s*(.*?)\s*$")
+# The parameter line; pastes sometimes lose its '#'.
+_PARAMS = re.compile(r"^#?\s*nThread\s+(\d+)\s+nGpus\s+(\d+)\s+minBytes\s+(\d+)\s+maxBytes\s+(\d+)(.*)$")
+_STEP = re.compile(r"step:\s*(\d+)\((factor|bytes)\)")
+# The column titles, with or without '#': `size count type ...` (NCCL 1.x: `bytes N type op ...`).
+_HEADER = re.compile(r"^#?\s*(?:size|bytes)\s+(?:count|N)\s+type\b.*\bbusbw\b")
 _OOB = re.compile(r"Out of bounds values\s*:\s*(\d+)\s*(OK|FAILED)?", re.I)
 _AVG = re.compile(r"Avg bus bandwidth\s*:\s*([-+0-9.eE]+|nan|inf)", re.I)
 _VERSION_TESTS = re.compile(r"#\s*nccl-tests version\s+(\S+)(?:.*nccl-library=(\d+))?")
-_NCCL_VERSION = re.compile(r"NCCL version\s+(\d+\.\d+\.\d+)")
+_NCCL_VERSION = re.compile(r"NCCL version\s+(\d+\.\d+\.\d+)|compiled with NCCL (\d+\.\d+)")
 _TEST_NAME = re.compile(r"#\s*Collective test (starting|concluded):\s*(\S+)")
+_BINARY = re.compile(r"\b(all_reduce|all_gather|reduce_scatter|alltoall|broadcast|reduce|sendrecv|gather|scatter|"
+                     r"hypercube)_perf(?:_mpi)?\b")
 _ENV_SET = re.compile(r"NCCL INFO\s+(NCCL_[A-Z0-9_]+) set by environment to\s+(\S+?)\.?\s*$")
-_ENV_EXPORT = re.compile(r"(?:^|\s)(?:export\s+|-x\s+)(NCCL_[A-Z0-9_]+)=(\"[^\"]*\"|'[^']*'|\S+)")
+_ENV_EXPORT = re.compile(r"(?:^|\s)(?:export\s+|-x\s+)?(NCCL_[A-Z0-9_]+)=(\"[^\"]*\"|'[^']*'|\S+)")
 _NET_IB = re.compile(r"NCCL INFO NET/(IB|Socket)\s*:\s*Using\s+(.*)$")
-_NCCL_INFO = re.compile(r"^\S+:\d+:\d+\s+\[\d+\]\s+NCCL\s+(INFO|WARN|TRACE)\b")
+# NCCL's own debug-log prefix, 'host:pid:tid [dev] [file.cc:line] NCCL INFO|WARN ...', anywhere in a line
+# (a paste may put a timestamp or a stray backtick before it).
+_NCCL_LOG = re.compile(r"(?:^|[\s`\]])(?P<host>[A-Za-z0-9][\w.-]*):\d+:\d+\s+\[\d+\]\s+(?:\S+:\d+\s+)?"
+                       r"NCCL\s+(?P<level>INFO|WARN|TRACE)\b")
 _NRANKS = re.compile(r"nRanks\s+(\d+)\s+nNodes\s+(\d+)")
+_COMM_NRANKS = re.compile(r"NCCL INFO\s+comm\s+\S+\s+rank\s+\d+\s+nranks\s+(\d+)\b")
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}$|^\d{2}:\d{2}:\d{2}$")
 _BENCH_MARK = re.compile(r"#\s*clusterkit allreduce_bench\b(.*)$")
-# Lines that say the test itself broke (nccl-tests, CUDA, NCCL, MPI, Slurm).
-_FAILURE_PATTERNS = [
-    re.compile(r"Test (?:CUDA |NCCL )?failure\b.*"),
-    re.compile(r"\b(?:Cuda|CUDA|NCCL) (?:failure|error)\b.*"),
-    re.compile(r"NCCL WARN\b.*"),
-    re.compile(r"mpirun noticed that .*"),
-    re.compile(r"srun: error: .*"),
+# NCCL's data types and their sizes in bytes (nccl-tests' `-d` names).
+DTYPE_BYTES = {"int8": 1, "char": 1, "uint8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "half": 2, "float16": 2,
+               "bfloat16": 2, "int32": 4, "int": 4, "uint32": 4, "float": 4, "float32": 4, "int64": 8,
+               "uint64": 8, "double": 8, "float64": 8}
+# nccl-tests' DeltaMaxValue(): the largest max-deviation ('error' column) a data type may show, times
+# (nranks - 1); integer types must be exact (common.cu: 1e-200).
+DELTA_TOLERANCE = {"half": 5e-2, "float16": 5e-2, "bfloat16": 1e-2, "float": 1e-5, "float32": 1e-5,
+                   "double": 1e-12, "float64": 1e-12}
+EXACT_TYPES = frozenset({"int8", "char", "uint8", "int32", "int", "uint32", "int64", "uint64"})
+
+
+# ---- failure and warning lines -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SurvivableWarn:
+    """An `NCCL WARN` after which NCCL carries on (it falls back or skips one part)."""
+
+    pattern: re.Pattern[str]
+    meaning: str
+    action: str
+
+
+_COLLNET_ACTION = ("In-network reduction is off, so large all-reduces can be slower. Check the SHARP aggregation "
+                   "manager (sharp_am) is running and has resources (a SHARP 'No resource' error means its job "
+                   "quota or trees are used up), or set NCCL_COLLNET_ENABLE=0 to stop trying.")
+# The survivable NCCL WARN lines, as data in one place: the parser, the nccl checks and the fatal-signature
+# scan of every input (`is_fatal_nccl_line`) read this list. Each entry was checked against NCCL's source:
+# the WARN is followed by a fallback or a `continue`, not by an error return that ends the run.
+SURVIVABLE_WARNS: tuple[SurvivableWarn, ...] = (
+    SurvivableWarn(re.compile(r"Cannot initialize CollNet, using point-to-point network instead"),
+                   "CollNet (SHARP in-network reduction) could not start; NCCL carries on over point-to-point",
+                   _COLLNET_ACTION),
+    SurvivableWarn(re.compile(r"SHARP coll init error"),
+                   "the SHARP plugin could not create a SHARP job; NCCL falls back to point-to-point",
+                   _COLLNET_ACTION),
+    SurvivableWarn(re.compile(r"NET/IB\s*:\s*Unable to open device"),
+                   "NCCL could not open one HCA and skipped it; it uses the others",
+                   "Check that HCA on the node: `ibstat`/`ibv_devinfo`, mlx5_core messages in dmesg, and that "
+                   "NCCL_IB_HCA names only devices the node has; fewer rails mean lower multi-node bandwidth."),
+    SurvivableWarn(re.compile(r"defaulting to|is being ignored"),
+                   "NCCL ignored a setting and used its default",
+                   "Fix or remove the NCCL_* variable the line names."),
+)
+
+# Lines by which NCCL or nccl-tests say a run failed (an NCCL WARN only when it is not survivable).
+NCCL_FATAL_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"\bTest (?:CUDA |NCCL )?failure\b"),
+    re.compile(r"\bNCCL (?:failure|error)\b"),
+    re.compile(r"\bNCCL WARN\b"),
+)
+# Further lines that end a run inside an nccl-tests output: CUDA, the launcher (MPI, UCX, Slurm), a crash.
+_RUN_FAILURE_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"\b(?:Cuda|CUDA) (?:failure|error)\b"),
+    re.compile(r"mpirun noticed that |MPI_ABORT was invoked|\bMPI_Abort\b"),
+    re.compile(r"\bUCX\s+ERROR\b"),
+    re.compile(r"srun: error: "),
     re.compile(r"\*\*\* Process received signal \*\*\*"),
-    re.compile(r"Segmentation fault.*|Bus error.*"),
-    re.compile(r"ORTE was unable to .*|Primary job\s+terminated normally, but .*"),
-    re.compile(r"Invalid number of GPUs.*"),
+    re.compile(r"Segmentation fault|\bBus error\b"),
+    re.compile(r"ORTE was unable to |PRTE has lost communication|Primary job\s+terminated normally, but "),
+    re.compile(r"Invalid number of GPUs"),
     re.compile(r"Traceback \(most recent call last\):"),
-    re.compile(r"RuntimeError: .*"),
-]
+    re.compile(r"RuntimeError: "),
+)
+# The host a failure line names: NCCL's prefix, nccl-tests' 'host: Test ... failure' and ' .. host pid N:'.
+_FAIL_HOST = re.compile(r"(?:^|\s)(?P<host>[A-Za-z][\w.-]*): Test (?:CUDA |NCCL )?failure\b|"
+                        r"^\s*\.\.\s+(?P<host2>\S+) pid \d+:|"
+                        r"^(?:\[[\d.]+\]\s*)?\[(?P<host3>[A-Za-z][\w.-]*):\d+(?:\s*:\d+)?\]")  # UCX/Open MPI
+
+
+def survivable_warn(line: str) -> SurvivableWarn | None:
+    """The survivable-WARN entry an `NCCL WARN` line matches, or None."""
+    if "WARN" not in line:
+        return None
+    return next((w for w in SURVIVABLE_WARNS if w.pattern.search(line)), None)
+
+
+def is_fatal_nccl_line(line: str) -> bool:
+    """Whether a line says an NCCL run (or nccl-tests) failed: a failure line, or an NCCL WARN the run
+    does not survive. For the fatal-signature scan of any input; launcher and CUDA lines are not included."""
+    if not any(p.search(line) for p in NCCL_FATAL_PATTERNS):
+        return False
+    return survivable_warn(line) is None
+
+
+def line_host(line: str) -> str | None:
+    """The host a failure or NCCL log line names, if any."""
+    m = _NCCL_LOG.search(line)
+    if m:
+        return m["host"]
+    m = _FAIL_HOST.search(line)
+    if m:
+        return m["host"] or m["host2"] or m["host3"]
+    return None
+
+
+def _is_run_failure(line: str) -> bool:
+    return is_fatal_nccl_line(line) or any(p.search(line) for p in _RUN_FAILURE_PATTERNS)
 
 
 # NCCL WARN lines a run survives (it falls back and goes on): a warning, never a failed test.
@@ -117,9 +214,21 @@ class Row:
 
     @property
     def wrong(self) -> float:
+        """Wrong elements (`#wrong`); 0 for the oldest layout, whose deltas `wrong_sides` judges."""
         if self.delta_format:
-            return 0.0  # a delta is judged by the summary's out-of-bounds count
+            return 0.0
         return sum(v for v in (self.oop_wrong, self.ip_wrong) if v is not None and v == v)
+
+    def wrong_sides(self, ranks: int | None) -> int:
+        """Oldest layout: how many of out-of-place/in-place show a max deviation above nccl-tests' own
+        tolerance (DeltaMaxValue(type) x (nranks - 1); integer types must be exact). Unknown ranks:
+        assume many, so a float rounding error is never called wrong."""
+        if not self.delta_format:
+            return 0
+        dtype = (self.dtype or "").lower()
+        tol = DELTA_TOLERANCE.get(dtype, 0.0 if dtype in EXACT_TYPES else 5e-2)
+        n = ranks if ranks and ranks > 1 else 1024
+        return sum(1 for v in (self.oop_wrong, self.ip_wrong) if v is not None and v == v and v > tol * (n - 1))
 
 
 @dataclass
@@ -135,10 +244,14 @@ class NcclRun:
     oob_failed: bool = False
     avg_busbw_gbps: float | None = None
     failures: list[str] = field(default_factory=list)       # lines that say the test broke
+    warnings: list[str] = field(default_factory=list)       # NCCL WARN lines the run survives
     env: dict[str, str] = field(default_factory=dict)       # NCCL_* seen in the output
     nics: list[str] = field(default_factory=list)           # from NCCL INFO NET/IB lines
     info_ranks: int | None = None                           # from NCCL INFO "nRanks N nNodes M"
     info_nodes: int | None = None
+    info_hosts: list[str] = field(default_factory=list)     # hosts of NCCL's own log lines
+    comm_nranks: list[int] = field(default_factory=list)    # NCCL INFO "comm ... rank R nranks N" values
+    sizes_repeated: int = 0                                  # rows whose size was already printed
     validation: bool | None = None
     has_header: bool = False
     has_trailer: bool = False
@@ -157,16 +270,57 @@ class NcclRun:
     @property
     def ranks(self) -> int | None:
         if self.devices:
-            return len(self.devices)
+            return len({d.rank for d in self.devices})
         if self.info_ranks:
             return self.info_ranks
+        if self.comm_nranks:
+            return max(self.comm_nranks)
         return None
 
     @property
     def nodes(self) -> int | None:
         if self.devices:
             return len(self.hosts)
-        return self.info_nodes
+        if self.info_nodes:
+            return self.info_nodes
+        # NCCL log lines from several hosts show a multi-node run; one host may be rank 0's log alone
+        return len(self.info_hosts) if len(self.info_hosts) > 1 else None
+
+    @property
+    def collective(self) -> str | None:
+        """all_reduce, all_gather, ...: from the test's name, else from the table (None when it cannot tell)."""
+        if self.test:
+            return self.test.removesuffix("_mpi").removesuffix("_perf")
+        if self.tool == "clusterkit-torch":
+            return "all_reduce"
+        # size = count x type size for all_reduce/broadcast/reduce/sendrecv; x nranks for the gather family
+        ratios = {round(r.size_bytes / (r.count * DTYPE_BYTES[r.dtype.lower()]))
+                  for r in self.rows if r.count and r.dtype and r.dtype.lower() in DTYPE_BYTES}
+        if not ratios:
+            return None
+        op = any(r.redop and r.redop.lower() != "none" for r in self.rows)
+        rooted = any(r.root is not None and r.root >= 0 for r in self.rows)
+        if ratios == {1}:
+            return ("reduce" if rooted else "all_reduce") if op else ("broadcast" if rooted else None)
+        return "reduce_scatter" if op else None  # all_gather and alltoall print the same table
+
+    @property
+    def rank0_processes(self) -> int:
+        """Processes that each printed themselves as rank 0 (a non-MPI build launched N times)."""
+        return len({(d.host, d.pid) for d in self.devices if d.rank == 0})
+
+    @property
+    def step_factor(self) -> float | None:
+        m = _STEP.search(str(self.params.get("step", "")))
+        return float(m[1]) if m and m[2] == "factor" and int(m[1]) > 1 else None
+
+    @property
+    def sweep_complete(self) -> bool | None:
+        """Whether the rows reached the run's maxBytes (None when the parameter line is not in the text)."""
+        top, max_bytes = self.max_size_bytes, self.params.get("maxBytes")
+        if top is None or not isinstance(max_bytes, int):
+            return None
+        return top * (self.step_factor or 2.0) > max_bytes
 
     @property
     def gpu_names(self) -> list[str]:
@@ -178,7 +332,8 @@ class NcclRun:
 
     @property
     def wrong_total(self) -> float:
-        return sum(r.wrong for r in self.rows)
+        """Wrong elements, plus (oldest layout) each side whose deviation is beyond tolerance."""
+        return sum(r.wrong + r.wrong_sides(self.ranks) for r in self.rows)
 
     @property
     def max_size_bytes(self) -> int | None:
@@ -227,11 +382,14 @@ class NcclRun:
 def _strip_prefix(line: str) -> str:
     if "]<std" in line:
         line = _MPI_TAG.sub("", line)
+    if line.lstrip().startswith("[") and _RANK_TAG_ROW.match(line):
+        line = _RANK_TAG.sub(" ", line)
     return _PREFIX.sub("", line, count=1)
 
 
 ALL_REDUCE = declare("nccl.all_reduce_perf", "nccl/all_reduce_perf.txt", priority=60,
-                     description="nccl-tests all_reduce_perf output (text or JSON), or clusterkit's torch fallback")
+                     description="nccl-tests output (any collective, text or JSON, or its failure lines), "
+                                 "or clusterkit's torch fallback")
 # The localization rounds' record (written by clusterkit.fleet.localize into `_cluster/`).
 NCCL_LOCALIZE = declare("nccl-localize", "nccl/localize.json", description="clusterkit NCCL localization rounds")
 
@@ -241,12 +399,25 @@ def is_nccl_tests(text: str) -> bool:
     head = text[:200000]
     if _looks_json(head):
         return '"results"' in head and ('"bus_bw"' in head or '"nccl_version"' in head)
-    lines = [_strip_prefix(x) for x in head.split("\n")]
-    if any(_PARAMS.match(x.strip()) for x in lines):
+    lines = [_strip_prefix(x).strip() for x in head.split("\n")]
+    if any(_PARAMS.match(x) or _HEADER.match(x) for x in lines):
         return True
-    if any(x.lstrip().startswith("#") and re.search(r"\bsize\b.*\bcount\b.*\bbusbw\b", x) for x in lines):
+    rows = [r for r in (_parse_row(x) for x in lines) if r is not None]
+    if len(rows) >= 2 and any(_AVG.search(x) for x in lines):
         return True
-    return sum(1 for x in lines if _parse_row(x) is not None) >= 2 and any(_AVG.search(x) for x in lines)
+    # result rows without header or summary: each row's size is its count times its type's size
+    # (times the ranks for the gather family), which no other table shows
+    if len(rows) >= 3 and all(r.count and r.dtype and r.dtype.lower() in DTYPE_BYTES
+                              and r.size_bytes % (r.count * DTYPE_BYTES[r.dtype.lower()]) == 0 for r in rows):
+        return True
+    # failure logs without a table: nccl-tests' failure lines, an NCCL WARN in NCCL's own log format,
+    # or the launch of an nccl-tests binary that failed before NCCL printed anything
+    if any(_FATAL_TEST_LINE.search(x) or ((m := _NCCL_LOG.search(x)) and m["level"] == "WARN") for x in lines):
+        return True
+    return any(_BINARY.search(x) for x in lines) and any(_is_run_failure(x) for x in lines)
+
+
+_FATAL_TEST_LINE = re.compile(r"\bTest (?:CUDA |NCCL )?failure\b|^NCCL failure \S+:\d+ '")
 
 
 def _looks_json(text: str) -> bool:
@@ -272,21 +443,34 @@ def _is_delta_token(tok: str) -> bool:
     return bool(m) and float(tok) < 1e6
 
 
+def _is_number(tok: str) -> bool:
+    try:
+        _num(tok)
+    except ValueError:
+        return False
+    return True
+
+
 def _parse_row(line: str, delta_header: bool | None = None) -> Row | None:
+    """One result row: size count type [redop] [root] then (time algbw busbw wrong) once or twice.
+    Old layouts leave redop (all_gather, alltoall, broadcast) or root empty."""
     s = line.strip()
     if not s or s.startswith("#") or not _ROW_START.match(line if line[:1].isspace() else " " + line):
         return None
     toks = s.split()
     while toks and _TIMESTAMP.match(toks[-1]):
         toks.pop()
-    if len(toks) < 8:
+    if len(toks) < 7:
         return None
     try:
         size, count = int(toks[0]), int(toks[1])
     except ValueError:
         return None
-    dtype, redop = toks[2], toks[3]
-    rest = toks[4:]
+    dtype = toks[2]
+    rest = toks[3:]
+    redop: str | None = None
+    if rest and not _is_number(rest[0]):
+        redop, rest = rest[0], rest[1:]
     root: int | None = None
     if len(rest) in (5, 9) and re.fullmatch(r"-?\d+", rest[0]):
         root = int(rest[0])
@@ -307,7 +491,8 @@ def _parse_row(line: str, delta_header: bool | None = None) -> Row | None:
     else:
         row.ip_time_us, row.ip_algbw_gbps, row.ip_busbw_gbps, row.ip_wrong = nums
     if any(v is not None and (v < 0 or v != v or v == float("inf"))
-           for v in (row.oop_busbw_gbps, row.ip_busbw_gbps, row.oop_time_us, row.ip_time_us)):
+           for v in (row.oop_busbw_gbps, row.ip_busbw_gbps, row.oop_time_us, row.ip_time_us,
+                     row.oop_algbw_gbps, row.ip_algbw_gbps)):
         return None
     return row
 
@@ -320,27 +505,37 @@ def parse(text: str) -> NcclRun:
     """Parse nccl-tests output (text or JSON). Raises ParseError when nothing usable is in it."""
     if not isinstance(text, str):
         raise ParseError("nccl-tests output must be text")
-    t = normalize(text)
+    doc = normalize_document(text)
+    t = doc.text
     if _looks_json(t):
         return _parse_json(t)
     run = NcclRun()
+    for cmd in doc.commands:   # a prompt's command line names the test and its environment
+        _scan_command(run, cmd)
     delta_header: bool | None = None
-    for raw in t.split("\n"):
+    seen_sizes: set[int] = set()
+    lines = t.split("\n")
+    for i, raw in enumerate(lines):
         line = _strip_prefix(raw)
         s = line.strip()
         if not s:
             continue
-        _scan_side_info(run, s)
-        if s.startswith("#") or _OOB.search(s) or _AVG.search(s):
-            _scan_comment(run, s)
-            if "busbw" in s and "size" in s:
-                run.has_header = True
-                delta_header = bool(re.search(r"\berror\b", s)) and "#wrong" not in s
+        if _HEADER.match(s):
+            run.has_header = True
+            delta_header = bool(re.search(r"\b(?:error|res)\b", s)) and "#wrong" not in s
             continue
         row = _parse_row(line, delta_header)
         if row is not None:
+            if row.size_bytes in seen_sizes and row.size_bytes > 0:
+                run.sizes_repeated += 1
+            seen_sizes.add(row.size_bytes)
             run.rows.append(row)
-        elif _ROW_START.match(line if line[:1].isspace() else " " + line) and not _NCCL_INFO.match(s):
+            continue
+        _scan_side_info(run, s, lines[i + 1] if i + 1 < len(lines) else "")
+        if s.startswith("#") or _PARAMS.match(s) or _OOB.search(s) or _AVG.search(s):
+            _scan_comment(run, s)
+            continue
+        if _ROW_START.match(line if line[:1].isspace() else " " + line) and not _NCCL_LOG.search(s):
             run.unreadable_rows.append(s[:200])
     _finish(run)
     return run
@@ -350,6 +545,9 @@ def _scan_comment(run: NcclRun, s: str) -> None:
     m = _PARAMS.match(s)
     if m:
         run.params.update(nThread=int(m[1]), nGpus=int(m[2]), minBytes=int(m[3]), maxBytes=int(m[4]))
+        st = _STEP.search(m[5])
+        if st:
+            run.params["step"] = st[0]
         v = re.search(r"validation:\s*(\d+)", m[5])
         if v:
             run.params["validation"] = int(v[1])
@@ -357,7 +555,7 @@ def _scan_comment(run: NcclRun, s: str) -> None:
         return
     m = _DEVICE.match(s)
     if m:
-        run.devices.append(Device(int(m[1]), m[4], int(m[5]), m[6], m[7], int(m[3])))
+        run.devices.append(Device(int(m[1]), m[4], int(m[5]), m[6], m[7], int(m[3]) if m[3] else None))
         return
     m = _OOB.search(s)
     if m:
@@ -381,7 +579,7 @@ def _scan_comment(run: NcclRun, s: str) -> None:
         return
     m = _TEST_NAME.match(s)
     if m:
-        run.test = m[2]
+        run.test = m[2].removesuffix("_mpi")
         return
     m = _BENCH_MARK.match(s)
     if m:
@@ -389,22 +587,26 @@ def _scan_comment(run: NcclRun, s: str) -> None:
         run.test = run.test or "all_reduce_perf"
 
 
-def _scan_side_info(run: NcclRun, s: str) -> None:
-    """Facts from command lines, NCCL INFO lines and failure messages."""
+def _scan_command(run: NcclRun, s: str) -> None:
     if run.test is None:
-        m = re.search(r"\b(all_reduce_perf(?:_mpi)?|all_gather_perf|reduce_scatter_perf|alltoall_perf|"
-                      r"broadcast_perf|reduce_perf|sendrecv_perf)\b", s)
+        m = _BINARY.search(s)
         if m:
-            run.test = m[1].removesuffix("_mpi")
+            run.test = f"{m[1]}_perf"
+    for m in _ENV_EXPORT.finditer(s):
+        run.env.setdefault(m[1], m[2].strip("\"'"))
+
+
+def _scan_side_info(run: NcclRun, s: str, following: str) -> None:
+    """Facts from command lines, NCCL INFO lines, failure and warning messages."""
+    if run.test is None or "NCCL_" in s:
+        _scan_command(run, s)
     if "NCCL" in s:
         m = _NCCL_VERSION.search(s)
         if m and run.nccl_version is None:
-            run.nccl_version = m[1]
+            run.nccl_version = m[1] or m[2]
         m = _ENV_SET.search(s)
         if m:
             run.env.setdefault(m[1], m[2])
-        for m in _ENV_EXPORT.finditer(s):
-            run.env.setdefault(m[1], m[2].strip("\"'"))
         m = _NET_IB.search(s)
         if m:
             for dev in re.findall(r"\[\d+\]([A-Za-z0-9_.-]+?)(?::\d+)?(?:/|\s|$)", m[2]):
@@ -414,15 +616,29 @@ def _scan_side_info(run: NcclRun, s: str) -> None:
         if m:
             run.info_ranks = max(run.info_ranks or 0, int(m[1]))
             run.info_nodes = max(run.info_nodes or 0, int(m[2]))
-    for p in _FAILURE_PATTERNS:
-        m = p.search(s)
+        m = _COMM_NRANKS.search(s)
+        if m and int(m[1]) not in run.comm_nranks:
+            run.comm_nranks.append(int(m[1]))
+        m = _NCCL_LOG.search(s)
         if m:
-            msg = s if len(s) < 300 else s[:300]
-            if "NCCL WARN" in msg and "NCCL_" in msg and "set by environment" in msg:
-                break
-            if msg not in run.failures:
-                run.failures.append(msg)
-            break
+            if m["host"] not in run.info_hosts:
+                run.info_hosts.append(m["host"])
+            if m["level"] == "INFO":
+                return
+    if survivable_warn(s):
+        if s[:300] not in run.warnings:
+            run.warnings.append(s[:300])
+        return
+    if _is_run_failure(s):
+        msg = s
+        m = _FAIL_HOST.search(s)
+        if m and m.start() > 0 and _ROW_START.match(" " + s):
+            msg = s[m.start():].strip()   # a crash printed over a half-written result row
+        if "UCX" in s and following.strip() and not _NCCL_LOG.search(following):
+            msg = f"{s} {following.strip()}"  # UCX wraps its message over two lines
+        msg = msg[:300]
+        if msg not in run.failures:
+            run.failures.append(msg)
 
 
 def _finish(run: NcclRun) -> None:
@@ -430,8 +646,8 @@ def _finish(run: NcclRun) -> None:
         wrongs = [r.oop_wrong for r in run.rows] + [r.ip_wrong for r in run.rows]
         if all(w is None for w in wrongs):
             run.validation = False
-    if not run.rows and not run.failures and not run.devices and not run.params:
-        raise ParseError("no nccl-tests content: no result rows, header, devices or failure messages")
+    if not (run.rows or run.failures or run.warnings or run.devices or run.params):
+        raise ParseError("no nccl-tests content: no result rows, header, devices, failure or NCCL WARN lines")
 
 
 # ---- JSON (nccl-tests -J) -----------------------------------------------------------------

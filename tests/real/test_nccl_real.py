@@ -32,7 +32,7 @@ CASES = {
     "nccl_allreduce_2x1xa100pcie_hdr_ib_lowbw_debuginfo.txt":
         (6.44, 6.435, 2, 2, "fail", ["NCCL_BUSBW_LOW"], "base"),
     "nccl_allreduce_8xh100_fail_cuda_not_initialized.txt":
-        (None, None, None, None, "error", ["NCCL_CUDA_INIT_FAILED"], None),
+        (None, None, None, None, "fail", ["NCCL_TEST_FAILED"], None),
 }
 
 

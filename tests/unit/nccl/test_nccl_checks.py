@@ -44,10 +44,13 @@ def test_validation_errors_fail_whatever_the_speed():
     assert c.metrics["busbw_large_gbps"] > 228  # fast, yet failed
 
 
-def test_cuda_init_failure_is_an_error_naming_the_fabric_manager():
+def test_cuda_init_failure_fails_the_node_naming_the_fabric_manager():
+    # the test ran on the node and failed: fail (drain), not error (unusable evidence)
     c = check_of(analyze([node_bundle("g1", fx.CUDA_INIT_FAIL)], profile=H100), "g1", "nccl.single_node")
-    assert c.status == "error"
-    assert c.findings[0].code == "NCCL_CUDA_INIT_FAILED" and "fabricmanager" in c.findings[0].action
+    assert c.status == "fail"
+    f = c.findings[0]
+    assert f.code == "NCCL_TEST_FAILED" and "fabricmanager" in f.action and "fabricmanager" in f.component
+    assert f.component.startswith("gpu-c03 ") and "'system not yet initialized'" in f.message
 
 
 def test_abort_after_rows_fails_and_truncation_warns():
