@@ -162,18 +162,6 @@ def _is_run_failure(line: str) -> bool:
     return is_fatal_nccl_line(line) or any(p.search(line) for p in _RUN_FAILURE_PATTERNS)
 
 
-# NCCL WARN lines a run survives (it falls back and goes on): a warning, never a failed test.
-SURVIVABLE_WARN = [
-    re.compile(r"using point-to-point network instead|fall(?:ing)? back to|will fall back", re.I),
-]
-_WARN_LINE = re.compile(r"\bNCCL WARN\b")
-
-
-def is_fatal_nccl_line(line: str) -> bool:
-    """An NCCL WARN line that means the collective failed (not one of the survivable fallbacks)."""
-    return bool(_WARN_LINE.search(line)) and not any(p.search(line) for p in SURVIVABLE_WARN)
-
-
 @dataclass
 class Device:
     rank: int
