@@ -123,16 +123,19 @@ def kind_of_path(path: str) -> Kind | None:
 
 
 def sniff_document(doc: Document) -> Kind | None:
-    """The most specific kind whose recognizer accepts the normalized text, or None."""
-    t = doc.text
-    for k in sorted(KINDS.values(), key=lambda k: (-k.priority, k.name)):
-        if k.sniff is None:
-            continue
-        try:
-            if k.sniff(t):
-                return k
-        except Exception:  # a recognizer bug must not stop the others
-            continue
+    """The most specific kind whose recognizer accepts the normalized text, or None. When none
+    does, the command lines the paste showed (`$ mpirun ... all_reduce_perf`) are read with it:
+    a failure that printed no table is still known by the command that failed."""
+    texts = [doc.text] + (["\n".join(doc.commands + [doc.text])] if doc.commands else [])
+    for t in texts:
+        for k in sorted(KINDS.values(), key=lambda k: (-k.priority, k.name)):
+            if k.sniff is None:
+                continue
+            try:
+                if k.sniff(t):
+                    return k
+            except Exception:  # a recognizer bug must not stop the others
+                continue
     return None
 
 
