@@ -1,4 +1,5 @@
-"""gpu.board: faults nvidia-smi reports beside its readings (a fan cell reading ERR!, a corrupted infoROM)."""
+"""gpu.board: board faults beside the readings: a fan cell reading ERR! (the nvidia-smi screen), a corrupted
+infoROM (nvidia-smi's warning, or NVML's nvmlDeviceValidateInforom in the snapshot)."""
 
 from __future__ import annotations
 
@@ -33,5 +34,5 @@ def gpu_board(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
                                          "replace it if it stays ERR!; watch the GPU's temperature until then")))
     known = [g for g in inv.gpus if g.fan_error is not None or g.inforom_corrupt is not None]
     if not known:
-        return CheckResult.skip(cid, "the GPU evidence reports no fan or infoROM state (the nvidia-smi screen does)")
+        return CheckResult.skip(cid, "the GPU evidence reports no fan or infoROM state")
     return CheckResult.from_findings(cid, findings, f"no fan or infoROM fault reported on {len(inv.gpus)} GPUs")

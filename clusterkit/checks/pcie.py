@@ -26,6 +26,8 @@ WIDTH_ACTION = ("reseat the card and its riser or cable, check the slot and the 
 SPEED_ACTION = ("reseat the card and its riser; check the BIOS PCIe generation setting and the riser's rating "
                 "(a Gen4 riser holds a Gen5 card at 16GT/s)")
 UE_ACTION = "reseat the device or riser at that PCI address; if it repeats, replace it"
+LOST_ACTION = ("the device stopped answering (fallen off the bus): drain the node and power-cycle it (a warm reboot "
+               "may not bring it back), check its power connectors and reseat it; RMA if it recurs")
 CE_ACTION = ("a marginal link: reseat the card / riser if corrected errors keep coming (the bits stay set until "
              "cleared or the node reboots: clear them and look again after a load test)")
 
@@ -89,6 +91,11 @@ def host_pcie(ctx: NodeContext) -> CheckResult:
     findings: list[Finding] = []
     for f in funcs:
         comp = _component(f, labels)
+        if f.unresponsive:
+            findings.append(Finding("HOST_PCIE_DEVICE_LOST", "fail", comp,
+                                    f"{comp}: config space reads all ones (rev ff): the device does not answer",
+                                    action=LOST_ACTION))
+            continue
         findings += _link_findings(f, comp) + _aer_findings(f, comp)
     denied = [f.bus_id for f in funcs if f.access_denied]
     if denied:

@@ -48,6 +48,7 @@ class PciFunction:
     ce_status: list[str] = field(default_factory=list)     # CESta bits set
     dev_status: list[str] = field(default_factory=list)    # DevSta error bits set
     access_denied: bool = False                # lspci ran without root: capabilities unreadable
+    unresponsive: bool = False                 # config space reads all ones ('rev ff', 'Unknown header type 7f')
 
     @property
     def kind(self) -> str:
@@ -141,12 +142,15 @@ def parse_lspci(text: str) -> LspciReport:
             bus = norm_bus_id(h.group(1))
             cur = PciFunction(bus or h.group(1), re.sub(r"\s*\[[0-9a-f]{4}\]$", "", h.group(2).strip(), flags=re.I),
                               h.group(3).strip(), _vendor(h.group(3).strip()))
+            cur.unresponsive = bool(re.search(r"\(rev ff\)", h.group(3), re.I))
             rep.functions.append(cur)
             continue
         if cur is None:
             continue
         if "<access denied>" in line:
             cur.access_denied = True
+        if "Unknown header type 7f" in line:
+            cur.unresponsive = True
         k = _KEY.match(line)
         if k:
             _field(cur, k.group(1), k.group(2))

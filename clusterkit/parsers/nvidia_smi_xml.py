@@ -226,16 +226,17 @@ def parse_nvidia_smi_xml(text: str) -> GpuInventory:
     attached = integer(doc.get("attached_gpus"))
     inv = GpuInventory("nvidia-smi-q-xml", [], text_value(doc.get("driver_version")),
                        text_value(doc.get("cuda_version")), attached=attached, processes=[])
-    complete = attached is None or attached == len(gpus)
+    complete = attached is None or attached == len(gpus) + len(scan_messages(t).unreadable)
     for i, g in enumerate(gpus):
         # GPUs are listed in NVML index order; in a trimmed log the position is not the index.
         rec = _gpu(g, i if complete and not cut else None)
         inv.gpus.append(rec)
         inv.processes += _processes(g, rec.index)
+    apply_messages(inv, scan_messages(t))    # a GPU nvidia-smi could not reach is named before the log
     if cut:
         inv.warnings.append(f"XML cut after {len(gpus)} complete <gpu> element(s) (output truncated?)")
-    if attached is not None and attached > len(gpus):
-        inv.warnings.append(f"only {len(gpus)} of {attached} attached GPUs in the XML (output trimmed?)")
+    if attached is not None and attached > len(inv.gpus):
+        inv.warnings.append(f"only {len(inv.gpus)} of {attached} attached GPUs in the XML (output trimmed?)")
     if attached == 0 and not gpus:
         inv.no_gpu = True
-    return apply_messages(inv, scan_messages(t))
+    return inv

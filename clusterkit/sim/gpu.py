@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from clusterkit.evidence.bundle import BundleWriter
 from clusterkit.evidence.kinds import Kind
@@ -16,7 +17,9 @@ from clusterkit.parsers.dcgmi import DCGMI_DIAG
 from clusterkit.parsers.dmidecode_bios import DMIDECODE_BIOS
 from clusterkit.parsers.fabricmanager import FABRICMANAGER
 from clusterkit.parsers.ipmi import IPMI_SDR_PSU, IPMI_SEL
+from clusterkit.parsers.lspci import LSPCI
 from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, TOPO
+from clusterkit.parsers.nvidia_smi_xml import NVIDIA_SMI_Q_XML
 from clusterkit.parsers.nvml_json import NVML
 from clusterkit.parsers.power_trace import POWER_TRACE
 from clusterkit.node_scripts.gpu_node import TRACE_COLUMNS
@@ -29,6 +32,8 @@ fault("power.node_brake_psu_lost",
       "a node whose GPUs all hit HW power brake in phase under the step load, with PSU 2 'AC lost' (node power, not GPUs)",
       order=21)
 fault("gpu.fallen_off_bus", "a GPU that falls off the bus (Xid 79) during the power step", order=22)
+fault("gpu.pcie_x8", "a GPU whose PCIe link trained at x8 of x16 (riser/seating): named by NVML and lspci with its "
+      "bus id; reseat the GPU / riser", order=23)
 
 
 def driver_version(node: SimNode) -> str:
@@ -85,6 +90,8 @@ def _nvml_doc(node: SimNode, model: str, n: int) -> dict[str, Any]:
                               ecc_aggregate_uncorrected=1)
     if "gpu.fallen_off_bus" in node.faults:
         doc["gpus"][v] = {"index": v, "pci_bus_id": _bus(v), "error": "GPU is lost (NVML_ERROR_GPU_IS_LOST)"}
+    if "gpu.pcie_x8" in node.faults:
+        doc["gpus"][v]["pcie_width"] = 8
     return doc
 
 
@@ -171,6 +178,180 @@ def render_nvidia_smi_q(doc: dict[str, Any], timestamp: str = "Mon Nov 23 14:00:
     return "\n".join(out) + "\n"
 
 
+def render_nvidia_smi_xml(doc: dict[str, Any], timestamp: str = "Mon Nov 23 14:00:00 2026") -> str:
+    """`nvidia-smi -q -x` (DTD nvsmi_device_v12, driver 535+ names) for the GPUs of an nvml.json document.
+    A lost GPU is left out of the log and named on a line before it, as nvidia-smi does."""
+    ok = [g for g in doc["gpus"] if not g.get("error")]
+    head = [f"Unable to determine the device handle for GPU {g['pci_bus_id']}: Unknown Error"
+            for g in doc["gpus"] if g.get("error")]
+    out = head + ['<?xml version="1.0" ?>', '<!DOCTYPE nvidia_smi_log SYSTEM "nvsmi_device_v12.dtd">', "<nvidia_smi_log>"]
+
+    def el(level: int, tag: str, value: Any = None, attrs: str = "") -> None:
+        pad = "\t" * level
+        out.append(f"{pad}<{tag}{attrs}>" if value is None else f"{pad}<{tag}{attrs}>{xml_escape(str(value))}</{tag}>")
+
+    def close(level: int, tag: str) -> None:
+        out.append("\t" * level + f"</{tag}>")
+
+    act = lambda r, bit: "Active" if r & CLOCK_REASON_BITS[bit] else "Not Active"  # noqa: E731
+    yn = lambda b: "Yes" if b else "No"  # noqa: E731
+    el(1, "timestamp", timestamp)
+    el(1, "driver_version", doc.get("driver_version"))
+    el(1, "cuda_version", doc.get("cuda_version"))
+    el(1, "attached_gpus", len(doc["gpus"]))
+    for g in ok:
+        el(1, "gpu", attrs=f' id="{g["pci_bus_id"]}"')
+        el(2, "product_name", g["name"])
+        el(2, "product_brand", "NVIDIA")
+        el(2, "persistence_mode", "Enabled" if g["persistence_mode"] else "Disabled")
+        el(2, "mig_mode")
+        el(3, "current_mig", "Disabled")
+        el(3, "pending_mig", "Disabled")
+        close(2, "mig_mode")
+        el(2, "serial", g["serial"])
+        el(2, "uuid", g["uuid"])
+        el(2, "vbios_version", g["vbios_version"])
+        el(2, "gpu_reset_status")
+        el(3, "reset_required", "No")
+        el(3, "drain_and_reset_recommended", "No")
+        close(2, "gpu_reset_status")
+        el(2, "pci")
+        bus = g["pci_bus_id"]
+        el(3, "pci_bus", bus[9:11])
+        el(3, "pci_device", bus[12:14])
+        el(3, "pci_domain", bus[4:8])
+        el(3, "pci_device_id", str(g["pci_device_id"]).upper().replace("0X", ""))
+        el(3, "pci_bus_id", bus)
+        el(3, "pci_gpu_link_info")
+        el(4, "pcie_gen")
+        el(5, "max_link_gen", g["pcie_gen_max"])
+        el(5, "current_link_gen", g["pcie_gen"])
+        close(4, "pcie_gen")
+        el(4, "link_widths")
+        el(5, "max_link_width", f"{g['pcie_width_max']}x")
+        el(5, "current_link_width", f"{g['pcie_width']}x")
+        close(4, "link_widths")
+        close(3, "pci_gpu_link_info")
+        el(3, "replay_counter", 0)
+        close(2, "pci")
+        el(2, "fan_speed", "N/A")
+        el(2, "performance_state", "P0")
+        el(2, "clocks_event_reasons")
+        r = g["clock_event_reasons"]
+        for tag, bit in (("gpu_idle", "gpu_idle"), ("applications_clocks_setting", "applications_clocks"),
+                         ("sw_power_cap", "sw_power_cap"), ("hw_slowdown", "hw_slowdown"),
+                         ("hw_thermal_slowdown", "hw_thermal"), ("hw_power_brake_slowdown", "hw_power_brake"),
+                         ("sync_boost", "sync_boost"), ("sw_thermal_slowdown", "sw_thermal"),
+                         ("display_clocks_setting", "display_clock")):
+            el(3, f"clocks_event_reason_{tag}", act(r, bit))
+        close(2, "clocks_event_reasons")
+        el(2, "utilization")
+        el(3, "gpu_util", f"{g.get('utilization_pct') or 0:.0f} %")
+        close(2, "utilization")
+        el(2, "ecc_mode")
+        el(3, "current_ecc", "Enabled")
+        close(2, "ecc_mode")
+        el(2, "ecc_errors")
+        for scope, c, u in (("volatile", g["ecc_volatile_corrected"], g["ecc_volatile_uncorrected"]),
+                            ("aggregate", g["ecc_aggregate_corrected"], g["ecc_aggregate_uncorrected"])):
+            el(3, scope)
+            el(4, "sram_correctable", 0)
+            el(4, "sram_uncorrectable_parity", 0)
+            el(4, "sram_uncorrectable_secded", 0)
+            el(4, "dram_correctable", c)
+            el(4, "dram_uncorrectable", u)
+            close(3, scope)
+        close(2, "ecc_errors")
+        el(2, "retired_pages")
+        el(3, "multiple_single_bit_retirement")
+        el(4, "retired_count", "N/A")
+        close(3, "multiple_single_bit_retirement")
+        el(3, "double_bit_retirement")
+        el(4, "retired_count", "N/A")
+        close(3, "double_bit_retirement")
+        el(3, "pending_blacklist", "N/A")
+        el(3, "pending_retirement", "N/A")
+        close(2, "retired_pages")
+        el(2, "remapped_rows")
+        el(3, "remapped_row_corr", g["remap_correctable"])
+        el(3, "remapped_row_unc", g["remap_uncorrectable"])
+        el(3, "remapped_row_pending", yn(g["remap_pending"]))
+        el(3, "remapped_row_failure", yn(g["remap_failure"]))
+        close(2, "remapped_rows")
+        el(2, "temperature")
+        el(3, "gpu_temp", f"{g['temperature_c']} C")
+        close(2, "temperature")
+        el(2, "gpu_power_readings")
+        el(3, "power_state", "P0")
+        el(3, "instant_power_draw", f"{g['power_draw_w']:.2f} W")
+        el(3, "average_power_draw", f"{g['power_draw_w']:.2f} W")
+        el(3, "current_power_limit", f"{g['power_limit_w']:.2f} W")
+        el(3, "default_power_limit", f"{g['power_default_limit_w']:.2f} W")
+        el(3, "max_power_limit", f"{g['power_max_limit_w']:.2f} W")
+        close(2, "gpu_power_readings")
+        el(2, "clocks")
+        el(3, "sm_clock", f"{g['sm_clock_mhz']} MHz")
+        el(3, "mem_clock", f"{g['mem_clock_mhz']} MHz")
+        close(2, "clocks")
+        el(2, "max_clocks")
+        el(3, "sm_clock", f"{g['max_sm_clock_mhz']} MHz")
+        close(2, "max_clocks")
+        el(2, "fabric")
+        el(3, "state", {"completed": "Completed"}.get(g.get("fabric_state", ""), "N/A"))
+        el(3, "status", g.get("fabric_status", "N/A"))
+        close(2, "fabric")
+        el(2, "processes")
+        close(2, "processes")
+        close(1, "gpu")
+    out.append("</nvidia_smi_log>")
+    return "\n".join(out) + "\n"
+
+
+_GEN_GTS = {1: "2.5", 2: "5", 3: "8", 4: "16", 5: "32"}
+_AER = ("\tCapabilities: [100 v2] Advanced Error Reporting\n"
+        "\t\tUESta:\tDLP- SDES- TLP- FCP- CmpltTO- CmpltAbrt- UnxCmplt- RxOF- MalfTLP- ECRC- UnsupReq- ACSViol-\n"
+        "\t\tUEMsk:\tDLP- SDES- TLP- FCP- CmpltTO- CmpltAbrt- UnxCmplt+ RxOF- MalfTLP- ECRC- UnsupReq- ACSViol-\n"
+        "\t\tUESvrt:\tDLP+ SDES+ TLP+ FCP+ CmpltTO+ CmpltAbrt+ UnxCmplt- RxOF+ MalfTLP+ ECRC+ UnsupReq- ACSViol-\n"
+        "\t\tCESta:\tRxErr- BadTLP- BadDLLP- Rollover- Timeout- AdvNonFatalErr-\n"
+        "\t\tCEMsk:\tRxErr- BadTLP- BadDLLP- Rollover- Timeout- AdvNonFatalErr+\n")
+
+
+def _lspci_block(bus: str, head: str, gts: str, width: int, cap_width: int, tail: str) -> str:
+    note = "ok" if width == cap_width else "downgraded"
+    return (f"{bus} {head}\n\tControl: I/O- Mem+ BusMaster+ SpecCycle- MemWINV- VGASnoop- ParErr- Stepping- SERR- "
+            f"FastB2B- DisINTx+\n\tCapabilities: [60] Express (v2) Endpoint, MSI 00\n"
+            f"\t\tDevSta:\tCorrErr- NonFatalErr- FatalErr- UnsupReq- AuxPwr- TransPend-\n"
+            f"\t\tLnkCap:\tPort #0, Speed {gts}GT/s, Width x{cap_width}, ASPM not supported\n"
+            f"\t\tLnkSta:\tSpeed {gts}GT/s (ok), Width x{width} ({note})\n\t\t\tTrErr- Train- SlotClk+ DLActive- "
+            f"BWMgmt- ABWMgmt-\n{_AER}{tail}\n")
+
+
+def render_lspci(doc: dict[str, Any], nics: list[str]) -> str:
+    """`lspci -vvv -nn -D -d 10de:` then `-d 15b3:`: the GPUs (at the speed NVML saw under load: the trace's,
+    not the idle downshift) and one ConnectX-7 per declared HCA, each on the PCIe switch beside its GPU."""
+    out = []
+    for g in doc["gpus"]:
+        if g.get("error"):   # off the bus: its config space reads all ones
+            out.append(f"{g['pci_bus_id'][4:].lower()} 3D controller [0302]: NVIDIA Corporation Device [10de:2330] "
+                       f"(rev ff) (prog-if ff)\n\t!!! Unknown header type 7f\n")
+            continue
+        dev = str(g["pci_device_id"])[2:6].lower()
+        gts = _GEN_GTS.get(int(g["pcie_gen_max"] or 5), "32")
+        dsn = "-".join(f"{int(g['serial']) >> (8 * k) & 0xff:02x}" for k in range(8))
+        out.append(_lspci_block(
+            g["pci_bus_id"][4:].lower(), f"3D controller [0302]: NVIDIA Corporation Device [10de:{dev}] (rev a1)",
+            gts, g["pcie_width"], g["pcie_width_max"],
+            f"\tCapabilities: [2f0 v1] Device Serial Number {dsn}\n\tKernel driver in use: nvidia"))
+    for i, _name in enumerate(nics):
+        bus = f"0000:{(HGX_BUSES[i] if i < len(HGX_BUSES) else 0x10 + i) + 1:02x}:00.0"
+        out.append(_lspci_block(
+            bus, "Infiniband controller [0207]: Mellanox Technologies MT2910 Family [ConnectX-7] [15b3:1021]",
+            "32", 16, 16, f"\tCapabilities: [48] Vital Product Data\n\t\tRead-only fields:\n"
+                          f"\t\t\t[PN] Part number: MCX75310AAS-NEAT\n\t\t\t[SN] Serial number: MT2410X{i:05d}\n"
+                          f"\t\tEnd\n\tKernel driver in use: mlx5_core"))
+    return "\n".join(out)
+
+
 def render_topo(n: int, nics: list[str], nvlink: str) -> str:
     """`nvidia-smi topo -m` of an HGX node: GPU i shares a PCIe switch with NIC i; NUMA 0 holds the first half."""
     devs = [f"GPU{i}" for i in range(n)] + [f"NIC{j}" for j in range(len(nics))]
@@ -250,7 +431,8 @@ def _power_trace(node: SimNode, doc: dict[str, Any], uptime_start: float) -> tup
     head.append(f"# uptime_end_s: {uptime_start + STEP_DURATION_S + 1:.2f}")
     for g in gpus:
         if not g.get("error"):
-            head.append(f"# pcie_under_load: {g['index']},{g['pcie_gen_max']},{g['pcie_gen_max']},16,16")
+            head.append(f"# pcie_under_load: {g['index']},{g['pcie_gen_max']},{g['pcie_gen_max']},"
+                        f"{g['pcie_width']},{g['pcie_width_max']}")
     return "\n".join(head + [TRACE_COLUMNS] + rows) + "\n", (uptime_start + lost_t if lost_t is not None else None)
 
 
@@ -322,6 +504,8 @@ def generate_gpu(node: SimNode, w: BundleWriter) -> None:
     files: list[tuple[Kind, str]] = [
         (NVML, json.dumps(doc, indent=1, sort_keys=True) + "\n"),
         (NVIDIA_SMI_Q, render_nvidia_smi_q(doc)),
+        (NVIDIA_SMI_Q_XML, render_nvidia_smi_xml(doc)),
+        (LSPCI, render_lspci(doc, list(node.spec.get("ib_devices") or []))),
         (TOPO,
          render_topo(n, list(node.spec.get("ib_devices") or []), MODELS[model][6])),
     ]
