@@ -11,7 +11,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from clusterkit.evidence.kinds import declare
 from clusterkit.evidence.normalize import normalize
@@ -187,15 +187,19 @@ def _retired(sec: Any, key: str) -> int | None:
     return integer(v)
 
 
-def _reasons(sec: Any) -> int | None:
+_REASON_NAMES = {
+    "idle": "gpu_idle", "gpu idle": "gpu_idle", "applications clocks setting": "applications_clocks",
+    "sw power cap": "sw_power_cap", "hw slowdown": "hw_slowdown", "sync boost": "sync_boost",
+    "sw thermal slowdown": "sw_thermal", "hw thermal slowdown": "hw_thermal",
+    "hw power brake slowdown": "hw_power_brake", "display clock setting": "display_clock",
+    "display clocks setting": "display_clock",
+}
+
+
+def clock_reasons(sec: Any) -> int | None:
+    """The clock event reason mask of a -q 'Clocks Event Reasons' section or a -q -x <clocks_event_reasons>."""
     if not isinstance(sec, dict):
         return None
-    names = {
-        "idle": "gpu_idle", "applications clocks setting": "applications_clocks",
-        "sw power cap": "sw_power_cap", "hw slowdown": "hw_slowdown", "sync boost": "sync_boost",
-        "sw thermal slowdown": "sw_thermal", "hw thermal slowdown": "hw_thermal",
-        "hw power brake slowdown": "hw_power_brake", "display clock setting": "display_clock",
-    }
     mask, seen = 0, False
 
     def walk(d: dict[str, Any]) -> None:
@@ -204,66 +208,79 @@ def _reasons(sec: Any) -> int | None:
             if isinstance(v, dict):  # "HW Slowdown" may nest its detail reasons
                 walk(v)
                 continue
-            bit = names.get(k.strip().lower())
-            if bit is None:
-                continue
-            on = yes_no(v)
+            key = re.sub(r"^clocks_(?:event|throttle)_reason_", "", k.strip()).replace("_", " ").lower()
+            bit = _REASON_NAMES.get(key)
+            on = yes_no(v) if bit else None
             if on is not None:
                 seen = True
-                if on:
-                    mask |= CLOCK_REASON_BITS[bit]
+                mask |= CLOCK_REASON_BITS[bit] if on else 0
 
     walk(sec)
     return mask if seen else None
 
 
-def _gpu_from_q(bus: str | None, g: dict[str, Any], index: int | None) -> GpuRecord:
-    power = get_path(g, "GPU Power Readings|Power Readings") or {}
-    pci = g.get("PCI") or {}
-    link = get_path(pci, "GPU Link Info") or {}
-    r = GpuRecord(
-        index=index,
-        name=g.get("Product Name"),
-        uuid=g.get("GPU UUID"),
-        serial=text_value(g.get("Serial Number")),
-        pci_bus_id=norm_bus_id(get_path(pci, "Bus Id") or bus),
-        pci_device_id=norm_device_id(get_path(pci, "Device Id")),
-        vbios_version=g.get("VBIOS Version"),
-        persistence_mode=yes_no(g.get("Persistence Mode")),
-        power_draw_w=num(get_path(power, "Power Draw|Average Power Draw|Instantaneous Power Draw")),
-        power_limit_w=num(get_path(power, "Current Power Limit|Enforced Power Limit|Power Limit")),
-        power_default_limit_w=num(get_path(power, "Default Power Limit")),
-        power_max_limit_w=num(get_path(power, "Max Power Limit")),
-        sm_clock_mhz=num(get_path(g, "Clocks", "SM")),
-        mem_clock_mhz=num(get_path(g, "Clocks", "Memory")),
-        max_sm_clock_mhz=num(get_path(g, "Max Clocks", "SM")),
-        temperature_c=num(get_path(g, "Temperature", "GPU Current Temp")),
-        utilization_pct=num(get_path(g, "Utilization", "Gpu|GPU")),
-        clock_event_reasons=_reasons(get_path(g, "Clocks Event Reasons|Clocks Throttle Reasons|Clocks Reasons")),
-        ecc_volatile_corrected=ecc_sum(get_path(g, "ECC Errors", "Volatile"), False),
-        ecc_volatile_uncorrected=ecc_sum(get_path(g, "ECC Errors", "Volatile"), True),
-        ecc_aggregate_corrected=ecc_sum(get_path(g, "ECC Errors", "Aggregate"), False),
-        ecc_aggregate_uncorrected=ecc_sum(get_path(g, "ECC Errors", "Aggregate"), True),
-        retired_pages_sbe=_retired(g.get("Retired Pages"), "Single Bit ECC"),
-        retired_pages_dbe=_retired(g.get("Retired Pages"), "Double Bit ECC"),
-        retired_pages_pending=yes_no(get_path(g, "Retired Pages", "Pending Page Blacklist|Pending Page Retirement|Pending")),
-        remap_correctable=integer(get_path(g, "Remapped Rows", "Correctable Error")),
-        remap_uncorrectable=integer(get_path(g, "Remapped Rows", "Uncorrectable Error")),
-        remap_pending=yes_no(get_path(g, "Remapped Rows", "Pending")),
-        remap_failure=yes_no(get_path(g, "Remapped Rows", "Remapping Failure Occurred")),
-        pcie_gen=integer(get_path(link, "PCIe Generation", "Current")),
-        pcie_gen_max=integer(get_path(link, "PCIe Generation", "Max")),
-        pcie_width=integer(get_path(link, "Link Width", "Current")),
-        pcie_width_max=integer(get_path(link, "Link Width", "Max")),
-        reset_required=yes_no(get_path(g, "GPU Reset Status", "Reset Required")),
-        mig_enabled=yes_no(get_path(g, "MIG Mode", "Current")),
-    )
-    state = get_path(g, "Fabric", "State")
-    if isinstance(state, str) and state.lower() not in _NA:
-        r.fabric_state = state.lower().replace(" ", "_")
-        st = get_path(g, "Fabric", "Status")
-        r.fabric_status = st if isinstance(st, str) else None
+def fabric_state_value(v: Any) -> str | None:
+    t = text_value(v)
+    return t.lower().replace(" ", "_") if t else None
+
+
+# GpuRecord field -> (converter, path in one GPU's tree); a path element may list alternatives with '|'.
+FieldSpec = dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]]
+
+
+def ecc_reader(uncorrectable: bool) -> Callable[[Any], int | None]:
+    return lambda sec: ecc_sum(sec, uncorrectable)
+
+
+def record_from_tree(g: dict[str, Any], spec: FieldSpec, **known: Any) -> GpuRecord:
+    """One GPU's record from its tree (-q text or -q -x XML alike): each field read at its path."""
+    r = GpuRecord(**known, **{f: conv(get_path(g, *path)) for f, (conv, path) in spec.items()})
+    if r.fabric_state is None:   # the status means nothing without a state
+        r.fabric_status = None
     return r
+
+
+_Q_FIELDS: FieldSpec = {
+    "name": (text_value, ("Product Name",)),
+    "uuid": (text_value, ("GPU UUID",)),
+    "serial": (text_value, ("Serial Number",)),
+    "pci_device_id": (norm_device_id, ("PCI", "Device Id")),
+    "vbios_version": (text_value, ("VBIOS Version",)),
+    "persistence_mode": (yes_no, ("Persistence Mode",)),
+    "power_draw_w": (num, ("GPU Power Readings|Power Readings", "Power Draw|Average Power Draw|Instantaneous Power Draw")),
+    "power_limit_w": (num, ("GPU Power Readings|Power Readings", "Current Power Limit|Enforced Power Limit|Power Limit")),
+    "power_default_limit_w": (num, ("GPU Power Readings|Power Readings", "Default Power Limit")),
+    "power_max_limit_w": (num, ("GPU Power Readings|Power Readings", "Max Power Limit")),
+    "sm_clock_mhz": (num, ("Clocks", "SM")),
+    "mem_clock_mhz": (num, ("Clocks", "Memory")),
+    "max_sm_clock_mhz": (num, ("Max Clocks", "SM")),
+    "temperature_c": (num, ("Temperature", "GPU Current Temp")),
+    "utilization_pct": (num, ("Utilization", "Gpu|GPU")),
+    "clock_event_reasons": (clock_reasons, ("Clocks Event Reasons|Clocks Throttle Reasons|Clocks Reasons",)),
+    "ecc_volatile_corrected": (ecc_reader(False), ("ECC Errors", "Volatile")),
+    "ecc_volatile_uncorrected": (ecc_reader(True), ("ECC Errors", "Volatile")),
+    "ecc_aggregate_corrected": (ecc_reader(False), ("ECC Errors", "Aggregate")),
+    "ecc_aggregate_uncorrected": (ecc_reader(True), ("ECC Errors", "Aggregate")),
+    "retired_pages_sbe": (lambda sec: _retired(sec, "Single Bit ECC"), ("Retired Pages",)),
+    "retired_pages_dbe": (lambda sec: _retired(sec, "Double Bit ECC"), ("Retired Pages",)),
+    "retired_pages_pending": (yes_no, ("Retired Pages", "Pending Page Blacklist|Pending Page Retirement|Pending")),
+    "remap_correctable": (integer, ("Remapped Rows", "Correctable Error")),
+    "remap_uncorrectable": (integer, ("Remapped Rows", "Uncorrectable Error")),
+    "remap_pending": (yes_no, ("Remapped Rows", "Pending")),
+    "remap_failure": (yes_no, ("Remapped Rows", "Remapping Failure Occurred")),
+    "pcie_gen": (integer, ("PCI", "GPU Link Info", "PCIe Generation", "Current")),
+    "pcie_gen_max": (integer, ("PCI", "GPU Link Info", "PCIe Generation", "Max")),
+    "pcie_width": (integer, ("PCI", "GPU Link Info", "Link Width", "Current")),
+    "pcie_width_max": (integer, ("PCI", "GPU Link Info", "Link Width", "Max")),
+    "reset_required": (yes_no, ("GPU Reset Status", "Reset Required")),
+    "mig_enabled": (yes_no, ("MIG Mode", "Current")),
+    "fabric_state": (fabric_state_value, ("Fabric", "State")),
+    "fabric_status": (text_value, ("Fabric", "Status")),
+}
+
+
+def _gpu_from_q(bus: str | None, g: dict[str, Any], index: int | None) -> GpuRecord:
+    return record_from_tree(g, _Q_FIELDS, index=index, pci_bus_id=norm_bus_id(get_path(g, "PCI", "Bus Id") or bus))
 
 
 @NVIDIA_SMI_Q.parser
@@ -378,8 +395,9 @@ def _query_header(row: list[str]) -> list[str] | None:
 
 @QUERY_GPU.recognizer
 def is_query_gpu_csv(text: str) -> bool:
+    """The header is the first CSV line that is not a comment or a command."""
     for line in text.split("\n"):
-        if "," in line:
+        if "," in line and not line.lstrip().startswith(("#", "$")):
             return _query_header(next(csv.reader(io.StringIO(line.strip()), skipinitialspace=True), [])) is not None
     return False
 

@@ -10,17 +10,17 @@ middle keeps its complete <gpu> elements. Old and new element names are both rea
 
 from __future__ import annotations
 
-import re
 from xml.parsers import expat
 from typing import Any
 
 from clusterkit.evidence.kinds import declare
 from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
-from clusterkit.parsers.gpu_records import (
-    CLOCK_REASON_BITS, GpuInventory, GpuProcess, GpuRecord, norm_bus_id, norm_device_id,
+from clusterkit.parsers.gpu_records import GpuInventory, GpuProcess, GpuRecord, norm_bus_id, norm_device_id
+from clusterkit.parsers.nvidia_smi import (
+    FieldSpec, clock_reasons, ecc_reader, fabric_state_value, get_path, integer, num, record_from_tree, text_value,
+    yes_no,
 )
-from clusterkit.parsers.nvidia_smi import ecc_sum, get_path, integer, num, text_value, yes_no
 from clusterkit.parsers.nvidia_smi_errors import apply_messages, scan_messages
 
 MAX_XML_CHARS = 16 * 1024 * 1024     # 8 GPUs with every supported clock are under 2 MB
@@ -95,23 +95,46 @@ def _tree(e: _Node) -> Any:
     return d
 
 
-# clocks_event_reason_<x> / clocks_throttle_reason_<x> -> CLOCK_REASON_BITS name
-_REASONS = {"gpu_idle": "gpu_idle", "applications_clocks_setting": "applications_clocks", "sw_power_cap": "sw_power_cap",
-            "hw_slowdown": "hw_slowdown", "hw_thermal_slowdown": "hw_thermal", "hw_power_brake_slowdown": "hw_power_brake",
-            "sync_boost": "sync_boost", "sw_thermal_slowdown": "sw_thermal", "display_clocks_setting": "display_clock"}
-
-
-def _reasons(sec: Any) -> int | None:
-    if not isinstance(sec, dict):
-        return None
-    mask, seen = 0, False
-    for k, v in sec.items():
-        bit = _REASONS.get(re.sub(r"^clocks_(?:event|throttle)_reason_", "", k))
-        on = yes_no(v) if bit else None
-        if on is not None:
-            seen = True
-            mask |= CLOCK_REASON_BITS[bit] if on else 0
-    return mask if seen else None
+_POWER = "gpu_power_readings|power_readings"
+_LINK = ("pci", "pci_gpu_link_info")
+# The -q -x element paths of every GpuRecord field (nvidia_smi.py holds the -q text ones).
+_XML_FIELDS: FieldSpec = {
+    "name": (text_value, ("product_name",)),
+    "uuid": (text_value, ("uuid",)),
+    "serial": (text_value, ("serial",)),
+    "pci_device_id": (lambda v: norm_device_id(text_value(v)), ("pci", "pci_device_id")),
+    "vbios_version": (text_value, ("vbios_version",)),
+    "persistence_mode": (yes_no, ("persistence_mode",)),
+    "power_draw_w": (num, (_POWER, "power_draw|average_power_draw|instant_power_draw")),
+    "power_limit_w": (num, (_POWER, "current_power_limit|enforced_power_limit|power_limit")),
+    "power_default_limit_w": (num, (_POWER, "default_power_limit")),
+    "power_max_limit_w": (num, (_POWER, "max_power_limit")),
+    "sm_clock_mhz": (num, ("clocks", "sm_clock")),
+    "mem_clock_mhz": (num, ("clocks", "mem_clock")),
+    "max_sm_clock_mhz": (num, ("max_clocks", "sm_clock")),
+    "temperature_c": (num, ("temperature", "gpu_temp")),
+    "utilization_pct": (num, ("utilization", "gpu_util")),
+    "clock_event_reasons": (clock_reasons, ("clocks_event_reasons|clocks_throttle_reasons",)),
+    "ecc_volatile_corrected": (ecc_reader(False), ("ecc_errors", "volatile")),
+    "ecc_volatile_uncorrected": (ecc_reader(True), ("ecc_errors", "volatile")),
+    "ecc_aggregate_corrected": (ecc_reader(False), ("ecc_errors", "aggregate")),
+    "ecc_aggregate_uncorrected": (ecc_reader(True), ("ecc_errors", "aggregate")),
+    "retired_pages_sbe": (integer, ("retired_pages", "multiple_single_bit_retirement", "retired_count")),
+    "retired_pages_dbe": (integer, ("retired_pages", "double_bit_retirement", "retired_count")),
+    "retired_pages_pending": (yes_no, ("retired_pages", "pending_blacklist|pending_retirement")),
+    "remap_correctable": (integer, ("remapped_rows", "remapped_row_corr")),
+    "remap_uncorrectable": (integer, ("remapped_rows", "remapped_row_unc")),
+    "remap_pending": (yes_no, ("remapped_rows", "remapped_row_pending")),
+    "remap_failure": (yes_no, ("remapped_rows", "remapped_row_failure")),
+    "pcie_gen": (integer, (*_LINK, "pcie_gen", "current_link_gen")),
+    "pcie_gen_max": (integer, (*_LINK, "pcie_gen", "max_link_gen")),
+    "pcie_width": (integer, (*_LINK, "link_widths", "current_link_width")),
+    "pcie_width_max": (integer, (*_LINK, "link_widths", "max_link_width")),
+    "reset_required": (yes_no, ("gpu_reset_status", "reset_required")),
+    "mig_enabled": (yes_no, ("mig_mode", "current_mig")),
+    "fabric_state": (fabric_state_value, ("fabric", "state")),
+    "fabric_status": (text_value, ("fabric", "status")),
+}
 
 
 def _listed(v: Any) -> list[Any]:
@@ -119,56 +142,7 @@ def _listed(v: Any) -> list[Any]:
 
 
 def _gpu(g: dict[str, Any], index: int | None) -> GpuRecord:
-    power = get_path(g, "gpu_power_readings|power_readings") or {}
-    link = get_path(g, "pci", "pci_gpu_link_info") or {}
-    retired = g.get("retired_pages")
-    remap = g.get("remapped_rows")
-    r = GpuRecord(
-        index=index,
-        name=text_value(g.get("product_name")),
-        uuid=text_value(g.get("uuid")),
-        serial=text_value(g.get("serial")),
-        pci_bus_id=norm_bus_id(get_path(g, "pci", "pci_bus_id") or g.get("@id")),
-        pci_device_id=norm_device_id(text_value(get_path(g, "pci", "pci_device_id"))),
-        vbios_version=text_value(g.get("vbios_version")),
-        persistence_mode=yes_no(g.get("persistence_mode")),
-        power_draw_w=num(get_path(power, "power_draw|average_power_draw|instant_power_draw")),
-        power_limit_w=num(get_path(power, "current_power_limit|enforced_power_limit|power_limit")),
-        power_default_limit_w=num(get_path(power, "default_power_limit")),
-        power_max_limit_w=num(get_path(power, "max_power_limit")),
-        sm_clock_mhz=num(get_path(g, "clocks", "sm_clock")),
-        mem_clock_mhz=num(get_path(g, "clocks", "mem_clock")),
-        max_sm_clock_mhz=num(get_path(g, "max_clocks", "sm_clock")),
-        temperature_c=num(get_path(g, "temperature", "gpu_temp")),
-        utilization_pct=num(get_path(g, "utilization", "gpu_util")),
-        clock_event_reasons=_reasons(get_path(g, "clocks_event_reasons|clocks_throttle_reasons")),
-        ecc_volatile_corrected=ecc_sum(get_path(g, "ecc_errors", "volatile"), False),
-        ecc_volatile_uncorrected=ecc_sum(get_path(g, "ecc_errors", "volatile"), True),
-        ecc_aggregate_corrected=ecc_sum(get_path(g, "ecc_errors", "aggregate"), False),
-        ecc_aggregate_uncorrected=ecc_sum(get_path(g, "ecc_errors", "aggregate"), True),
-        retired_pages_sbe=integer(get_path(retired, "multiple_single_bit_retirement", "retired_count"))
-        if isinstance(retired, dict) else None,
-        retired_pages_dbe=integer(get_path(retired, "double_bit_retirement", "retired_count"))
-        if isinstance(retired, dict) else None,
-        retired_pages_pending=yes_no(get_path(retired, "pending_blacklist|pending_retirement"))
-        if isinstance(retired, dict) else None,
-        pcie_gen=integer(get_path(link, "pcie_gen", "current_link_gen")),
-        pcie_gen_max=integer(get_path(link, "pcie_gen", "max_link_gen")),
-        pcie_width=integer(get_path(link, "link_widths", "current_link_width")),
-        pcie_width_max=integer(get_path(link, "link_widths", "max_link_width")),
-        reset_required=yes_no(get_path(g, "gpu_reset_status", "reset_required")),
-        mig_enabled=yes_no(get_path(g, "mig_mode", "current_mig")),
-    )
-    if isinstance(remap, dict):
-        r.remap_correctable = integer(remap.get("remapped_row_corr"))
-        r.remap_uncorrectable = integer(remap.get("remapped_row_unc"))
-        r.remap_pending = yes_no(remap.get("remapped_row_pending"))
-        r.remap_failure = yes_no(remap.get("remapped_row_failure"))
-    state = text_value(get_path(g, "fabric", "state"))
-    if state:
-        r.fabric_state = state.lower().replace(" ", "_")
-        r.fabric_status = text_value(get_path(g, "fabric", "status"))
-    return r
+    return record_from_tree(g, _XML_FIELDS, index=index, pci_bus_id=norm_bus_id(get_path(g, "pci", "pci_bus_id") or g.get("@id")))
 
 
 def _processes(g: dict[str, Any], index: int | None) -> list[GpuProcess]:

@@ -178,131 +178,76 @@ def render_nvidia_smi_q(doc: dict[str, Any], timestamp: str = "Mon Nov 23 14:00:
     return "\n".join(out) + "\n"
 
 
+def _xml(tag: str, value: Any, level: int, attrs: str = "") -> list[str]:
+    """Elements the way nvidia-smi writes them: one per line, tab-indented; a dict value holds children."""
+    pad = "\t" * level
+    if not isinstance(value, dict):
+        return [f"{pad}<{tag}{attrs}>{xml_escape(str(value))}</{tag}>"]
+    return [f"{pad}<{tag}{attrs}>", *(x for k, v in value.items() for x in _xml(k, v, level + 1)), f"{pad}</{tag}>"]
+
+
+_XML_REASONS = (("gpu_idle", "gpu_idle"), ("applications_clocks_setting", "applications_clocks"),
+                ("sw_power_cap", "sw_power_cap"), ("hw_slowdown", "hw_slowdown"), ("hw_thermal_slowdown", "hw_thermal"),
+                ("hw_power_brake_slowdown", "hw_power_brake"), ("sync_boost", "sync_boost"),
+                ("sw_thermal_slowdown", "sw_thermal"), ("display_clocks_setting", "display_clock"))
+
+
+def _xml_gpu(g: dict[str, Any]) -> dict[str, Any]:
+    bus, r = g["pci_bus_id"], g["clock_event_reasons"]
+    yn = lambda b: "Yes" if b else "No"  # noqa: E731
+    w = lambda v: f"{v:.2f} W"  # noqa: E731
+    ecc = lambda c, u: {"sram_correctable": 0, "sram_uncorrectable_parity": 0, "sram_uncorrectable_secded": 0,  # noqa: E731
+                        "dram_correctable": c, "dram_uncorrectable": u}
+    return {
+        "product_name": g["name"], "product_brand": "NVIDIA",
+        "persistence_mode": "Enabled" if g["persistence_mode"] else "Disabled",
+        "mig_mode": {"current_mig": "Disabled", "pending_mig": "Disabled"},
+        "serial": g["serial"], "uuid": g["uuid"], "vbios_version": g["vbios_version"],
+        "gpu_reset_status": {"reset_required": "No", "drain_and_reset_recommended": "No"},
+        "pci": {"pci_bus": bus[9:11], "pci_device": bus[12:14], "pci_domain": bus[4:8],
+                "pci_device_id": str(g["pci_device_id"]).upper().replace("0X", ""), "pci_bus_id": bus,
+                "pci_gpu_link_info": {
+                    "pcie_gen": {"max_link_gen": g["pcie_gen_max"], "current_link_gen": g["pcie_gen"]},
+                    "link_widths": {"max_link_width": f"{g['pcie_width_max']}x",
+                                    "current_link_width": f"{g['pcie_width']}x"}},
+                "replay_counter": 0},
+        "fan_speed": "N/A", "performance_state": "P0",
+        "clocks_event_reasons": {f"clocks_event_reason_{t}": "Active" if r & CLOCK_REASON_BITS[b] else "Not Active"
+                                 for t, b in _XML_REASONS},
+        "utilization": {"gpu_util": f"{g.get('utilization_pct') or 0:.0f} %"},
+        "ecc_mode": {"current_ecc": "Enabled"},
+        "ecc_errors": {"volatile": ecc(g["ecc_volatile_corrected"], g["ecc_volatile_uncorrected"]),
+                       "aggregate": ecc(g["ecc_aggregate_corrected"], g["ecc_aggregate_uncorrected"])},
+        "retired_pages": {"multiple_single_bit_retirement": {"retired_count": "N/A"},
+                          "double_bit_retirement": {"retired_count": "N/A"},
+                          "pending_blacklist": "N/A", "pending_retirement": "N/A"},
+        "remapped_rows": {"remapped_row_corr": g["remap_correctable"], "remapped_row_unc": g["remap_uncorrectable"],
+                          "remapped_row_pending": yn(g["remap_pending"]), "remapped_row_failure": yn(g["remap_failure"])},
+        "temperature": {"gpu_temp": f"{g['temperature_c']} C"},
+        "gpu_power_readings": {"power_state": "P0", "instant_power_draw": w(g["power_draw_w"]),
+                               "average_power_draw": w(g["power_draw_w"]), "current_power_limit": w(g["power_limit_w"]),
+                               "default_power_limit": w(g["power_default_limit_w"]),
+                               "max_power_limit": w(g["power_max_limit_w"])},
+        "clocks": {"sm_clock": f"{g['sm_clock_mhz']} MHz", "mem_clock": f"{g['mem_clock_mhz']} MHz"},
+        "max_clocks": {"sm_clock": f"{g['max_sm_clock_mhz']} MHz"},
+        "fabric": {"state": {"completed": "Completed"}.get(g.get("fabric_state", ""), "N/A"),
+                   "status": g.get("fabric_status", "N/A")},
+        "processes": "",
+    }
+
+
 def render_nvidia_smi_xml(doc: dict[str, Any], timestamp: str = "Mon Nov 23 14:00:00 2026") -> str:
     """`nvidia-smi -q -x` (DTD nvsmi_device_v12, driver 535+ names) for the GPUs of an nvml.json document.
     A lost GPU is left out of the log and named on a line before it, as nvidia-smi does."""
-    ok = [g for g in doc["gpus"] if not g.get("error")]
-    head = [f"Unable to determine the device handle for GPU {g['pci_bus_id']}: Unknown Error"
-            for g in doc["gpus"] if g.get("error")]
-    out = head + ['<?xml version="1.0" ?>', '<!DOCTYPE nvidia_smi_log SYSTEM "nvsmi_device_v12.dtd">', "<nvidia_smi_log>"]
-
-    def el(level: int, tag: str, value: Any = None, attrs: str = "") -> None:
-        pad = "\t" * level
-        out.append(f"{pad}<{tag}{attrs}>" if value is None else f"{pad}<{tag}{attrs}>{xml_escape(str(value))}</{tag}>")
-
-    def close(level: int, tag: str) -> None:
-        out.append("\t" * level + f"</{tag}>")
-
-    act = lambda r, bit: "Active" if r & CLOCK_REASON_BITS[bit] else "Not Active"  # noqa: E731
-    yn = lambda b: "Yes" if b else "No"  # noqa: E731
-    el(1, "timestamp", timestamp)
-    el(1, "driver_version", doc.get("driver_version"))
-    el(1, "cuda_version", doc.get("cuda_version"))
-    el(1, "attached_gpus", len(doc["gpus"]))
-    for g in ok:
-        el(1, "gpu", attrs=f' id="{g["pci_bus_id"]}"')
-        el(2, "product_name", g["name"])
-        el(2, "product_brand", "NVIDIA")
-        el(2, "persistence_mode", "Enabled" if g["persistence_mode"] else "Disabled")
-        el(2, "mig_mode")
-        el(3, "current_mig", "Disabled")
-        el(3, "pending_mig", "Disabled")
-        close(2, "mig_mode")
-        el(2, "serial", g["serial"])
-        el(2, "uuid", g["uuid"])
-        el(2, "vbios_version", g["vbios_version"])
-        el(2, "gpu_reset_status")
-        el(3, "reset_required", "No")
-        el(3, "drain_and_reset_recommended", "No")
-        close(2, "gpu_reset_status")
-        el(2, "pci")
-        bus = g["pci_bus_id"]
-        el(3, "pci_bus", bus[9:11])
-        el(3, "pci_device", bus[12:14])
-        el(3, "pci_domain", bus[4:8])
-        el(3, "pci_device_id", str(g["pci_device_id"]).upper().replace("0X", ""))
-        el(3, "pci_bus_id", bus)
-        el(3, "pci_gpu_link_info")
-        el(4, "pcie_gen")
-        el(5, "max_link_gen", g["pcie_gen_max"])
-        el(5, "current_link_gen", g["pcie_gen"])
-        close(4, "pcie_gen")
-        el(4, "link_widths")
-        el(5, "max_link_width", f"{g['pcie_width_max']}x")
-        el(5, "current_link_width", f"{g['pcie_width']}x")
-        close(4, "link_widths")
-        close(3, "pci_gpu_link_info")
-        el(3, "replay_counter", 0)
-        close(2, "pci")
-        el(2, "fan_speed", "N/A")
-        el(2, "performance_state", "P0")
-        el(2, "clocks_event_reasons")
-        r = g["clock_event_reasons"]
-        for tag, bit in (("gpu_idle", "gpu_idle"), ("applications_clocks_setting", "applications_clocks"),
-                         ("sw_power_cap", "sw_power_cap"), ("hw_slowdown", "hw_slowdown"),
-                         ("hw_thermal_slowdown", "hw_thermal"), ("hw_power_brake_slowdown", "hw_power_brake"),
-                         ("sync_boost", "sync_boost"), ("sw_thermal_slowdown", "sw_thermal"),
-                         ("display_clocks_setting", "display_clock")):
-            el(3, f"clocks_event_reason_{tag}", act(r, bit))
-        close(2, "clocks_event_reasons")
-        el(2, "utilization")
-        el(3, "gpu_util", f"{g.get('utilization_pct') or 0:.0f} %")
-        close(2, "utilization")
-        el(2, "ecc_mode")
-        el(3, "current_ecc", "Enabled")
-        close(2, "ecc_mode")
-        el(2, "ecc_errors")
-        for scope, c, u in (("volatile", g["ecc_volatile_corrected"], g["ecc_volatile_uncorrected"]),
-                            ("aggregate", g["ecc_aggregate_corrected"], g["ecc_aggregate_uncorrected"])):
-            el(3, scope)
-            el(4, "sram_correctable", 0)
-            el(4, "sram_uncorrectable_parity", 0)
-            el(4, "sram_uncorrectable_secded", 0)
-            el(4, "dram_correctable", c)
-            el(4, "dram_uncorrectable", u)
-            close(3, scope)
-        close(2, "ecc_errors")
-        el(2, "retired_pages")
-        el(3, "multiple_single_bit_retirement")
-        el(4, "retired_count", "N/A")
-        close(3, "multiple_single_bit_retirement")
-        el(3, "double_bit_retirement")
-        el(4, "retired_count", "N/A")
-        close(3, "double_bit_retirement")
-        el(3, "pending_blacklist", "N/A")
-        el(3, "pending_retirement", "N/A")
-        close(2, "retired_pages")
-        el(2, "remapped_rows")
-        el(3, "remapped_row_corr", g["remap_correctable"])
-        el(3, "remapped_row_unc", g["remap_uncorrectable"])
-        el(3, "remapped_row_pending", yn(g["remap_pending"]))
-        el(3, "remapped_row_failure", yn(g["remap_failure"]))
-        close(2, "remapped_rows")
-        el(2, "temperature")
-        el(3, "gpu_temp", f"{g['temperature_c']} C")
-        close(2, "temperature")
-        el(2, "gpu_power_readings")
-        el(3, "power_state", "P0")
-        el(3, "instant_power_draw", f"{g['power_draw_w']:.2f} W")
-        el(3, "average_power_draw", f"{g['power_draw_w']:.2f} W")
-        el(3, "current_power_limit", f"{g['power_limit_w']:.2f} W")
-        el(3, "default_power_limit", f"{g['power_default_limit_w']:.2f} W")
-        el(3, "max_power_limit", f"{g['power_max_limit_w']:.2f} W")
-        close(2, "gpu_power_readings")
-        el(2, "clocks")
-        el(3, "sm_clock", f"{g['sm_clock_mhz']} MHz")
-        el(3, "mem_clock", f"{g['mem_clock_mhz']} MHz")
-        close(2, "clocks")
-        el(2, "max_clocks")
-        el(3, "sm_clock", f"{g['max_sm_clock_mhz']} MHz")
-        close(2, "max_clocks")
-        el(2, "fabric")
-        el(3, "state", {"completed": "Completed"}.get(g.get("fabric_state", ""), "N/A"))
-        el(3, "status", g.get("fabric_status", "N/A"))
-        close(2, "fabric")
-        el(2, "processes")
-        close(2, "processes")
-        close(1, "gpu")
+    out = [f"Unable to determine the device handle for GPU {g['pci_bus_id']}: Unknown Error"
+           for g in doc["gpus"] if g.get("error")]
+    out += ['<?xml version="1.0" ?>', '<!DOCTYPE nvidia_smi_log SYSTEM "nvsmi_device_v12.dtd">', "<nvidia_smi_log>"]
+    for tag, v in (("timestamp", timestamp), ("driver_version", doc.get("driver_version")),
+                   ("cuda_version", doc.get("cuda_version")), ("attached_gpus", len(doc["gpus"]))):
+        out += _xml(tag, v, 1)
+    for g in doc["gpus"]:
+        if not g.get("error"):
+            out += _xml("gpu", _xml_gpu(g), 1, f' id="{g["pci_bus_id"]}"')
     out.append("</nvidia_smi_log>")
     return "\n".join(out) + "\n"
 

@@ -390,3 +390,26 @@ def test_verify_collects_the_xml_and_lspci_of_both_vendors_as_root():
     (l,) = PROBES["host.lspci"].plan(env)
     assert x.argv == ["nvidia-smi", "-q", "-x"] and x.path == "gpu/nvidia-smi-q.xml" and not x.root
     assert l.root and l.path == "host/lspci-vvv.txt" and "-d 10de:" in l.argv[-1] and "-d 15b3:" in l.argv[-1]
+
+
+def test_simulated_xml_and_lspci_read_back_as_the_nvml_snapshot():
+    import random
+
+    from clusterkit.parsers.nvml_json import parse_nvml_json
+    from clusterkit.sim.gpu import _nvml_doc, render_lspci, render_nvidia_smi_xml
+    from clusterkit.sim.registry import SimNode
+
+    doc = _nvml_doc(SimNode("s", 0, {}, ["gpu.fallen_off_bus", "gpu.row_remap_pending"], random.Random(2)),
+                    "h100-sxm5-80gb", 8)
+    xml, nv = parse_nvidia_smi_xml(render_nvidia_smi_xml(doc)), parse_nvml_json(json.dumps(doc))
+    fields = ("serial", "uuid", "pci_bus_id", "pci_device_id", "power_limit_w", "clock_event_reasons", "pcie_width",
+              "ecc_volatile_uncorrected", "remap_pending", "fabric_state")
+    by_bus = {g.pci_bus_id: g for g in nv.gpus}
+    for g in xml.gpus:
+        if not g.error:
+            assert [getattr(g, f) for f in fields] == [getattr(by_bus[g.pci_bus_id], f) for f in fields]
+    lost = [g for g in xml.gpus if g.error]
+    assert xml.count == nv.count == 7 and [g.pci_bus_id for g in lost] == [g.pci_bus_id for g in nv.gpus if g.error]
+    rep = parse_lspci(render_lspci(doc, ["mlx5_0", "mlx5_1"]))
+    assert [f.kind for f in rep.functions].count("nic") == 2
+    assert [f.bus_id for f in rep.functions if f.unresponsive] == [g.pci_bus_id for g in lost]
