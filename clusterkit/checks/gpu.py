@@ -97,6 +97,8 @@ def gpu_inventory(ctx: NodeContext) -> CheckResult:
         findings.append(Finding("GPU_EVIDENCE_PARTIAL", "info", "evidence", w))
     names = Counter(g.name for g in inv.gpus if g.name)
     desc = ", ".join(f"{n} x {name}" for name, n in names.items()) or f"{found} GPUs"
+    if inv.processes is not None:   # the nvidia-smi screen and -q -x list them: a busy node is not idle for a test
+        desc += f"; {len(inv.processes)} process(es) on the GPUs" if inv.processes else "; no process on the GPUs"
     return CheckResult.from_findings(cid, findings, f"{found} GPUs found: {desc}", metrics)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from clusterkit.checks._gpu_source import parsed_or_result, read_inventory
 from clusterkit.checks.registry import check
+from clusterkit.evidence.bundle import EvidenceError
 from clusterkit.parsers.lspci import LSPCI, PciFunction
 from clusterkit.results import CheckResult, Finding
 
@@ -76,10 +77,20 @@ def _aer_findings(f: PciFunction, comp: str) -> list[Finding]:
     return out
 
 
+def _empty(ctx: NodeContext) -> bool:
+    try:
+        t = ctx.text(LSPCI)
+    except EvidenceError as e:
+        return "empty" in str(e)
+    return t is not None and not t.strip()
+
+
 @check("host.pcie", needs=(LSPCI,))
 def host_pcie(ctx: NodeContext) -> CheckResult:
     """NVIDIA and Mellanox PCIe functions: link narrower or slower than capable, AER error status bits (lspci -vvv)."""
     cid = "host.pcie"
+    if _empty(ctx):   # lspci -d 10de: / -d 15b3: print nothing on a node without such functions
+        return CheckResult.skip(cid, "lspci lists no NVIDIA or Mellanox function")
     rep, res = parsed_or_result(ctx, cid, LSPCI, action="re-collect `lspci -vvv` as root")
     if res is not None:
         return res

@@ -442,6 +442,7 @@ def generate_gpu(node: SimNode, w: BundleWriter) -> None:
         w.put(NVML, json.dumps(read_snapshot(FakeBackend(missing="library_not_found")), indent=1) + "\n", duration_s=0.2)
         w.put(NVIDIA_SMI_Q, "sh: 1: nvidia-smi: not found\n", exit_code=127, duration_s=0.01,
               stderr="nvidia-smi: not found")
+        w.put(LSPCI, "", duration_s=0.05)   # lspci -d 10de: / -d 15b3: match nothing
         return
     doc = _nvml_doc(node, model, n)
     links = MODELS[model][5]

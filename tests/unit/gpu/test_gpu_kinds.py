@@ -69,10 +69,11 @@ def test_narrow_pre_525_screen_two_rows_per_gpu_and_old_process_columns():
 
 
 def test_screen_uncorrectable_ecc_fails_the_gpu_it_names(tmp_path):
-    status, found, _ = analyze(tmp_path, (FIX / "nvidia-smi-418-2xv100-narrow.txt").read_text())
+    status, found, checks = analyze(tmp_path, (FIX / "nvidia-smi-418-2xv100-narrow.txt").read_text())
     assert status == "fail"
     (f,) = found["GPU_ECC_UNCORRECTABLE"]
     assert f.component == "GPU 1 (0000:00:1f.0)" and f.observed == 2
+    assert checks["gpu.inventory"].summary == "2 GPUs found: 2 x Tesla V100-SXM2...; 1 process(es) on the GPUs"
 
 
 ROW = "|   {i}  NVIDIA A100-SXM4-80GB          On  |   00000000:{bus}:00.0 Off |                    0 |\n"
@@ -413,3 +414,14 @@ def test_simulated_xml_and_lspci_read_back_as_the_nvml_snapshot():
     rep = parse_lspci(render_lspci(doc, ["mlx5_0", "mlx5_1"]))
     assert [f.kind for f in rep.functions].count("nic") == 2
     assert [f.bus_id for f in rep.functions if f.unresponsive] == [g.pci_bus_id for g in lost]
+
+
+def test_node_without_nvidia_or_mellanox_functions_skips_host_pcie(tmp_path):
+    from clusterkit.evidence.bundle import BundleWriter
+
+    w = BundleWriter(tmp_path / "cpu1", "cpu1", declared={"gpu_count": 0})
+    w.write("host/lspci-vvv.txt", "")          # lspci -d 10de: prints nothing there, and exits 0
+    w.finish()
+    r = analyze_bundles([Bundle.open(tmp_path / "cpu1")], Suite("t", ["host.pcie"]), profiles=ProfileResolver())
+    (c,) = r.nodes[0].checks
+    assert (c.status, c.summary) == ("skip", "lspci lists no NVIDIA or Mellanox function")
