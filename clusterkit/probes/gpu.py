@@ -16,6 +16,7 @@ from clusterkit.parsers.dmidecode_bios import DMIDECODE_BIOS
 from clusterkit.parsers.fabricmanager import FABRICMANAGER
 from clusterkit.parsers.ipmi import IPMI_SDR_PSU, IPMI_SEL
 from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, QUERY_GPU, TOPO
+from clusterkit.parsers.nvidia_smi_xml import NVIDIA_SMI_Q_XML
 from clusterkit.parsers.nvml_json import NVML, NVML_AFTER
 from clusterkit.parsers.power_trace import POWER_TRACE
 from clusterkit.probes import nvml_backend
@@ -66,6 +67,7 @@ def plan_dcgmi(env: ProbeEnv) -> list[Command]:
 
 
 simple_probe("gpu.nvidia_smi_q", NVIDIA_SMI_Q, timeout_s=60)
+simple_probe("gpu.nvidia_smi_q_xml", NVIDIA_SMI_Q_XML, timeout_s=60)   # stable to parse, alongside NVML
 simple_probe("gpu.query_gpu", QUERY_GPU, timeout_s=60)
 simple_probe("gpu.topo", TOPO, timeout_s=60)
 simple_probe("gpu.fabricmanager", FABRICMANAGER, timeout_s=30)
