@@ -31,6 +31,7 @@ COMPONENT_VARS: dict[str, str] = {
     "nccl": "nccl_version",
     "nccl_tests": "nccl_tests_version",
     "container_toolkit": "container_toolkit_version",
+    "nvidia_ml_py": "node_tools_nvml_version",
 }
 STACK_VAR = "clusterkit_stack"
 KERNEL_MODULES_VAR = "nvidia_driver_kernel_modules"
