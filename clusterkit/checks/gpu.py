@@ -512,7 +512,15 @@ def gpu_dcgmi_diag(ctx: NodeContext) -> CheckResult:
 
     for t in diag.failed:
         text = " ".join(t.warnings)
-        comp = scope_component(t.scope)
+        bad_gpus = sorted(i for i, r in t.gpu_results.items() if r == "fail")
+        comp = scope_component(t.scope or (f"GPU: {', '.join(map(str, bad_gpus))}" if bad_gpus else ""))
+        if t.internal_error_only:
+            findings.append(Finding(
+                "GPU_DCGM_DIAG_INTERNAL_ERROR", "warn", "DCGM", f"dcgmi diag '{t.name}' failed on DCGM's own error, "
+                f"every GPU row passed ({len(t.gpu_results)} GPUs)", evidence=text[:500],
+                action="not a GPU fault: restart DCGM (nv-hostengine, or the dcgm pod), check its logs "
+                       "(/var/log/nvidia-dcgm), and rerun the test; drain only if the rerun fails a GPU"))
+            continue
         action = "follow DCGM's advice in the evidence; reset the GPU and rerun `dcgmi diag -r 3`"
         msg = f"dcgmi diag '{t.name}' failed ({t.scope or 'see evidence'})"
         if "not yet initialized" in text and nvswitch:

@@ -23,6 +23,7 @@ _SECTION = re.compile(r"^\s*[|+]-+\s+([A-Za-z][A-Za-z ]*?)\s+-+[+|]")
 _RESULT = re.compile(r"^(Pass|Fail|Skip|Warn|Warning|Not Run)\b\s*(?:-\s*(.*))?$", re.I)
 _RESULT_START = re.compile(r"^\s*(?:Pass|Fail|Skip|Warn)\s+-\s+(?:All|GPUs?:)")
 _GPU_IN_TEXT = re.compile(r"\bGPU\s*(\d+)\b")
+_GPU_ROW = re.compile(r"^\s*GPU(\d+):\s*(Pass|Fail|Skip|Warn)\b", re.I)   # DCGM 4: one row per GPU under a test
 
 
 @dataclass
@@ -33,6 +34,14 @@ class DiagTest:
     scope: str             # "All", "GPU: 0,1", ""
     warnings: list[str] = field(default_factory=list)
     info: list[str] = field(default_factory=list)
+    gpu_results: dict[int, str] = field(default_factory=dict)   # DCGM 4's per-GPU rows
+
+    @property
+    def internal_error_only(self) -> bool:
+        """Failed because DCGM's own test process broke, with every GPU that has a row passing."""
+        return (self.result == "fail" and bool(self.warnings)
+                and all("internal error during the test" in w for w in self.warnings)
+                and all(r == "pass" for r in self.gpu_results.values()))
 
 
 @dataclass
@@ -80,6 +89,10 @@ def parse_dcgmi_diag(text: str) -> DcgmDiag:
         name, value = m.group(1).strip(), m.group(2)
         if name == "Diagnostic" and value.strip() == "Result":
             continue
+        if not name and (g := _GPU_ROW.match(value)):
+            cells.append([f"GPU{g.group(1)}:", g.group(2)])
+            sections.append(section)
+            continue
         if not name and cells and not _RESULT_START.match(value):
             cells[-1].append(value.rstrip())
             continue
@@ -98,6 +111,9 @@ def parse_dcgmi_diag(text: str) -> DcgmDiag:
         value = re.sub(r"\s+", " ", value).strip()
         if sec.lower() == "metadata":
             diag.metadata[name] = value
+            continue
+        if (g := re.fullmatch(r"GPU(\d+):", name)) and current is not None:
+            current.gpu_results[int(g.group(1))] = value.lower()
             continue
         if name in ("Warning", "Info") and current is not None:
             (current.warnings if name == "Warning" else current.info).append(value)
