@@ -131,7 +131,7 @@ def _kernel_losses(ctx: NodeContext, trace: PowerTrace) -> dict[int, tuple[float
     start, end = trace.fmeta("uptime_start_s"), trace.fmeta("uptime_end_s")
     if start is None or not ctx.exists(KERNEL_LOG):
         return {}
-    from clusterkit.checks.gpu import node_xid_events
+    from clusterkit.checks.gpu_xid import node_xid_events
 
     try:
         events = node_xid_events(ctx)
