@@ -159,3 +159,10 @@ kernel_log_rule("HOST_OOM_KILL", r"Out of memory: Kill(?:ed)? process \d+ \((?P<
 kernel_log_rule("HOST_FS_ERROR", r"(?P<fs>EXT4-fs|XFS) (?:error|\(\S+\): (?:Corruption|metadata I/O error))", "fail",
                 "unmount and fsck the filesystem; check the disk's SMART data", "filesystem error",
                 lambda m: m.group("fs"))
+# Dell OpenManage (OMSA) writes the BMC's PSU state to the system log (EventID 1354, 1306).
+kernel_log_rule("POWER_PSU_FAILED", r"Power supply detected a failure(?:\s+Sensor location: (?P<loc>[\w #./-]{1,40}?)(?:\s\s|$))?",
+                "fail", "check that PSU's AC feed and cord, then reseat or replace it",
+                "PSU failure reported by the server's management agent", _group("loc", "PSU"))
+kernel_log_rule("POWER_PSU_REDUNDANCY_LOST", r"Redundancy lost(?:\s+Redundancy unit: (?P<unit>[\w #./-]{1,40}?)(?:\s\s|$))?",
+                "fail", "restore the failed PSU: the node has no power headroom",
+                "PSU redundancy lost (server management agent)", _group("unit", "PSU redundancy"))
