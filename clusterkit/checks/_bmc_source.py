@@ -33,7 +33,8 @@ _NONCRITICAL = {"nc", "lnc", "unc", "warning", "lower non-critical", "upper non-
 # threshold crossings), plus the OS stopping on a fatal error.
 _SEL_CRITICAL = ("transition to critical", "transition to non-recoverable", "non-recoverable going",
                  "critical going", "run-time critical stop", "critical interrupt", "bus fatal error")
-_ECC_LIMIT = "correctable ecc logging limit reached"
+# ipmitool and FreeIPMI wordings of memory sensor offset 05h
+_ECC_LIMIT = re.compile(r"correctable (?:ecc|memory error) logging limit reached", re.I)
 _UNCORRECTABLE = re.compile(r"\bUncorrectable ECC\b|\bUncorrectable machine check\b", re.I)
 BMC_UNREACHABLE = re.compile(r"Unable to establish (?:IPMI v[\d.]+ / RMCP\+? |LAN )?session|Get Device ID command "
                              r"failed|Could not open device at /dev/ipmi|Error: Unable to establish")
@@ -71,10 +72,11 @@ def read_bmc(ctx: NodeContext) -> BmcEvidence:
         ev.sources.append(kind.path)
         if kind in SEL_SOURCES:
             ev.events.extend(parsed)
-        elif kind is IPMI_SDR_PSU:
-            ev.sensors.extend(sensors_from_sdr(parsed))
-        else:
-            ev.sensors.extend(parsed)
+            continue
+        # The same sensor from two tools counts once: the first source (the most detailed) wins.
+        seen = {s.name for s in ev.sensors}
+        ev.sensors.extend(s for s in (sensors_from_sdr(parsed) if kind is IPMI_SDR_PSU else parsed)
+                          if s.name not in seen)
     ctx._cache[key] = ev
     return ev
 
@@ -110,7 +112,7 @@ def sensor_level(s: Sensor) -> str | None:
 
 
 def ecc_limit(texts: list[str]) -> str | None:
-    return next((t for t in texts if _ECC_LIMIT in t.lower()), None)
+    return next((t for t in texts if _ECC_LIMIT.search(t)), None)
 
 
 def uncorrectable(texts: list[str]) -> str | None:

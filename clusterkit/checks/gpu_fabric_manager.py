@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from clusterkit.checks._gpu_source import no_gpu_skip, not_collected
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
+from clusterkit.parsers.fabricmanager import FABRICMANAGER
 from clusterkit.parsers.fabricmanager_log import FABRICMANAGER_LOG, FabricManagerLog, SwitchError
 from clusterkit.parsers.nvml_json import NVML
 from clusterkit.results import CheckResult, Finding
@@ -91,6 +92,9 @@ def fabric_manager_log(ctx: NodeContext) -> CheckResult:
     except ParseError as e:
         return CheckResult.error(cid, f"{FABRICMANAGER_LOG.path}: {e}")
     findings = fabric_manager_findings(log, ctx.profile.get("gpu.requires_fabric_manager"))
+    if ctx.exists(FABRICMANAGER):   # gpu.versions judges the service state and version from its own probe
+        findings = [f for f in findings if f.code not in ("GPU_FABRIC_MANAGER_NOT_RUNNING",
+                                                          "GPU_FABRIC_MANAGER_VERSION_MISMATCH")]
     state = log.state or "state not shown"
     version = f" {log.version}" if log.version else ""
     return CheckResult.from_findings(cid, findings, f"fabric manager{version} {state}, no NVSwitch error in its log",

@@ -188,7 +188,8 @@ class SxidGroup:
     fatal: bool | None = None    # None: no line of it said fatal or non-fatal
     count: int = 0               # lines
     links: list[int] = field(default_factory=list)
-    sample: str = ""
+    sample: str = ""             # the first line that describes the error ('Non-fatal, Link 44 ...')
+    described: bool = False
     first_wall: str | None = None
     first_seconds: float | None = None
 
@@ -216,8 +217,9 @@ def sxid_groups(lines: Iterable[Any]) -> list[SxidGroup]:
             g.fatal = True
         elif low.startswith(("non-fatal", "nonfatal", "severity 0 ")) and g.fatal is None:
             g.fatal = False
-        if not low.startswith("data") and (not g.sample or low.startswith(("fatal", "non-fatal", "nonfatal"))):
-            g.sample = rest[:200]
+        described = low.startswith(("fatal", "non-fatal", "nonfatal"))
+        if not low.startswith("data") and (not g.sample or described and not g.described):
+            g.sample, g.described = rest[:200], described
         for lk in _LINK.findall(rest[:200]):
             if int(lk) not in g.links:
                 g.links.append(int(lk))
