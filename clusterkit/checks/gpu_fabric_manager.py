@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clusterkit.checks._gpu_source import no_gpu_skip, not_collected
+from clusterkit.checks._gpu_source import parsed_or_result
 from clusterkit.checks.registry import check
-from clusterkit.parsers import ParseError
 from clusterkit.parsers.fabricmanager import FABRICMANAGER
 from clusterkit.parsers.fabricmanager_log import FABRICMANAGER_LOG, FabricManagerLog, SwitchError
 from clusterkit.parsers.nvml_json import NVML
@@ -31,12 +30,12 @@ def _switch_finding(e: SwitchError) -> Finding:
     comp = f"NVSwitch {e.switch} (physical id {e.physical_id}) port{'s' if len(e.ports) > 1 else ''} {ports}"
     times = f" x{e.count}" if e.count > 1 else ""
     if e.fatal:
-        return Finding("NVSWITCH_SXID_FATAL", "fail", comp, f"fabric manager: NVSwitch fatal error {e.code}{times} on {comp}",
+        return Finding("NVSWITCH_SXID_FATAL", "fail", comp, f"{comp}: fabric manager reports NVSwitch fatal error {e.code}{times}",
                        observed=e.code, evidence=f"first {e.first}: {e.sample}" if e.first else e.sample,
                        action="drain the node: reset the GPUs and NVSwitches (reboot; fabric manager restarts and "
                               "reconfigures them); RMA the baseboard if the same port fails again")
     return Finding("NVSWITCH_SXID_NONFATAL", "warn", comp,
-                   f"fabric manager: NVSwitch non-fatal error {e.code}{times} on {comp}", observed=e.code,
+                   f"{comp}: fabric manager reports NVSwitch non-fatal error {e.code}{times}", observed=e.code,
                    evidence=f"first {e.first}: {e.sample}" if e.first else e.sample,
                    action="watch the port(s): non-fatal errors that keep coming on one NVLink point at that link "
                           "(NCCL hangs, slow all-reduce); reset at the next maintenance if they repeat")
@@ -84,13 +83,9 @@ def fabric_manager_findings(log: FabricManagerLog, required: bool | None) -> lis
 def fabric_manager_log(ctx: NodeContext) -> CheckResult:
     """Fabric manager's own log/journal/status: service state, NVSwitch errors, why it failed."""
     cid = "gpu.fabric_manager_log"
-    skip = no_gpu_skip(ctx, cid) or not_collected(ctx, cid, FABRICMANAGER_LOG)
-    if skip is not None:
-        return skip
-    try:
-        log = ctx.parsed(FABRICMANAGER_LOG)
-    except ParseError as e:
-        return CheckResult.error(cid, f"{FABRICMANAGER_LOG.path}: {e}")
+    log, res = parsed_or_result(ctx, cid, FABRICMANAGER_LOG)
+    if res is not None:
+        return res
     findings = fabric_manager_findings(log, ctx.profile.get("gpu.requires_fabric_manager"))
     if ctx.exists(FABRICMANAGER):   # gpu.versions judges the service state and version from its own probe
         findings = [f for f in findings if f.code not in ("GPU_FABRIC_MANAGER_NOT_RUNNING",

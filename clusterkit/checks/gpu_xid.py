@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from clusterkit.checks._gpu_source import gpu_profile, no_gpu_skip, not_collected, read_inventory
+from clusterkit.checks._gpu_source import gpu_profile, parsed_or_result, read_inventory
 from clusterkit.checks.kernel_log_rules import RuleHit, hit_findings, kernel_log_rule, scan
 from clusterkit.checks.registry import check
-from clusterkit.parsers import ParseError
 from clusterkit.parsers.gpu_records import norm_bus_id
 from clusterkit.parsers.kernel_log import KERNEL_LOG
 from clusterkit.parsers.nvml_json import NVML
@@ -100,12 +99,12 @@ def _sxid_finding(g: SxidGroup) -> Finding:
     comp = f"NVSwitch {g.switch}{links}"
     times = f" x{g.count} lines" if g.count > 1 else ""
     if g.fatal:
-        return Finding("NVSWITCH_SXID_FATAL", "fail", comp, f"SXid {g.sxid}{times} on {comp}: fatal NVSwitch error",
+        return Finding("NVSWITCH_SXID_FATAL", "fail", comp, f"{comp}: SXid {g.sxid}{times}, fatal NVSwitch error",
                        observed=g.sxid, action="drain the node: NVLink traffic through this switch is broken; reset the "
                        "GPUs and NVSwitches (reboot the node, fabric manager restarts); RMA the baseboard if it recurs",
                        evidence=g.sample)
     sev_note = "non-fatal NVSwitch error" if g.fatal is False else "NVSwitch error (its severity line is not in the log)"
-    return Finding("NVSWITCH_SXID_NONFATAL", "warn", comp, f"SXid {g.sxid}{times} on {comp}: {sev_note}",
+    return Finding("NVSWITCH_SXID_NONFATAL", "warn", comp, f"{comp}: SXid {g.sxid}{times}, {sev_note}",
                    observed=g.sxid, action="watch the port(s): repeated non-fatal errors on the same NVLink point at "
                    "that link; reset the node's GPUs/NVSwitches at the next maintenance if they keep coming",
                    evidence=g.sample)
@@ -116,13 +115,9 @@ def gpu_xid(ctx: NodeContext) -> CheckResult:
     """NVIDIA driver events in the kernel log: Xids by a severity table (storms counted, not listed),
     NVSwitch SXids, and GPU init/GSP/reset messages that come without an Xid."""
     cid = "gpu.xid"
-    skip = no_gpu_skip(ctx, cid) or not_collected(ctx, cid, KERNEL_LOG)
-    if skip is not None:
-        return skip
-    try:
-        lines = ctx.parsed(KERNEL_LOG)
-    except ParseError as e:
-        return CheckResult.error(cid, f"{KERNEL_LOG.path}: {e}")
+    lines, res = parsed_or_result(ctx, cid, KERNEL_LOG)
+    if res is not None:
+        return res
     events = xid_events(lines)
     inv, _ = read_inventory(ctx)
     by_bus = {g.pci_bus_id: g for g in (inv.gpus if inv else []) if g.pci_bus_id}

@@ -32,7 +32,7 @@ class FreeIpmiSelEvent(SelEvent):
 
 
 def _rows(text: str) -> tuple[list[str] | None, list[list[str]]]:
-    """(header cells or None, data rows) of a FreeIPMI table."""
+    """(header cells or None, data rows) of a FreeIPMI table (rows start with a record id)."""
     header: list[str] | None = None
     rows: list[list[str]] = []
     for line in normalize(text).split("\n"):
@@ -44,6 +44,12 @@ def _rows(text: str) -> tuple[list[str] | None, list[list[str]]]:
         elif c and c[0].isdigit():
             rows.append(c)
     return header, rows
+
+
+def _table(text: str) -> tuple[dict[str, int], list[list[str]]]:
+    """(column index by header name, {} without a header; data rows)."""
+    header, rows = _rows(text)
+    return ({name: i for i, name in enumerate(header)} if header else {}), rows
 
 
 # ---------------------------------------------------------------- ipmi-sel
@@ -67,8 +73,7 @@ def is_freeipmi_sel(text: str) -> bool:
 
 @FREEIPMI_SEL.parser
 def parse_freeipmi_sel(text: str) -> list[FreeIpmiSelEvent]:
-    header, rows = _rows(text)
-    cols = {name: i for i, name in enumerate(header)} if header else {}
+    cols, rows = _table(text)
     out: list[FreeIpmiSelEvent] = []
     for c in rows:
         if not _is_sel_row(c):
@@ -108,8 +113,7 @@ def is_freeipmi_sensors(text: str) -> bool:
 
 @FREEIPMI_SENSORS.parser
 def parse_freeipmi_sensors(text: str) -> list[Sensor]:
-    header, rows = _rows(text)
-    cols = {name: i for i, name in enumerate(header)} if header else {}
+    cols, rows = _table(text)
     out: list[Sensor] = []
     for c in rows:
         if not _is_sensor_row(c):

@@ -118,3 +118,18 @@ def test_simulated_log_reads_back(faults):
         assert [(e.fatal, e.code, e.ports) for e in log.switch_errors] == [(False, 12028, [33])]
     else:
         assert log.state == "failed" and log.mismatch is not None
+
+
+def test_probe_command_tails_the_log_and_says_absent_with_127(tmp_path):
+    import subprocess
+
+    from clusterkit.parsers.fabricmanager_log import FABRICMANAGER_LOG, FM_LOG_PATH
+
+    log = tmp_path / "fabricmanager.log"
+    log.write_text(START * 3000)          # longer than the tail
+    script = FABRICMANAGER_LOG.argv()[2].replace(FM_LOG_PATH, str(log))
+    r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 5000
+    assert parse_fabricmanager_log(r.stdout).state == "active"
+    gone = script.replace(str(log), str(tmp_path / "absent.log")).replace("nv-fabricmanager", "no-such-fabricmanager")
+    assert subprocess.run(["sh", "-c", gone], capture_output=True, timeout=30).returncode == 127
