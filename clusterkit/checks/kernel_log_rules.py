@@ -124,13 +124,22 @@ kernel_log_rule("HOST_MCE_HARDWARE_ERROR", r"Machine check events logged", "fail
                 "machine check events logged (read them with mcelog / ras-mc-ctl)", "CPU/memory (mcelog)",
                 superseded_by=("HOST_MCE_CORRECTED", "HOST_EDAC_CORRECTED", "HOST_CPU_THERMAL_THROTTLE",
                                "HOST_EDAC_UNCORRECTED"))
-kernel_log_rule("HOST_EDAC_UNCORRECTED", r"EDAC (?:\S+ )?MC\d+: \d+ UE |EDAC .*\b(?:UE|[Uu]ncorrected|[Uu]ncorrectable)\b",
+# (anchored lookaheads: one pass over the line, however many 'EDAC' it holds)
+kernel_log_rule("HOST_EDAC_UNCORRECTED", r"EDAC (?:\S+ )?MC\d+: \d+ UE |^(?=.*?EDAC )(?=.*?\b(?:UE|[Uu]ncorrect(?:ed|able))\b)",
                 "fail", "replace the DIMM named in the EDAC message", "uncorrected memory error",
                 lambda m: "memory (EDAC)")
-kernel_log_rule("HOST_EDAC_CORRECTED", r"EDAC (?:\S+ )?MC\d+: \d+ CE\b(?:[^\n]*? on (?P<dimm>[^\s(]+))?", "warn",
+_EDAC_LABEL = re.compile(r" on ([^\s(]+)")
+
+
+def _edac_dimm(m: re.Match[str]) -> str:
+    """The DIMM label EDAC prints after ' on ' (looked for in the 200 characters after the match)."""
+    d = _EDAC_LABEL.search(m.string, m.end(), m.end() + 200)
+    return f"DIMM {d.group(1)}" if d else "memory (EDAC)"
+
+
+kernel_log_rule("HOST_EDAC_CORRECTED", r"EDAC (?:\S+ )?MC\d+: \d+ CE\b", "warn",
                 "corrected memory errors: watch this DIMM (`ras-mc-ctl --error-count`); replace it if the count keeps "
-                "rising or an uncorrected error follows", "corrected memory error",
-                _group("dimm", "memory (EDAC)", "DIMM {}"))
+                "rising or an uncorrected error follows", "corrected memory error", _edac_dimm)
 def _aer_device(m: re.Match[str]) -> str:
     """The device that sent the error; the reporting port when the kernel could not tell (source 0000:00:00.0)."""
     dev = m.group("dev").rstrip(".,")

@@ -38,6 +38,9 @@ def test_uncorrected_machine_check_fails_thermal_and_corrected_ones_warn():
     assert _codes(res) == {("HOST_EDAC_CORRECTED", "warn")}
     f = res["host.kernel_log"].findings[0]
     assert f.component == "DIMM CPU_SrcID#0_MC#0_Chan#1_DIMM#0" and f.observed == 2
+    ue = "[200.0] EDAC MC1: 1 UE memory read error on CPU_SrcID#1_MC#0_Chan#0_DIMM#0 (channel:0 slot:0)\n"
+    assert _codes(_run(EDAC_CE + ue)) == {("HOST_EDAC_CORRECTED", "warn"), ("HOST_EDAC_UNCORRECTED", "fail")}
+    assert _codes(_run("[1.0] EDAC skx: Uncorrected error on memory controller 0\n")) == {("HOST_EDAC_UNCORRECTED", "fail")}
     # the notification alone, with nothing that says what was logged, stays a failure
     assert _codes(_run("[9.0] mce: [Hardware Error]: Machine check events logged\n")) == {("HOST_MCE_HARDWARE_ERROR", "fail")}
     # a corrected record and an uncorrected one in the same log: the uncorrected one decides
