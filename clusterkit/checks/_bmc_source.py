@@ -1,4 +1,4 @@
-"""What power.psu and host.bmc share: every BMC source read into sensors and SEL events.
+"""What power.psu and bmc.health share: every BMC source read into sensors and SEL events.
 
 Sensors come from `ipmitool sdr -v`, `ipmitool sdr elist`/`sdr type` (pipes or `-c` CSV),
 `ipmitool sensor`/`sdr list` and FreeIPMI `ipmi-sensors`; events from `ipmitool sel elist`

@@ -1,4 +1,4 @@
-"""BMC sensors and event logs in every form power.psu and host.bmc read, written from the tools'
+"""BMC sensors and event logs in every form power.psu and bmc.health read, written from the tools'
 documented output (ipmitool(1) `sdr -v`, `sensor`, `sdr`, `-c`; FreeIPMI ipmi-sel(8), ipmi-sensors(8))."""
 
 import random
@@ -67,7 +67,7 @@ FREEIPMI_SENSORS = """ID | Name         | Type              | State    | Reading
 """
 
 
-def _run(files: dict[str, str], checks=("power.psu", "host.bmc")):
+def _run(files: dict[str, str], checks=("power.psu", "bmc.health")):
     b = Bundle.virtual("n1", files, {"host": "n1", "declared": {"gpu_count": 8}})
     run = analyze_bundles([b], Suite("t", list(checks)), profiles=ProfileResolver())
     return {c.id: c for c in run.nodes[0].checks}

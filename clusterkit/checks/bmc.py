@@ -1,4 +1,4 @@
-"""host.bmc: what the BMC says about the node besides its PSUs (those are power.psu's).
+"""bmc.health: what the BMC says about the node besides its PSUs (those are power.psu's).
 
 Sensors at a critical or non-critical level (fans, temperatures, voltages), memory the
 BMC reports as uncorrectable or at its correctable-ECC logging limit, critical SEL
@@ -34,10 +34,10 @@ def _memory_findings(name: str, texts: list[str], where: str, evidence: str) -> 
     return out
 
 
-@check("host.bmc", needs=BMC_SOURCES, needs_any=True)
-def host_bmc(ctx: NodeContext) -> CheckResult:
+@check("bmc.health", needs=BMC_SOURCES, needs_any=True)
+def bmc_health(ctx: NodeContext) -> CheckResult:
     """BMC sensors and event log: critical sensors, memory errors, critical events, an unreachable BMC."""
-    cid = "host.bmc"
+    cid = "bmc.health"
     bmc = read_bmc(ctx)
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
