@@ -237,10 +237,13 @@ def _kernel_flaps(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]], i
         return [], 0
     lines = kernel_lines(text)
     events: dict[str, list[tuple[float | None, object, str, str]]] = defaultdict(list)
+    boot_wall = next((w for _, w, m in lines if m.startswith("Linux version") and w is not None), None)
     for sec, wall, msg in lines:
         ev = link_event(msg)
         if ev:
             events[ev.interface].append((sec, wall, ev.event, msg))
+    for ifname, evs in events.items():
+        events[ifname] = evs[_boot_bringup(evs, boot_wall):]
     # "Last 24 h": relative to the newest line (a collected dmesg ends about now).
     secs = [s for s, _, _ in lines if s is not None]
     walls = [w for _, w, _ in lines if w is not None]
@@ -269,6 +272,26 @@ def _kernel_flaps(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]], i
                    "switch port (an unused port flapping can be shut down on the switch)",
             evidence=" | ".join(e[3] for e in recent[-3:]))))
     return out, total
+
+
+BOOT_WINDOW_S = 300.0   # link events this soon after boot are the driver bringing the port up
+
+
+def _boot_bringup(evs, boot_wall) -> int:
+    """How many leading events of one interface are its bring-up while the node boots (downs, then its first up)."""
+    for i, (sec, wall, ev, _) in enumerate(evs):
+        if sec is not None:
+            booting = sec <= BOOT_WINDOW_S
+        else:
+            try:
+                booting = boot_wall is not None and wall is not None and 0 <= (wall - boot_wall).total_seconds() <= BOOT_WINDOW_S
+            except TypeError:
+                booting = False
+        if not booting:
+            return 0
+        if ev == "up":
+            return i + 1
+    return 0
 
 
 def _within_24h(sec, wall, newest_s, newest_w) -> bool:

@@ -1,4 +1,4 @@
-"""gpu.* checks: inventory, versions, memory health, PCIe/NVLink, topology, Xid, clock events, DCGM diag.
+"""gpu.* checks: inventory, versions, memory health, PCIe/NVLink, topology, clock events, DCGM diag (Xid: gpu_xid.py).
 
 Every finding names the GPU (index, PCI bus id, serial) and the action.
 """
@@ -10,7 +10,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from clusterkit.checks._gpu_source import (
-    GPU_SOURCES, NO_GPU, declared_count, gpu_profile, per_gpu_check, no_gpu_skip, not_collected, parsed_or_result,
+    GPU_SOURCES, NO_GPU, declared_count, gpu_profile, per_gpu_check, no_gpu_skip, parsed_or_result,
     read_inventory, tool_failure_finding, GPU_NOT_FOUND_ACTION,
 )
 from clusterkit.checks.registry import check
@@ -19,11 +19,9 @@ from clusterkit.parsers.dcgmi import DCGMI_DIAG
 from clusterkit.parsers.dmidecode_bios import DMIDECODE_BIOS
 from clusterkit.parsers.fabricmanager import FABRICMANAGER
 from clusterkit.parsers.gpu_records import CLOCK_REASON_BITS, GpuInventory, GpuRecord, reason_names
-from clusterkit.parsers.kernel_log import KERNEL_LOG
 from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, TOPO, link_rank
 from clusterkit.parsers.nvml_json import NVML
 from clusterkit.parsers.power_trace import POWER_TRACE, parse_power_trace_header
-from clusterkit.parsers.xid import XidEvent, group_xids, xid_events
 from clusterkit.results import CheckResult, Finding
 
 if TYPE_CHECKING:
@@ -386,44 +384,6 @@ def gpu_topology(ctx: NodeContext) -> CheckResult:
     nic_desc = f", {len(topo.nics)} NICs each within {limit} of a GPU" if topo.nics and limit else ""
     return CheckResult.from_findings(cid, findings, f"{len(topo.gpus)} GPUs{nic_desc}",
                                      {"gpu_topology_nics": len(topo.nics)})
-
-
-# ---------------------------------------------------------------- Xid
-
-def node_xid_events(ctx: NodeContext) -> list[XidEvent]:
-    return xid_events(ctx.parsed(KERNEL_LOG))
-
-
-@check("gpu.xid", needs=(KERNEL_LOG, NVML), needs_any=True, params={"gpu.xid_ignore": list})
-def gpu_xid(ctx: NodeContext) -> CheckResult:
-    """NVIDIA Xid events in the kernel log, by a severity table; storms counted, not listed."""
-    cid = "gpu.xid"
-    skip = no_gpu_skip(ctx, cid) or not_collected(ctx, cid, KERNEL_LOG)
-    if skip is not None:
-        return skip
-    try:
-        events = node_xid_events(ctx)
-    except ParseError as e:
-        return CheckResult.error(cid, f"{KERNEL_LOG.path}: {e}")
-    inv, _ = read_inventory(ctx)
-    by_bus = {g.pci_bus_id: g for g in (inv.gpus if inv else []) if g.pci_bus_id}
-    ignore = {int(x) for x in (gpu_profile(ctx, inv).get("gpu.xid_ignore") or [])}
-    findings: list[Finding] = []
-    groups = group_xids(events)
-    for g in groups:
-        info = g.info
-        gpu = by_bus.get(g.bus_id or "")
-        comp = gpu.label() if gpu else f"GPU at PCI {g.bus_id or '?'}"
-        sev = "info" if g.xid in ignore else info.severity
-        times = f" x{g.count}" if g.count > 1 else ""
-        when = g.first_wall or (f"{g.first_seconds:.1f} s after boot" if g.first_seconds is not None else None)
-        findings.append(Finding(f"GPU_XID_{g.xid}", sev, comp, f"Xid {g.xid}{times} on {comp}: {info.meaning}",
-                                observed=g.count, unit="events", action=info.action,
-                                evidence=f"first {when}: {g.sample}" if when else g.sample))
-    order = {"fail": 0, "error": 1, "warn": 2, "info": 3}
-    findings.sort(key=lambda f: order[f.severity])
-    return CheckResult.from_findings(cid, findings, f"no hardware Xid in the kernel log ({len(events)} Xid lines)",
-                                     {"gpu_xid_events": len(events)})
 
 
 # ---------------------------------------------------------------- clock event reasons

@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from clusterkit.evidence.bundle import EvidenceError
 from clusterkit.evidence.kinds import kind_of_path
-from clusterkit.evidence.normalize import MAX_LINE_CHARS, normalize_lines
+from clusterkit.evidence.normalize import MAX_LINE_CHARS
 from clusterkit.checks.registry import check
 from clusterkit.results import CheckResult, Finding
 
 if TYPE_CHECKING:
     from clusterkit.analysis import NodeContext
+    from clusterkit.checks.kernel_log_rules import KernelLogRule
 
 CHECK_ID = "evidence.fatal_signatures"
 SCAN_MAX_CHARS = 16 * 1024 * 1024
@@ -87,13 +88,6 @@ _NCCL = next(s for s in TOOL_SIGNATURES if s.code == "NCCL_TEST_FAILED")
 _XID_LINE = re.compile(r"Xid")
 
 
-def _kernel_signatures() -> list[Signature]:
-    from clusterkit.checks.kernel_log_rules import RULES
-
-    return [Signature(r.code, r.pattern, r.component, r.action, r.description, (r.code,))
-            for r in RULES if r.severity == "fail"]
-
-
 @dataclass
 class Hit:
     sig: Signature
@@ -103,30 +97,39 @@ class Hit:
     component: str
 
 
-def _scan_text(path: str, text: str, sigs: list[Signature]) -> Iterator[Hit]:
+def _rule_signature(rule: "KernelLogRule") -> Signature:
+    return Signature(rule.code, rule.pattern, rule.component, rule.action, rule.description, (rule.code,))
+
+
+def _scan_text(path: str, text: str) -> Iterator[Hit]:
+    from clusterkit.checks.kernel_log_rules import scan as scan_rules
+    from clusterkit.parsers.kernel_log import parse_kernel_log
     from clusterkit.parsers.nccl_tests import is_fatal_nccl_line
     from clusterkit.parsers.xid import UNKNOWN_XID, XID_CATALOGUE, parse_xid_message
 
-    for ln in normalize_lines(text):
-        line = ln.text[:MAX_LINE_CHARS]
-        if not line.strip():
-            continue
+    lines = parse_kernel_log(text)   # any text: normalized lines (multi-line driver messages joined)
+    for ln in lines:
+        line = ln.message[:MAX_LINE_CHARS]
         xid = parse_xid_message(line)
         info = XID_CATALOGUE.get(xid.xid, UNKNOWN_XID) if xid is not None else None
         if xid is not None and info is not None and info.severity == "fail":
             comp = f"GPU at PCI {xid.bus_id}" if xid.bus_id else "GPU"
             yield Hit(Signature(f"GPU_XID_{xid.xid}", _XID_LINE, lambda _m: comp, info.action,
                                 f"Xid {xid.xid}: {info.meaning}", (f"GPU_XID_{xid.xid}",)),
-                      path, ln.lineno, line.strip(), comp)
+                      path, ln.lineno, line, comp)
             continue
         if is_fatal_nccl_line(line):
-            yield Hit(_NCCL, path, ln.lineno, line.strip(), "NCCL test")
+            yield Hit(_NCCL, path, ln.lineno, line, "NCCL test")
             continue
-        for s in sigs:
-            m = s.pattern.search(line)
+        for sig in TOOL_SIGNATURES:
+            m = sig.pattern.search(line)
             if m:
-                yield Hit(s, path, ln.lineno, line.strip(), s.component(m))
+                yield Hit(sig, path, ln.lineno, line, sig.component(m))
                 break
+    # the kernel-log rules as the host.kernel_log check applies them (counts, exceptions, what supersedes what)
+    for h in scan_rules(lines):
+        if h.severity == "fail":
+            yield Hit(_rule_signature(h.rule), path, h.first.lineno, h.first.message[:MAX_LINE_CHARS], h.component)
 
 
 def _files(ctx: "NodeContext") -> Iterator[tuple[str, str]]:
@@ -148,10 +151,9 @@ def scan(ctx: "NodeContext", results: list[CheckResult]) -> CheckResult | None:
     # What a check already judged, at whatever severity (a profile may ignore an Xid on purpose);
     # an `error` finding only says the check could not judge, so the line still counts.
     reported = {f.code for r in results for f in r.findings if f.severity != "error"}
-    sigs = TOOL_SIGNATURES + _kernel_signatures()
     findings: dict[tuple[str, str], tuple[Finding, int]] = {}
     for path, text in _files(ctx):
-        for hit in _scan_text(path, text, sigs):
+        for hit in _scan_text(path, text):
             if any(c.startswith(p) for c in reported for p in hit.sig.covered_by):
                 continue
             key = (hit.sig.code, hit.component)

@@ -10,7 +10,8 @@ from clusterkit.parsers.dcgmi import parse_dcgmi_diag
 from clusterkit.parsers.dmidecode_bios import parse_dmidecode_bios
 from clusterkit.parsers.fabricmanager import parse_fabricmanager
 from clusterkit.parsers.gpu_records import norm_bus_id, norm_device_id, reason_names
-from clusterkit.parsers.ipmi import open_psu_events, parse_sdr_psu, parse_sel
+from clusterkit.checks._bmc_source import psu_event_states
+from clusterkit.parsers.ipmi import parse_sdr_psu, parse_sel
 from clusterkit.parsers.nvidia_smi import parse_nvidia_smi_q, parse_query_gpu_csv, parse_topo
 from clusterkit.parsers.nvml_json import parse_nvml_json
 from clusterkit.parsers.power_trace import parse_power_trace
@@ -204,7 +205,9 @@ def test_sel_open_and_cleared_psu_events():
     assert sniff(text).name == "ipmitool-sel"
     events = parse_sel(text)
     assert len(events) == 4
-    assert list(open_psu_events(events)) == ["Power Supply #0xc9"]
+    states = psu_event_states(events)
+    assert [k for k, st in states.items() if st.opened] == ["Power Supply #0xc9"]
+    assert [(a.record, d.record) for a, d in states["Power Supply PS1 Status"].history] == [("1", "2")]
     assert parse_sel("SEL has no entries\n") == []
 
 
