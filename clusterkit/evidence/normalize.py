@@ -169,7 +169,7 @@ _DMESG_DELTA = re.compile(r"^\s*\[\s*[+<]\s*\d+\.\d+>?\]\s?(?P<rest>.*)$")
 _DMESG_CTIME = re.compile(r"^\s*\[(?P<wall>" + _DAY + r" " + _MON + r"\s+\d+ \d\d:\d\d:\d\d \d{4})\]\s?(?P<rest>.*)$")
 _DMESG_RELTIME = re.compile(r"^\s*\[(?P<wall>" + _MON + r"\s?\d+ \d\d:\d\d(?::\d\d)?)\]\s?(?P<rest>.*)$")
 _SYSLOG = re.compile(r"^(?P<wall>(?:" + _DAY + r" )?" + _MON + r"\s+\d+ \d\d:\d\d:\d\d(?:\.\d+)?(?: \d{4})?)\s+"
-                     r"(?P<host>[\w.:-]+)\s+" + _PROG + r":(?: (?P<rest>.*))?$")
+                     r"(?:(?P<host>[\w.-]*\w)\s+)?" + _PROG + r":(?: (?P<rest>.*))?$")   # some syslogs omit the host
 # journalctl -o short-iso after its ISO stamp: 'host identifier[pid]: '. Whether a document has it is decided
 # on the whole document (one host on most lines), since 'Firmware version: 28.39' looks the same.
 _HOST_PROG = re.compile(r"^(?P<host>[A-Za-z0-9][\w.-]*) (?P<src>[A-Za-z_][\w./-]*)(?:\[\d+\])?:(?: (?P<rest>.*))?$")

@@ -13,12 +13,7 @@ from tests.real.corpus import CorpusFile, corpus_files, verdict
 FILES = corpus_files()
 
 # file id -> why clusterkit still gets it wrong (work list; keep it short and honest)
-KNOWN_MISREAD: dict[str, str] = {
-    "logs/syslog_messages_dell_omsa_ps2_ac_lost_redundancy_lost.txt":
-        "normalization: the syslog prefix is not stripped when the program name holds a space "
-        "('Server Administrator:'), so the paste is not recognized; the POWER_PSU_* rules for the OMSA "
-        "lines exist (kernel_log_rules.py) and report both codes once the prefix is peeled",
-}
+KNOWN_MISREAD: dict[str, str] = {}
 
 
 def _param(f: CorpusFile):
