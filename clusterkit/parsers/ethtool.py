@@ -55,7 +55,7 @@ def _fragment_counters(lines: list[str]) -> dict[str, int] | None:
 
 @ETHTOOL_S.recognizer
 def is_ethtool_stats(text: str) -> bool:
-    return bool(re.search(r"^\s*NIC statistics:\s*$", text, re.M)) or _fragment_counters(text.split("\n")) is not None
+    return bool(re.search(r"^[ \t]*NIC statistics:[ \t]*$", text, re.M)) or _fragment_counters(text.split("\n")) is not None
 
 
 @ETHTOOL_S.parser
@@ -185,7 +185,7 @@ def _is_power_fragment(text: str) -> bool:
 
 @ETHTOOL_M.recognizer
 def is_ethtool_module(text: str) -> bool:
-    return bool(re.search(r"^\s*Identifier\s*:\s*0x[0-9a-f]{2}", text, re.M | re.I)) and "Vendor" in text or (
+    return bool(re.search(r"^[ \t]*Identifier[ \t]*:[ \t]*0x[0-9a-f]{2}", text, re.M | re.I)) and "Vendor" in text or (
         _is_power_fragment(text))
 
 

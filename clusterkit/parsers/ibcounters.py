@@ -140,7 +140,7 @@ COUNTERS_DUMP = declare("ib-counters-dump", "fabric/counters-dump.txt", priority
 
 @COUNTERS_DUMP.recognizer
 def is_counters_dump(text: str) -> bool:
-    heads = re.findall(r"^=+\s*\S+\s*=+\s*$", text, re.M)
+    heads = re.findall(r"^=+[ \t]*\S+[ \t]*=+[ \t]*$", text, re.M)
     return len(heads) >= 2 and any(n in text for n in ("symbol_error", "link_downed", "port_rcv_errors"))
 
 

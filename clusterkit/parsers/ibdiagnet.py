@@ -55,7 +55,7 @@ IBDIAGNET = declare("ibdiagnet", "fabric/ibdiagnet.txt", command=("ibdiagnet",),
 @IBDIAGNET.recognizer
 def is_ibdiagnet(text: str) -> bool:
     return "Stages Status Report" in text or bool(
-        re.search(r"^\s*(?:-I-\s+)?Stage\s+Warnings\s+Errors\b", text, re.M | re.I))
+        re.search(r"^[ \t]*(?:-I-[ \t]+)?Stage[ \t]+Warnings[ \t]+Errors\b", text, re.M | re.I))
 
 
 def _untag(line: str) -> str:

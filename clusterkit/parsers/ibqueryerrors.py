@@ -23,7 +23,7 @@ from clusterkit.parsers.ibcounters import PERFQUERY_NAMES, PortSnapshot, Snapsho
 
 _NODE = re.compile(r'^\s*Errors for\s+(?:(0x[0-9a-fA-F]+)\s+)?"([^"]*)"')
 _PORT = re.compile(r"^\s*GUID\s+(0x[0-9a-fA-F]+)\s+port\s+(\d+|ALL)\s*:")
-_COUNTER = re.compile(r"\[\s*(\w+)\s*==\s*(\d+)[^\]]*\]")
+_COUNTER = re.compile(r"\[\s*(\w+)\s*==\s*(\d+)[^\]\[]*\]")   # stops at the next `[`: linear
 ALL_PORTS = 255   # PortSelect 0xFF: the node's ports summed (IBA AllPortSelect)
 
 IBQUERYERRORS = declare("ibqueryerrors", "fabric/ibqueryerrors.txt", command=("ibqueryerrors",), priority=60,
@@ -32,7 +32,7 @@ IBQUERYERRORS = declare("ibqueryerrors", "fabric/ibqueryerrors.txt", command=("i
 
 @IBQUERYERRORS.recognizer
 def is_ibqueryerrors(text: str) -> bool:
-    return bool(re.search(r"^\s*GUID\s+0x[0-9a-fA-F]+\s+port\s+(?:\d+|ALL)\s*:\s*\[\w+\s*==", text, re.M))
+    return bool(re.search(r"^[ \t]*GUID[ \t]+0x[0-9a-fA-F]+[ \t]+port[ \t]+(?:\d+|ALL)[ \t]*:[ \t]*\[\w+[ \t]*==", text, re.M))
 
 
 @IBQUERYERRORS.parser

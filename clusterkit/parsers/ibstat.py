@@ -54,7 +54,7 @@ _PORT = re.compile(r"^\s*Port (\d+):\s*$")
 _KV = re.compile(r"^\s*([A-Za-z][A-Za-z _]*):(.*)$")   # linear: key and value are stripped after
 _IBSTATUS_HEAD = re.compile(r"^Infiniband device '([^']+)' port (\d+) status:\s*$")
 _FAIL = re.compile(r"^(ibpanic|ibwarn|ibstat:|ibstatus:).*|.*(No IB devices found|can't open|Couldn't).*", re.I)
-_PANIC = re.compile(r"^\s*ibpanic:.*$", re.M)
+_PANIC = re.compile(r"^[ \t]*ibpanic:[^\n]*", re.M)
 _PANIC_DEVICE = re.compile(r"IB device '([^']+)'")
 _PORT_KEYS = {"State", "Physical state", "Rate", "Base lid", "LMC", "SM lid", "Capability mask", "Port GUID",
               "Link layer"}

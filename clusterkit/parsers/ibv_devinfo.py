@@ -61,8 +61,8 @@ IBV_DEVINFO = declare("ibv_devinfo", "fabric/ibv_devinfo.txt", command=("ibv_dev
 
 @IBV_DEVINFO.recognizer
 def is_ibv_devinfo(text: str) -> bool:
-    return bool(re.search(r"^\s*hca_id:\s*\S+\s*$", text, re.M)) and bool(
-        re.search(r"^\s*(?:phys_port_cnt|port|state|fw_ver):", text, re.M))
+    return bool(re.search(r"^[ \t]*hca_id:[ \t]*\S+[ \t]*$", text, re.M)) and bool(
+        re.search(r"^[ \t]*(?:phys_port_cnt|port|state|fw_ver):", text, re.M))
 
 
 @IBV_DEVINFO.parser

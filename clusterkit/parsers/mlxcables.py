@@ -39,7 +39,7 @@ MLXCABLES = declare("mlxcables", "fabric/mlxcables.txt", command=("mlxcables",),
 
 @MLXCABLES.recognizer
 def is_mlxcables(text: str) -> bool:
-    return "Querying Cables" in text or (bool(re.search(r"^\s*Cable #\d+:?\s*$", text, re.M)) and "Cable name" in text)
+    return "Querying Cables" in text or (bool(re.search(r"^[ \t]*Cable #\d+:?[ \t]*$", text, re.M)) and "Cable name" in text)
 
 
 @MLXCABLES.parser
