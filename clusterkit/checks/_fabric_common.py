@@ -150,7 +150,10 @@ def node_fabric(ctx: "NodeContext") -> NodeFabric:
     f.after = (_try(f, AFTER, ctx) or _try(f, DUMP, ctx) or _try(f, PERFQUERY, ctx)
                or _try(f, IBQUERYERRORS, ctx))
     f.gpus = _try(f, TOPO, ctx, nic_gpus) or {}
-    stat = ctx.text(IBSTAT)
+    try:
+        stat = ctx.text(IBSTAT)
+    except EvidenceError:
+        stat = None   # already an error line from _try
     stop = aborted(stat) if stat else None
     if stop:
         f.aborted.append(stop)
