@@ -49,12 +49,19 @@ def label(key: str) -> str:
 # ---------------------------------------------------------------- changing one input
 
 def with_fx(cfg: CostConfig, currency: str, factor: float) -> CostConfig:
-    """Every amount converted from `currency` scaled by `factor` (the rate moved by factor)."""
+    """The exchange rate of `currency` into the report currency moved by `factor`: every amount converted from
+    it scales, and so does the catalog's rate (other GPU models' prices go through it)."""
     def scaled(i: Input) -> Input:
         return replace(i, value=i.value * factor) if i.orig_currency == currency else i
     inputs = {k: scaled(i) for k, i in cfg.inputs.items()}
     rentals = [replace(r, price=scaled(r.price)) for r in cfg.rentals]
-    return replace(cfg, inputs=inputs, rentals=rentals)
+    cat = cfg.catalog
+    rates = dict(cat.rates)
+    if currency != cat.base and currency in rates:
+        rates[currency] = replace(rates[currency], per_unit=rates[currency].per_unit * factor)
+    else:   # the base currency itself moved: every other one moves the other way
+        rates = {c: replace(r, per_unit=r.per_unit / factor) for c, r in rates.items()}
+    return replace(cfg, inputs=inputs, rentals=rentals, catalog=replace(cat, rates=rates))
 
 
 def with_input(cfg: CostConfig, key: str, value: float) -> CostConfig:

@@ -36,7 +36,7 @@ def _fmt(x: float) -> str:
     return f"{x:,.4g}"
 
 
-def cash_flow_svg(rep: Report, width: int = 820, height: int = 360) -> str:
+def cash_flow_svg(rep: Report, width: int = 900, height: int = 360) -> str:
     """Net cash flow of owning instead of renting per year (bars) and its cumulative discounted sum (line)."""
     ys, cur = rep.result.years, rep.cur
     left, right, top, bottom = 80, 30, 30, 50
@@ -56,8 +56,8 @@ def cash_flow_svg(rep: Report, width: int = 820, height: int = 360) -> str:
     parts = [f'<svg id="cash-flow" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
              f'aria-label="Cash flow of owning instead of renting, year by year">',
              f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#999"/>',
-             f'<text x="{left}" y="18" font-size="12">net cash flow of owning instead of renting on '
-             f'{escape(rep.result.reference)}, after tax ({cur}); line: cumulative, discounted at '
+             f'<text x="{left}" y="18" font-size="12">owning instead of renting on {escape(rep.result.reference)}: '
+             f'net cash flow after tax ({cur}); line: cumulative, discounted at '
              f'{pct(rep.cfg.v("finance.cost_of_capital"))}</text>']
     for t in _ticks(lo, hi):
         parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{yv(t):.1f}" y2="{yv(t):.1f}" stroke="#e2e2e2"/>'
@@ -99,9 +99,9 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return out
 
 
-def cost_curve_svg(rep: Report, width: int = 820, height: int = 420) -> str:
+def cost_curve_svg(rep: Report, width: int = 900, height: int = 420) -> str:
     c, cur = rep.curve, rep.cur
-    left, right, top, bottom = 70, 190, 20, 50
+    left, right, top, bottom = 70, 240, 20, 50
     pw, ph = width - left - right, height - top - bottom
     prices = [r.price_per_gpu_hour for r in rep.result.rentals]
     y_max = 1.15 * max(max(prices), rep.result.cost_per_owned_gpu_hour / 0.25)

@@ -338,7 +338,8 @@ class _Book:
             for name, _ in YEARLY:
                 for y in range(self.years):
                     c = ws[f"{col}{self.m_row[f'{name}@{y}']}"]
-                    c.value = cell(_yearly(name, y))
+                    formula = _yearly(name, y)
+                    c.value = 0 if formula == "0" else cell(formula)     # year 0 has no flows but capex
                     c.number_format = "0.0000" if name == "d" else YEARS if name in ("pb", "dpb") else MONEY
             for name, _, formula in RESULTS:
                 c = ws[f"{col}{self.m_row[name]}"]
