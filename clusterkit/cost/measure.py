@@ -145,22 +145,20 @@ def _observations(con: sqlite3.Connection, sim_filter: str) -> tuple[dict[str, l
     (a check failed) or unreachable (no results while the others had them). Also every host seen."""
     obs: dict[str, list[tuple[float, str]]] = {}
     seen: set[str] = set()
+    stamps: dict[str, float | None] = {}     # a cycle's results share one time: parse it once
     runs = con.execute(f"SELECT r.id, r.started_at, r.finished_at FROM runs r WHERE {sim_filter} ORDER BY r.id").fetchall()
     for run_id, started, finished in runs:
         hosts = {h for (h,) in con.execute("SELECT host FROM node_results WHERE run_id = ?", (run_id,))}
         by_time: dict[float, dict[str, str]] = {}
-        for host, status, ts in con.execute(
-                "SELECT host, status, finished_at FROM check_results WHERE run_id = ? AND host IS NOT NULL",
-                (run_id,)):
-            t = _ts(ts)
+        # one row per host and cycle (a node runs ~30 checks a cycle): did any of them fail?
+        for host, failed, ts in con.execute(
+                "SELECT host, MAX(status = 'fail'), finished_at FROM check_results WHERE run_id = ? "
+                "AND host IS NOT NULL GROUP BY host, finished_at", (run_id,)):
+            t = stamps[ts] if ts in stamps else stamps.setdefault(ts, _ts(ts))
             if t is None:
                 continue
             hosts.add(host)
-            states = by_time.setdefault(t, {})
-            if status == "fail":
-                states[host] = "failed"
-            else:
-                states.setdefault(host, "up")
+            by_time.setdefault(t, {})[host] = "failed" if failed else "up"
         if not by_time:   # nothing answered in this run: every host unreachable at its end
             t = _ts(finished) or _ts(started)
             if t is not None:
