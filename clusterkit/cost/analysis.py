@@ -278,6 +278,16 @@ def other_model(cfg: CostConfig, gpu: str) -> CostConfig | None:
     return replace(cfg, gpu_model=gpu, inputs=new, rentals=rents, reference=cheapest)
 
 
+def other_models(cfg: CostConfig) -> list[tuple[str, CostConfig]]:
+    """Each other catalog GPU model as a config with its catalog prices, by name (those lacking prices left out)."""
+    out = []
+    for gpu in sorted(cfg.catalog.models):
+        other = other_model(cfg, gpu) if gpu != cfg.gpu_model else None
+        if other is not None:
+            out.append((gpu, other))
+    return out
+
+
 def scenarios(cfg: CostConfig, res: CostResult | None = None) -> list[Scenario]:
     res = res or compute(cfg)
     tp = throughput(cfg, cfg.gpu_model)
@@ -304,12 +314,7 @@ def scenarios(cfg: CostConfig, res: CostResult | None = None) -> list[Scenario]:
         row = _own_row(name, sc, None, "", "config", throughput(sc, sc.gpu_model) / tp)
         out.append(replace(row, note=f"from the config; saves {row.npv_saving:,.0f} {cfg.currency} (NPV) against "
                                      f"{sc.reference}"))
-    for gpu in sorted(cfg.catalog.models):
-        if gpu == cfg.gpu_model:
-            continue
-        other = other_model(cfg, gpu)
-        if other is None:
-            continue
+    for gpu, other in other_models(cfg):
         work = throughput(cfg, gpu) / tp
         own = _own_row(f"Own {n:g} x {g:g} {gpu} (catalog prices)", other, None,
                        f"per unit of training work: {gpu} does {work:.2f}x the work of a {cfg.gpu_model} GPU-hour",

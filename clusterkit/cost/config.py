@@ -510,7 +510,7 @@ def _rentals(sec: Any, gpu: str, catalog: Catalog, rd: _Reader, where: str,
         if not on_demand:
             raise ConfigError(f"{where}rental.reference: missing field (no on-demand option to default to)")
         ref = min(on_demand, key=lambda r: r.price.value).id   # the cheapest: the hardest test for owning
-    elif ref not in {r.id for r in rentals}:
+    elif not isinstance(ref, str) or ref not in {r.id for r in rentals}:
         raise ConfigError(f"{where}rental.reference: '{ref}' is not one of the options ({', '.join(r.id for r in rentals)})")
     return rentals, ref
 

@@ -109,7 +109,7 @@ def depreciation(cost: float, salvage: float, years: int, method: str = "straigh
     out, book = [], cost
     for y in range(1, n + 1):
         remaining = book - salvage
-        d = min(max(rate * book, remaining / (n - y + 1)), remaining)
+        d = max(0.0, min(max(rate * book, remaining / (n - y + 1)), remaining))   # no negative rounding dust
         out.append(d)
         book -= d
     return out

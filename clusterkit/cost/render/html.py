@@ -36,6 +36,11 @@ def _fmt(x: float) -> str:
     return f"{x:,.4g}"
 
 
+def _svg_open(svg_id: str, width: int, height: int, label: str) -> str:
+    return (f'<svg id="{svg_id}" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+            f'aria-label="{escape(label)}">')
+
+
 def cash_flow_svg(rep: Report, width: int = 900, height: int = 360) -> str:
     """Net cash flow of owning instead of renting per year (bars) and its cumulative discounted sum (line)."""
     ys, cur = rep.result.years, rep.cur
@@ -53,8 +58,7 @@ def cash_flow_svg(rep: Report, width: int = 900, height: int = 360) -> str:
     def xc(i: int) -> float:
         return left + slot * (i + 0.5)
 
-    parts = [f'<svg id="cash-flow" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="Cash flow of owning instead of renting, year by year">',
+    parts = [_svg_open("cash-flow", width, height, "Cash flow of owning instead of renting, year by year"),
              f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#999"/>',
              f'<text x="{left}" y="18" font-size="12">owning instead of renting on {escape(rep.result.reference)}: '
              f'net cash flow after tax ({cur}); line: cumulative, discounted at '
@@ -112,8 +116,7 @@ def cost_curve_svg(rep: Report, width: int = 900, height: int = 420) -> str:
     def y(v: float) -> float:
         return top + ph - min(v, 3 * y_max) / y_max * ph     # beyond the top is clipped
 
-    parts = [f'<svg id="cost-curve" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'role="img" aria-label="Cost per useful GPU-hour against utilization">',
+    parts = [_svg_open("cost-curve", width, height, "Cost per useful GPU-hour against utilization"),
              f'<defs><clipPath id="plot"><rect x="{left}" y="{top}" width="{pw}" height="{ph}"/></clipPath></defs>',
              f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#999"/>']
     for t in _ticks(0, y_max):
@@ -175,8 +178,7 @@ def tornado_svg(rep: Report, width: int = 820) -> str:
         return left + (v - lo) / (hi - lo) * pw
 
     base = bars[0].base if bars else 0.0
-    parts = [f'<svg id="tornado" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="Sensitivity of the NPV saving of owning">',
+    parts = [_svg_open("tornado", width, height, "Sensitivity of the NPV saving of owning"),
              f'<text x="{left}" y="16" font-size="12">NPV saving of owning vs {escape(rep.result.reference)} '
              f'({cur}); <tspan fill="#1f77b4">input -{rep.cfg.v("sensitivity.swing"):.0%}</tspan> / '
              f'<tspan fill="#ff7f0e">input +{rep.cfg.v("sensitivity.swing"):.0%}</tspan></text>']

@@ -72,10 +72,8 @@ def sections(rep: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     bars = [[b.label, f"{value_of(b.key, b.low_input, c)} / {value_of(b.key, b.base_input, c)} / "
                       f"{value_of(b.key, b.high_input, c)}", money(b.low, c), money(b.high, c), money(b.spread, c)]
             for b in rep.bars]
-    if rep.minor:
-        bars.append(["(moved it less: " + ", ".join(f"{b.label} {m:.1%}" for b, m in
-                                                   sorted(rep.minor, key=lambda x: -x[1]) if m > 0) + ")",
-                     "", "", "", ""])
+    minor = [[b.label, f"{value_of(b.key, b.low_input, c)} / {value_of(b.key, b.high_input, c)}", pct(m)]
+             for b, m in sorted(rep.minor, key=lambda x: -x[1])]
     tw = rep.two_way
     two = [[pct(u)] + [money(v, c) for v in row] for u, row in zip(tw.utilizations, tw.values)]
     scen = [[s.name, money(s.per_useful_gpu_hour, c), money(s.per_work_unit, c), money(s.npv_cost, c),
@@ -84,7 +82,7 @@ def sections(rep: Report) -> list[tuple[str, list[str], list[list[str]]]]:
                ("HISTORICAL " if i.historical else "") + i.source + (f" ({i.date})" if i.date else "")
                + (f" [{i.original}]" if i.original else "")]
               for i in cfg.inputs.values()]
-    inputs += [[f"finance.depreciation", cfg.options.get("finance.depreciation", ""), "assumed", "cost config"]]
+    inputs += [["finance.depreciation", cfg.options.get("finance.depreciation", ""), "assumed", "cost config"]]
     inputs += [[f"rental.{x.id}", money(x.price.value, c) + " per GPU-hour", x.price.basis,
                 ("HISTORICAL " if x.price.historical else "") + f"{x.price.source} ({x.price.date})"
                 + (f" [{x.price.original}]" if x.price.original else "")] for x in cfg.rentals]
@@ -104,6 +102,7 @@ def sections(rep: Report) -> list[tuple[str, list[str], list[list[str]]]]:
         (f"Sensitivity: NPV saving against {r.reference}, each input +-{cfg.v('sensitivity.swing'):.0%} "
          f"(those moving it by more than {thr:.0%})",
          ["input", "low / base / high", "NPV saving at low", "NPV saving at high", "spread"], bars),
+        (f"Also swung, moving the NPV by {thr:.0%} or less", ["input", "low / high", "largest move"], minor),
         (f"NPV saving of owning: scheduler utilization (rows) x {r.reference} price (columns)",
          ["scheduler util."] + [f"{money(p, c)} ({f:.0%})" for p, f in zip(tw.prices, tw.price_factors)], two),
         ("Scenarios", ["scenario", "per useful GPU-h", "per unit of training work", "NPV of costs",

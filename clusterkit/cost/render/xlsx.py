@@ -17,8 +17,8 @@ from openpyxl import Workbook
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from clusterkit.cost.analysis import (SCALE_FACTORS, Bar, _AT_MOST_1, _MIN, other_model, scaled_nodes, throughput,
-                                     topup_option)
+from clusterkit.cost.analysis import (SCALE_FACTORS, Bar, _AT_MOST_1, _MIN, other_models, scaled_nodes,
+                                     throughput, topup_option)
 from clusterkit.cost.config import CostConfig, Rental, input_kind
 from clusterkit.cost.report import TERM_LABEL, Report
 
@@ -207,7 +207,7 @@ class _Book:
             self.fx_row[cur] = ws.max_row
             ws.cell(ws.max_row, 2).fill = _INPUT_FILL
         ws.append([])
-        ws.append([f"Edit a rate: every amount quoted in that currency moves (Inputs, Rentals, Model)."])
+        ws.append(["Edit a rate: every amount quoted in that currency moves (Inputs, Rentals, Model)."])
 
     def fx_ref(self, cur: str) -> str:
         return f"FX!$B${self.fx_row[cur]}"
@@ -383,7 +383,7 @@ def _format(key: str) -> str:
 
 def _swing_expr(key: str, side: str) -> str:
     """Excel text of the low or high swing of an input: the same rules as analysis.swing_values."""
-    s = f"Inputs!$B${{swing_row}}"
+    s = "Inputs!$B${swing_row}"
     if key == "finance.life_years":
         step = f"MAX(1,ROUND({{link}}*{s},0))"
         return f"MAX(1,{{link}}-{step})" if side == "low" else f"MIN(30,{{link}}+{step})"
@@ -411,7 +411,7 @@ def tornado_cases(book: _Book, bars: list[Bar]) -> list[tuple[Bar, Case, Case]]:
             rows = [NAME_OF[i.key] for i in cfg.inputs.values() if i.orig_currency == cur and i.key in NAME_OF]
             rows += ["ref_price"] if cfg.ref_rental().price.orig_currency == cur else []
             rows += ["topup_price"] if topup_option(cfg).price.orig_currency == cur else []
-            exprs = {"low": f"{{link}}*(1-Inputs!$B${{swing_row}})", "high": f"{{link}}*(1+Inputs!$B${{swing_row}})"}
+            exprs = {"low": "{link}*(1-Inputs!$B${swing_row})", "high": "{link}*(1+Inputs!$B${swing_row})"}
         else:
             special = {"rental.reference": ["ref_price"], "rental.availability": ["ref_avail"]}
             rows = special[b.key] if b.key in special else [NAME_OF[b.key]]
@@ -492,12 +492,7 @@ def scenario_cases(book: _Book) -> list[ScenarioColumn]:
         elif throughput(sc, sc.gpu_model) != tp:
             over["work"] = _const(throughput(sc, sc.gpu_model) / tp)
         cols.append(ScenarioColumn("config", Case(next(names), over), [("config", "own")]))
-    for gpu in sorted(cfg.catalog.models):
-        if gpu == cfg.gpu_model:
-            continue
-        other = other_model(cfg, gpu)
-        if other is None:
-            continue
+    for gpu, other in other_models(cfg):
         over = _input_consts(book, cfg, other) | _rental_consts(book, other.ref_rental())
         over["work"] = f"Inputs!$B${book.in_row[f'tp:{gpu}']}/{tp_this}"
         own_name, rent_name = next(names), next(names)

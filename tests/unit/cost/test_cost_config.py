@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clusterkit.cost.catalog import load_catalog
-from clusterkit.cost.config import load_config, parse_config
+from clusterkit.cost.config import load_config, parse_config, settable_keys
 from clusterkit.errors import ConfigError
 
 
@@ -167,10 +167,14 @@ def test_bad_catalog_file(tmp_path, small_toml):
 
 _leaf = st.one_of(st.integers(-3, 3), st.floats(), st.text(max_size=3), st.lists(st.integers(), max_size=2))
 _section = st.dictionaries(st.sampled_from(["nodes", "server_price", "scheduler", "pue", "gpu_model", "amount",
-                                            "options", "per_unit"]), _leaf, max_size=4)
+                                            "options", "per_unit", "life_years", "depreciation", "rental_per_year",
+                                            "storage_tb", "trajectories", "availability", "period_days", "peak_share",
+                                            "reference", "custom"]), _leaf, max_size=4)
 _doc = st.dictionaries(st.sampled_from(["cluster", "capex", "finance", "power", "utilization", "rental", "fx",
-                                        "currency", "as_of", "bogus"]),
-                       st.one_of(st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=5), _section))
+                                        "currency", "as_of", "bogus", "trajectory", "rental_side", "hybrid",
+                                        "prometheus", "scenario", "sensitivity"]),
+                       st.one_of(st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=5), _section,
+                                 st.lists(_section, max_size=2)))
 
 
 @settings(max_examples=150, deadline=None)
@@ -212,3 +216,24 @@ def test_scenarios_may_set_a_rental_price_or_its_trajectory(small_toml):
     assert sc["against r3"].reference == "r3"
     with pytest.raises(ConfigError, match=r"scenario\[0\] 'x': rental.zz.price: no rental option 'zz'"):
         parse(small_toml + '\n[[scenario]]\nname = "x"\nset = { "rental.zz.price" = 2 }\n')
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(settable_keys()), st.one_of(_leaf, st.dictionaries(st.sampled_from(
+    ["amount", "currency", "date", "source", "x"]), _leaf, max_size=3)), st.booleans())
+def test_any_key_set_to_anything_is_a_clean_error_or_a_config(key, value, as_scenario):
+    from conftest import SMALL
+
+    doc = tomllib.loads(SMALL)
+    if as_scenario:
+        doc["scenario"] = [{"name": "fuzz", "set": {key.replace("<id>", "od"): value}}]
+    else:
+        section, _, k = key.partition(".")
+        doc.setdefault(section, {})[k] = value
+    try:
+        cfg = parse_config(doc, "fuzz.toml", today=dt.date(2025, 1, 1))
+    except ConfigError as e:
+        assert "\n" not in str(e) and str(e).startswith("fuzz.toml: ")
+        return
+    from clusterkit.cost.model import compute
+    compute(cfg)                      # a config that parses also computes

@@ -157,7 +157,7 @@ def test_small_config_taxed_declining_balance_reserved_reference(tmp_path, small
     cfg = parse_config(tomllib.loads(text), "small.toml", today=dt.date(2025, 1, 1))
     book = Book(build(cfg), tmp_path)
     res = check_base(book, cfg)
-    assert book.model(f"base: owning vs r3", "break_even") == "n/a"
+    assert book.model("base: owning vs r3", "break_even") == "n/a"
     assert res.payback_years is None and book.model("base: owning vs r3", "payback") == "never"
 
 
