@@ -50,11 +50,14 @@ class Measurements:
 
 
 def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:,.1f} h"
+    """A duration people read: 12.0 h, 25 min, 40 s."""
+    if seconds == 0 or seconds >= 3600:
+        return f"{seconds / 3600:,.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def _day(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S").removesuffix(":00")
 
 
 def _ts(text: str | None) -> float | None:
@@ -204,7 +207,7 @@ def _history_availability(con: sqlite3.Connection, name: str, sim_filter: str, o
     out.values.append(Measured(
         "utilization.availability", value,
         f"history {name}: time-weighted uptime of {len(hosts)} GPU nodes from {_day(start)} to {_day(end)} UTC "
-        f"({(end - start) / 86400:,.1f} days, {_hours(total.period_s)} node-time): {down}",
+        f"({_hours(end - start)}, {_hours(total.period_s)} node-time): {down}",
         len(hosts), (_day(start), _day(end))))
 
 
