@@ -78,7 +78,10 @@ TOOL_SIGNATURES: list[Signature] = [
     _sig("POWER_PSU_FAILED", r"Power Supply.*\|\s*(?:Failure detected|Power Supply AC lost|AC lost|Predictive failure)\s*\|\s*Asserted",
          "a power supply reports a failure in the event log", "check the PSU's AC feed and cord, then reseat or replace it",
          "PSU", ("POWER_PSU",), re.I),
-    _sig("POWER_PSU_REDUNDANCY_LOST", r"Redundancy Lost(?!.*Deasserted)", "power supply redundancy lost",
+    # an event ('... | Redundancy Lost | Asserted', 'Power supply redundancy is lost'), never the bracketed
+    # state lists of `ipmitool sdr -v` ('[Redundancy Lost]' under Assertions Enabled): power.psu reads those
+    _sig("POWER_PSU_REDUNDANCY_LOST", r"(?<!\[)\bRedundancy (?:is |has been )?Lost\b(?!\s*\])(?!.*\|\s*Deasserted)",
+         "power supply redundancy lost",
          "find the failed or unplugged PSU (ipmitool sdr type 'Power Supply') and restore its feed", "PSU redundancy",
          ("POWER_PSU",), re.I),
 ]
