@@ -137,7 +137,7 @@ def collect_bundles(hosts: list[HostSpec], suite: Suite, profiles: ProfileResolv
     dirs = collect_planned(hosts, plan_commands(hosts, suite, profiles), out_dir, options, progress, stop=stop,
                            deadline=deadline)
     cluster = run_cluster_steps(hosts, suite, profiles, out_dir, options, stop=stop, deadline=deadline,
-                                progress=_safe(progress))
+                                progress=safe_progress(progress))
     return dirs + ([cluster] if cluster is not None else [])
 
 
@@ -149,7 +149,7 @@ def collect_planned(hosts: list[HostSpec], plans: dict[str, list[Command]], out_
                     options: FleetOptions, progress: Progress | None = None, *, stop: StopRequest | None = None,
                     deadline: Deadline | None = None) -> list[Path]:
     """`collect_bundles` for explicit per-host commands."""
-    return _Collection(hosts, plans, out_dir, options, _safe(progress), stop or StopRequest(),
+    return _Collection(hosts, plans, out_dir, options, safe_progress(progress), stop or StopRequest(),
                        deadline or Deadline(options.deadline_s)).run()
 
 
@@ -320,7 +320,8 @@ class _Collection:
                             "jump_hosts": [str(j) for j in t.jumps], "become": t.become})
 
 
-def _safe(progress: Progress | None) -> Progress:
+def safe_progress(progress: Progress | None) -> Progress:
+    """`progress`, or a no-op; a callback that raises is logged, never stops the work."""
     def say(host: str, step: str, state: str) -> None:
         if progress is not None:
             try:
