@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import shutil
 import sys
+from typing import Any
 
 from clusterkit.results import RunResult
 
 MIN_COLUMNS, MAX_COLUMNS = 80, 200
+UNWRAPPED = 1_000_000          # "no width limit" for rich: piped lines are never hard-wrapped
 
 
 def terminal_width() -> int:
     """The terminal's width ($COLUMNS first), kept within 80-200 columns."""
     return max(MIN_COLUMNS, min(MAX_COLUMNS, shutil.get_terminal_size((120, 24)).columns))
+
+
+def console_width(stream: Any = None) -> dict[str, Any]:
+    """rich Console options for `stream` (default stdout): the terminal's width on a terminal;
+    piped (cron, CI, `| grep`), no width limit, so a line is never cut in two."""
+    stream = stream or sys.stdout
+    if stream.isatty():
+        return {"width": terminal_width()}
+    return {"width": UNWRAPPED, "soft_wrap": True}
 
 
 def render(run: RunResult, fmt: str | None, *, to_terminal: bool | None = None, only_failing: bool = False) -> str:

@@ -15,12 +15,12 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from clusterkit.render import UNWRAPPED
 from clusterkit.results import NodeResult, RunResult
 from clusterkit.triage import Group, node_order, triage, worst_by_host
 
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "magenta", "skip": "dim"}
 _COUNTED = ("pass", "warn", "fail", "error", "skip")
-UNWRAPPED = 1_000_000          # "no width limit" for rich
 
 
 def _status(n: NodeResult) -> Text:
