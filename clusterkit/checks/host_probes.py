@@ -38,7 +38,7 @@ def _hung(c: dict[str, Any], skipped: list[dict[str, Any]]) -> Finding:
     tool = c.get("tool") or str(c.get("command", "")).split(" ")[0]
     more = f"; {len(behind)} other probe(s) that need it were skipped: {_names(behind)}" if behind else ""
     return Finding(code, sev, component, f"{tool} hangs: {symptom} (`{c.get('command')}` killed after "
-                                         f"{c.get('duration_s')} s){more}",
+                                         f"{float(c.get('duration_s') or 0):.1f} s){more}",
                    observed=c.get("duration_s"), unit="s", action=action, evidence=c.get("path"))
 
 
@@ -56,7 +56,7 @@ def probes(ctx: NodeContext) -> CheckResult:
             findings.append(_hung(c, skipped))
         elif status == "timeout" and not c.get("cut_by_deadline"):
             findings.append(Finding("PROBE_TIMEOUT", "warn", "node", f"`{c.get('command')}` timed out after "
-                                    f"{c.get('duration_s')} s and was killed", observed=c.get("duration_s"),
+                                    f"{float(c.get('duration_s') or 0):.1f} s and was killed", observed=c.get("duration_s"),
                                     unit="s", action="run it by hand on the node: a tool that hangs points at the "
                                     "device it reads (check dmesg)", evidence=c.get("path")))
         elif status == "error":
