@@ -51,6 +51,8 @@ class FleetProgress:
                 self.step.pop(host, None)
             elif state == "start":
                 self.step[host] = (step, now)
+            elif self.step.get(host, ("",))[0] == step:     # that step ended
+                del self.step[host]
 
     def eta_s(self) -> float | None:
         """Seconds until every host is done, from how long the finished ones took; None before any."""
