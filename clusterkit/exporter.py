@@ -93,8 +93,8 @@ def render_checks(hist: History) -> str:
     return "".join(out)
 
 
-def _ts(iso: str | None) -> str:
-    return repr(float(int(parse_ts(iso).timestamp()))) if iso else "0"
+def _ts(epoch: float | None) -> str:
+    return repr(float(int(epoch))) if epoch else "0"
 
 
 def render_nodes(states: list[NodeState], *, stale_after_s: float = DEFAULT_STALE_AFTER_S,
@@ -103,27 +103,35 @@ def render_nodes(states: list[NodeState], *, stale_after_s: float = DEFAULT_STAL
     current its result is, and its status, `stale` when the result is not current. Evaluated on
     every scrape: staleness changes with time, not with the database."""
     now = now or _dt.datetime.now(_dt.timezone.utc)
+    rows = []       # (labels, state, stale?) per host, each judged once
+    for n in states:
+        stale = n.stale(now, stale_after_s)
+        rows.append((f'host="{label_value(n.host)}"', n, stale))
+    # (family, help, extra labels, value) per host
+    families: tuple[tuple[str, str, Callable[[NodeState, bool], str], Callable[[NodeState, bool], object]], ...] = (
+        ("clusterkit_node_up", "1 if the latest run that included the host reached it (SSH login and evidence, "
+                               "possibly cut short), else 0; 0 for inventory hosts never run.",
+         lambda n, st: "", lambda n, st: 1 if n.up else 0),
+        ("clusterkit_node_outcome", "1, labelled with the host's outcome in the latest run that included it (ok, "
+                                    "timeout, interrupted, unreachable, error; never_seen).",
+         lambda n, st: f',outcome="{label_value(n.outcome)}"', lambda n, st: 1),
+        ("clusterkit_node_status", "1, labelled with the worst status over the latest results of the host; stale "
+                                   "when they are not current, unknown when there are none.",
+         lambda n, st: f',status="{n.status(now, stale_after_s, st)}"', lambda n, st: 1),
+        ("clusterkit_node_stale", "1 if the host's results are not current: none, older than the exporter's "
+                                  "--stale-after, or older than its latest run (which did not reach it).",
+         lambda n, st: "", lambda n, st: 1 if st else 0),
+        # one timestamp per node, not per check: 30x fewer series, and what "is this node's result stale" needs
+        ("clusterkit_node_timestamp_seconds", "When the newest stored result of the host finished (Unix time); 0 "
+                                              "when there is none.", lambda n, st: "", lambda n, st: _ts(n.epochs[2])),
+        ("clusterkit_node_last_seen_timestamp_seconds", "When the latest run that reached the host started (Unix "
+                                                        "time); 0 when none ever did.",
+         lambda n, st: "", lambda n, st: _ts(n.epochs[1])),
+    )
     out: list[str] = []
-    hosts = [(f'host="{label_value(n.host)}"', n) for n in states]
-    _head(out, "clusterkit_node_up", "1 if the latest run that included the host reached it (SSH login and "
-                                     "evidence, possibly cut short), else 0; 0 for inventory hosts never run.")
-    out += [f"clusterkit_node_up{{{h}}} {1 if n.up else 0}\n" for h, n in hosts]
-    _head(out, "clusterkit_node_outcome", "1, labelled with the host's outcome in the latest run that included it "
-                                          "(ok, timeout, interrupted, unreachable, error; never_seen).")
-    out += [f'clusterkit_node_outcome{{{h},outcome="{label_value(n.outcome)}"}} 1\n' for h, n in hosts]
-    _head(out, "clusterkit_node_status", "1, labelled with the worst status over the latest results of the host; "
-                                         "stale when they are not current, unknown when there are none.")
-    out += [f'clusterkit_node_status{{{h},status="{n.status(now, stale_after_s)}"}} 1\n' for h, n in hosts]
-    _head(out, "clusterkit_node_stale", "1 if the host's results are not current: none, older than the exporter's "
-                                        "--stale-after, or older than its latest run (which did not reach it).")
-    out += [f"clusterkit_node_stale{{{h}}} {1 if n.stale(now, stale_after_s) else 0}\n" for h, n in hosts]
-    # one timestamp per node, not per check: 30x fewer series, and what "is this node's result stale" needs
-    _head(out, "clusterkit_node_timestamp_seconds", "When the newest stored result of the host finished (Unix "
-                                                    "time); 0 when there is none.")
-    out += [f"clusterkit_node_timestamp_seconds{{{h}}} {_ts(n.last_result_at)}\n" for h, n in hosts]
-    _head(out, "clusterkit_node_last_seen_timestamp_seconds", "When the latest run that reached the host started "
-                                                              "(Unix time); 0 when none ever did.")
-    out += [f"clusterkit_node_last_seen_timestamp_seconds{{{h}}} {_ts(n.last_seen_at)}\n" for h, n in hosts]
+    for name, help_text, labels, value in families:
+        _head(out, name, help_text)
+        out += [f"{name}{{{h}{labels(n, st)}}} {value(n, st)}\n" for h, n, st in rows]
     _head(out, "clusterkit_node_stale_after_seconds", "The age after which a result is served as stale.")
     out.append(f"clusterkit_node_stale_after_seconds {float(stale_after_s)!r}\n")
     return "".join(out)

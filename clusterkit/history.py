@@ -16,6 +16,7 @@ import math
 import os
 import sqlite3
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -208,21 +209,27 @@ class NodeState:
     def up(self) -> bool:
         return self.outcome in REACHED
 
+    @cached_property
+    def epochs(self) -> tuple[float | None, float | None, float | None]:
+        """(last run, last seen, last result) as Unix time: parsed once, a scrape asks for each host."""
+        return tuple(parse_ts(t).timestamp() if t else None  # type: ignore[return-value]
+                     for t in (self.last_run_at, self.last_seen_at, self.last_result_at))
+
     def stale(self, now: _dt.datetime, max_age_s: float) -> bool:
         """Its results are not current: none, older than `max_age_s`, or from before its latest run
         (that run did not reach it, or stored nothing for it)."""
-        if not self.up or self.last_result_at is None:
+        run_at, _, newest = self.epochs
+        if not self.up or newest is None:
             return True
-        newest = parse_ts(self.last_result_at)
-        if (now - newest).total_seconds() > max_age_s:
+        if now.timestamp() - newest > max_age_s:
             return True
-        return self.last_run_at is not None and newest < parse_ts(self.last_run_at)
+        return run_at is not None and newest < run_at
 
-    def status(self, now: _dt.datetime, max_age_s: float) -> str:
+    def status(self, now: _dt.datetime, max_age_s: float, stale: bool | None = None) -> str:
         """`stale` instead of a status that is not current; `unknown` when there was never one."""
         if self.worst is None:
             return "unknown"
-        return "stale" if self.stale(now, max_age_s) else self.worst
+        return "stale" if (self.stale(now, max_age_s) if stale is None else stale) else self.worst
 
 
 _LAST_RUN = """
