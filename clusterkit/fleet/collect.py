@@ -182,13 +182,13 @@ class _Collection:
             for i, seg in enumerate(segments):
                 self.say("", "phase", "collecting" if seg == 0 else "load window" if seg == 1 else
                          "after the load window")
-                self._start_round(seg, first=i == 0)
+                todo = self._start_round(seg, first=i == 0)
                 sync = SYNC_POINTS.get(segments[i + 1]) if i + 1 < len(segments) else None
-                if not self._wait_round(sync):
+                if not self._wait_round(todo, sync):
                     break
             self._wait_all()
-        except BaseException:   # Ctrl-C without a handler (library use): cut everyone, keep the evidence
-            self.stop.request("Ctrl-C")
+        except BaseException as e:   # Ctrl-C without a handler (library use): cut everyone, keep the evidence
+            self.stop.request("Ctrl-C" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}")
             self._cut_all()
             raise
         finally:
@@ -197,7 +197,7 @@ class _Collection:
             self.pool.shutdown(wait=False, cancel_futures=True)
         return [h.writer.root for h in self.runs]
 
-    def _start_round(self, seg: int, first: bool) -> None:
+    def _start_round(self, seg: int, first: bool) -> list[HostRun]:
         with self.cond:
             todo = [h for h in self.runs if not h.final and not h.running and
                     (h.next_segment() is not None and h.next_segment() <= seg or first and not h.commands)]
@@ -206,8 +206,9 @@ class _Collection:
                 h.running, h.started, h.sync_deadline = True, False, None
         for h in todo:
             self.pool.submit(self._work, h)
+        return todo
 
-    def _wait_round(self, sync: str | None) -> bool:
+    def _wait_round(self, todo: list[HostRun], sync: str | None) -> bool:
         """Until every host of the round reached the sync point or was left out of it; False when
         the run is cut (deadline, stop)."""
         while True:
@@ -215,7 +216,8 @@ class _Collection:
                 if self.stop.requested or self.deadline.expired:
                     return False
                 busy = [h for h in self.runs if h.running]
-                waiting = any(not h.running and not h.final and h.has_work for h in self.runs)
+                # someone of this round waits at the sync point: only then can a host be late for it
+                waiting = any(not h.running and not h.final and h.has_work for h in todo)
                 if sync is not None and waiting:
                     busy = [h for h in busy if not self._leave_out(h, sync)]
                 if not busy:

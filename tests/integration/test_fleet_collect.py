@@ -173,6 +173,36 @@ def test_global_deadline_ends_the_run_with_timeouts(sshd_cluster, tmp_path):
         assert "deadline" in m["message"] and m["commands"] == []
 
 
+def test_a_late_host_is_waited_for_until_its_command_in_flight_ends_then_left_out(sshd_cluster, tmp_path,
+                                                                                   monkeypatch):
+    import clusterkit.fleet.collect as collect
+
+    monkeypatch.setattr(collect, "SYNC_SLACK_S", 0.5)
+    n1, n2, n3 = sshd_cluster.nodes
+    load = Command("a/load.txt", ["true"], phase=PHASE_LOAD, timeout_s=10)
+    plans = {
+        # busy: healthy, several short commands that together outlast one command's limit: never left out
+        "busy": [Command(f"a/step{i}.txt", ["sleep", "0.6"], timeout_s=1) for i in range(5)] + [load],
+        # late: a hung command, then one more slow one: still busy when the others have waited for the hang
+        "late": [Command("a/hang.txt", ["sleep", "30"], timeout_s=5), Command("a/slow.txt", ["sleep", "2"],
+                                                                             timeout_s=10), load],
+        # after: nothing before the window, so nothing to wait at in the first round
+        "after": [Command("a/after.txt", ["true"], phase=PHASE_AFTER, timeout_s=10)],
+    }
+    dirs = collect_planned([_spec("busy", n1), _spec("late", n2), _spec("after", n3)], plans, tmp_path / "run",
+                           FleetOptions(known_hosts=sshd_cluster.known_hosts, connect_timeout_s=2))
+    busy, late, after = (_meta(d) for d in dirs)
+    cmds = {name: {c["path"]: c for c in m["commands"]} for name, m in (("busy", busy), ("late", late))}
+    assert "missed_sync" not in busy and "missed_sync" not in after
+    assert late["missed_sync"] and "left out of the start of the load window" in late["missed_sync"][0]
+    assert "a/slow.txt" in late["missed_sync"][0]
+    hang_end = cmds["late"]["a/hang.txt"]["local_end_epoch"]
+    # the window opened once the hung command was killed (plus the slack), without waiting for a/slow.txt
+    assert hang_end <= cmds["busy"]["a/load.txt"]["local_start_epoch"] < cmds["late"]["a/slow.txt"]["local_end_epoch"]
+    assert cmds["late"]["a/load.txt"]["status"] == "ok"             # it went on alone: nothing lost
+    assert [m["outcome"] for m in (busy, late, after)] == ["ok", "timeout", "ok"]
+
+
 def test_progress_reports_each_step(sshd_cluster, tmp_path):
     seen: list[tuple[str, str, str]] = []
     plans = {"n": [Command("host/uname.txt", ["uname"], timeout_s=10)]}
