@@ -34,13 +34,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from clusterkit.analysis import ProfileResolver
 from clusterkit.checks.registry import CHECKS
 from clusterkit.evidence.bundle import BundleWriter
 from clusterkit.fleet.hostkeys import KnownHosts
-from clusterkit.fleet.hostrun import REMOTE_ENV, HostRun, Progress, connect, store
+from clusterkit.fleet.hostrun import HostRun, Progress, connect
 from clusterkit.fleet.ssh import Deadline, SshSession, Target, target_for
 from clusterkit.inventory import HostSpec
 from clusterkit.plugins import load_all
@@ -50,8 +50,7 @@ from clusterkit.suites import Suite
 log = logging.getLogger(__name__)
 
 __all__ = ["FleetOptions", "StopRequest", "Progress", "collect_bundles", "collect_planned", "plan_commands",
-           "REMOTE_ENV"]
-_store = store   # the name tests and older callers use
+           "safe_progress"]
 
 # Sessions stay open between segments up to this many hosts (one socket and one
 # paramiko thread each); larger runs reconnect after each sync point instead.

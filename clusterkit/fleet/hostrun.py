@@ -56,7 +56,6 @@ class HostRun:
     current: tuple[str, float, float] | None = None     # (step, monotonic start, limit s) while one runs
     hung: dict[str, str] = field(default_factory=dict)   # driver key -> the command that hung
     timeouts: list[tuple[str, float]] = field(default_factory=list)   # (command, limit) that timed out
-    skipped: int = 0
     missed: list[str] = field(default_factory=list)      # sync points it was left out of
     sync_deadline: float | None = None        # set while others wait for it at a sync point
     _cut_paths: list[str] = field(default_factory=list)  # commands cut short while they ran
@@ -99,7 +98,6 @@ class HostRun:
                 self.writer.record(cmd.path, command=self._shown(cmd), exit_code=None, duration_s=0.0,
                                    status="skipped", message=why, phase=cmd.phase, tool=tool, driver=driver.key)
                 self.next += 1
-                self.skipped += 1
             say(self.name, cmd.path, "skipped")
             return
         left = remaining()
@@ -113,11 +111,10 @@ class HostRun:
         try:
             res = self.session.run(cmd.argv, timeout_s=min(limit, left), stdin=cmd.stdin,  # type: ignore[union-attr]
                                    root=cmd.root, env=REMOTE_ENV)
-        except HostFailure as f:
-            if self.lost:   # cut short from outside (interrupt): the closed session ended it
-                self._record_cut(cmd)
-            say(self.name, cmd.path, f.outcome)
+        except HostFailure as f:   # the connection was lost, or closed to cut the host short (interrupt)
             self.cut(f.outcome, f.message)
+            self._record_cut(cmd)
+            say(self.name, cmd.path, f.outcome)
             return
         finally:
             self.current = None

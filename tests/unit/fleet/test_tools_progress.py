@@ -72,3 +72,20 @@ def test_progress_names_phase_hosts_eta_and_the_slowest_host_and_step():
     p("c", "host/dmesg.txt", "start")
     p("b", "done", "timeout")
     assert p.slowest() == ("c", "host/dmesg.txt", 0.0)
+
+
+def test_without_a_terminal_progress_is_a_line_per_host_and_one_every_interval(capsys):
+    import time
+
+    from clusterkit.cli.verify import _LogProgress
+
+    with _LogProgress(FleetProgress(2), every_s=0.05) as view:
+        view("", "phase", "collecting")
+        view("a", "connect", "start")
+        view("b", "gpu/nvidia-smi-q.txt", "start")
+        view("a", "done", "ok")
+        time.sleep(0.3)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("clusterkit: a done: ok in ") and err[0].endswith("(1/2 hosts)")
+    ticks = [x for x in err[1:] if x.startswith("clusterkit: collecting: 1/2 hosts done")]
+    assert ticks and "slowest: b gpu/nvidia-smi-q.txt" in ticks[-1]
