@@ -124,14 +124,16 @@ def render_table(run: RunResult, *, color: bool = False, width: int | None = 120
                   f"node{'s' if nodes != 1 else ''}{' and the cluster' if any(g.host is None for g in groups) else ''}"
                   f", worst first):")
         _what_to_fix(con, groups, wrap)
-    quiet = [c for c in run.cluster_checks if c.status in ("pass", "skip")]
-    if quiet:
+    quiet = [Text(f"{c.id}: {c.status} - {c.summary}") for c in run.cluster_checks if c.status in ("pass", "skip")]
+    if quiet and wrap:      # folded lines stay under the text
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True)
-        grid.add_column(overflow="fold", no_wrap=not wrap)
-        for c in quiet:
-            grid.add_row(Text("  cluster"), Text(f"{c.id}: {c.status} - {c.summary}"))
+        grid.add_column(overflow="fold")
+        for line in quiet:
+            grid.add_row(Text("  cluster"), line)
         con.print(grid)
+    for line in quiet if not wrap else []:
+        con.print(Text("  cluster ") + line)
     lost = [n.host for n in run.nodes if n.outcome != "ok"]
     con.print(f"\n{len(run.nodes)} nodes: status {run.status.upper()}"
               + (f", {len(lost)} not reached or cut short" if lost else "") + (" (SIMULATED)" if run.simulated else ""))

@@ -122,6 +122,7 @@ def test_the_report_fits_the_terminal_and_folded_lines_keep_their_indent(sim, wi
 def test_piped_output_is_never_wrapped(sim):
     text = render(sim, "table", to_terminal=False)
     lines = text.splitlines()
+    assert all(x == x.rstrip() for x in lines)                # nothing padded to a width
     for g in triage(sim):
         head = next(x for x in lines if HEAD.match(x) and x.split()[1] == (g.host or "cluster") and g.cause.code in x)
         assert g.cause.text in head                          # the whole finding on one line, with its node
