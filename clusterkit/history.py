@@ -401,7 +401,7 @@ class History:
             self.record_checks(rid, [(n.host, c) for c in n.checks], finished_at=ts)
             self.record_node(rid, n.host, n.outcome, n.status)
         self.record_checks(rid, [(c.host, c) for c in run.cluster_checks], finished_at=ts)
-        self.finish_run(rid, run.status, ts)
+        self.finish_run(rid, "interrupted" if run.interrupted else run.status, ts)   # a partial report says so
         return rid
 
     # -- reading -------------------------------------------------------------------

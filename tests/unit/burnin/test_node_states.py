@@ -138,3 +138,11 @@ def test_history_and_exporter_commands_take_the_inventory_and_the_age(db, tmp_pa
     m = _series((tmp_path / "tf" / "clusterkit.prom").read_bytes())
     assert _by_host(m["clusterkit_node_outcome"], "outcome")["gpu04"] == "never_seen"
     assert m["clusterkit_node_stale_after_seconds"] == [({}, 3600.0)]
+
+
+def test_a_stopped_verify_is_stored_as_interrupted(tmp_path):
+    r = run([node("gpu01")])
+    r.interrupted = "SIGTERM"
+    with History(tmp_path / "h.db") as h:
+        rid = h.record_run(r)
+        assert h.run(rid)["status"] == "interrupted"
