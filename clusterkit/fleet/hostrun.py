@@ -267,7 +267,8 @@ def store(writer: BundleWriter, cmd: Command, res: CommandResult, limit: Optiona
     notes = [res.message] if res.message else []
     if status == "timeout":   # "timeout after N s" is what checks and people look for
         lim = limit if limit is not None else cmd.timeout_s
-        notes = [f"timeout after {lim:g} s: " + (res.message if "abandoned" in res.message else "killed on the node")]
+        notes = [f"timeout after {round(lim, 1):g} s: "
+                 + (res.message if "abandoned" in res.message else "killed on the node")]
     if res.exit_code == NOT_FOUND_EXIT:
         extra["not_installed"] = True
         if not cmd.optional:
@@ -283,7 +284,7 @@ def store(writer: BundleWriter, cmd: Command, res: CommandResult, limit: Optiona
         written, problems = _write_files(writer, res.stdout)
         extra["files"] = written
         if problems:
-            status = "error"
+            status = "timeout" if status == "timeout" else "error"    # a hang stays a hang
             notes += problems
             if not written:   # keep what it printed, for the report
                 writer.write(cmd.path, res.stdout)

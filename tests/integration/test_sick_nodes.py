@@ -90,7 +90,7 @@ def sick_run(sshd_available, tmp_path_factory):
             f.write(f"mute01 ansible_host=127.0.0.1 ansible_port={mute.port} ansible_user=root\n")
         evidence = root / "evidence"
         r = subprocess.run([sys.executable, "-m", "clusterkit", "verify", "-i", str(inv), "--known-hosts",
-                            str(c.known_hosts), "--format", "json", "--connect-timeout", "2", "--probe-timeout",
+                            str(c.known_hosts), "--format", "json", "--connect-timeout", "5", "--probe-timeout",
                             str(PROBE_TIMEOUT_S), "--deadline", str(DEADLINE_S), "--keep-evidence", str(evidence)],
                            capture_output=True, text=True, timeout=180)
     mute.close()
@@ -187,9 +187,11 @@ def test_report_lists_sick_nodes_first_with_their_worst_problem(sick_run):
     assert "GPU_DRIVER_HUNG" in gpu_row
     heads = [x.split() for x in text.split("What to fix", 1)[1].splitlines() if x[:7].strip() in ("FAIL", "ERROR",
                                                                                               "WARN")]
-    # the worst problems of the run first: GPUs wedged (both GPU-driver hangs), then the node not reached
-    assert [(h[1], h[3] if h[2] != "NODE_UNREACHABLE" else h[2]) for h in heads[:3]] == [
-        ("allhang04", "GPU_DRIVER_HUNG"), ("gpuhang03", "GPU_DRIVER_HUNG"), ("mute01", "NODE_UNREACHABLE")]
+    # the worst problems of the run first: a GPU tool that hung (on every node where one did: the first
+    # driver probe of the hanging and the endless node hung too), then the node not reached
+    assert [(h[1], h[3] if h[2] != "NODE_UNREACHABLE" else h[2]) for h in heads[:4]] == [
+        ("allhang04", "GPU_DRIVER_HUNG"), ("endless05", "GPU_DRIVER_HUNG"), ("gpuhang03", "GPU_DRIVER_HUNG"),
+        ("mute01", "NODE_UNREACHABLE")]
 
 
 def test_progress_says_what_it_waits_for_when_stderr_is_not_a_terminal(sick_run):
