@@ -83,7 +83,7 @@ class _TerminalProgress:
 
     def __init__(self, state: FleetProgress):
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn
+        from rich.progress import BarColumn, Progress, ProgressColumn
         from rich.text import Text
 
         class StateColumn(ProgressColumn):
@@ -91,7 +91,7 @@ class _TerminalProgress:
                 return Text(state.line(), overflow="ellipsis", no_wrap=True)
 
         self.state = state
-        self.bar = Progress(BarColumn(bar_width=20), MofNCompleteColumn(), StateColumn(),
+        self.bar = Progress(BarColumn(bar_width=16), StateColumn(),
                             console=Console(stderr=True), transient=True)
         self.task = self.bar.add_task("", total=state.total)
 

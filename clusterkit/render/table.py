@@ -74,7 +74,7 @@ def _lines(g: Group) -> list[tuple[str, str]]:
         obs = (f" [observed {f.observed}{' ' + f.unit if f.unit else ''}"
                + (f", limit {f.limit}" if f.limit is not None else "") + "]")
     head = (f"{p.check} {p.code} - " if p.check else f"{p.code} - ") + p.text + obs
-    if g.name:
+    if g.name and g.follows:     # a cause that explains others: say which one
         head += f" (cause: {g.name})"
     out = [(g.severity, head)]
     if p.action:
