@@ -57,9 +57,12 @@ def simulate_run(*, nodes: int = 8, seed: int = 0, suite: str = "quick", profile
 
 def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "quick", profile: str | None = None,
                      limit: str | None = None, evidence_dir: Path | None = None, fleet_options: Any = None,
-                     progress: Callable | None = None) -> RunResult:
-    """Collect evidence from every host of the inventory over SSH, then analyze it."""
-    from clusterkit.fleet.collect import FleetOptions, collect_bundles
+                     progress: Callable | None = None, stop: Any = None) -> RunResult:
+    """Collect evidence from every host of the inventory over SSH, then analyze it.
+
+    `stop` (a clusterkit.fleet.collect.StopRequest) cuts collection short: what was
+    collected is still analyzed, and the result says the run was interrupted."""
+    from clusterkit.fleet.collect import FleetOptions, collect_bundles, safe_progress
 
     started = now_iso()
     inv = inventory_path if isinstance(inventory_path, Inventory) else load_inventory(inventory_path)[0]
@@ -70,8 +73,12 @@ def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "
     for h in hosts:  # unknown profiles are config errors before any SSH
         resolver.get(resolver.name_for(h))
     with _evidence_dir(evidence_dir) as d:
-        collect_bundles(hosts, s, resolver, d, fleet_options or FleetOptions(), progress=progress)
-        return _analyze_run_dir(d, suite, profile, {h.name: h for h in hosts}, started)
+        collect_bundles(hosts, s, resolver, d, fleet_options or FleetOptions(), progress=progress, stop=stop)
+        safe_progress(progress)("", "phase", "analyzing")
+        run = _analyze_run_dir(d, suite, profile, {h.name: h for h in hosts}, started)
+    if stop is not None and stop.requested:
+        run.interrupted = stop.reason
+    return run
 
 
 def analyze_paths(paths: list[Path], *, suite: str = "full", profile: str | None = None,
