@@ -251,11 +251,12 @@ def _group_host(items: list[Problem]) -> list[Group]:
     while left:
         head = left.pop(0)
         members, keys = [], set(head.parts)
-        grew = bool(keys)
+        grew = True
         while grew:
             grew = False
             for p in list(left):
-                if p.parts & keys:
+                # one event seen by two sources (an SXid in the kernel log and in fabric manager's log)
+                if p.parts & keys or (p.code == head.code and p.check != head.check):
                     members.append(p)
                     keys |= p.parts
                     left.remove(p)
