@@ -222,7 +222,7 @@ def test_scenarios_may_set_a_rental_price_or_its_trajectory(small_toml):
 @given(st.sampled_from(settable_keys()), st.one_of(_leaf, st.dictionaries(st.sampled_from(
     ["amount", "currency", "date", "source", "x"]), _leaf, max_size=3)), st.booleans())
 def test_any_key_set_to_anything_is_a_clean_error_or_a_config(key, value, as_scenario):
-    from conftest import SMALL
+    from tests.unit.cost.conftest import SMALL   # hypothesis cannot take a function-scoped fixture
 
     doc = tomllib.loads(SMALL)
     if as_scenario:
