@@ -123,7 +123,8 @@ def gpu_versions(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
                                 ", ".join(f"GPU {g.index}" if g.index is not None else g.label() for g in off),
                                 f"persistence mode is off on {len(off)} GPU(s)",
                                 action="enable nvidia-persistenced (or `nvidia-smi -pm 1`)"))
-    if profile.get("gpu.requires_fabric_manager"):
+    # An NVSwitch system by its profile, or by what its GPUs say: only fabric-attached GPUs report a fabric state.
+    if profile.get("gpu.requires_fabric_manager") or any(g.fabric_state not in (None, "not_supported") for g in inv.gpus):
         findings += _fabric_findings(ctx, inv.gpus, inv.driver_version)
     metrics: dict[str, Any] = {}
     summary = f"driver {inv.driver_version or '?'}, VBIOS {', '.join(vb) or '?'}"
@@ -381,6 +382,10 @@ def gpu_topology(ctx: NodeContext) -> CheckResult:
         findings.append(Finding("GPU_NIC_MISSING_FROM_TOPOLOGY", "warn", "node",
                                 "the GPU topology lists no NIC, but the inventory declares some",
                                 action="check the NICs and the mlx5 driver (ibstat, lspci)"))
+    if topo.missing_rows:
+        findings.append(Finding("GPU_EVIDENCE_PARTIAL", "info", "nvidia-smi topo -m",
+                                f"the matrix has no row for {', '.join(topo.missing_rows)} (cut paste): judged on the rows shown",
+                                action="re-collect the whole `nvidia-smi topo -m` to judge every GPU"))
     nic_desc = f", {len(topo.nics)} NICs each within {limit} of a GPU" if topo.nics and limit else ""
     return CheckResult.from_findings(cid, findings, f"{len(topo.gpus)} GPUs{nic_desc}",
                                      {"gpu_topology_nics": len(topo.nics)})
@@ -504,4 +509,9 @@ def gpu_dcgmi_diag(ctx: NodeContext) -> CheckResult:
         findings.append(Finding("GPU_DCGM_DIAG_SKIPPED", "info", "dcgmi", f"{len(skipped)} test(s) skipped: {', '.join(skipped)}"))
     passed = sum(1 for t in diag.tests if t.result == "pass")
     metrics = {"gpu_dcgm_tests_passed": passed, "gpu_dcgm_tests_failed": len(diag.failed)}
+    if diag.cut_at and not findings:
+        return CheckResult.error(cid, f"dcgmi diag output ends at the '{diag.cut_at}' section header: the results "
+                                      f"from there on are not in the text ({passed} earlier tests passed)",
+                                 code="GPU_EVIDENCE_PARTIAL", component="dcgmi diag",
+                                 action="re-collect the whole `dcgmi diag` output to judge the GPUs")
     return CheckResult.from_findings(cid, findings, f"dcgmi diag: {passed} tests passed", metrics)

@@ -121,7 +121,13 @@ class ModuleInfo:
         m = (self.media or "").lower()
         return "copper" in m or "passive" in m and "optical" not in m
 
+    @property
+    def is_optical(self) -> bool:
+        """An optic (SR/LR/DR/FR, a laser wavelength, an AOC): it has light levels to read."""
+        return not self.is_copper and bool(_OPTICAL.search(self.media or ""))
 
+
+_OPTICAL = re.compile(r"Base-?[SLEDFZ]R\d*|\b[SLEDF]R\d?\b|\d+\s*nm\b|optical|VCSEL|laser|\bAOC\b", re.I)
 NO_LIGHT_DBM = -40.0   # what a 0 mW reading (printed -inf dBm) is taken as
 
 
@@ -250,6 +256,6 @@ def parse_ethtool_module(text: str) -> ModuleInfo:
     for lst in (mi.rx_power_dbm, mi.tx_power_dbm, mi.bias_ma):
         # a lane the module skipped must not pass for a reading
         lst[:] = [v for v in lst if not math.isnan(v)]
-    if mi.ddm is None:
-        mi.ddm = bool(mi.rx_power_dbm or mi.tx_power_dbm)
+    if mi.ddm is None and (mi.rx_power_dbm or mi.tx_power_dbm):
+        mi.ddm = True      # readings prove it; without them, and unstated, it stays unknown (None)
     return mi

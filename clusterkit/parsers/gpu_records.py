@@ -125,6 +125,7 @@ class GpuRecord:
     reset_required: bool | None = None
     fan_error: bool | None = None                # the fan reading is an error (nvidia-smi `ERR!` in the Fan cell)
     inforom_corrupt: bool | None = None          # nvidia-smi: "WARNING: infoROM is corrupted at gpu ..."
+    unknown_error_fields: list[str] = field(default_factory=list)   # fields NVML answered "[Unknown Error]" for
     mig_enabled: bool | None = None
     error: str | None = None                     # the source could not read this GPU (e.g. "GPU is lost")
 

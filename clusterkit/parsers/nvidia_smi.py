@@ -93,6 +93,7 @@ _Q_SECTIONS = {
     "Temperature": ("GPU Current Temp", "GPU Shutdown Temp", "GPU Slowdown Temp"),
     "PCI": ("Bus", "Bus Id", "Device Id", "GPU Link Info"),
     "GPU Reset Status": ("Reset Required", "Drain and Reset Recommended"),
+    "Fabric": ("State", "Status", "CliqueId", "ClusterUUID"),
 }
 
 
@@ -448,7 +449,9 @@ def parse_query_gpu_csv(text: str) -> GpuInventory:
             inv.warnings.append(f"skipped row with {len(row)} columns, header has {len(header)}: {s[:80]}")
             continue
         rec = GpuRecord()
-        for raw, col in zip(row, cols):
+        for name, raw, col in zip(header, row, cols):
+            if raw.strip().lower() in ("[unknown error]", "unknown error"):
+                rec.unknown_error_fields.append(name)
             if col is not None:
                 setattr(rec, col[0], _query_value(raw, col[1]))
         if "driver_version" in header and inv.driver_version is None:
@@ -488,6 +491,7 @@ class Topology:
     nic_names: dict[str, str] = field(default_factory=dict)   # NIC0 -> mlx5_0
     cpu_affinity: dict[str, str] = field(default_factory=dict)
     numa_affinity: dict[str, str] = field(default_factory=dict)
+    missing_rows: list[str] = field(default_factory=list)     # devices of the header with no (whole) row: a cut paste
 
     @property
     def gpus(self) -> list[str]:
@@ -540,7 +544,7 @@ def parse_topo(text: str) -> Topology:
         if toks[0] not in topo.devices:
             continue
         if len(toks) < n + 1:
-            raise ParseError(f"topology row {toks[0]} has {len(toks) - 1} columns, expected {n} (output truncated?)")
+            continue       # a row cut mid-way: judged as missing below
         row = toks[0]
         for dev, v in zip(topo.devices, toks[1:n + 1]):
             topo.links[(row, dev)] = v
@@ -553,7 +557,7 @@ def parse_topo(text: str) -> Topology:
         topo.nic_names[m.group(1)] = m.group(2)
     if not topo.gpus:
         raise ParseError("topology matrix names no GPU")
-    missing = [g for g in topo.gpus if (g, g) not in topo.links]
-    if missing:
-        raise ParseError(f"topology matrix is missing rows for {', '.join(missing)} (output truncated?)")
+    topo.missing_rows = [g for g in topo.gpus if (g, g) not in topo.links]
+    if len(topo.missing_rows) == len(topo.gpus):
+        raise ParseError("topology matrix has no whole GPU row (output cut after the header?)")
     return topo
