@@ -18,7 +18,7 @@ from clusterkit.parsers import ParseError
 from clusterkit.parsers.dcgmi import DCGMI_DIAG
 from clusterkit.parsers.dmidecode_bios import DMIDECODE_BIOS
 from clusterkit.parsers.fabricmanager import FABRICMANAGER
-from clusterkit.parsers.gpu_records import CLOCK_REASON_BITS, GpuInventory, GpuRecord, reason_names
+from clusterkit.parsers.gpu_records import CLOCK_REASON_BITS, GpuInventory, GpuRecord, datacenter_gpu, reason_names
 from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, TOPO, link_rank
 from clusterkit.parsers.nvml_json import NVML
 from clusterkit.parsers.power_trace import POWER_TRACE, parse_power_trace_header
@@ -117,7 +117,8 @@ def gpu_versions(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
                                         f"{g.label()} VBIOS {g.vbios_version} differs from the node's {common}",
                                         observed=g.vbios_version, limit=common,
                                         action="flash the node's GPUs to one VBIOS (nvflash / vendor firmware bundle)"))
-    off = [g for g in inv.gpus if g.persistence_mode is False]
+    # workstation and desktop boards run without persistence by default: only data-center parts are told
+    off = [g for g in inv.gpus if g.persistence_mode is False and datacenter_gpu(g.name) is not False]
     if off:
         findings.append(Finding("GPU_PERSISTENCE_OFF", "warn",
                                 ", ".join(f"GPU {g.index}" if g.index is not None else g.label() for g in off),
@@ -237,8 +238,17 @@ def gpu_ecc(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
                                     f"{g.label()}: {g.ecc_aggregate_uncorrected} uncorrectable ECC errors in its lifetime",
                                     observed=g.ecc_aggregate_uncorrected, unit="errors",
                                     action="watch it: if gpu.memory shows remap failure or the count grows, RMA"))
+    for g in inv.gpus:
+        if g.ecc_enabled is False and datacenter_gpu(g.name):
+            findings.append(Finding("GPU_ECC_DISABLED", "warn", g.label(),
+                                    f"{g.label()}: ECC is disabled on a data-center GPU: memory errors go unseen and uncorrected",
+                                    observed="Disabled", limit="Enabled",
+                                    action="enable it (`nvidia-smi -i <n> -e 1`, then reset the GPU or reboot); "
+                                           "provisioning should leave it on"))
     known = [g for g in inv.gpus if g.ecc_volatile_uncorrected is not None]
     if not known:
+        if findings:
+            return CheckResult.from_findings(cid, findings, "")
         return CheckResult.skip(cid, "the GPU evidence has no ECC counters (ECC disabled or not reported)")
     return CheckResult.from_findings(cid, findings, f"no uncorrectable ECC errors on {len(known)} GPUs")
 

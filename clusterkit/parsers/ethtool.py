@@ -115,6 +115,7 @@ class ModuleInfo:
     ddm: bool | None = None               # module reports diagnostics at all
     interface: str | None = None
     los_lanes: list[int] = field(default_factory=list)        # lanes flagged Rx LOS by the module
+    wavelength_nm: float | None = None
 
     @property
     def is_copper(self) -> bool:
@@ -123,11 +124,11 @@ class ModuleInfo:
 
     @property
     def is_optical(self) -> bool:
-        """An optic (SR/LR/DR/FR, a laser wavelength, an AOC): it has light levels to read."""
-        return not self.is_copper and bool(_OPTICAL.search(self.media or ""))
+        """An optic (SR/LR/SX/LX/DR/FR, a laser wavelength, an AOC): it has light levels to read."""
+        return not self.is_copper and (self.wavelength_nm is not None or bool(_OPTICAL.search(self.media or "")))
 
 
-_OPTICAL = re.compile(r"Base-?[SLEDFZ]R\d*|\b[SLEDF]R\d?\b|\d+\s*nm\b|optical|VCSEL|laser|\bAOC\b", re.I)
+_OPTICAL = re.compile(r"Base-?(?:[SLEDFZ]R\d*|[SLZ]X)|\b[SLEDF]R\d?\b|\d+\s*nm\b|optical|VCSEL|laser|\bAOC\b", re.I)
 NO_LIGHT_DBM = -40.0   # what a 0 mW reading (printed -inf dBm) is taken as
 
 
@@ -222,6 +223,8 @@ def parse_ethtool_module(text: str) -> ModuleInfo:
             mi.media = value
         elif lk == "connector" and mi.media is None:
             mi.media = value
+        elif lk == "laser wavelength":
+            mi.wavelength_nm = to_float(value.lower().replace("nm", ""))
         elif lk == "optical diagnostics support":
             mi.ddm = value.lower().startswith("yes")
         elif "loss of signal" in lk and lk.startswith("rx"):

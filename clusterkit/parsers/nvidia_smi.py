@@ -49,15 +49,17 @@ def integer(v: Any) -> int | None:
     return int(f) if f is not None else None
 
 
+_YES_NO = re.compile(r"(not active|yes|no|enabled|disabled|active|on|off|true|false)\b")
+
+
 def yes_no(v: Any) -> bool | None:
+    """'Yes' -> True; a value the user marked ('Yes   <===') reads the same."""
     if v is None or isinstance(v, dict):
         return None
-    s = str(v).strip().lower()
-    if s in ("yes", "enabled", "active", "on", "true"):
-        return True
-    if s in ("no", "disabled", "not active", "off", "false"):
-        return False
-    return None
+    m = _YES_NO.match(str(v).strip().lower())
+    if not m:
+        return None
+    return m.group(1) in ("yes", "enabled", "active", "on", "true")
 
 
 # ---------------------------------------------------------------- nvidia-smi -q
@@ -238,7 +240,20 @@ def record_from_tree(g: dict[str, Any], spec: FieldSpec, **known: Any) -> GpuRec
     r = GpuRecord(**known, **{f: conv(get_path(g, *path)) for f, (conv, path) in spec.items()})
     if r.fabric_state is None:   # the status means nothing without a state
         r.fabric_status = None
+    r.unknown_error_fields = _unknown_errors(g)
     return r
+
+
+def _unknown_errors(tree: dict[str, Any], path: str = "") -> list[str]:
+    """Every field NVML answered 'Unknown Error' for ('ECC Mode > Current')."""
+    out: list[str] = []
+    for k, v in tree.items():
+        where = f"{path} > {k}" if path else str(k)
+        if isinstance(v, dict):
+            out += _unknown_errors(v, where)
+        elif isinstance(v, str) and v.strip().lower() in ("unknown error", "[unknown error]"):
+            out.append(where)
+    return out
 
 
 _Q_FIELDS: FieldSpec = {
@@ -248,6 +263,7 @@ _Q_FIELDS: FieldSpec = {
     "pci_device_id": (norm_device_id, ("PCI", "Device Id")),
     "vbios_version": (text_value, ("VBIOS Version",)),
     "persistence_mode": (yes_no, ("Persistence Mode",)),
+    "ecc_enabled": (yes_no, ("ECC Mode|Ecc Mode", "Current")),
     "power_draw_w": (num, ("GPU Power Readings|Power Readings", "Power Draw|Average Power Draw|Instantaneous Power Draw")),
     "power_limit_w": (num, ("GPU Power Readings|Power Readings", "Current Power Limit|Enforced Power Limit|Power Limit")),
     "power_default_limit_w": (num, ("GPU Power Readings|Power Readings", "Default Power Limit")),

@@ -15,6 +15,7 @@ from pathlib import Path
 REAL = Path(__file__).resolve().parent
 CORPUS = REAL / "corpus"          # collected first; the parsers were written against these
 HOLDOUT = REAL / "holdout"        # collected blind later, to measure how well unseen outputs are read
+HOLDOUT2 = REAL / "holdout2"      # a second blind set, collected after the first one's fixes
 HEADER_KEYS = ("source", "system", "kind", "wrapper", "verdict", "key", "findings", "excerpt")
 _HEADER = re.compile(r"^# (%s): ?(.*)$" % "|".join(HEADER_KEYS))
 
@@ -51,7 +52,7 @@ def load(path: Path) -> CorpusFile:
 
 
 def corpus_files() -> list[CorpusFile]:
-    return [load(p) for d in (CORPUS, HOLDOUT) for p in sorted(d.glob("*/*.txt"))]
+    return [load(p) for d in (CORPUS, HOLDOUT, HOLDOUT2) for p in sorted(d.glob("*/*.txt"))]
 
 
 def verdict(text: str, name: str = "pasted.txt", suite: str = "full") -> tuple[str, set[str]]:
