@@ -51,7 +51,7 @@ def load(path: Path) -> CorpusFile:
 
 
 def corpus_files() -> list[CorpusFile]:
-    return [load(p) for d in (CORPUS, HOLDOUT) for p in sorted(d.glob("*/*.txt"))]
+    return [load(p) for d in (CORPUS, HOLDOUT, REAL / "holdout2") for p in sorted(d.glob("*/*.txt"))]
 
 
 def verdict(text: str, name: str = "pasted.txt", suite: str = "full") -> tuple[str, set[str]]:
