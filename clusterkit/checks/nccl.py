@@ -462,10 +462,11 @@ def judge_log(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
         else:
             res = judge_run(check_id, part, profile, declared, comp, multi=multi, host=host)
             if stopped is not None:  # the mid-sweep stop replaces the 'truncated paste' warning
-                res.findings = [f for f in res.findings if f.code != "NCCL_RUN_INCOMPLETE"] + [stopped]
+                res = CheckResult.from_findings(check_id, [f for f in res.findings if f.code != "NCCL_RUN_INCOMPLETE"]
+                                                + [stopped], res.summary, res.metrics)
         results.append((part, res))
-        findings += [f if f.message.startswith(part.label) else dataclasses.replace(f, message=f"{part.label}: {f.message}")
-                     for f in res.findings]
+        findings += [f if f.message.startswith(part.label) else
+                     dataclasses.replace(f, message=f"{part.label}: {f.message}") for f in res.findings]
     primary = next((r for p, r in results if p.collective == "all_reduce"), results[0][1])
     metrics = dict(primary.metrics, collective_tests=len(results))
     for part, res in results:

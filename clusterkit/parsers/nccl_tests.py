@@ -521,7 +521,9 @@ def parse(text: str) -> NcclRun:
     lines = t.split("\n")
     run = _read(lines, doc.commands)
     _finish(run)
-    segments = split_lines(lines)
+    # cheap test first: a log of one test (most) has at most one opening line of each kind
+    several = max(sum("nThread" in x for x in lines), sum("Collective test starting" in x for x in lines)) > 1
+    segments = split_lines(lines) if several else [lines]
     if len(segments) > 1:
         binaries = {m[1] for cmd in doc.commands for m in _BINARY.finditer(cmd)}
         # a prompt naming several binaries cannot say which table is whose: only its environment is kept
@@ -591,9 +593,11 @@ def split_lines(lines: list[str]) -> list[list[str]]:
                     parts.append([])
                 seen, body = set(), False
             seen.add(opening)
-        elif seen and s and (_HEADER.match(s) or _parse_row(line) is not None or _OOB.search(s) or
-                             _AVG.search(s) or _is_run_failure(s) or s.startswith("# Collective test concluded")):
-            body = True
+        elif seen and not body and s:
+            if s.startswith("#"):  # a table header, the summary or 'concluded'; device lines are not
+                body = bool(_HEADER.match(s) or _OOB.search(s) or _AVG.search(s) or _TEST_NAME.match(s))
+            else:
+                body = _parse_row(line) is not None or _is_run_failure(s)
         parts[-1].append(raw)
     return parts
 
