@@ -263,7 +263,7 @@ def stopped_finding(parts: list[NcclRun], i: int, component: str) -> Finding | N
     while another test of the same log completed before it or started after it. A test that hangs or is
     killed is a failed test; the log around it shows it is not a paste cut short."""
     p = parts[i]
-    if p.failures or p.completed or not (p.has_header or p.params or p.devices):
+    if p.failures or p.completed:
         return None
     later = i + 1 < len(parts)
     if p.rows:

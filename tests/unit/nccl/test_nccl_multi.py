@@ -84,6 +84,11 @@ def test_a_test_stopped_mid_log_fails_whether_it_printed_rows_or_not():
     c = judge(cut + mx.block("all_gather", 360.0))
     f = only(c, "NCCL_RUN_INCOMPLETE")
     assert f.severity == "fail" and "stopped after 2 size(s)" in f.message
+    # killed before its parameter line: only the version and starting lines
+    started = ("# nccl-tests version 2.17.8 nccl-headers=22902 nccl-library=22902\n"
+               "# Collective test starting: alltoall_perf\n")
+    c = judge(mx.block("all_reduce", 479.0) + started + mx.block("all_gather", 360.0))
+    assert only(c, "NCCL_RUN_INCOMPLETE").message.startswith("alltoall_perf printed its header and no result row")
     # the same cut rows at the end of the log may be a paste cut short: a warning, as before
     c = judge(mx.block("all_gather", 360.0) + cut)
     assert only(c, "NCCL_RUN_INCOMPLETE").severity == "warn" and c.status == "warn"
