@@ -37,14 +37,6 @@ KNOWN_MISREAD: dict[str, str] = {
         "warns on a single one",
     "holdout2/nccl-dcgm/dcgm_health_log_line_thermal_violation_clocks_event_gpu2_inline_code.txt":
         "one DCGM health-watch log line quoted inline: no kind reads DCGM's own log format",
-    "holdout2/nccl-dcgm/nccl_alltoall_128x4xa100_polaris_default_env_5ms_latency_1gbs.txt":
-        "alltoall has no bandwidth expectation in the profiles: ~1 GB/s on 128 A100 nodes is not judged",
-    "holdout2/nccl-dcgm/nccl_alltoall_ok_then_sendrecv_header_only_no_rows_2x1xh100_pair.txt":
-        "several collectives in one log are read as one repeated table (NCCL_TEST_INVALID)",
-    "holdout2/nccl-dcgm/nccl_alltoall_sendrecv_2x1xh100_busbw_falls_with_size_to_0_8gbs.txt":
-        "several collectives in one log are read as one repeated table (NCCL_TEST_INVALID)",
-    "holdout2/nccl-dcgm/nccl_five_collectives_1x8xh100_nccltests2178_single_node_pass.txt":
-        "several collectives in one log are read as one repeated table (NCCL_TEST_INVALID)",
     "holdout/nccl-dcgm/nccl_allreduce_10x8xh100_nccltests2178_reducing_maxbytes_320gbs_pass.txt":
         "judgement differs: 313-347 GB/s on 10 nodes x 8 H100 is below the profile's multi-node figure (0.94 of "
         "8x400G line rate, the NIC count not shown), so clusterkit warns; the blind reviewer calls it healthy",
