@@ -350,15 +350,16 @@ def normalize_document(text: str) -> Document:
                 texts = [l.text for l in hl]
         # indentation outside the log prefixes (a paste indented as a block) goes first
         hl = _journal_iso([_strip_log_prefixes(l) for l in _dedent(hl)])
-        # a terminal session captured in a log (CI, kubectl logs): its prompts, command echo and fences sit
-        # inside the prefixes
+        # a terminal session captured in a log (CI, kubectl logs) or behind host prefixes: its prompts,
+        # command echo and fences sit inside the prefixes
         kept: list[Line] = []
         for l in hl:
-            cmd = prompt_command(l.text) if l.stamped else None
-            if cmd is None and l.stamped and not any(k.text.strip() for k in kept) \
+            wrapped = l.stamped or l.host is not None
+            cmd = prompt_command(l.text) if wrapped else None
+            if cmd is None and wrapped and not any(k.text.strip() for k in kept) \
                     and (m := _BARE_COMMAND.match(l.text[:MAX_LINE_CHARS])):
                 cmd = m["cmd"].strip()
-            if cmd is None and l.stamped and _FENCE.match(l.text):
+            if cmd is None and wrapped and _FENCE.match(l.text):
                 cmd = ""
             if cmd is None:
                 kept.append(l)
