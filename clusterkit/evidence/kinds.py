@@ -25,6 +25,10 @@ KINDS: dict[str, Kind] = {}
 
 
 def kind(name: str, *, path: str, priority: int = 50, description: str = "") -> Callable:
+    parts = path.split("/")
+    if path.startswith("/") or any(p in ("", ".", "..") for p in parts) or parts[0].startswith((".", "_")):
+        raise ValueError(f"kind {name}: bundle path {path!r} must be a relative path inside a bundle")
+
     def deco(func: Callable[[str], bool]) -> Callable[[str], bool]:
         KINDS[name] = Kind(name, path, func, priority, description or (func.__doc__ or "").strip())
         return func
