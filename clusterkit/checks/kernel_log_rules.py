@@ -2,6 +2,12 @@
 
 `host.kernel_log` applies every rule to the parsed log and counts repeats, so a
 storm of 1,000 identical errors is one finding with a count, not 1,000 lines.
+
+Rules are matched on a message's first MAX_MATCH_CHARS characters (clusterkit/parsers/
+kernel_log.py), and must be linear in its length: no `X.*Y` that a long line of many
+X's makes quadratic (anchor at the first X atomically: `^(?>.*?X).*Y`), no lazy group
+before a blank run (end the group in a non-blank). tests/unit/core/test_parser_time.py holds
+every rule to that.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from clusterkit.parsers.kernel_log import LogLine
+from clusterkit.parsers.kernel_log import MAX_MATCH_CHARS, LogLine
 
 
 @dataclass(frozen=True)
@@ -46,10 +52,11 @@ def scan(lines: list[LogLine], ignore: list[str] | None = None) -> list[RuleHit]
     ign = [re.compile(p) for p in (ignore or [])]
     hits: dict[tuple[str, str], RuleHit] = {}
     for line in lines:
-        if ign and any(p.search(line.message) for p in ign):
+        message = line.message[:MAX_MATCH_CHARS]
+        if ign and any(p.search(message) for p in ign):
             continue
         for rule in RULES:
-            m = rule.pattern.search(line.message)
+            m = rule.pattern.search(message)
             if m:
                 comp = rule.component(m)
                 key = (rule.code, comp)
@@ -65,10 +72,11 @@ def scan(lines: list[LogLine], ignore: list[str] | None = None) -> list[RuleHit]
 kernel_log_rule("HOST_MCE_HARDWARE_ERROR", r"mce: \[Hardware Error\]|Machine check events logged", "fail",
                 "run `ras-mc-ctl --errors` / check the BMC SEL for the failing DIMM or CPU; replace it",
                 "machine check exception (CPU or memory hardware error)", "CPU/memory")
-kernel_log_rule("HOST_EDAC_UNCORRECTED", r"EDAC .*(?:UE|Uncorrected|uncorrected)", "fail",
+kernel_log_rule("HOST_EDAC_UNCORRECTED", r"^(?>(?s:.*?)EDAC ).*(?:UE|Uncorrected|uncorrected)", "fail",
                 "replace the DIMM named in the EDAC message", "uncorrected memory error",
                 lambda m: "memory (EDAC)")
-kernel_log_rule("HOST_PCIE_AER_UNCORRECTED", r"AER: (?:Uncorrected|Multiple Uncorrected) .*error received: (?P<dev>\S+)", "fail",
+kernel_log_rule("HOST_PCIE_AER_UNCORRECTED",
+                r"^(?>(?s:.*?)AER: (?:Uncorrected|Multiple Uncorrected) ).*error received: (?P<dev>\S+)", "fail",
                 "reseat the device or riser at that PCI address; if it repeats, replace it",
                 "PCIe uncorrectable error", lambda m: f"PCIe {m.group('dev')}")
 kernel_log_rule("HOST_PCIE_AER_CORRECTED", r"AER: Corrected error received: (?P<dev>\S+)", "warn",

@@ -14,8 +14,10 @@ from clusterkit.evidence.kinds import kind
 from clusterkit.evidence.text import clean
 from clusterkit.parsers import ParseError
 
-_ROW = re.compile(r"^\s*\|\s(.*?)\s*\|\s(.*)\|\s*$")
-_SECTION = re.compile(r"^\s*[|+]-+\s+([A-Za-z][A-Za-z ]*?)\s+-+[+|]")
+# Linear on any line: the lookahead checks the closing `|` once, and the first cell ends in a
+# non-blank, so no blank run or `|` is retried for every candidate split.
+_ROW = re.compile(r"^(?=.*\|\s*$)\s*\|\s((?:.*?\S)?)\s*\|\s(.*)\|\s*$")
+_SECTION = re.compile(r"^\s*[|+]-+\s+([A-Za-z](?:[A-Za-z ]*[A-Za-z])?)\s+-+[+|]")
 _RESULT = re.compile(r"^(Pass|Fail|Skip|Warn|Warning|Not Run)\b\s*(?:-\s*(.*))?$", re.I)
 
 

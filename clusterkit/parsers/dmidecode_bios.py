@@ -23,7 +23,7 @@ class BiosInfo:
 
 @kind("dmidecode-bios", path="host/dmidecode-bios.txt", priority=55, description="dmidecode -t bios")
 def is_dmidecode_bios(text: str) -> bool:
-    return "BIOS Information" in text and bool(re.search(r"^\s*Version:", text, re.M))
+    return "BIOS Information" in text and bool(re.search(r"^[ \t]*Version:", text, re.M))
 
 
 def parse_dmidecode_bios(text: str) -> BiosInfo:
@@ -34,7 +34,8 @@ def parse_dmidecode_bios(text: str) -> BiosInfo:
     body = t[i:].split("\n\n", 1)[0]
 
     def field_(name: str) -> str | None:
-        m = re.search(rf"^\s*{name}:\s*(.+?)\s*$", body, re.M)
+        # blanks within the line only, and a value ending in a non-blank: linear on any line
+        m = re.search(rf"^[ \t]*{name}:[ \t]*(\S(?:.*\S)?)[ \t]*$", body, re.M)
         return m.group(1) if m else None
 
     version = field_("Version")

@@ -19,7 +19,7 @@ from clusterkit.evidence.text import clean
 from clusterkit.parsers import ParseError
 from clusterkit.parsers._fabric_text import command_argument, to_float
 
-_STAT = re.compile(r"^\s+([^:\s][^:]*?):\s+(-?\d+)\s*$")
+_STAT = re.compile(r"^\s+([^:\s][^:]*+):\s+(-?\d+)\s*$")
 
 
 @dataclass
@@ -30,7 +30,7 @@ class EthtoolStats:
 
 @kind("ethtool-S", path="fabric/ethtool-S-pasted.txt", priority=55, description="ethtool -S (NIC statistics)")
 def is_ethtool_stats(text: str) -> bool:
-    return bool(re.search(r"^\s*NIC statistics:\s*$", text, re.M))
+    return bool(re.search(r"^[ \t]*NIC statistics:[ \t]*$", text, re.M))
 
 
 def parse_ethtool_stats(text: str) -> EthtoolStats:
@@ -97,11 +97,12 @@ NO_LIGHT_DBM = -40.0   # what a 0 mW reading (printed -inf dBm) is taken as
 
 def power_dbm(value: str) -> float | None:
     """`0.6910 mW / -1.61 dBm` -> -1.61; `0.0000 mW / -inf dBm` -> -40; `1.2 mW` -> dBm."""
-    m = re.search(r"(-?[\d.]+|-inf)\s*dBm", value, re.I)
+    # (?<!...): a number starts only where no digit run goes on, so a long run is read once
+    m = re.search(r"(?<![\d.])(-?[\d.]+|-inf)\s*dBm", value, re.I)
     if m:
         v = to_float(m.group(1))
         return None if v is None else (NO_LIGHT_DBM if v == -math.inf else v)
-    m = re.search(r"([\d.]+)\s*mW", value)
+    m = re.search(r"(?<![\d.])([\d.]+)\s*mW", value)
     if m:
         mw = to_float(m.group(1))
         if mw is None:
@@ -115,8 +116,10 @@ def _first_number(value: str) -> float | None:
     return to_float(m.group(1)) if m else None
 
 
-_LANE = re.compile(r"^(.*?)\s*\((?:Channel|Chan|Lane)\s*(\d+)\)\s*$", re.I)
-_THRESH = re.compile(r"^(.*?)\s+(high|low)\s+(alarm|warning)\s+threshold$", re.I)
+# The name ends in a non-blank (`(?:.*\S)?`) instead of a lazy `(.*?)` before `\s*`: the same
+# split, found in one pass where the lazy form retried every blank run (quadratic).
+_LANE = re.compile(r"^((?:.*\S)?)\s*\((?:Channel|Chan|Lane)\s*(\d+)\)\s*$", re.I)
+_THRESH = re.compile(r"^((?:.*\S)?)\s+(high|low)\s+(alarm|warning)\s+threshold$", re.I)
 
 
 def _set_lane(values: list[float], lane: int, v: float | None) -> None:
@@ -143,7 +146,7 @@ def _quantity(key: str) -> str | None:
 @kind("ethtool-m", path="fabric/ethtool-m-pasted.txt", priority=55,
       description="ethtool -m (transceiver module EEPROM and diagnostics)")
 def is_ethtool_module(text: str) -> bool:
-    return bool(re.search(r"^\s*Identifier\s*:\s*0x[0-9a-f]{2}", text, re.M | re.I)) and "Vendor" in text
+    return bool(re.search(r"^[ \t]*Identifier[ \t]*:[ \t]*0x[0-9a-f]{2}", text, re.M | re.I)) and "Vendor" in text
 
 
 def parse_ethtool_module(text: str) -> ModuleInfo:
@@ -158,7 +161,7 @@ def parse_ethtool_module(text: str) -> ModuleInfo:
         lk = key.lower()
         if lk == "identifier":
             seen = True
-            m = re.search(r"\((.*)\)", value)
+            m = re.match(r"[^(]*\((.*)\)", value)
             mi.identifier = m.group(1) if m else value
             continue
         if lk == "vendor name":

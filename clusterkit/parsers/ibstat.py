@@ -43,9 +43,10 @@ class IbPort:
 
 _CA = re.compile(r"^CA '([^']+)'\s*$")
 _PORT = re.compile(r"^\s+Port (\d+):\s*$")
-_KV = re.compile(r"^\s+([A-Za-z][A-Za-z _]*?)\s*:\s*(.*?)\s*$")
+# key and value end in a non-blank instead of lazy groups before `\s*`: one pass per line
+_KV = re.compile(r"^\s+([A-Za-z](?:[A-Za-z _]*[A-Za-z_])?)\s*:\s*((?:.*\S)?)\s*$")
 _IBSTATUS_HEAD = re.compile(r"^Infiniband device '([^']+)' port (\d+) status:\s*$")
-_FAIL = re.compile(r"^(ibpanic|ibwarn|ibstat:|ibstatus:).*|.*(No IB devices found|can't open|Couldn't).*", re.I)
+_FAIL = re.compile(r"^(?:(ibpanic|ibwarn|ibstat:|ibstatus:).*|.*(No IB devices found|can't open|Couldn't).*)", re.I)
 
 
 def _state_word(v: str) -> str:
@@ -63,7 +64,7 @@ def _failure(lines: list[str]) -> str | None:
 
 @kind("ibstat", path="fabric/ibstat.txt", priority=60, description="ibstat (HCA ports, state, rate)")
 def is_ibstat(text: str) -> bool:
-    return bool(re.search(r"^CA '[^']+'\s*$", text, re.M)) and "CA type" in text or bool(
+    return bool(re.search(r"^CA '[^'\n]+'[ \t]*$", text, re.M)) and "CA type" in text or bool(
         re.match(r"\s*ibpanic:.*ibstat", text))
 
 

@@ -13,6 +13,10 @@ from clusterkit.evidence.kinds import kind
 from clusterkit.evidence.text import clean
 
 PATH = "host/dmesg.txt"
+# Messages are matched (rules, Xid, link events) on their first MAX_MATCH_CHARS characters
+# only. The kernel prints at most 1,024 bytes per record, so no real message is cut; a
+# hostile megabyte line costs no more than a real one.
+MAX_MATCH_CHARS = 4096
 
 _MONTHS = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _DMESG = re.compile(r"^\s*(?:(?P<fac>[a-z]+)\s*:\s*(?P<lvl>[a-z]+)\s*:\s*)?\[\s*(?P<sec>\d+\.\d+)\]\s?(?P<msg>.*)$")

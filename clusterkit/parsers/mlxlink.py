@@ -18,7 +18,8 @@ from clusterkit.parsers import ParseError
 from clusterkit.parsers._fabric_text import command_argument, to_float, to_int
 from clusterkit.parsers.ethtool import ModuleInfo, Range
 
-_KV = re.compile(r"^([A-Za-z][^:]*?)\s*:\s*(.*?)\s*$")
+# key and value end in a non-blank instead of lazy groups before `\s*`: one pass per line
+_KV = re.compile(r"^([A-Za-z](?:[^:]*[^:\s])?)\s*:\s*((?:.*\S)?)\s*$")
 _BER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[eE]\s*([-+]?\d+)\s*$")
 _RANGE = re.compile(r"\[\s*(-?[\d.]+)\s*\.\.\s*(-?[\d.]+)\s*\]")
 
@@ -67,7 +68,7 @@ def _lanes(value: str) -> tuple[list[float], Range | None]:
 
 @kind("mlxlink", path="fabric/mlxlink-pasted.txt", priority=60, description="mlxlink (port, module, BER)")
 def is_mlxlink(text: str) -> bool:
-    return bool(re.search(r"^Operational Info\s*$", text, re.M)) or (
+    return bool(re.search(r"^Operational Info[ \t]*$", text, re.M)) or (
         "Physical BER" in text and "Link Down Counter" in text)
 
 

@@ -101,6 +101,14 @@ def parse_power_trace_header(text: str) -> PowerTrace:
     return parse_power_trace("\n".join(keep), require_samples=False)
 
 
+def _records(rows: list[str]):
+    """csv rows; a field past csv's 128 KiB limit (no trace value is) is unusable input."""
+    try:
+        yield from csv.reader(rows)
+    except csv.Error as e:
+        raise ParseError(f"power trace row unreadable: {e}") from None
+
+
 def parse_power_trace(text: str, *, require_samples: bool = True) -> PowerTrace:
     tr = PowerTrace()
     rows: list[str] = []
@@ -135,7 +143,7 @@ def parse_power_trace(text: str, *, require_samples: bool = True) -> PowerTrace:
     if not rows or [c.strip() for c in rows[0].split(",")][:4] != COLUMNS[:4]:
         raise ParseError(f"power trace has no header row '{','.join(COLUMNS)}'")
     append, seen = tr.samples.append, set()
-    for rec in csv.reader(rows[1:]):
+    for rec in _records(rows[1:]):
         if len(rec) < 6:
             tr.skipped_rows += 1
             continue

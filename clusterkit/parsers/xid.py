@@ -16,9 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from clusterkit.parsers.gpu_records import norm_bus_id
+from clusterkit.parsers.kernel_log import MAX_MATCH_CHARS
 
 _XID = re.compile(r"NVRM:\s*Xid\s*\((?:PCI:)?([0-9a-fA-F:.]+)\)\s*:?\s*(\d+)\s*,?\s*(.*)$")
-_OFF_BUS = re.compile(r"NVRM:\s*(?:GPU\s+(?:at\s+)?(?:PCI:)?([0-9a-fA-F:.]+):?\s*)?.*GPU has fallen off the bus", re.I)
+# Anchored at the first `NVRM:` (atomic): a match at a later one implies one at the first, and
+# trying each in turn made a line of many `NVRM:` quadratic.
+_OFF_BUS = re.compile(r"^(?>(?s:.*?)NVRM:)\s*(?>GPU\s+(?:at\s+)?(?:PCI:)?([0-9a-fA-F:.]+):?\s*)?.*GPU has fallen off the bus",
+                      re.I)
 _PID = re.compile(r"^pid=('?[^,]*'?),\s*(?:name=[^,]*,\s*)?")
 
 
@@ -76,6 +80,7 @@ class XidEvent:
 
 def parse_xid_message(message: str) -> XidEvent | None:
     """One kernel log message -> an Xid event, or None if it is not one."""
+    message = message[:MAX_MATCH_CHARS]
     m = _XID.search(message)
     if m:
         detail = _PID.sub("", m.group(3).strip())

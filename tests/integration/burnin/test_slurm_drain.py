@@ -50,7 +50,7 @@ def slurm_cluster():
 
 
 def burnin_once(db, cluster, plan):
-    cyc = lambda c: run([node(h, **kw) for h, kw in plan.items()])  # noqa: E731
+    cyc = lambda c, on_node: run([node(h, **kw) for h, kw in plan.items()])  # noqa: E731
     with History(db) as h:
         return Burnin.start(h, BurninOptions(simulate=True, drain=True), cyc, slurm=Slurm(env=cluster.env)).run()
 
