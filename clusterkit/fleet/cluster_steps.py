@@ -10,7 +10,7 @@ import shlex
 import time
 from pathlib import Path
 
-from clusterkit.evidence.bundle import CLUSTER_DIR, Bundle, BundleWriter
+from clusterkit.evidence.bundle import CLUSTER_DIR, Bundle, BundleWriter, bundle_dir
 from clusterkit.fleet.ssh import HostFailure, KnownHosts, SshSession, target_for
 from clusterkit.inventory import HostSpec
 from clusterkit.parsers import ParseError
@@ -56,7 +56,7 @@ def run_cluster_steps(hosts: list[HostSpec], suite: Suite, profiles, out_dir: Pa
     from clusterkit.probes.nccl import options as nccl_options
 
     w = BundleWriter(out_dir / CLUSTER_DIR, CLUSTER_DIR)
-    gpu_nodes = [h for h in hosts if h.gpu_count > 0 and Bundle.open(out_dir / h.name).outcome == "ok"]
+    gpu_nodes = [h for h in hosts if h.gpu_count > 0 and Bundle.open(bundle_dir(out_dir, h.name)).outcome == "ok"]
     w.meta["nodes"] = [h.name for h in gpu_nodes]
     if len(gpu_nodes) < 2:
         w.meta["note"] = "multi-node NCCL test not run: fewer than two reachable GPU nodes"

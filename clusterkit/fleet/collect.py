@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 
 from clusterkit.analysis import ProfileResolver
 from clusterkit.checks.registry import CHECKS
-from clusterkit.evidence.bundle import META, BundleWriter
+from clusterkit.evidence.bundle import META, BundleWriter, bundle_dir
 from clusterkit.fleet.hostkeys import KnownHosts
 from clusterkit.fleet.ssh import (NOT_FOUND_EXIT, CommandResult, Deadline, HostFailure, SshSession, Target,
                                   fan_out, target_for)
@@ -125,7 +125,7 @@ def collect_planned(hosts: list[HostSpec], plans: dict[str, list[Command]], out_
     say = _safe(progress)
     runs = [
         _Host(spec, target_for(spec, user=options.user, identity_file=options.identity_file, inventory=hosts),
-              BundleWriter(out_dir / spec.name, spec.name, declared=spec.declared()),
+              BundleWriter(bundle_dir(out_dir, spec.name), spec.name, declared=spec.declared()),
               list(plans.get(spec.name, [])))
         for spec in hosts
     ]
