@@ -370,8 +370,7 @@ class BundleWriter:
     def spool(self) -> IO[bytes]:
         """A new private file in the bundle for output still arriving (exclusively created);
         `adopt()` puts it at its path, `discard()` removes it."""
-        fd, name = tempfile.mkstemp(prefix=".spool-", dir=self.root)
-        return os.fdopen(fd, "w+b")
+        return tempfile.NamedTemporaryFile("w+b", prefix=".spool-", dir=self.root, delete=False)
 
     def adopt(self, spool: IO[bytes], path: str) -> Path:
         p = self._target(path)

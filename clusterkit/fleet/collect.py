@@ -19,19 +19,21 @@ ran out; the evidence gathered until then is kept).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shlex
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Optional
+from typing import IO, Any, Callable, Optional
 
 from clusterkit.analysis import ProfileResolver
 from clusterkit.checks.registry import CHECKS
 from clusterkit.evidence.bundle import META, BundleWriter, bundle_dir
 from clusterkit.fleet.hostkeys import KnownHosts
-from clusterkit.fleet.ssh import (NOT_FOUND_EXIT, CommandResult, Deadline, HostFailure, SshSession, Target,
-                                  fan_out, target_for)
+from clusterkit.fleet.ssh import (MAX_CAPTURE_BYTES, NOT_FOUND_EXIT, CommandResult, Deadline, HostFailure,
+                                  SshSession, Target, fan_out, target_for)
 from clusterkit.inventory import HostSpec
 from clusterkit.plugins import load_all
 from clusterkit.probes.registry import Command, ProbeEnv, probes_for
@@ -48,6 +50,11 @@ KEEP_OPEN_MAX_HOSTS = 256
 # The node's locale decides how many tools print numbers and dates; parsers read the C locale.
 REMOTE_ENV = {"LC_ALL": "C"}
 SUDO_NEEDS_PASSWORD = b"a password is required"      # what `sudo -n` prints (LC_ALL=C) when it would prompt
+# Stdout streams into the bundle as it arrives (memory stays flat whatever a node prints);
+# a files-json output is parsed in memory, so it has a lower limit, and outputs over
+# 1 MiB are parsed one at a time: 64 nodes printing 16 MiB of JSON each never add up.
+MAX_FILES_JSON_BYTES = 16 * 1024 * 1024
+_BIG_JSON = threading.BoundedSemaphore(1)
 
 
 @dataclass
@@ -212,14 +219,20 @@ def _run_phase(h: _Host, phase: int, known: KnownHosts, options: FleetOptions, d
             return
         say(name, cmd.path, "start")
         cut_by_deadline = cmd.timeout_s > left
+        spool = h.writer.spool()
         try:
-            res = h.session.run(cmd.argv, timeout_s=min(cmd.timeout_s, left), stdin=cmd.stdin,
-                                root=cmd.root, env=REMOTE_ENV)
-        except HostFailure as f:
-            say(name, cmd.path, f.outcome)
-            h.fail(f.outcome, f.message)
-            return
-        _store(h.writer, cmd, res)
+            try:
+                res = h.session.run(cmd.argv, timeout_s=min(cmd.timeout_s, left), stdin=cmd.stdin,
+                                    root=cmd.root, env=REMOTE_ENV, stdout_to=spool,
+                                    max_stdout_bytes=MAX_FILES_JSON_BYTES if cmd.output == "files-json" else
+                                    MAX_CAPTURE_BYTES)
+            except HostFailure as f:
+                say(name, cmd.path, f.outcome)
+                h.fail(f.outcome, f.message)
+                return
+            _store(h.writer, cmd, res, spool)
+        finally:
+            h.writer.discard(spool)   # a no-op once adopted into the bundle
         h.ran += 1
         say(name, cmd.path, res.status)
         if res.status == "timeout":
@@ -257,8 +270,25 @@ def _write_files(writer: BundleWriter, stdout: bytes) -> tuple[list[str], list[s
     return sorted(written), problems
 
 
-def _store(writer: BundleWriter, cmd: Command, res: CommandResult) -> None:
-    """Write the command's stdout into the bundle and record how it ran."""
+def _stdout(res: CommandResult, spool: IO[bytes] | None) -> bytes:
+    """The whole stdout in memory (files-json only: bounded by MAX_FILES_JSON_BYTES)."""
+    if spool is None:
+        return res.stdout
+    spool.flush()
+    spool.seek(0)
+    return spool.read()
+
+
+def _put(writer: BundleWriter, path: str, res: CommandResult, spool: IO[bytes] | None) -> None:
+    if spool is None:
+        writer.write(path, res.stdout)
+    else:
+        writer.adopt(spool, path)
+
+
+def _store(writer: BundleWriter, cmd: Command, res: CommandResult, spool: IO[bytes] | None = None) -> None:
+    """Write the command's stdout (in `res`, or in `spool` as it arrived) into the bundle and
+    record how it ran."""
     extra: dict[str, object] = {"local_start_epoch": round(res.local_start_epoch, 6),
                                 "local_end_epoch": round(res.local_end_epoch, 6),
                                 "phase": cmd.phase}
@@ -273,18 +303,19 @@ def _store(writer: BundleWriter, cmd: Command, res: CommandResult) -> None:
         notes.append(f"sudo needs a password on this node: allow this user passwordless sudo (NOPASSWD) for "
                      f"`{shlex.join(cmd.argv)}`, or log in as root")
     if res.truncated:
-        notes.append("stdout cut at the evidence size limit")
-    produced = res.exit_code == 0 or bool(res.stdout.strip())
+        extra["discarded_bytes"] = res.discarded_bytes
+    produced = res.exit_code == 0 or not res.stdout_blank
     if produced and cmd.output == "files-json":
-        written, problems = _write_files(writer, res.stdout)
+        with _BIG_JSON if res.stdout_bytes > 1 << 20 else contextlib.nullcontext():
+            written, problems = _write_files(writer, _stdout(res, spool))
         extra["files"] = written
         if problems:
             status = "error"
             notes += problems
             if not written:   # keep what it printed, for the report
-                writer.write(cmd.path, res.stdout)
+                _put(writer, cmd.path, res, spool)
     elif produced:
-        writer.write(cmd.path, res.stdout)
+        _put(writer, cmd.path, res, spool)
     if notes:
         extra["message"] = "; ".join(notes)
     writer.record(cmd.path, command=res.command, exit_code=res.exit_code, duration_s=res.duration_s,
