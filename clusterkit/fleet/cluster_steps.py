@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 MULTI_NODE_PATH = "nccl/all_reduce_perf.txt"
 CLUSTER_CHECKS = ("nccl.multi_node", "nccl.localize")
+HOSTFILE_PLACEHOLDER = "HOSTFILE"   # replaced by the temporary file made on the launch node
 
 
 def wanted(suite: Suite) -> bool:
@@ -32,15 +33,24 @@ def _remote_runner(session: SshSession):
     from clusterkit.fleet.nccl_runner import RunRecord
 
     def run(plan, *, timeout_s: float = 900.0, hostfile_path: str | None = None, cwd: str | None = None) -> RunRecord:
-        if plan.hostfile and hostfile_path:
-            wrote = session.run(["sh", "-c", 'umask 077; cat > "$1"', "clusterkit", hostfile_path], timeout_s=30,
+        made = None
+        if plan.hostfile:
+            # a new private file (mktemp: exclusive creation, 0600, unpredictable name), removed after
+            wrote = session.run(["sh", "-c", 'f=$(mktemp "${TMPDIR:-/tmp}/clusterkit-hosts.XXXXXXXXXX") && '
+                                             'cat > "$f" && printf %s "$f"'], timeout_s=30,
                                 stdin=plan.hostfile.encode())
-            if wrote.exit_code != 0:
-                return RunRecord(plan, f"Test failure: cannot write the hostfile {hostfile_path} on "
-                                       f"{session.target.name}: {wrote.stderr.decode(errors='replace')}\n",
-                                 wrote.exit_code, wrote.duration_s, "error")
-        argv = ["env", *[f"{k}={v}" for k, v in sorted(plan.env.items())], *plan.argv]
-        res = session.run(argv, timeout_s=timeout_s)
+            made = wrote.stdout.decode(errors="replace").strip()
+            if wrote.exit_code != 0 or not made.startswith("/"):
+                return RunRecord(plan, f"Test failure: cannot write a hostfile on {session.target.name}: "
+                                       f"{wrote.stderr.decode(errors='replace')}\n", wrote.exit_code,
+                                 wrote.duration_s, "error")
+            plan = plan.with_hostfile(made)
+        try:
+            argv = ["env", *[f"{k}={v}" for k, v in sorted(plan.env.items())], *plan.argv]
+            res = session.run(argv, timeout_s=timeout_s)
+        finally:
+            if made:
+                session.run(["rm", "-f", "--", made], timeout_s=30)
         text = (res.stdout + res.stderr).decode(errors="replace")
         return RunRecord(plan, text, res.exit_code, res.duration_s, res.status)
 
@@ -75,13 +85,12 @@ def run_cluster_steps(hosts: list[HostSpec], suite: Suite, profiles, out_dir: Pa
         return w.root
     try:
         run = _remote_runner(session)
-        hostfile = f"/tmp/clusterkit-hosts-{int(time.time())}.txt"
-        plan = multi_node_plan(gpu_nodes, profile, opts, hostfile_path=hostfile)
+        plan = multi_node_plan(gpu_nodes, profile, opts, hostfile_path=HOSTFILE_PLACEHOLDER)
         t0 = time.time()
-        rec = run(plan, timeout_s=opts.timeout_s, hostfile_path=hostfile)
+        rec = run(plan, timeout_s=opts.timeout_s)
         w.write(MULTI_NODE_PATH, rec.stdout)
-        w.record(MULTI_NODE_PATH, shlex.join(plan.argv), rec.exit_code, rec.duration_s, status=rec.status,
-                 local_start_epoch=t0, local_end_epoch=time.time(), launched_on=first.name, **plan.record())
+        w.record(MULTI_NODE_PATH, shlex.join(rec.plan.argv), rec.exit_code, rec.duration_s, status=rec.status,
+                 local_start_epoch=t0, local_end_epoch=time.time(), launched_on=first.name, **rec.plan.record())
         if "nccl.localize" not in suite.check_ids:
             return w.root
         try:
