@@ -60,7 +60,8 @@ metas = [json.loads((d / "bundle.json").read_text()) for d in dirs]
 cut = sum(1 for m in metas for c in m["commands"] if c.get("discarded_bytes"))
 print(json.dumps({"wall_s": wall, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                   "sampled_peak": max(samples or [0]), "kept_bytes": kept, "cut_commands": cut,
-                  "outcomes": sorted({m["outcome"] for m in metas})}))
+                  "outcomes": sorted({m["outcome"] for m in metas}),
+                  "problems": sorted({m.get("message") or "" for m in metas if m["outcome"] != "ok"})[:3]}))
 """
 
 
@@ -92,7 +93,8 @@ def main() -> None:
         print(f"{a.nodes} flooding nodes ({a.servers} sshd servers), {a.commands} probes each, load average "
               f"{os.getloadavg()[0]:.1f}, started {time.strftime('%Y-%m-%d %H:%M', time.localtime(t0))}")
         print(f"  collection: {r['wall_s']:.1f} s; {r['kept_bytes'] / 2**20:,.0f} MiB kept in the bundles, "
-              f"{r['cut_commands']} probes cut at their limit; host outcomes {r['outcomes']}")
+              f"{r['cut_commands']} probes cut at their limit; host outcomes {r['outcomes']}"
+              + "".join(f"\n    {m}" for m in r["problems"]))
         print(f"  controller peak RSS: {r['peak_rss'] / 1e6:.0f} MB (sampled every 0.2 s: "
               f"{r['sampled_peak'] / 1e6:.0f} MB); goal < 300 MB; before issue 18: 1,870 MB after 15 s")
     finally:

@@ -55,6 +55,9 @@ R = TypeVar("R")
 MAX_CAPTURE_BYTES = 64 * 1024 * 1024   # one command's stdout: the bound of an evidence file
 MAX_HOST_CAPTURE_BYTES = 256 * 1024 * 1024   # all commands of one connection together
 STDERR_TAIL_BYTES = 64 * 1024          # stderr: its end says what went wrong
+# SSH flow control: what a node may send before we read it. paramiko buffers up to this per
+# channel (2 MiB by default, x 64 hosts); 512 KiB still fills a LAN link.
+CHANNEL_WINDOW_BYTES = 512 * 1024
 NOT_FOUND_EXIT = 127                    # the shell's (and coreutils timeout's) "command not found"
 REMOTE_GRACE_S = 1.0                    # the node's own timeout fires this long after ours...
 REMOTE_KILL_AFTER_S = 5.0               # ...with SIGTERM, then SIGKILL this much later
@@ -296,6 +299,21 @@ def _login(where: Endpoint, sock: socket.socket | paramiko.Channel, known: Known
     return client
 
 
+def _close_channel(chan: paramiko.Channel) -> None:
+    """Close a channel without paramiko's race. `chan.fileno()` gave it a pipe that the transport
+    thread writes a byte into whenever data arrives; `close()` closes that pipe, and a packet
+    arriving in between wrote into a descriptor number another connection had just reused (seen
+    as "Broken pipe" on other hosts while nodes flooded). Swapping the buffers' events first, under
+    the buffers' own locks, ends those writes before the pipe goes."""
+    quiet = threading.Event()
+    chan.in_buffer.set_event(quiet)
+    chan.in_stderr_buffer.set_event(quiet)
+    try:
+        chan.close()
+    except (paramiko.SSHException, OSError, EOFError):
+        pass   # the connection is gone: the next command (or close) says so
+
+
 class _OutputFull(Exception):
     """Stdout went past its limit."""
 
@@ -416,13 +434,13 @@ class SshSession:
             # sendall; closing the channel from here wakes both
             expired.set()
             if chan is not None:
-                chan.close()
+                _close_channel(chan)
 
         try:
             transport = self.client.get_transport()
             if transport is None or not transport.is_active():
                 raise HostFailure("unreachable", f"the connection to {self.target.name} was lost")
-            chan = transport.open_session(timeout=max(0.1, end - time.monotonic()))
+            chan = transport.open_session(window_size=CHANNEL_WINDOW_BYTES, timeout=max(0.1, end - time.monotonic()))
             watchdog = threading.Timer(max(0.0, end - time.monotonic()) + WATCHDOG_GRACE_S, expire)
             watchdog.daemon = True
             watchdog.start()
@@ -486,7 +504,7 @@ class SshSession:
             if watchdog is not None:
                 watchdog.cancel()
             if chan is not None:
-                chan.close()
+                _close_channel(chan)
             res.local_end_epoch = time.time()
             res.duration_s = time.monotonic() - t0
         self.captured += out.kept

@@ -202,3 +202,19 @@ def test_collect_with_a_system_style_known_hosts_file(sshd_cluster, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert all(json.loads((out / n.name / "bundle.json").read_text())["outcome"] == "ok" for n in (n1, n2))
+
+
+def test_many_nodes_flooding_at_once_each_keep_their_own_connection(sshd_cluster, tmp_path, monkeypatch):
+    """Stopping a flooding command closes its channel while data still arrives: no other
+    host's connection may suffer for it (paramiko's select pipe once wrote into a reused
+    descriptor, breaking other connections with "Broken pipe")."""
+    monkeypatch.setattr("clusterkit.fleet.collect.MAX_CAPTURE_BYTES", 2 * MIB)
+    n = sshd_cluster.nodes
+    hosts = [HostSpec(name=f"f{i:02d}", address=n[i % 3].address, port=n[i % 3].port, user=n[0].user,
+                      private_key_file=str(n[0].key)) for i in range(24)]
+    plan = [Command(f"host/f{j}.txt", ["yes", "flood " * 10], timeout_s=120) for j in range(6)]
+    dirs = collect_planned(hosts, {h.name: plan for h in hosts}, tmp_path / "run",
+                           FleetOptions(known_hosts=sshd_cluster.known_hosts, connect_timeout_s=30, concurrency=24))
+    lost = {d.name: m.get("message") for d in dirs if (m := json.loads((d / "bundle.json").read_text()))["outcome"] != "ok"}
+    assert lost == {}
+    assert all((d / "host/f5.txt").stat().st_size == 2 * MIB for d in dirs)
