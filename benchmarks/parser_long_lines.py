@@ -12,39 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.parser_inputs import hostile_lines, many_lines, parsers, samples  # noqa: E402
-
-
-class Overran(BaseException):
-    pass
-
-
-def timed(func, text: str, limit: float) -> float | None:
-    """Seconds `func(text)` took, None when it ran past `limit`."""
-    def fire(*_):
-        raise Overran
-
-    signal.signal(signal.SIGALRM, fire)
-    t0 = time.perf_counter()
-    try:
-        signal.setitimer(signal.ITIMER_REAL, limit)
-        try:
-            func(text)
-        except Exception:   # noqa: BLE001 - a ParseError is an answer too
-            pass
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except Overran:
-        return None
-    return time.perf_counter() - t0
+from tests.support.parser_inputs import call_within, hostile_lines, many_lines, parsers, samples  # noqa: E402
 
 
 def main() -> None:
@@ -59,12 +33,12 @@ def main() -> None:
     overran: list[str] = []
     for name, func in sorted(ps.items()):
         for label, text in hostile_lines(texts.get(name), a.size):
-            dt = timed(func, text, a.limit)
+            dt = call_within(func, text, a.limit)
             if dt is None:
                 overran.append(f"{name} on {label}")
             else:
                 lines.append((dt, name, label))
-        dt = timed(func, many_lines(texts.get(name)), a.limit)
+        dt = call_within(func, many_lines(texts.get(name)), a.limit)
         if dt is None:
             overran.append(f"{name} on 10^5 lines")
         else:

@@ -14,7 +14,9 @@ import importlib
 import inspect
 import pkgutil
 import shutil
+import signal
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -113,3 +115,32 @@ def many_lines(sample: str | None, n: int = 100_000) -> str:
     """`n` lines: the sample's lines over and over (or a kernel-log-like line)."""
     lines = [ln for ln in (sample or "").splitlines() if ln.strip()] or ["[    1.000000] a: b c 0x1f"]
     return "\n".join(lines[i % len(lines)] for i in range(n)) + "\n"
+
+
+class _Overran(BaseException):
+    pass
+
+
+def call_within(func: Callable[[str], Any], text: str, limit_s: float,
+                answers: tuple[type[BaseException], ...] = (Exception,)) -> float | None:
+    """Seconds `func(text)` took, or None when an alarm stopped it at `limit_s` (the re module
+    checks for signals, so a backtracking regex is interrupted too). An exception in `answers`
+    counts as an answer; any other propagates."""
+    def fire(*_: Any) -> None:
+        raise _Overran
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    t0 = time.perf_counter()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, limit_s)
+        try:
+            func(text)
+        except answers:
+            pass
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Overran:
+        return None
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    return time.perf_counter() - t0
