@@ -101,6 +101,7 @@ def _missing(spec: CheckSpec, bundle: Bundle) -> list[str]:
 # second on real evidence; the budget stops whatever a hostile or broken file still finds.
 CHECK_BUDGET_S = 60.0
 BUDGET_ENV = "CLUSTERKIT_CHECK_BUDGET_S"   # override (seconds); worker processes inherit it
+CLUSTER_BUDGET_NODES = 256                 # a cluster check gets one budget per this many nodes
 
 
 class CheckOvertime(BaseException):
@@ -146,6 +147,8 @@ def _overtime(check_id: str, budget: float) -> CheckResult:
 
 def _run(spec: CheckSpec, ctx: Any) -> Any:
     budget = check_budget_s()
+    if isinstance(ctx, ClusterContext):   # a cluster check reads every node: its budget grows with them
+        budget *= max(1.0, len(ctx.nodes) / CLUSTER_BUDGET_NODES)
     t0 = time.perf_counter()
     try:
         with _alarm(budget):
