@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
+import os
+import signal
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from clusterkit.checks.registry import CHECKS, CheckSpec
+from clusterkit.errors import ConfigError
 from clusterkit.evidence.bundle import Bundle, EvidenceError, decode_evidence
 from clusterkit.evidence.kinds import Kind, kind_of_path
 from clusterkit.inventory import HostSpec
@@ -115,18 +121,75 @@ def _why_missing(bundle: Bundle, missing: list[str]) -> list[str]:
     return out
 
 
+# One check's time budget. Parsers and rules are linear, so a check takes well under a
+# second on real evidence; the budget stops whatever a hostile or broken file still finds.
+CHECK_BUDGET_S = 60.0
+BUDGET_ENV = "CLUSTERKIT_CHECK_BUDGET_S"   # override (seconds); worker processes inherit it
+CLUSTER_BUDGET_NODES = 256                 # a cluster check gets one budget per this many nodes
+
+
+class CheckOvertime(BaseException):
+    """Raised into a check when its budget runs out. A BaseException, like KeyboardInterrupt,
+    so that a check's own `except Exception` cannot swallow it."""
+
+
+def check_budget_s() -> float:
+    try:
+        v = float(os.environ.get(BUDGET_ENV) or CHECK_BUDGET_S)
+    except ValueError:
+        v = CHECK_BUDGET_S
+    return v if math.isfinite(v) and v > 0 else CHECK_BUDGET_S
+
+
+@contextmanager
+def _alarm(seconds: float) -> Iterator[None]:
+    """SIGALRM after `seconds` raises CheckOvertime in the code running (regex matching
+    included: the re module checks for signals). Only the main thread receives signals;
+    elsewhere the caller compares the elapsed time afterwards."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def fire(_sig: int, _frame: Any) -> None:
+        raise CheckOvertime
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _overtime(check_id: str, budget: float) -> CheckResult:
+    return CheckResult.error(check_id, f"took longer than {budget:g} s and was stopped", code="CHECK_TIMEOUT",
+                             component="clusterkit",
+                             action="look for an oversized or garbled file among the evidence this check reads, "
+                                    "and report it as a clusterkit bug with the bundle")
+
+
 def _run(spec: CheckSpec, ctx: Any, *args: Any) -> Any:
+    budget = check_budget_s()
+    if isinstance(ctx, ClusterContext):   # a cluster check reads every node: its budget grows with them
+        budget *= max(1.0, len(ctx.nodes) / CLUSTER_BUDGET_NODES)
     t0 = time.perf_counter()
     try:
-        out = spec.func(ctx, *args)
-    except (EvidenceError, ParseError) as e:
-        out = CheckResult.error(spec.id, str(e))
-    except Exception as e:  # a bug in one check must not lose the others' results
-        log.debug("check %s crashed:\n%s", spec.id, traceback.format_exc())
-        out = CheckResult.error(spec.id, f"internal error in check {spec.id}: {type(e).__name__}: {e}",
-                                code="CHECK_CRASHED", component="clusterkit",
-                                action="report this as a clusterkit bug, with the evidence bundle")
+        with _alarm(budget):
+            try:
+                out = spec.func(ctx, *args)
+            except (EvidenceError, ParseError) as e:
+                out = CheckResult.error(spec.id, str(e))
+            except Exception as e:  # a bug in one check must not lose the others' results
+                log.debug("check %s crashed:\n%s", spec.id, traceback.format_exc())
+                out = CheckResult.error(spec.id, f"internal error in check {spec.id}: {type(e).__name__}: {e}",
+                                        code="CHECK_CRASHED", component="clusterkit",
+                                        action="report this as a clusterkit bug, with the evidence bundle")
+    except CheckOvertime:
+        out = _overtime(spec.id, budget)
     dt = time.perf_counter() - t0
+    if dt > budget:   # where no alarm could fire (not the main thread): the same verdict, afterwards
+        out = _overtime(spec.id, budget)
     for r in out if isinstance(out, list) else [out] if out is not None else []:
         r.duration_s = dt
     return out
@@ -178,21 +241,38 @@ def node_checks_in_worker(job: tuple[list[CheckSpec], Suite, bool], ctx: NodeCon
     return _node_checks(ctx, node_specs, suite, loose), ctx._cache
 
 
-def _node_checks_all(contexts: list[NodeContext], node_specs: list[CheckSpec], suite: Suite,
-                     loose: bool) -> list[list[CheckResult]]:
+def _node_checks_all(contexts: list[NodeContext], node_specs: list[CheckSpec], suite: Suite, loose: bool,
+                     on_done: Callable[[int, list[CheckResult]], None]) -> None:
+    """Every node's checks; `on_done(i, results)` as each node's are known (in any order)."""
     from clusterkit import workers
 
     n = _workers(len(contexts))
-    done = {} if n == 1 else workers.run(node_checks_in_worker, (node_specs, suite, loose), contexts, n,
-                                         stall_s=STALL_S)
-    out: list[list[CheckResult]] = []
+    done: dict[int, Any] = {}
+    if n > 1:
+        done = workers.run(node_checks_in_worker, (node_specs, suite, loose), contexts, n, stall_s=STALL_S,
+                           on_result=lambda i, res: on_done(i, res[0]))
     for i, ctx in enumerate(contexts):
         if i in done:
-            out.append(done[i][0])
             ctx._cache = done[i][1]
         else:
-            out.append(_node_checks(ctx, node_specs, suite, loose))
-    return out
+            on_done(i, _node_checks(ctx, node_specs, suite, loose))
+
+
+def _unusable(b: Bundle, spec: HostSpec | None, profiles: "ProfileResolver") -> str | None:
+    """Why this node's bundle cannot be analyzed at all (listed, profiled), or None. A profile
+    named by the bundle itself that does not exist is that node's error; one named by the
+    user (--profile, the inventory) is the run's ConfigError."""
+    try:
+        b.paths()
+    except (EvidenceError, OSError) as e:
+        return f"evidence bundle unusable: {e}"
+    if profiles.override is None and spec is None:
+        name = profiles.name_for(None, b)
+        try:
+            profiles.get(name)
+        except ConfigError as e:
+            return f"bundle.json declares gpu_model {name[:80]!r}: {e}"
+    return None
 
 
 class ProfileResolver:
@@ -228,35 +308,47 @@ def analyze_bundles(
     loose: bool = False,
     started_at: str | None = None,
     extra_nodes: list[NodeResult] | None = None,
+    on_node: Callable[[NodeResult], None] | None = None,
 ) -> RunResult:
-    """Run the suite's checks over every bundle; never raises for bad evidence."""
+    """Run the suite's checks over every bundle; never raises for bad evidence.
+
+    `on_node(node)` is called once per node as soon as its node checks are done (a
+    burn-in stores them at once); cluster checks may add results to it afterwards."""
     load_all()
     profiles = profiles or ProfileResolver()
     specs = specs or {}
+    tell = on_node or (lambda _n: None)
     selected = [CHECKS[c] for c in suite.check_ids if c in CHECKS]
     node_results: list[NodeResult] = list(extra_nodes or [])
     contexts: list[NodeContext] = []
     profile_names: set[str] = set()
-    jobs: list[tuple[NodeResult, NodeContext]] = []
+    jobs: list[NodeResult] = []
     for b in bundles:
         spec = specs.get(b.host)
         nr = NodeResult(b.host, simulated=b.simulated)
         node_results.append(nr)
-        if b.outcome != "ok":
-            nr.outcome = b.outcome  # type: ignore[assignment]
-            nr.message = str(b.meta.get("message") or b.outcome)
-            if not b.meta.get("commands"):
-                continue  # never reached: nothing to analyze
+        # a bundle that cannot be listed, or names a profile that does not exist, is that
+        # node's error (never the run's); one cut short is analyzed on what it has
+        unusable = _unusable(b, spec, profiles) if b.outcome == "ok" or b.meta.get("commands") else None
+        if b.outcome != "ok" or unusable:
+            nr.outcome = "error" if b.outcome == "ok" else b.outcome  # type: ignore[assignment]
+            said = str(b.meta.get("message") or b.outcome)
+            nr.message = (unusable if b.outcome == "ok" else f"{said}; {unusable}") if unusable else said
+            if unusable or not b.meta.get("commands"):
+                tell(nr)
+                continue  # never reached, or nothing readable: nothing to analyze
             # cut short (a hung command, the deadline, an interrupt): analyzed on what it has
         pname = profiles.name_for(spec, b)
         profile_names.add(pname)
-        ctx = NodeContext(b.host, b, profiles.get(pname), spec, loose=loose)
-        contexts.append(ctx)
-        jobs.append((nr, ctx))
+        contexts.append(NodeContext(b.host, b, profiles.get(pname), spec, loose=loose))
+        jobs.append(nr)
     node_specs = [cs for cs in selected if cs.scope == "node"]
-    results = _node_checks_all([ctx for _, ctx in jobs], node_specs, suite, loose)
-    for (nr, _), checks in zip(jobs, results):
-        nr.checks.extend(checks)
+
+    def node_done(i: int, checks: list[CheckResult]) -> None:
+        jobs[i].checks.extend(checks)
+        tell(jobs[i])
+
+    _node_checks_all(contexts, node_specs, suite, loose, node_done)
     cluster_results: list[CheckResult] = []
     by_host = {n.host: n for n in node_results}
     cluster_specs = [cs for cs in selected if cs.scope == "cluster"]

@@ -14,19 +14,25 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
+import math
 import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from clusterkit.checks.burnin import Sample, evaluate_trends, watches
 from clusterkit.history import History, parse_ts
 from clusterkit.profiles import Profile
-from clusterkit.results import CheckResult, NodeResult, RunResult, worst
+from clusterkit.results import CheckResult, NodeResult, RunResult, now_iso, worst
 from clusterkit import slurm as slurm_mod
 
+log = logging.getLogger(__name__)
+
 _BAD = ("fail", "error")
+# clusterkit's own trouble: never a reason to take a node out of service
+NOT_HARDWARE = frozenset({"CHECK_CRASHED", "CHECK_TIMEOUT", "EVIDENCE_UNUSABLE", "INPUT_UNUSABLE"})
 
 
 @dataclass
@@ -55,7 +61,9 @@ class BurninOptions:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-CycleFn = Callable[[int], RunResult]
+NodeSink = Callable[[NodeResult], None]
+# cycle_fn(cycle, on_node): one pass over the fleet; on_node(node) as each node's checks are done
+CycleFn = Callable[[int, NodeSink], RunResult]
 EventFn = Callable[..., None]
 
 
@@ -66,33 +74,48 @@ def pipeline_cycle(opts: BurninOptions, on_event: EventFn | None = None) -> Cycl
     from clusterkit import pipeline
 
     if opts.simulate:
-        return lambda c: pipeline.simulate_run(nodes=opts.nodes, seed=opts.seed + c, suite=opts.suite,
-                                               profile=opts.profile)
+        return lambda c, on_node: pipeline.simulate_run(nodes=opts.nodes, seed=opts.seed + c, suite=opts.suite,
+                                                        profile=opts.profile, on_node=on_node)
     from clusterkit.fleet.collect import FleetOptions
 
     assert opts.inventory
     inventory = opts.inventory
     fleet = FleetOptions.from_json(opts.ssh)
 
-    def cycle(c: int) -> RunResult:
+    def cycle(c: int, on_node: NodeSink) -> RunResult:
         def progress(host: str, step: str, state: str) -> None:
             if on_event is not None:
                 on_event("host", cycle=c, host=host, step=step, state=state)
 
         return pipeline.verify_inventory(inventory, suite=opts.suite, profile=opts.profile, limit=opts.limit,
-                                         fleet_options=fleet, progress=progress)
+                                         fleet_options=fleet, progress=progress, on_node=on_node)
 
     return cycle
 
 
+def slurm_names(opts: BurninOptions) -> dict[str, str]:
+    """Inventory host -> its Slurm node name (`slurm_node`, else the host name)."""
+    if not opts.inventory:
+        return {}
+    from clusterkit.inventory import load_inventory
+
+    inv, _ = load_inventory(opts.inventory, strict=False)
+    return {h.name: h.slurm_node for h in inv.hosts if h.slurm_node}
+
+
 def failing_codes(node: NodeResult) -> tuple[list[str], str]:
-    """Finding codes that made the node fail, and a one-line detail for a drain reason."""
+    """Hardware finding codes that made the node fail, and a one-line detail for a drain reason.
+
+    Only `fail` verdicts count: an `error` (evidence unusable, a check that crashed or ran out
+    of time) says clusterkit could not judge the node, never that the node is broken."""
     codes: list[str] = []
     detail = ""
     for c in node.checks:
-        if c.status not in _BAD:
+        if c.status != "fail":
             continue
-        bad = [f for f in c.findings if f.severity in _BAD] or []
+        bad = [f for f in c.findings if f.severity == "fail" and f.code not in NOT_HARDWARE]
+        if not bad and any(f.code in NOT_HARDWARE for f in c.findings):
+            continue
         codes += [f.code for f in bad] or [c.id.upper().replace(".", "_") + "_FAILED"]
         if not detail:
             detail = bad[0].headline() if bad else c.summary
@@ -112,10 +135,13 @@ class BurninSummary:
 class Burnin:
     def __init__(self, hist: History, run_id: int, opts: BurninOptions, cycle_fn: CycleFn, *,
                  trend_profile: Profile | None = None, slurm: slurm_mod.Slurm | None = None,
-                 on_event: EventFn | None = None, clock: Callable[[], float] = time.monotonic):
+                 on_event: EventFn | None = None, clock: Callable[[], float] = time.monotonic,
+                 node_names: Mapping[str, str] | None = None):
         self.hist, self.run_id, self.opts, self.cycle_fn = hist, run_id, opts, cycle_fn
         self.trend_profile = trend_profile
         self.slurm = slurm
+        # host -> Slurm node name where they differ (the inventory's slurm_node)
+        self.node_names = dict(node_names) if node_names is not None else (slurm_names(opts) if slurm else {})
         self.on_event = on_event or (lambda *a, **k: None)
         self.clock = clock
         self.drains: list[tuple[slurm_mod.Action, str | None]] = []
@@ -145,13 +171,24 @@ class Burnin:
                 break
             self.on_event("cycle_start", cycle=cycle, elapsed_s=elapsed, eta_s=self._eta(elapsed, cycle, durations))
             c0 = self.clock()
-            result = self.cycle_fn(cycle)
-            # one transaction per node: a kill leaves whole nodes, never half a check
-            for n in result.nodes:
-                self.hist.record_checks(self.run_id, [(n.host, c) for c in n.checks],
-                                        finished_at=result.finished_at, cycle=cycle)
+            stored: set[int] = set()
+            reported: set[str] = set()
+
+            def store(n: NodeResult, ts: str | None = None, cycle: int = cycle) -> None:
+                # one transaction per node, as soon as its checks are done: a kill mid-cycle
+                # keeps every node finished so far, and never half a node
+                new = [c for c in n.checks if id(c) not in stored]
+                self.hist.record_checks(self.run_id, [(n.host, c) for c in new], finished_at=ts or now_iso(),
+                                        cycle=cycle)
+                stored.update(id(c) for c in new)
+                reported.add(n.host)
                 node_status[n.host] = worst([n.status, node_status.get(n.host, "skip")], "skip")
                 self.hist.record_node(self.run_id, n.host, n.outcome, node_status[n.host])
+
+            result = self.cycle_fn(cycle, store)
+            for n in result.nodes:   # nodes not reported during the cycle; results cluster checks added
+                if n.host not in reported or any(id(c) not in stored for c in n.checks):
+                    store(n, result.finished_at)
             self.hist.record_checks(self.run_id, [(c.host, c) for c in result.cluster_checks],
                                     finished_at=result.finished_at, cycle=cycle)
             durations.append(self.clock() - c0)
@@ -180,6 +217,9 @@ class Burnin:
         return None
 
     # -- Slurm ---------------------------------------------------------------------------
+    def _slurm_name(self, host: str) -> str:
+        return self.node_names.get(host, host)
+
     def _drain_failed(self, result: RunResult) -> None:
         assert self.slurm is not None
         failed: dict[str, str] = {}
@@ -188,25 +228,34 @@ class Burnin:
                 continue  # can't verify != broken: an SSH problem must not drain the fleet
             codes, detail = failing_codes(n)
             if codes:
-                failed[n.host] = slurm_mod.drain_reason(codes, f"{detail} (burn-in run {self.run_id})")
+                name = self._slurm_name(n.host)
+                where = f", host {n.host}" if name != n.host else ""
+                failed[name] = slurm_mod.drain_reason(codes, f"{detail} (burn-in run {self.run_id}{where})")
         reachable = [n for n in result.nodes if n.outcome == "ok"]
-        if reachable and len(failed) > self.opts.max_drain_fraction * len(reachable):
-            self.on_event("drain_refused", failed=len(failed), nodes=len(reachable),
-                          limit=self.opts.max_drain_fraction)
+        limit = self.opts.max_drain_fraction
+        if not (isinstance(limit, (int, float)) and math.isfinite(limit) and 0.0 <= limit <= 1.0):
+            # a stored option from elsewhere (--resume): no guard means no drain
+            self.on_event("drain_refused", failed=len(failed), nodes=len(reachable), limit=0.0)
+            return
+        if reachable and len(failed) > limit * len(reachable):
+            self.on_event("drain_refused", failed=len(failed), nodes=len(reachable), limit=limit)
             return
         self._apply(slurm_mod.plan(self.slurm.nodes(), failed, set()))
 
     def _resume_passed(self, node_status: dict[str, str]) -> None:
         assert self.slurm is not None
-        passed = {h for h, s in node_status.items() if s in ("pass", "warn")}
+        passed = {self._slurm_name(h) for h, s in node_status.items() if s in ("pass", "warn")}
         self._apply(slurm_mod.plan(self.slurm.nodes(), {}, passed))
 
     def _apply(self, actions: list[slurm_mod.Action]) -> None:
         assert self.slurm is not None
         done = slurm_mod.apply(self.slurm, [a for a in actions if a.action != "keep"])
         for a, err in done:
+            # every action is logged with the finding it acted on (the reason starts with its codes)
             self.hist.record_drain(self.run_id, a.node, a.action if err is None else f"{a.action} failed",
-                                   a.reason if err is None else err)
+                                   a.reason if err is None else f"{a.reason} [{err}]")
+            if a.action in ("drain", "resume"):
+                log.info("slurm %s %s%s: %s", a.action, a.node, " FAILED" if err else "", err or a.reason)
         self.drains += done
         if done:
             self.on_event("slurm", actions=done)

@@ -24,7 +24,6 @@ import re
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -33,6 +32,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from clusterkit.history import DEFAULT_STALE_AFTER_S, History, NodeState, label_sql, label_value, parse_ts
+from clusterkit.scrape_server import ScrapeServer
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _PREFIX = "clusterkit_"
@@ -376,29 +376,9 @@ def write_textfile(db_path: Path | str, directory: Path | str, **options: object
 
 
 def serve(db_path: Path | str, port: int = 9835, addr: str = "127.0.0.1",
-          **options: object) -> tuple[ThreadingHTTPServer, threading.Thread]:
+          **options: object) -> tuple[ScrapeServer, threading.Thread]:
     """Serve /metrics in a thread; returns (server, thread). Port 0 picks a free port.
-    `options`: those of `Scraper` (stale_after_s, inventory)."""
-
-    scraper = Scraper(db_path, **options)  # type: ignore[arg-type]
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            if self.path.split("?")[0] not in ("/metrics", "/"):
-                self.send_error(404, "try /metrics")
-                return
-            body = scraper()
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:  # scrapes every 15 s would flood stderr
-            pass
-
-    server = ThreadingHTTPServer((addr, port), Handler)
-    server.daemon_threads = True
-    t = threading.Thread(target=server.serve_forever, name="clusterkit-exporter", daemon=True)
-    t.start()
-    return server, t
+    `options`: those of `Scraper` (stale_after_s, inventory). The HTTP side is bounded
+    against slow and hostile clients (clusterkit/scrape_server.py)."""
+    server = ScrapeServer(Scraper(db_path, **options), CONTENT_TYPE, addr, port)  # type: ignore[arg-type]
+    return server, server.thread

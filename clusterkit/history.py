@@ -4,6 +4,13 @@ Every check is written in its own transaction as soon as it is known, so a
 burn-in killed at any moment keeps everything already measured. The database
 runs in WAL mode, so an exporter can read while a burn-in writes.
 
+Several processes may open one database at once (a burn-in, `verify --history`,
+the exporter): each waits for the others' locks (busy timeout), the schema is
+migrated by one of them under SQLite's write lock, and the others find it done.
+A new database is created 0600 in a 0700 directory: it holds what the nodes' root-only
+logs said. An existing one keeps the mode its owner gave it (group-readable, say, for
+an exporter running as another user).
+
 The schema (version 1) is a contract other modules read (exporter, trends,
 cost): add tables or columns with a new migration, never change old ones.
 """
@@ -15,6 +22,7 @@ import json
 import math
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -160,6 +168,33 @@ _MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
+def _statements(script: str) -> list[str]:
+    """The SQL statements of a migration script (triggers' inner `;` included), one by one."""
+    out, buf = [], ""
+    for part in script.split(";"):
+        buf += part + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n;"):
+                out.append(buf)
+            buf = ""
+    return out
+
+
+def _retry_busy(step, timeout_s: float) -> None:
+    """`step()`, retried while another process holds a lock SQLite does not wait for itself
+    (switching to WAL mode, the first read of a database another process is creating)."""
+    end = time.monotonic() + timeout_s
+    delay = 0.01
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() + delay > end:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
 def default_db_path() -> Path:
     """$XDG_DATA_HOME/clusterkit/history.db (~/.local/share/clusterkit/history.db)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -253,17 +288,19 @@ class History:
             uri = f"file:{self.path}?mode=ro"
             self.conn = sqlite3.connect(uri, uri=True, timeout=timeout_s, check_same_thread=False)
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            from clusterkit.evidence.bundle import make_private_dir
+
+            make_private_dir(self.path.parent)
+            try:   # created private; SQLite gives the -wal and -shm files the same mode
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            except OSError as e:
+                raise ConfigError(f"{self.path}: cannot create the history database ({e.strerror})") from None
             self.conn = sqlite3.connect(str(self.path), timeout=timeout_s, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
         self._names: dict[str, int] = {}
         try:
             if not readonly:
-                self.conn.execute("PRAGMA journal_mode=WAL")
-                # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts;
-                # a killed process (kill -9) loses nothing committed.
-                self.conn.execute("PRAGMA synchronous=NORMAL")
-                self._migrate()
+                _retry_busy(self._prepare, timeout_s)
             else:
                 self._check_version()
         except sqlite3.DatabaseError as e:
@@ -292,14 +329,36 @@ class History:
         if v > SCHEMA_VERSION:
             raise ConfigError(f"{self.path}: history schema v{v} is newer than this clusterkit (v{SCHEMA_VERSION})")
 
+    def _prepare(self) -> None:
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts;
+        # a killed process (kill -9) loses nothing committed.
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
     def _migrate(self) -> None:
-        with self.conn:
+        """Bring the schema to SCHEMA_VERSION in one transaction that holds SQLite's write lock
+        from its start (BEGIN IMMEDIATE), reading the version under that lock: of several
+        processes opening a new database at once, one migrates and the others find it done."""
+        if self._current():
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
             self.conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            self._check_version()
+            for target in range(self.version() + 1, SCHEMA_VERSION + 1):
+                for statement in _statements(_MIGRATIONS[target - 1]):
+                    self.conn.execute(statement)
+                self.conn.execute("INSERT INTO schema_version(version) VALUES (?)", (target,))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.rollback()
+            raise
+
+    def _current(self) -> bool:
+        """The schema is this program's already (no write lock needed); a newer one is refused."""
         self._check_version()
-        for target in range(self.version() + 1, SCHEMA_VERSION + 1):
-            # executescript commits first; wrap each step so it applies whole or not at all.
-            self.conn.executescript("BEGIN;\n" + _MIGRATIONS[target - 1] +
-                                    f"\nINSERT INTO schema_version(version) VALUES ({target});\nCOMMIT;")
+        return self.version() == SCHEMA_VERSION
 
     # -- writing -----------------------------------------------------------------
     def start_run(self, kind: str, *, suite: str = "", profile: str = "", simulated: bool = False,

@@ -25,6 +25,19 @@ os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
 os.environ.setdefault("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", "true")
 os.environ.setdefault("ANSIBLE_LOCALHOST_WARNING", "false")
 
+# Names from the inventory become directory names (bundles), argv elements (mlxlink -d DEV,
+# ethtool IFACE, scontrol nodename=NODE) and report labels, so each is checked against what
+# it names. Host: a DNS name or an address (IPv6 included); never a path, never hidden or
+# reserved (clusterkit's own `_cluster` bundle).
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,252}")
+# The kernel's rules for a network interface (dev_valid_name: at most 15 bytes, no '/', ':'
+# or blank, not '.'/'..') and for an RDMA device (at most 63), and no leading '-', which a
+# tool would read as an option.
+_NETDEV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,14}")
+_RDMA_DEV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,63}")
+# Slurm node names: one node, never a hostlist expression (`gpu[01-64]`) or a list.
+_SLURM_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
 KNOWN_GPU_MODELS = ("a100-sxm4-40gb", "a100-sxm4-80gb", "a100-pcie-80gb", "h100-sxm5-80gb", "h100-pcie-80gb")
 
 
@@ -131,9 +144,32 @@ def _bool(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
+def host_name_problem(name: str) -> str | None:
+    """Why `name` cannot be an inventory host name for clusterkit, or None."""
+    from clusterkit.evidence.bundle import bundle_name_problem
+
+    if not _HOST_NAME.fullmatch(name) or name in (".", ".."):
+        return ("not a host name: use letters, digits and . _ : @ + - (starting with a letter or digit), "
+                "at most 253 characters; set ansible_host for the address")
+    why = bundle_name_problem(name)
+    return f"reserved name ({why})" if why else None
+
+
+def device_name_problem(name: str, rdma: bool) -> str | None:
+    pat, most = (_RDMA_DEV, 63) if rdma else (_NETDEV, 15)
+    if name in (".", "..") or not pat.fullmatch(name):
+        return (f"'{name[:80]}' is not a valid {'RDMA device' if rdma else 'network interface'} name "
+                f"(at most {most} of letters, digits, _ . @ + -, not starting with '-')")
+    return None
+
+
 def _spec(name: str, hv: dict[str, Any], groups: list[str], file: str, problems: list[Problem]) -> HostSpec:
     def bad(var: str, msg: str) -> None:
         problems.append(Problem(file, name, var, msg))
+
+    why = host_name_problem(name)
+    if why:
+        bad("host name", why)
 
     spec = HostSpec(name=name, address=str(hv.get("ansible_host") or name), groups=groups)
     spec.vars = {k: v for k, v in hv.items() if not k.startswith("ansible_") or k in (
@@ -163,6 +199,11 @@ def _spec(name: str, hv: dict[str, Any], groups: list[str], file: str, problems:
         bad("gpu_model", f"gpu_count is {spec.gpu_count} but gpu_model is not set")
     spec.ib_devices = _as_list(hv.get("ib_devices"))
     spec.roce_interfaces = _as_list(hv.get("roce_interfaces"))
+    for var, devs, rdma in (("ib_devices", spec.ib_devices, True), ("roce_interfaces", spec.roce_interfaces, False)):
+        for d in devs:
+            why = device_name_problem(d, rdma)
+            if why:
+                bad(var, why)
     for rate_var, devs, label in (("ib_rate_gbps", spec.ib_devices, "ib_devices"),
                                   ("roce_rate_gbps", spec.roce_interfaces, "roce_interfaces")):
         rate = getattr(spec, rate_var)
@@ -173,6 +214,9 @@ def _spec(name: str, hv: dict[str, Any], groups: list[str], file: str, problems:
     for var in ("bmc_host", "rack", "rail", "scheduler", "slurm_node"):
         if hv.get(var) not in (None, ""):
             setattr(spec, var, str(hv[var]))
+    if spec.slurm_node is not None and not _SLURM_NODE.fullmatch(spec.slurm_node):
+        bad("slurm_node", f"'{spec.slurm_node[:80]}' is not one Slurm node name (letters, digits, . _ -; "
+                          f"no hostlist or list)")
     if spec.scheduler not in (None, "slurm"):
         bad("scheduler", f"unknown scheduler '{spec.scheduler}' (supported: slurm)")
     common = " ".join(str(hv.get(k) or "") for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args"))

@@ -9,17 +9,20 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from clusterkit.analysis import ProfileResolver, analyze_bundles, open_paths
-from clusterkit.evidence.bundle import CLUSTER_DIR, Bundle, find_bundles
+from clusterkit.evidence.bundle import CLUSTER_DIR, Bundle, find_bundles, fresh_run_dir
 from clusterkit.inventory import HostSpec, Inventory, load_inventory
-from clusterkit.results import RunResult, now_iso
+from clusterkit.results import NodeResult, RunResult, now_iso
 from clusterkit.suites import load_suite
+
+NodeSink = Callable[[NodeResult], None]
 
 
 @contextmanager
 def _evidence_dir(keep: Path | None) -> Iterator[Path]:
+    """The run's evidence directory: a fresh one under `keep` when that already holds
+    something (another run's bundles are never mixed in), else a private temporary one."""
     if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
-        yield keep
+        yield fresh_run_dir(keep)
         return
     d = Path(tempfile.mkdtemp(prefix="clusterkit-evidence-"))
     try:
@@ -28,21 +31,23 @@ def _evidence_dir(keep: Path | None) -> Iterator[Path]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _analyze_run_dir(run_dir: Path, suite_name: str, profile: str | None, specs: dict[str, HostSpec] | None,
-                     started_at: str) -> RunResult:
+def _analyze_run_dir(dirs: list[Path], suite_name: str, profile: str | None, specs: dict[str, HostSpec] | None,
+                     started_at: str, on_node: NodeSink | None = None) -> RunResult:
+    """Analyze exactly these bundle directories (this run's), `_cluster/` among them."""
     bundles, cluster = [], None
-    for d in find_bundles(run_dir):
+    for d in dirs:
         b = Bundle.open(d)
         if d.name == CLUSTER_DIR:
             cluster = b
         else:
             bundles.append(b)
     return analyze_bundles(bundles, load_suite(suite_name), profiles=ProfileResolver(profile), specs=specs,
-                           cluster_bundle=cluster, started_at=started_at)
+                           cluster_bundle=cluster, started_at=started_at, on_node=on_node)
 
 
 def simulate_run(*, nodes: int = 8, seed: int = 0, suite: str = "quick", profile: str | None = None,
-                 evidence_dir: Path | None = None, gpu_model: str | None = None) -> RunResult:
+                 evidence_dir: Path | None = None, gpu_model: str | None = None,
+                 on_node: NodeSink | None = None) -> RunResult:
     """Generate a simulated cluster's bundles and analyze them like real ones."""
     from clusterkit.sim.cluster import DEFAULT_MODEL, generate
 
@@ -50,14 +55,15 @@ def simulate_run(*, nodes: int = 8, seed: int = 0, suite: str = "quick", profile
     load_suite(suite)  # config errors before any work
     with _evidence_dir(evidence_dir) as d:
         generate(d, nodes=nodes, seed=seed, gpu_model=gpu_model or DEFAULT_MODEL)
-        run = _analyze_run_dir(d, suite, profile, None, started)
+        run = _analyze_run_dir(find_bundles(d), suite, profile, None, started, on_node)
     run.simulated = True
     return run
 
 
 def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "quick", profile: str | None = None,
                      limit: str | None = None, evidence_dir: Path | None = None, fleet_options: Any = None,
-                     progress: Callable | None = None, stop: Any = None) -> RunResult:
+                     progress: Callable | None = None, stop: Any = None,
+                     on_node: NodeSink | None = None) -> RunResult:
     """Collect evidence from every host of the inventory over SSH, then analyze it.
 
     `stop` (a clusterkit.fleet.collect.StopRequest) cuts collection short: what was
@@ -73,9 +79,9 @@ def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "
     for h in hosts:  # unknown profiles are config errors before any SSH
         resolver.get(resolver.name_for(h))
     with _evidence_dir(evidence_dir) as d:
-        collect_bundles(hosts, s, resolver, d, fleet_options or FleetOptions(), progress=progress, stop=stop)
+        dirs = collect_bundles(hosts, s, resolver, d, fleet_options or FleetOptions(), progress=progress, stop=stop)
         safe_progress(progress)("", "phase", "analyzing")
-        run = _analyze_run_dir(d, suite, profile, {h.name: h for h in hosts}, started)
+        run = _analyze_run_dir(dirs, suite, profile, {h.name: h for h in hosts}, started, on_node)
     if stop is not None and stop.requested:
         run.interrupted = stop.reason
     return run

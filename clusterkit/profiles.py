@@ -9,6 +9,7 @@ ignored threshold.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,9 @@ from clusterkit.errors import ConfigError
 from clusterkit.paths import data_dir
 
 _TOP_KEYS = {"description", "inherits", "match_names"}
+# A profile name is a file stem in a profile directory, never a path: names come from
+# inventories and from bundles that others send.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MISSING = object()
 
 
@@ -58,7 +62,18 @@ def available_profiles(extra: list[Path] | None = None) -> list[str]:
     return sorted(names)
 
 
+def profile_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a profile, or None."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        return (f"'{str(name)[:80]}' is not a profile name (letters, digits, '.', '_', '-'; "
+                f"a name, never a path)")
+    return None
+
+
 def _find(name: str, extra: list[Path] | None) -> Path:
+    why = profile_name_problem(name)
+    if why:
+        raise ConfigError(why)
     for d in profile_dirs(extra):
         p = d / f"{name}.toml"
         if p.is_file():

@@ -46,13 +46,15 @@ def _frames(buf: bytearray) -> list[Any]:
 
 
 def run(fn: Callable[[Any, Any], Any], shared: Any, items: list[Any], workers: int, *,
-        stall_s: float, command: list[str] | None = None) -> dict[int, Any]:
+        stall_s: float, command: list[str] | None = None,
+        on_result: Callable[[int, Any], None] | None = None) -> dict[int, Any]:
     """fn(shared, item) for every item, spread over `workers` processes.
 
     fn must be a module-level function (workers import it by name). Returns
     {index: result} for the items delivered; an item whose worker failed, died,
     or sent nothing for stall_s seconds is absent. Never raises for a worker's
-    failure and never waits longer than stall_s without progress."""
+    failure and never waits longer than stall_s without progress.
+    `on_result(index, result)` is called as each result arrives."""
     command = command or [sys.executable, "-m", "clusterkit.workers"]
     # Workers import what this process imported, from where it did (a checkout, a sys.path entry
     # a script added), not only from what is installed.
@@ -88,12 +90,16 @@ def run(fn: Callable[[Any, Any], Any], shared: Any, items: list[Any], workers: i
                     last = time.monotonic()
                     buf.extend(chunk)
                     try:
-                        for i, result in _frames(buf):
-                            done[i] = result
+                        frames = _frames(buf)
                     except Exception as e:  # garbage on a worker's stdout: stop trusting that worker
                         log.warning("analysis worker %d sent unreadable output (%s)", w, e)
                         sel.unregister(key.fileobj)
                         procs[w].kill()
+                        frames = []
+                    for i, result in frames:
+                        done[i] = result
+                        if on_result is not None:
+                            on_result(i, result)
         except (OSError, pickle.PicklingError, TypeError, AttributeError) as e:  # no fork, no pipe, unpicklable job
             log.warning("analysis workers could not start (%s: %s); analyzing here", type(e).__name__, e)
         finally:

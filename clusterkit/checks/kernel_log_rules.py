@@ -4,8 +4,11 @@ Each family's check applies its own rules (`family="host"` for host.kernel_log,
 "gpu" for gpu.xid, "fabric" for fabric.kernel_log) and counts repeats, so a storm
 of 1,000 identical errors is one finding with a count, not 1,000 lines.
 
-Patterns are searched in each message's first MAX_LINE_CHARS characters and must
-stay linear on long lines: a literal anchor first, no nested quantifiers.
+Patterns are searched in each message's first MAX_LINE_CHARS characters and must be
+linear in its length: a literal anchor first, no nested quantifiers, no `X.*Y` that a
+long line of many X's makes quadratic (anchor at the first X: `^(?=.*?X)...` or
+`^(?>.*?X).*Y`), no lazy group before a blank run (end the group in a non-blank).
+tests/unit/core/test_parser_time.py holds every rule to that.
 """
 
 from __future__ import annotations

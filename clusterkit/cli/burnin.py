@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from clusterkit.cli.common import InventoryOpt, LimitOpt, ProfileOpt, with_ssh_options
+from clusterkit.cli.common import InventoryOpt, LimitOpt, ProfileOpt, checked_number, with_ssh_options
 from clusterkit.errors import ConfigError
 from clusterkit.history import History, default_db_path
 from clusterkit.render import console_width
@@ -113,6 +113,11 @@ def register(app: typer.Typer) -> None:
         from clusterkit import burnin as bi
         from clusterkit.slurm import Slurm
 
+        checked_number("--max-drain-percent", max_drain_percent, high=100.0, unit="(percent of the nodes reached)")
+        if cycles is not None:
+            checked_number("--cycles", cycles, low=1)
+        if simulate:
+            checked_number("--nodes", nodes, low=1, high=4096)
         path = db or default_db_path()
         with History(path) as hist:
             found = bi.resumable(hist) if resume else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import sys
 from enum import Enum
 from pathlib import Path
@@ -29,6 +30,18 @@ SuiteOpt = typer.Option("quick", "--suite", help="Suite name (quick, full) or a 
 FormatOpt = typer.Option(None, "--format", "-f", help="table (default on a terminal), json or junit.")
 OutputOpt = typer.Option(None, "--output", "-o", help="Write the report to this file.")
 LimitOpt = typer.Option(None, "--limit", "-l", help="Host name glob(s) or group(s), comma separated.")
+
+
+def checked_number(option: str, value: float, *, low: float = 0.0, high: float = math.inf,
+                   low_inclusive: bool = True, unit: str = "") -> float:
+    """A numeric option's value; NaN, infinity or a value out of range is a ConfigError (exit 2).
+    `nan` compares false with everything, so a plain `value <= 0` test would let it through."""
+    ok = math.isfinite(value) and (value >= low if low_inclusive else value > low) and value <= high
+    if not ok:
+        lo = f"{'at least' if low_inclusive else 'more than'} {low:g}"
+        hi = f" and at most {high:g}" if math.isfinite(high) else ""
+        raise ConfigError(f"{option} must be a finite number {lo}{hi}{' ' + unit if unit else ''}, got {value!r}")
+    return value
 
 
 def require_inventory(path: Optional[Path]) -> Path:
@@ -67,10 +80,11 @@ def fleet_options(known_hosts: Optional[Path] = None, accept_new_host_keys: bool
                   identity: Optional[Path] = None, probe_timeout: Optional[float] = None) -> "FleetOptions":
     from clusterkit.fleet.collect import FleetOptions
 
-    if concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1")
-    if connect_timeout <= 0 or deadline <= 0 or probe_timeout is not None and probe_timeout <= 0:
-        raise ConfigError("--connect-timeout, --deadline and --probe-timeout must be positive (seconds)")
+    checked_number("--concurrency", concurrency, low=1)
+    checked_number("--connect-timeout", connect_timeout, low_inclusive=False, unit="(seconds)")
+    checked_number("--deadline", deadline, low_inclusive=False, unit="(seconds)")
+    if probe_timeout is not None:
+        checked_number("--probe-timeout", probe_timeout, low_inclusive=False, unit="(seconds)")
     return FleetOptions(known_hosts=known_hosts, accept_new_host_keys=accept_new_host_keys,
                         connect_timeout_s=connect_timeout, deadline_s=deadline, concurrency=concurrency,
                         identity_file=identity, probe_timeout_s=probe_timeout)

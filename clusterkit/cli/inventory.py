@@ -51,11 +51,17 @@ def register(app: typer.Typer) -> None:
         t = Table(title=f"{inv.source}: {len(inv.hosts)} hosts")
         for col in ("host", "address", "user", "via", "groups", "gpu_model", "gpus", "fabric", "rack"):
             t.add_column(col)
+        from rich.text import Text
+
+        from clusterkit.render.safe_text import terminal_text
+
         for h in inv.hosts:
             fabric = (f"{len(h.ib_devices)}x IB {h.ib_rate_gbps}G " if h.ib_devices else "") + \
                      (f"{len(h.roce_interfaces)}x RoCE {h.roce_rate_gbps}G" if h.roce_interfaces else "")
-            t.add_row(h.name, f"{h.address}:{h.port}", h.user or "", h.jump_host or "", ",".join(h.groups),
-                      h.gpu_model or "", str(h.gpu_count), fabric.strip(), h.rack or "")
+            # shown literally: an inventory may hold names `inventory check` refuses
+            t.add_row(*(Text(terminal_text(v)) for v in (
+                h.name, f"{h.address}:{h.port}", h.user or "", h.jump_host or "", ",".join(h.groups),
+                h.gpu_model or "", str(h.gpu_count), fabric.strip(), h.rack or "")))
         Console(width=160).print(t)
 
 

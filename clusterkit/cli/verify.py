@@ -32,19 +32,31 @@ def _finish(run: RunResult, fmt: Optional[str], output: Optional[Path], history:
             only_failing: bool = False) -> None:
     from clusterkit.render import render
 
-    if history is not None:
-        from clusterkit.history import History
-
-        with History(history) as h:
-            h.record_run(run, kind="verify")
-
+    # The report first: a collection can take an hour, and a locked or broken history
+    # database must not cost its result.
     emit(render(run, fmt, to_terminal=None if output is None else False, only_failing=only_failing), output)
     if output is not None and fmt not in (None, "table"):
         # A short verdict on the terminal too, so a cron log says what happened.
         typer.echo(f"clusterkit: {run.status} ({len(run.nodes)} nodes) -> {output}", err=True)
+    if history is not None:
+        _store_history(run, history)
     if run.interrupted:
         raise typer.Exit(_SIGNAL_EXIT.get(run.interrupted, 130))
     raise typer.Exit(1 if run.failed() else 0)
+
+
+def _store_history(run: RunResult, history: Path) -> None:
+    """Store the run; a failure is a warning with its cause (the report is already out)."""
+    import sqlite3
+
+    from clusterkit.history import History
+
+    try:
+        with History(history) as h:
+            h.record_run(run, kind="verify")
+    except (ConfigError, sqlite3.Error, OSError) as e:
+        typer.echo(f"clusterkit: warning: the result was not stored in the history {history}: "
+                   f"{' '.join(str(e).split())}", err=True)
 
 
 # The shell's exit status for a process ended by the signal, kept after the partial report.
@@ -167,6 +179,7 @@ def register(app: typer.Typer) -> None:
         from clusterkit import pipeline
 
         _check_format(fmt)
+        keep_evidence = _run_dir(keep_evidence, "--keep-evidence")
         if simulate:
             if nodes < 1 or nodes > 4096:
                 raise ConfigError("--nodes must be between 1 and 4096")
@@ -205,6 +218,7 @@ def register(app: typer.Typer) -> None:
         resolver = ProfileResolver(profile)
         for h in hosts:
             resolver.get(resolver.name_for(h))
+        out = _run_dir(out, "--out")
         with _stoppable() as stop, _progress(len(hosts)) as progress:
             dirs = collect_bundles(hosts, s, resolver, out, fleet, progress=progress, stop=stop)
         lost = 0
@@ -236,6 +250,19 @@ def register(app: typer.Typer) -> None:
         stdin_text = sys.stdin.read() if any(str(p) == "-" for p in paths) else None
         run = pipeline.analyze_paths(list(paths), suite=suite, profile=profile, kind=kind, stdin_text=stdin_text)
         _finish(run, fmt, output, only_failing=only_failing)
+
+
+def _run_dir(path: Optional[Path], option: str) -> Optional[Path]:
+    """Where this run's bundles go: a directory already holding something gets a fresh run
+    directory inside it (said on stderr), so that no earlier run's nodes are read as current."""
+    from clusterkit.evidence.bundle import fresh_run_dir
+
+    if path is None:
+        return None
+    d = fresh_run_dir(path)
+    if d != path:
+        typer.echo(f"clusterkit: {option} {path} is not empty; this run's evidence goes to {d}", err=True)
+    return d
 
 
 def _check_format(fmt: Optional[str]) -> None:

@@ -26,6 +26,11 @@ class Kind:
 
     def __init__(self, name: str, path: str, *, command: Sequence[str] | None = None, priority: int = 50,
                  description: str = ""):
+        parts = path.split("/")
+        # a kind's path becomes a file of every bundle: it may never leave the bundle or take
+        # clusterkit's own places (hidden files, `_cluster`)
+        if path.startswith("/") or any(p in ("", ".", "..") for p in parts) or parts[0].startswith((".", "_")):
+            raise ValueError(f"kind {name}: bundle path {path!r} must be a relative path inside a bundle")
         self.name = name
         self.path = path
         self.command: tuple[str, ...] | None = tuple(command) if command is not None else None

@@ -22,7 +22,11 @@ from dataclasses import dataclass, replace
 
 from clusterkit.evidence.text import clean
 
-MAX_LINE_CHARS = 8192   # longer lines are matched on their start only (their text is kept whole)
+# Longer lines are matched (normalization, recognizers, log rules, Xid, link events) on their
+# first MAX_LINE_CHARS characters only; their text is kept whole. The kernel prints at most
+# 1,024 bytes per record and no tool a line near this, so no real line is cut; a hostile
+# megabyte line costs no more than a real one.
+MAX_LINE_CHARS = 8192
 
 
 @dataclass(frozen=True)

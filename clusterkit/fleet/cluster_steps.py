@@ -8,6 +8,7 @@ what ran is recorded, and `_cluster/bundle.json` says why the rest did not run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
 import threading
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from clusterkit.evidence.bundle import CLUSTER_DIR, Bundle, BundleWriter
+from clusterkit.evidence.bundle import CLUSTER_DIR, Bundle, BundleWriter, bundle_dir
 from clusterkit.fleet.ssh import Deadline, HostFailure, KnownHosts, SshSession, target_for
 from clusterkit.inventory import HostSpec
 from clusterkit.parsers import ParseError
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MULTI_NODE_PATH = ALL_REDUCE.path   # in the `_cluster/` bundle
 CLUSTER_CHECKS = ("nccl.multi_node", "nccl.localize")
+HOSTFILE_PLACEHOLDER = "HOSTFILE"   # replaced by the temporary file made on the launch node
 
 
 def wanted(suite: Suite) -> bool:
@@ -42,15 +44,25 @@ def _remote_runner(session: SshSession, deadline: Deadline):
             return RunRecord(plan, f"Test failure: not run: the run's deadline ({deadline.seconds:g} s) ran out\n",
                              None, 0.0, "timeout")
         timeout_s = min(timeout_s, left)
-        if plan.hostfile and hostfile_path:
-            wrote = session.run(["sh", "-c", 'umask 077; cat > "$1"', "clusterkit", hostfile_path], timeout_s=30,
+        made = None
+        if plan.hostfile:
+            # a new private file (mktemp: exclusive creation, 0600, unpredictable name), removed after
+            wrote = session.run(["sh", "-c", 'f=$(mktemp "${TMPDIR:-/tmp}/clusterkit-hosts.XXXXXXXXXX") && '
+                                             'cat > "$f" && printf %s "$f"'], timeout_s=30,
                                 stdin=plan.hostfile.encode())
-            if wrote.exit_code != 0:
-                return RunRecord(plan, f"Test failure: cannot write the hostfile {hostfile_path} on "
-                                       f"{session.target.name}: {wrote.stderr.decode(errors='replace')}\n",
-                                 wrote.exit_code, wrote.duration_s, "error")
-        argv = ["env", *[f"{k}={v}" for k, v in sorted(plan.env.items())], *plan.argv]
-        res = session.run(argv, timeout_s=timeout_s)
+            made = wrote.stdout.decode(errors="replace").strip()
+            if wrote.exit_code != 0 or not made.startswith("/"):
+                return RunRecord(plan, f"Test failure: cannot write a hostfile on {session.target.name}: "
+                                       f"{wrote.stderr.decode(errors='replace')}\n", wrote.exit_code,
+                                 wrote.duration_s, "error")
+            plan = plan.with_hostfile(made)
+        try:
+            argv = ["env", *[f"{k}={v}" for k, v in sorted(plan.env.items())], *plan.argv]
+            res = session.run(argv, timeout_s=timeout_s)
+        finally:
+            if made:
+                with contextlib.suppress(HostFailure):   # connection lost: the file stays in the node's temp dir
+                    session.run(["rm", "-f", "--", made], timeout_s=30)
         text = (res.stdout + res.stderr).decode(errors="replace")
         return RunRecord(plan, text, res.exit_code, res.duration_s, res.status)
 
@@ -85,7 +97,7 @@ def run_cluster_steps(hosts: list[HostSpec], suite: Suite, profiles, out_dir: Pa
     from clusterkit.probes.nccl import options as nccl_options
 
     w = BundleWriter(out_dir / CLUSTER_DIR, CLUSTER_DIR)
-    gpu_nodes = [h for h in hosts if h.gpu_count > 0 and Bundle.open(out_dir / h.name).outcome == "ok"]
+    gpu_nodes = [h for h in hosts if h.gpu_count > 0 and Bundle.open(bundle_dir(out_dir, h.name)).outcome == "ok"]
     w.meta["nodes"] = [h.name for h in gpu_nodes]
     if len(gpu_nodes) < 2:
         w.meta["note"] = "multi-node NCCL test not run: fewer than two reachable GPU nodes"
@@ -112,13 +124,12 @@ def run_cluster_steps(hosts: list[HostSpec], suite: Suite, profiles, out_dir: Pa
     release = _until_stopped(stop, session)
     try:
         run = _remote_runner(session, deadline)
-        hostfile = f"/tmp/clusterkit-hosts-{int(time.time())}.txt"
-        plan = multi_node_plan(gpu_nodes, profile, opts, hostfile_path=hostfile)
+        plan = multi_node_plan(gpu_nodes, profile, opts, hostfile_path=HOSTFILE_PLACEHOLDER)
         t0 = time.time()
-        rec = run(plan, timeout_s=opts.timeout_s, hostfile_path=hostfile)
+        rec = run(plan, timeout_s=opts.timeout_s)
         w.write(MULTI_NODE_PATH, rec.stdout)
-        w.record(MULTI_NODE_PATH, shlex.join(plan.argv), rec.exit_code, rec.duration_s, status=rec.status,
-                 local_start_epoch=t0, local_end_epoch=time.time(), launched_on=first.name, **plan.record())
+        w.record(MULTI_NODE_PATH, shlex.join(rec.plan.argv), rec.exit_code, rec.duration_s, status=rec.status,
+                 local_start_epoch=t0, local_end_epoch=time.time(), launched_on=first.name, **rec.plan.record())
         if "nccl.localize" not in suite.check_ids:
             return w.root
         try:

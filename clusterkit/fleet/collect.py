@@ -38,7 +38,7 @@ from typing import Any, Optional
 
 from clusterkit.analysis import ProfileResolver
 from clusterkit.checks.registry import CHECKS
-from clusterkit.evidence.bundle import BundleWriter
+from clusterkit.evidence.bundle import BundleWriter, bundle_dir
 from clusterkit.fleet.hostkeys import KnownHosts
 from clusterkit.fleet.hostrun import HostRun, Progress, connect
 from clusterkit.fleet.ssh import Deadline, SshSession, Target, target_for
@@ -167,7 +167,7 @@ class _Collection:
             cmds = sorted(plans.get(spec.name, []), key=lambda c: c.phase)   # stable: plan order within a phase
             self.runs.append(HostRun(
                 spec, target_for(spec, user=options.user, identity_file=options.identity_file, inventory=hosts),
-                BundleWriter(out_dir / spec.name, spec.name, declared=spec.declared()), cmds,
+                BundleWriter(bundle_dir(out_dir, spec.name), spec.name, declared=spec.declared()), cmds,
                 [_segment_of(c.phase) if windowed else 0 for c in cmds]))
         self.keep_open = len(self.runs) <= KEEP_OPEN_MAX_HOSTS
         self.cond = threading.Condition()

@@ -14,15 +14,16 @@ segment) and when it is cut short. Everything here keeps evidence:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import IO, Callable, Optional
 
 from clusterkit.evidence.bundle import BundleWriter
-from clusterkit.fleet.ssh import NOT_FOUND_EXIT, CommandResult, HostFailure, SshSession, Target
+from clusterkit.fleet.ssh import MAX_CAPTURE_BYTES, NOT_FOUND_EXIT, CommandResult, HostFailure, SshSession, Target
 from clusterkit.fleet.tools import DRIVERS, needs
 from clusterkit.inventory import HostSpec
 from clusterkit.probes.registry import Command
@@ -108,26 +109,34 @@ class HostRun:
         cut_by_deadline = limit > left
         self.current = (cmd.path, time.monotonic(), min(limit, left))
         say(self.name, cmd.path, "start")
+        # stdout streams into a private file of the bundle as it arrives, bounded (memory stays
+        # flat whatever the node prints); store() puts it at the command's path
+        spool = self.writer.spool()
         try:
-            res = self.session.run(cmd.argv, timeout_s=min(limit, left), stdin=cmd.stdin,  # type: ignore[union-attr]
-                                   root=cmd.root, env=REMOTE_ENV)
-        except HostFailure as f:   # the connection was lost, or closed to cut the host short (interrupt)
-            self.cut(f.outcome, f.message)
-            self._record_cut(cmd)
-            say(self.name, cmd.path, f.outcome)
-            return
-        finally:
-            self.current = None
-        extra: dict[str, object] = {}
-        if res.status == "timeout" and cut_by_deadline:
-            extra = {"cut_by_deadline": True}     # the run ran out of time, not the tool
-        elif res.status == "timeout" and driver is not None:
-            extra = {"tool": tool, "driver": driver.key}
-        with self.lock:
-            if self.final:       # cut short while it ran: the bundle is already written
+            try:
+                res = self.session.run(cmd.argv, timeout_s=min(limit, left), stdin=cmd.stdin,  # type: ignore[union-attr]
+                                       root=cmd.root, env=REMOTE_ENV, stdout_to=spool,
+                                       max_stdout_bytes=MAX_FILES_JSON_BYTES if cmd.output == "files-json" else
+                                       MAX_CAPTURE_BYTES)
+            except HostFailure as f:   # the connection was lost, or closed to cut the host short (interrupt)
+                self.cut(f.outcome, f.message)
+                self._record_cut(cmd)
+                say(self.name, cmd.path, f.outcome)
                 return
-            store(self.writer, cmd, res, limit=min(limit, left), **extra)
-            self.next += 1
+            finally:
+                self.current = None
+            extra: dict[str, object] = {}
+            if res.status == "timeout" and cut_by_deadline:
+                extra = {"cut_by_deadline": True}     # the run ran out of time, not the tool
+            elif res.status == "timeout" and driver is not None:
+                extra = {"tool": tool, "driver": driver.key}
+            with self.lock:
+                if self.final:       # cut short while it ran: the bundle is already written
+                    return
+                store(self.writer, cmd, res, limit=min(limit, left), spool=spool, **extra)
+                self.next += 1
+        finally:
+            self.writer.discard(spool)   # a no-op once adopted into the bundle
         say(self.name, cmd.path, res.status)
         if res.status != "timeout":
             return
@@ -205,6 +214,11 @@ class HostRun:
 # The node's locale decides how many tools print numbers and dates; parsers read the C locale.
 REMOTE_ENV = {"LC_ALL": "C"}
 SUDO_NEEDS_PASSWORD = b"a password is required"      # what `sudo -n` prints (LC_ALL=C) when it would prompt
+# Stdout streams into the bundle as it arrives (memory stays flat whatever a node prints);
+# a files-json output is parsed in memory, so it has a lower limit, and outputs over
+# 1 MiB are parsed one at a time: 64 nodes printing 16 MiB of JSON each never add up.
+MAX_FILES_JSON_BYTES = 16 * 1024 * 1024
+_BIG_JSON = threading.BoundedSemaphore(1)
 
 
 def connect(h: HostRun, open_session: Callable[[Target], SshSession], timeout_s: float, say: Progress) -> bool:
@@ -257,9 +271,26 @@ def _write_files(writer: BundleWriter, stdout: bytes) -> tuple[list[str], list[s
     return sorted(written), problems
 
 
+def _stdout(res: CommandResult, spool: IO[bytes] | None) -> bytes:
+    """The whole stdout in memory (files-json only: bounded by MAX_FILES_JSON_BYTES)."""
+    if spool is None:
+        return res.stdout
+    spool.flush()
+    spool.seek(0)
+    return spool.read()
+
+
+def _put(writer: BundleWriter, path: str, res: CommandResult, spool: IO[bytes] | None) -> None:
+    if spool is None:
+        writer.write(path, res.stdout)
+    else:
+        writer.adopt(spool, path)
+
+
 def store(writer: BundleWriter, cmd: Command, res: CommandResult, limit: Optional[float] = None,
-          **more: object) -> None:
-    """Write the command's stdout into the bundle and record how it ran."""
+          spool: IO[bytes] | None = None, **more: object) -> None:
+    """Write the command's stdout (in `res`, or in `spool` as it arrived) into the bundle and
+    record how it ran."""
     extra: dict[str, object] = {"local_start_epoch": round(res.local_start_epoch, 6),
                                 "local_end_epoch": round(res.local_end_epoch, 6),
                                 "phase": cmd.phase, **more}
@@ -277,19 +308,20 @@ def store(writer: BundleWriter, cmd: Command, res: CommandResult, limit: Optiona
     if res.command.startswith("sudo -n ") and res.exit_code == 1 and SUDO_NEEDS_PASSWORD in res.stderr:
         notes.append(f"sudo needs a password on this node: allow this user passwordless sudo (NOPASSWD) for "
                      f"`{shlex.join(cmd.argv)}`, or log in as root")
-    if res.truncated:
-        notes.append("stdout cut at the evidence size limit")
-    produced = res.exit_code == 0 or bool(res.stdout.strip())
+    if res.truncated:   # res.message says how much was kept
+        extra["discarded_bytes"] = res.discarded_bytes
+    produced = res.exit_code == 0 or not res.stdout_blank
     if produced and cmd.output == "files-json":
-        written, problems = _write_files(writer, res.stdout)
+        with _BIG_JSON if res.stdout_bytes > 1 << 20 else contextlib.nullcontext():
+            written, problems = _write_files(writer, _stdout(res, spool))
         extra["files"] = written
         if problems:
             status = "timeout" if status == "timeout" else "error"    # a hang stays a hang
             notes += problems
             if not written:   # keep what it printed, for the report
-                writer.write(cmd.path, res.stdout)
+                _put(writer, cmd.path, res, spool)
     elif produced:
-        writer.write(cmd.path, res.stdout)
+        _put(writer, cmd.path, res, spool)
     if notes:
         extra["message"] = "; ".join(notes)
     writer.record(cmd.path, command=res.command, exit_code=res.exit_code, duration_s=res.duration_s,

@@ -65,6 +65,13 @@ class LaunchPlan:
     def record(self) -> dict[str, Any]:
         return {"argv": self.argv, "env": self.env, "hostfile": self.hostfile, "tool": self.tool, "hosts": self.hosts}
 
+    def with_hostfile(self, path: str) -> "LaunchPlan":
+        """The same plan reading its hostfile at `path` (a temporary file made where it runs)."""
+        argv = list(self.argv)
+        if "--hostfile" in argv:
+            argv[argv.index("--hostfile") + 1] = path
+        return LaunchPlan(argv, dict(self.env), self.hostfile, self.tool, list(self.hosts))
+
 
 def nccl_env(profile: "Profile | None", spec: "HostSpec | None", opts: NcclOptions,
              rail: int | None = None) -> dict[str, str]:
@@ -146,9 +153,22 @@ class RunRecord:
 
 def run_plan(plan: LaunchPlan, *, timeout_s: float = 900.0, hostfile_path: str | None = None,
              cwd: str | None = None) -> RunRecord:
-    """Run a plan on this machine (the first node of the cluster), output and stderr together."""
-    if plan.hostfile and hostfile_path:
-        Path(hostfile_path).write_text(plan.hostfile)
+    """Run a plan on this machine (the first node of the cluster), output and stderr together.
+    The hostfile is a new private file (exclusive creation, in `hostfile_path`'s directory when
+    given, else the temp directory), removed after the run."""
+    if not plan.hostfile:
+        return _run_here(plan, timeout_s, cwd)
+    fd, path = tempfile.mkstemp(prefix="clusterkit-hosts.", suffix=".txt",
+                                dir=os.path.dirname(hostfile_path) if hostfile_path else None)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(plan.hostfile)
+        return _run_here(plan.with_hostfile(path), timeout_s, cwd)
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+def _run_here(plan: LaunchPlan, timeout_s: float, cwd: str | None) -> RunRecord:
     env = dict(os.environ)
     env.update(plan.env)
     t0 = time.monotonic()
@@ -184,11 +204,11 @@ def make_tester(specs: dict[str, "HostSpec"], profile: "Profile | None", opts: N
                 run: Callable[..., RunRecord] = run_plan, max_parallel: int = 64) -> Tester:
     """A localization Tester that launches each round's group tests concurrently from this node."""
     use_nccl = have_nccl_tests(opts.binary) if nccl_tests is None else nccl_tests
-    wd = workdir or tempfile.mkdtemp(prefix="ck-localize-")
     counter = {"n": 0}
 
     def one(t: GroupTest, idx: int) -> TestOutcome:
-        hf = os.path.join(wd, f"hosts-{idx}.txt")
+        # where the runner puts the hostfile (run_plan and the SSH runner make their own private one)
+        hf = os.path.join(workdir or tempfile.gettempdir(), f"hosts-{idx}.txt")
         plan = multi_node_plan([specs[h] for h in t.nodes], profile, opts, hostfile_path=hf, launcher=launcher,
                                nccl_tests=use_nccl, rail=t.rail)
         if not use_nccl:

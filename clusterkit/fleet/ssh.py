@@ -13,6 +13,11 @@ Failures are `HostFailure(outcome, message)`: `unreachable` (refused, no route,
 DNS, connect timeout), `timeout` (the run's deadline) or `error` (auth, host key,
 protocol), with a message that says what to do. Nothing here logs secrets:
 messages name key files, never passphrases or environment values.
+
+Output is bounded while it is read, because a node may print without end: stdout
+up to MAX_CAPTURE_BYTES per command and MAX_HOST_CAPTURE_BYTES per connection (in
+memory, or straight into a file the caller gives), stderr its last 64 KiB. Past a
+limit the rest is discarded, the command is stopped, and the result says so.
 """
 
 from __future__ import annotations
@@ -29,13 +34,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Literal, TypeVar
+from typing import IO, Callable, Iterable, Literal, TypeVar
 
 import paramiko
 from paramiko.common import cMSG_CHANNEL_REQUEST
 
 from clusterkit.errors import ConfigError
-from clusterkit.fleet.hostkeys import KnownHosts, UnknownHostKey, changed_key_message, known_hosts_name
+from clusterkit.fleet.hostkeys import (KnownHosts, RefusedHostKey, UnknownHostKey, changed_key_message,
+                                       known_hosts_name)
 from clusterkit.inventory import HostSpec
 
 # paramiko logs each failed handshake with a traceback; with no logging configured
@@ -46,7 +52,12 @@ Outcome = Literal["ok", "unreachable", "timeout", "error"]
 T = TypeVar("T")
 R = TypeVar("R")
 
-MAX_CAPTURE_BYTES = 64 * 1024 * 1024   # same bound as an evidence file; more is cut and marked
+MAX_CAPTURE_BYTES = 64 * 1024 * 1024   # one command's stdout: the bound of an evidence file
+MAX_HOST_CAPTURE_BYTES = 256 * 1024 * 1024   # all commands of one connection together
+STDERR_TAIL_BYTES = 64 * 1024          # stderr: its end says what went wrong
+# SSH flow control: what a node may send before we read it. paramiko buffers up to this per
+# channel (2 MiB by default, x 64 hosts); 512 KiB still fills a LAN link.
+CHANNEL_WINDOW_BYTES = 512 * 1024
 NOT_FOUND_EXIT = 127                    # the shell's (and coreutils timeout's) "command not found"
 REMOTE_GRACE_S = 1.0                    # the node's own timeout fires this long after ours...
 REMOTE_KILL_AFTER_S = 5.0               # ...with SIGTERM, then SIGKILL this much later
@@ -151,11 +162,57 @@ class CommandResult:
     local_start_epoch: float = 0.0    # the controller's clock around the command
     local_end_epoch: float = 0.0
     duration_s: float = 0.0
-    truncated: bool = False
+    truncated: bool = False           # stdout went past a limit: the rest was discarded, the command stopped
+    stdout_bytes: int = 0             # stdout kept (in `stdout`, or in the file given to run())
+    stdout_blank: bool = True         # what was kept is only whitespace (or nothing)
+    discarded_bytes: int = 0          # stdout read past the limit and dropped
+
+    def __post_init__(self) -> None:
+        if self.stdout and not self.stdout_bytes:   # built by hand with its output
+            self.stdout_bytes, self.stdout_blank = len(self.stdout), not self.stdout.strip()
 
 
-def _connect_failure(exc: BaseException, where: Endpoint, timeout_s: float) -> HostFailure:
-    """Classify a failure to open TCP + SSH to `where`, with what to do about it."""
+class _Capped:
+    """A stream kept up to `limit` bytes as it is read (in memory or into `sink`);
+    what comes after is counted and dropped."""
+
+    def __init__(self, limit: int, sink: IO[bytes] | None = None):
+        self.limit, self.sink = max(0, limit), sink
+        self.buf = bytearray()
+        self.kept = self.dropped = 0
+        self.blank = True
+
+    def add(self, chunk: bytes) -> None:
+        part = chunk[:self.limit - self.kept]
+        if part:
+            if self.sink is not None:
+                self.sink.write(part)
+            else:
+                self.buf += part
+            self.kept += len(part)
+            self.blank = self.blank and not part.strip()
+        self.dropped += len(chunk) - len(part)
+
+
+class _Tail:
+    """The last `size` bytes of a stream, in bounded memory."""
+
+    def __init__(self, size: int = STDERR_TAIL_BYTES):
+        self.size, self.buf = size, bytearray()
+
+    def add(self, chunk: bytes) -> None:
+        self.buf += chunk[-self.size:]
+        if len(self.buf) > 2 * self.size:
+            del self.buf[:-self.size]
+
+    def value(self) -> bytes:
+        return bytes(self.buf[-self.size:])
+
+
+def _connect_failure(exc: BaseException, where: Endpoint, timeout_s: float, banner: str = "",
+                     elapsed_s: float | None = None) -> HostFailure:
+    """Classify a failure to open TCP + SSH to `where`, with what to do about it. `banner`: the
+    server's SSH banner when one came; `elapsed_s`: how long the handshake ran."""
     addr = f"{where.address}:{where.port}"
     if isinstance(exc, socket.gaierror):
         return HostFailure("unreachable", f"cannot resolve '{where.address}': set ansible_host to its address "
@@ -172,7 +229,7 @@ def _connect_failure(exc: BaseException, where: Endpoint, timeout_s: float) -> H
     if isinstance(exc, (ConnectionResetError, EOFError)):
         return HostFailure("unreachable", f"{addr} closed the connection during the SSH handshake: check sshd's "
                                           f"log there (MaxStartups, AllowUsers, tcp wrappers)")
-    if isinstance(exc, UnknownHostKey):
+    if isinstance(exc, (UnknownHostKey, RefusedHostKey)):
         return HostFailure("error", str(exc))
     if isinstance(exc, paramiko.PasswordRequiredException):
         return HostFailure("error", f"private key {where.key_file} is passphrase-protected: load it into "
@@ -185,9 +242,26 @@ def _connect_failure(exc: BaseException, where: Endpoint, timeout_s: float) -> H
     if isinstance(exc, paramiko.ChannelException):
         return HostFailure("unreachable", f"the jump host could not connect to {addr} ({exc.text}): check the "
                                           f"node is up and reachable from the jump host")
+    if isinstance(exc, paramiko.SSHException) and "indecipherable protocol version" in str(exc).lower():
+        return HostFailure("unreachable", f"{addr} answered, but not as an SSH server ({str(exc)[:120]}): "
+                                          f"check ansible_port")
     if isinstance(exc, paramiko.SSHException) and "banner" in str(exc).lower():
+        if elapsed_s is not None and elapsed_s < 0.9 * timeout_s:
+            return HostFailure("unreachable", f"{addr} closed the connection without an SSH banner: is it sshd "
+                                              f"(check ansible_port), or does it refuse this client (MaxStartups, "
+                                              f"tcp wrappers)?")
         return HostFailure("unreachable", f"{addr} accepted the connection but sent no SSH banner within "
                                           f"{timeout_s:g} s: is it sshd, and is it overloaded (MaxStartups)?")
+    if banner and isinstance(exc, (paramiko.SSHException, EOFError, socket.timeout, TimeoutError)):
+        # the server said who it is, then nothing more: a hung or overloaded sshd, or a tarpit
+        return HostFailure("unreachable", f"{addr} sent its SSH banner ({banner[:80]}) but did not complete the "
+                                          f"key exchange within {timeout_s:g} s: sshd there is hung or overloaded "
+                                          f"(MaxStartups, a full disk, slow PAM or DNS), or it is not a real SSH "
+                                          f"server; look at its log")
+    if isinstance(exc, paramiko.SSHException) and elapsed_s is not None and elapsed_s >= timeout_s:
+        return HostFailure("unreachable", f"{addr} accepted the connection but sent no SSH banner within "
+                                          f"{timeout_s:g} s (it may have sent other lines: not sshd, or a tarpit): "
+                                          f"check ansible_port and what listens there")
     if isinstance(exc, OSError):
         return HostFailure("unreachable", f"cannot connect to {addr}: {exc.strerror or exc}")
     return HostFailure("error", f"SSH to {addr} failed: {type(exc).__name__}: {exc}")
@@ -201,13 +275,15 @@ def _changed_key_with_path(exc: paramiko.BadHostKeyException, where: Endpoint, k
 def _login(where: Endpoint, sock: socket.socket | paramiko.Channel, known: KnownHosts,
            timeout_s: float) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
-    known.prepare(client, known_hosts_name(where.address, where.port))
+    name = known_hosts_name(where.address, where.port)
+    known.prepare(client, name)
+    t0 = time.monotonic()
     try:
         client.connect(
             where.address, where.port, username=where.user, key_filename=where.key_file, sock=sock,
             # the handshake's limit outlasts the banner's, so a mute port reports "no banner"
             timeout=timeout_s + 1.0, banner_timeout=timeout_s, auth_timeout=timeout_s, channel_timeout=timeout_s,
-            allow_agent=True, look_for_keys=where.key_file is None,
+            allow_agent=True, look_for_keys=where.key_file is None, transport_factory=known.transport_factory(name),
         )
     except paramiko.BadHostKeyException as e:
         client.close()
@@ -217,9 +293,37 @@ def _login(where: Endpoint, sock: socket.socket | paramiko.Channel, known: Known
         # "No existing session" the caller sees once that thread has ended
         t = client.get_transport()
         cause = (t.get_exception() if t is not None else None) or e
+        banner = str(getattr(t, "remote_version", "") or "") if t is not None else ""
         client.close()
-        raise _connect_failure(cause, where, timeout_s) from None
+        raise _connect_failure(cause, where, timeout_s, banner, time.monotonic() - t0) from None
     return client
+
+
+def _close_channel(chan: paramiko.Channel) -> None:
+    """Close a channel without paramiko's race. `chan.fileno()` gave it a pipe that the transport
+    thread writes a byte into whenever data arrives; `close()` closes that pipe, and a packet
+    arriving in between wrote into a descriptor number another connection had just reused (seen
+    as "Broken pipe" on other hosts while nodes flooded). Swapping the buffers' events first, under
+    the buffers' own locks, ends those writes before the pipe goes."""
+    quiet = threading.Event()
+    chan.in_buffer.set_event(quiet)
+    chan.in_stderr_buffer.set_event(quiet)
+    try:
+        chan.close()
+    except (paramiko.SSHException, OSError, EOFError):
+        pass   # the connection is gone: the next command (or close) says so
+
+
+class _OutputFull(Exception):
+    """Stdout went past its limit."""
+
+
+def _kill(chan: paramiko.Channel | None) -> None:
+    if chan is not None:
+        try:
+            _send_signal(chan, "KILL")
+        except Exception:
+            pass  # closing the channel still ends the session
 
 
 def _send_signal(chan: paramiko.Channel, name: str) -> None:
@@ -240,6 +344,7 @@ class SshSession:
     target: Target
     client: paramiko.SSHClient
     hops: list[paramiko.SSHClient] = field(default_factory=list)
+    captured: int = 0                 # stdout bytes kept from this connection's commands so far
 
     @classmethod
     def open(cls, target: Target, known: KnownHosts, *, connect_timeout_s: float,
@@ -306,14 +411,20 @@ class SshSession:
         return wire
 
     def run(self, argv: list[str], *, timeout_s: float, stdin: bytes | None = None, root: bool = False,
-            env: dict[str, str] | None = None) -> CommandResult:
+            env: dict[str, str] | None = None, stdout_to: IO[bytes] | None = None,
+            max_stdout_bytes: int = MAX_CAPTURE_BYTES) -> CommandResult:
         """Run one command; at `timeout_s` send it SIGKILL (non-root logins), close the
-        channel, and let the node's `timeout` wrapper end it (root logins)."""
+        channel, and let the node's `timeout` wrapper end it (root logins).
+
+        Stdout goes to `stdout_to` when given (else `result.stdout`) as it arrives, up to
+        `max_stdout_bytes` and what is left of this connection's MAX_HOST_CAPTURE_BYTES;
+        past that the rest is discarded and the command stopped (`result.truncated`)."""
         command = shlex.join(self.wire_argv(argv, root))         # as recorded and reported
         res = CommandResult(command, None, local_start_epoch=time.time())
         t0 = time.monotonic()
         end = t0 + max(timeout_s, 0.0)
-        out, err = bytearray(), bytearray()
+        out = _Capped(min(max_stdout_bytes, MAX_HOST_CAPTURE_BYTES - self.captured), stdout_to)
+        err = _Tail()
         chan: paramiko.Channel | None = None
         watchdog: threading.Timer | None = None
         expired = threading.Event()
@@ -323,13 +434,13 @@ class SshSession:
             # sendall; closing the channel from here wakes both
             expired.set()
             if chan is not None:
-                chan.close()
+                _close_channel(chan)
 
         try:
             transport = self.client.get_transport()
             if transport is None or not transport.is_active():
                 raise HostFailure("unreachable", f"the connection to {self.target.name} was lost")
-            chan = transport.open_session(timeout=max(0.1, end - time.monotonic()))
+            chan = transport.open_session(window_size=CHANNEL_WINDOW_BYTES, timeout=max(0.1, end - time.monotonic()))
             watchdog = threading.Timer(max(0.0, end - time.monotonic()) + WATCHDOG_GRACE_S, expire)
             watchdog.daemon = True
             watchdog.start()
@@ -341,10 +452,12 @@ class SshSession:
             chan.shutdown_write()                      # EOF: nothing waits on an open stdin
             fd = chan.fileno()
             while True:
-                while chan.recv_ready():
-                    out += chan.recv(65536)
+                while chan.recv_ready() and not out.dropped:
+                    out.add(chan.recv(65536))
                 while chan.recv_stderr_ready():
-                    err += chan.recv_stderr(65536)
+                    err.add(chan.recv_stderr(65536))
+                if out.dropped:
+                    raise _OutputFull
                 if chan.eof_received and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
                 if chan.closed:   # closed without EOF: by the watchdog, or the session was closed
@@ -366,11 +479,15 @@ class SshSession:
         except TimeoutError:
             res.status = "timeout"
             res.message = (f"did not finish within {timeout_s:g} s and was killed")
-            if chan is not None:
-                try:
-                    _send_signal(chan, "KILL")
-                except Exception:
-                    pass  # the close below still ends the session
+            _kill(chan)
+        except _OutputFull:
+            # a node printing without end must not fill the controller: keep what fits, stop it
+            res.status = "error"
+            why = (f"this host's commands printed more than {MAX_HOST_CAPTURE_BYTES / 2**20:g} MiB together"
+                   if out.limit < max_stdout_bytes else f"printed more than {max_stdout_bytes / 2**20:g} MiB")
+            res.message = (f"{why} on stdout: the first {out.kept / 2**20:.1f} MiB are kept, the rest was "
+                           f"discarded and the command stopped")
+            _kill(chan)
         except HostFailure:
             raise
         except (paramiko.SSHException, OSError, EOFError) as e:
@@ -387,11 +504,13 @@ class SshSession:
             if watchdog is not None:
                 watchdog.cancel()
             if chan is not None:
-                chan.close()
+                _close_channel(chan)
             res.local_end_epoch = time.time()
             res.duration_s = time.monotonic() - t0
-        res.truncated = len(out) > MAX_CAPTURE_BYTES
-        res.stdout, res.stderr = bytes(out[:MAX_CAPTURE_BYTES]), bytes(err[-65536:])
+        self.captured += out.kept
+        res.truncated, res.discarded_bytes = bool(out.dropped), out.dropped
+        res.stdout, res.stdout_bytes, res.stdout_blank = bytes(out.buf), out.kept, out.blank
+        res.stderr = err.value()
         if res.exit_code == NOT_FOUND_EXIT:
             # said by our `timeout` wrapper, which the user never typed: say it as a shell would
             res.stderr = _WRAPPER_NOT_FOUND.sub(rb"\1: command not found\n", res.stderr)

@@ -18,8 +18,11 @@ from clusterkit.evidence.kinds import declare
 from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
 
-_ROW = re.compile(r"^\s*\|\s(.*?)\s*\|\s?(.*?)\|?\s*$")     # the closing '|' may be cut off in a paste
-_SECTION = re.compile(r"^\s*[|+]-+\s+([A-Za-z][A-Za-z ]*?)\s+-+[+|]")
+# Linear on any line: the first cell ends at the first '|' in a non-blank, the second is
+# what precedes an optional closing '|' (which may be cut off in a paste) and trailing blanks,
+# each found in one pass where lazy groups before `\s*` retried every blank run.
+_ROW = re.compile(r"^\s*\|\s((?:[^|]*[^|\s])?)\s*\|\s?(.*(?=\|\s*$)|(?:.*\S)?)\|?\s*$")
+_SECTION = re.compile(r"^\s*[|+]-+\s+([A-Za-z](?:[A-Za-z ]*[A-Za-z])?)\s+-+[+|]")
 _RESULT = re.compile(r"^(Pass|Fail|Skip|Warn|Warning|Not Run)\b\s*(?:-\s*(.*))?$", re.I)
 _RESULT_START = re.compile(r"^\s*(?:Pass|Fail|Skip|Warn)\s+-\s+(?:All|GPUs?:)")
 _GPU_IN_TEXT = re.compile(r"\bGPU\s*(\d+)\b")

@@ -26,7 +26,7 @@ DMIDECODE_BIOS = declare("dmidecode-bios", "host/dmidecode-bios.txt", command=("
 
 @DMIDECODE_BIOS.recognizer
 def is_dmidecode_bios(text: str) -> bool:
-    return "BIOS Information" in text and bool(re.search(r"^\s*Version:", text, re.M))
+    return "BIOS Information" in text and bool(re.search(r"^[ \t]*Version:", text, re.M))
 
 
 @DMIDECODE_BIOS.parser
@@ -38,7 +38,8 @@ def parse_dmidecode_bios(text: str) -> BiosInfo:
     body = t[i:].split("\n\n", 1)[0]
 
     def field_(name: str) -> str | None:
-        m = re.search(rf"^\s*{name}:\s*(.+?)\s*$", body, re.M)
+        # blanks within the line only, and a value ending in a non-blank: linear on any line
+        m = re.search(rf"^[ \t]*{name}:[ \t]*(\S(?:.*\S)?)[ \t]*$", body, re.M)
         return m.group(1) if m else None
 
     version = field_("Version")

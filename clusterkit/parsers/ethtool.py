@@ -19,7 +19,7 @@ from clusterkit.evidence.normalize import normalize_document
 from clusterkit.parsers import ParseError
 from clusterkit.parsers._fabric_text import command_argument, to_float
 
-_STAT = re.compile(r"^\s+([^:\s][^:]*?):\s+(-?\d+)\s*$")
+_STAT = re.compile(r"^\s+([^:\s][^:]*+):\s+(-?\d+)\s*$")
 # A filtered paste (`ethtool -S eth0 | grep err`) has no header: its lines are counters,
 # the command line and the reporter's `..` elisions. mlx5 counter names tell it apart.
 _FRAGMENT_STAT = re.compile(r"^\s*([A-Za-z][\w.\-\[\]]*):\s*(-?\d+)\s*$")
@@ -134,11 +134,12 @@ NO_LIGHT_DBM = -40.0   # what a 0 mW reading (printed -inf dBm) is taken as
 
 def power_dbm(value: str) -> float | None:
     """`0.6910 mW / -1.61 dBm` -> -1.61; `0.0000 mW / -inf dBm` -> -40; `1.2 mW` -> dBm."""
-    m = re.search(r"(-?[\d.]+|-inf)\s*dBm", value, re.I)
+    # (?<!...): a number starts only where no digit run goes on, so a long run is read once
+    m = re.search(r"(?<![\d.])(-?[\d.]+|-inf)\s*dBm", value, re.I)
     if m:
         v = to_float(m.group(1))
         return None if v is None else (NO_LIGHT_DBM if v == -math.inf else v)
-    m = re.search(r"([\d.]+)\s*mW", value)
+    m = re.search(r"(?<![\d.])([\d.]+)\s*mW", value)
     if m:
         mw = to_float(m.group(1))
         if mw is None:
@@ -152,8 +153,10 @@ def _first_number(value: str) -> float | None:
     return to_float(m.group(1)) if m else None
 
 
-_LANE = re.compile(r"^(.*?)\s*\((?:Channel|Chan|Lane)\s*(\d+)\)\s*$", re.I)
-_THRESH = re.compile(r"^(.*?)\s+(high|low)\s+(alarm|warning)\s+threshold$", re.I)
+# The name ends in a non-blank (`(?:.*\S)?`) instead of a lazy `(.*?)` before `\s*`: the same
+# split, found in one pass where the lazy form retried every blank run (quadratic).
+_LANE = re.compile(r"^((?:.*\S)?)\s*\((?:Channel|Chan|Lane)\s*(\d+)\)\s*$", re.I)
+_THRESH = re.compile(r"^((?:.*\S)?)\s+(high|low)\s+(alarm|warning)\s+threshold$", re.I)
 
 
 def _set_lane(values: list[float], lane: int, v: float | None) -> None:
@@ -210,7 +213,7 @@ def parse_ethtool_module(text: str) -> ModuleInfo:
         lk = key.lower()
         if lk == "identifier":
             seen = True
-            m = re.search(r"\((.*)\)", value)
+            m = re.match(r"[^(]*\((.*)\)", value)
             mi.identifier = m.group(1) if m else value
             continue
         if lk == "vendor name":

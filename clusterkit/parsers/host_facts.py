@@ -42,6 +42,8 @@ def parse_os_release(text: str) -> dict[str, str]:
         if "=" in line and not line.lstrip().startswith("#"):
             k, v = line.split("=", 1)
             try:
+                if len(v) > 4096:   # no real value is this long; shlex would take seconds on it
+                    raise ValueError(v)
                 vals = shlex.split(v)
             except ValueError:
                 vals = [v.strip('"')]

@@ -131,7 +131,8 @@ def parse_counters_snapshot(text: str) -> Snapshot:
 
 
 # ---- `=== ./name ===` dumps ----------------------------------------------------------
-_DUMP_HEAD = re.compile(r"^=+\s*(\S+?)\s*=+\s*$")
+# the name neither starts nor ends with '=' (it may hold one): `=` runs are read once
+_DUMP_HEAD = re.compile(r"^=+\s*([^=\s](?:\S*[^=\s])?)\s*=+\s*$")
 _DUMP_PATH = re.compile(r"(?:^|/)(?P<dev>[^/]+)/ports/(?P<port>\d+)/(?P<kind>hw_counters|counters)/(?P<name>[^/]+)$")
 
 
@@ -140,7 +141,7 @@ COUNTERS_DUMP = declare("ib-counters-dump", "fabric/counters-dump.txt", priority
 
 @COUNTERS_DUMP.recognizer
 def is_counters_dump(text: str) -> bool:
-    heads = re.findall(r"^=+[ \t]*\S+[ \t]*=+[ \t]*$", text, re.M)
+    heads = [ln for ln in text.split("\n") if _DUMP_HEAD.match(ln.strip())]
     return len(heads) >= 2 and any(n in text for n in ("symbol_error", "link_downed", "port_rcv_errors"))
 
 

@@ -17,7 +17,10 @@ from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
 from clusterkit.parsers._fabric_text import lane_rate, to_float
 
-_SECTION = re.compile(r"^(CA|Switch):\s*(?:(0x[0-9a-fA-F]+)\s+)?(.*?):?\s*$")
+# The name: what precedes an optional last ':' and trailing blanks, found in one pass (a lazy
+# name before `:?\s*$` retried every blank run). Alternatives: ends in neither ':' nor a blank;
+# ends in ':' or a blank before that last ':'; empty.
+_SECTION = re.compile(r"^(CA|Switch):\s*(?:(0x[0-9a-fA-F]+)\s+)?(.*[^:\s]|.*[\s:](?=:\s*$)|):?\s*$")
 _LINK = re.compile(
     r"^\s*(?:(?P<guid>0x[0-9a-fA-F]+)\s+)?(?P<lid>\d+)\s+(?P<port>\d+)\[[^\]]*\]\s*==\(\s*"
     r"(?:(?P<width>\d+X)\s+(?P<speed>[\d.]+)\s+Gbps\s+)?(?P<state>\w+)/\s*(?P<phys>\w+)\s*\)==>\s*"

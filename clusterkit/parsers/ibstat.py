@@ -55,7 +55,7 @@ _CA = re.compile(r"^\s*CA '([^']+)'\s*$")
 _PORT = re.compile(r"^\s*Port (\d+):\s*$")
 _KV = re.compile(r"^\s*([A-Za-z][A-Za-z _]*):(.*)$")   # linear: key and value are stripped after
 _IBSTATUS_HEAD = re.compile(r"^Infiniband device '([^']+)' port (\d+) status:\s*$")
-_FAIL = re.compile(r"^(ibpanic|ibwarn|ibstat:|ibstatus:).*|.*(No IB devices found|can't open|Couldn't).*", re.I)
+_FAIL = re.compile(r"^(?:(ibpanic|ibwarn|ibstat:|ibstatus:).*|.*(No IB devices found|can't open|Couldn't).*)", re.I)
 _PANIC = re.compile(r"^[ \t]*ibpanic:[^\n]*", re.M)
 # The tools saying the node has no InfiniBand device at all (ibstat, ibv_devinfo, ibstatus).
 _NO_DEVICES = re.compile(r"No IB devices found|sys files not found \(/sys/class/infiniband", re.I)
@@ -100,7 +100,7 @@ IBSTAT = declare("ibstat", "fabric/ibstat.txt", command=("ibstat",), priority=60
 
 @IBSTAT.recognizer
 def is_ibstat(text: str) -> bool:
-    return bool(re.search(r"^CA '[^']+'\s*$", text, re.M)) and "CA type" in text or bool(
+    return bool(re.search(r"^CA '[^'\n]+'[ \t]*$", text, re.M)) and "CA type" in text or bool(
         re.match(r"\s*ibpanic:.*ibstat", text)) or _is_port_block(text)
 
 

@@ -14,7 +14,8 @@ from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
 from clusterkit.parsers._fabric_text import to_float
 
-_ROW = re.compile(r"^(\s*)([^|]+?)\s*\|\s*(.*?)\s*$")
+# cells end in a non-blank instead of lazy groups before `\s*`: one pass per line
+_ROW = re.compile(r"^(\s*)([^|\s](?:[^|]*[^|\s])?)\s*\|\s*((?:.*\S)?)\s*$")
 
 
 @dataclass
@@ -52,7 +53,7 @@ IBSWINFO = declare("ibswinfo", "fabric/ibswinfo-{switch}.txt", priority=60, desc
 
 @IBSWINFO.recognizer
 def is_ibswinfo(text: str) -> bool:
-    return bool(re.search(r"^PSU\d+ status\s*\|", text, re.M)) or bool(re.search(r"^fan status\s*\|", text, re.M))
+    return bool(re.search(r"^PSU\d+ status[ \t]*\|", text, re.M)) or bool(re.search(r"^fan status[ \t]*\|", text, re.M))
 
 
 @IBSWINFO.parser

@@ -52,7 +52,10 @@ class PsuReport:
     rows: list[SdrRow] = field(default_factory=list)
 
 
-_SDR_ROW = re.compile(r"^\s*([^|]+?)\s*\|\s*([0-9A-Fa-f]{2}h)\s*\|\s*([a-z]{2,3})\s*\|\s*([0-9.]+)\s*\|\s*(.*?)\s*$")
+# cells end in a non-blank instead of lazy groups before `\s*`: one pass per line (a lazy
+# first cell retried every blank run, and a 64 KB line took minutes)
+_SDR_ROW = re.compile(r"^\s*([^|\s](?:[^|]*[^|\s])?)\s*\|\s*([0-9A-Fa-f]{2}h)\s*\|\s*([a-z]{2,3})\s*\|\s*([0-9.]+)\s*\|"
+                      r"\s*((?:.*\S)?)\s*$")
 
 
 IPMI_SDR_PSU = declare("ipmitool-sdr-psu", "host/ipmitool-sdr-psu.txt", command=("ipmitool", "sdr", "type", "Power Supply"), priority=55, description='ipmitool sdr type "Power Supply" (or sdr elist)')

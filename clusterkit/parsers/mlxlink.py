@@ -100,7 +100,7 @@ MLXLINK = declare("mlxlink", "fabric/mlxlink-{device}.txt", command=("mlxlink", 
 
 @MLXLINK.recognizer
 def is_mlxlink(text: str) -> bool:
-    return bool(re.search(r"^Operational Info\s*$", text, re.M)) or (
+    return bool(re.search(r"^Operational Info[ \t]*$", text, re.M)) or (
         "Physical BER" in text and "Link Down Counter" in text)
 
 

@@ -65,7 +65,9 @@ def yes_no(v: Any) -> bool | None:
 # ---------------------------------------------------------------- nvidia-smi -q
 
 _GPU_HEADER = re.compile(r"^GPU\s+([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])\s*$")
-_KV = re.compile(r"^(\s*)(\S.*?)\s*:(?:\s(.*))?$")
+# the key ends in a non-blank (`\S(?:.*?\S)?`): each blank run is read once, not once per
+# candidate end of the key
+_KV = re.compile(r"^(\s*)(\S(?:.*?\S)?)\s*:(?:\s(.*))?$")
 
 
 NVIDIA_SMI_Q = declare("nvidia-smi-q", "gpu/nvidia-smi-q.txt", command=("nvidia-smi", "-q"), priority=60, description="nvidia-smi -q / -a (full or partial, one or many GPUs)")
@@ -73,10 +75,10 @@ NVIDIA_SMI_Q = declare("nvidia-smi-q", "gpu/nvidia-smi-q.txt", command=("nvidia-
 
 @NVIDIA_SMI_Q.recognizer
 def is_nvidia_smi_q(text: str) -> bool:
-    return bool(re.search(r"^=+NVSMI LOG=+\s*$", text, re.M)) or (
-        bool(re.search(r"^GPU [0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]\s*$", text, re.M))
-        and bool(re.search(r"^\s+(Product Name|Serial Number|GPU UUID|Bus Id)\s*:", text, re.M))
-    ) or _fragment_sections(text.split("\n"))
+    return bool(re.search(r"^=+NVSMI LOG=+[ \t]*$", text, re.M)) or (
+        bool(re.search(r"^GPU [0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7][ \t]*$", text, re.M))
+        and bool(re.search(r"^[ \t]+(Product Name|Serial Number|GPU UUID|Bus Id)[ \t]*:", text, re.M))
+    ) or bool(_fragment_sections(text.split("\n")))
 
 
 # Sections of a GPU's -q record, and keys found directly under them: a paste of a few sections
@@ -456,7 +458,10 @@ def parse_query_gpu_csv(text: str) -> GpuInventory:
             continue
         if not s or s.startswith(("$", "#")):
             continue
-        row = next(csv.reader(io.StringIO(s), skipinitialspace=True), [])
+        try:
+            row = next(csv.reader(io.StringIO(s), skipinitialspace=True), [])
+        except csv.Error as e:   # a field past csv's limit (128 KiB): no nvidia-smi value is
+            raise ParseError(f"not nvidia-smi --query-gpu CSV: {e}") from None
         if header is None:
             header = _query_header(row)
             cols = [_QUERY_FIELDS.get(n) for n in header or []]
@@ -538,7 +543,8 @@ TOPO = declare("nvidia-smi-topo", "gpu/topo.txt", command=("nvidia-smi", "topo",
 
 @TOPO.recognizer
 def is_topo(text: str) -> bool:
-    return bool(re.search(r"^\s*GPU0(\s+\S+)*\s+CPU Affinity", text, re.M))
+    # one line, scanned once (a nested `(\s+\S+)*` was exponential on a line without the header)
+    return bool(re.search(r"^[ \t]*GPU0[ \t](?:.*[ \t])?CPU Affinity", text, re.M))
 
 
 @TOPO.parser
@@ -569,7 +575,7 @@ def parse_topo(text: str) -> Topology:
             topo.cpu_affinity[row] = rest[0]
             if len(rest) > 1:
                 topo.numa_affinity[row] = rest[1]
-    for m in re.finditer(r"^\s*(NIC\d+)\s*:\s*(\S+)\s*$", t, re.M):
+    for m in re.finditer(r"^[ \t]*(NIC\d+)[ \t]*:[ \t]*(\S+)[ \t]*$", t, re.M):
         topo.nic_names[m.group(1)] = m.group(2)
     if not topo.gpus:
         raise ParseError("topology matrix names no GPU")

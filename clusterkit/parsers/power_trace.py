@@ -104,6 +104,18 @@ def parse_power_trace_header(text: str) -> PowerTrace:
     return parse_power_trace("\n".join(keep), require_samples=False)
 
 
+# `# key: value`; the value ends in a non-blank (a lazy value before `\s*$` retried every blank run)
+_META = re.compile(r"#\s*([a-z_0-9]+)\s*:\s*((?:.*\S)?)\s*$")
+
+
+def _records(rows: list[str]):
+    """csv rows; a field past csv's 128 KiB limit (no trace value is) is unusable input."""
+    try:
+        yield from csv.reader(rows)
+    except csv.Error as e:
+        raise ParseError(f"power trace row unreadable: {e}") from None
+
+
 @POWER_TRACE.parser
 def parse_power_trace(text: str, *, require_samples: bool = True) -> PowerTrace:
     tr = PowerTrace()
@@ -112,7 +124,7 @@ def parse_power_trace(text: str, *, require_samples: bool = True) -> PowerTrace:
     events: dict[int, dict[str, int]] = {}
     for line in clean(text).split("\n"):
         if line.startswith("#"):
-            m = re.match(r"#\s*([a-z_0-9]+)\s*:\s*(.*?)\s*$", line)
+            m = _META.match(line)
             if not m:
                 continue
             key, val = m.groups()
@@ -139,7 +151,7 @@ def parse_power_trace(text: str, *, require_samples: bool = True) -> PowerTrace:
     if not rows or [c.strip() for c in rows[0].split(",")][:4] != COLUMNS[:4]:
         raise ParseError(f"power trace has no header row '{','.join(COLUMNS)}'")
     append, seen = tr.samples.append, set()
-    for rec in csv.reader(rows[1:]):
+    for rec in _records(rows[1:]):
         if len(rec) < 6:
             tr.skipped_rows += 1
             continue

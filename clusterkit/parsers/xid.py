@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from clusterkit.parsers.gpu_records import norm_bus_id
+from clusterkit.evidence.normalize import MAX_LINE_CHARS
 
 _XID = re.compile(r"NVRM:\s*Xid\s*\((?:PCI:)?([0-9a-fA-F:.]+)\)\s*:?\s*(\d+)\s*,?\s*(.*)$")
 _GPU_BUS = re.compile(r"GPU\s+(?:at\s+)?(?:PCI:)?([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-7])?)")
@@ -101,6 +102,7 @@ class XidEvent:
 
 def parse_xid_message(message: str) -> XidEvent | None:
     """One kernel log message -> an Xid event, or None if it is not one."""
+    message = message[:MAX_LINE_CHARS]
     m = _XID.search(message)
     if m:
         detail = _PID.sub("", m.group(3).strip()).strip()

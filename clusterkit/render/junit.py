@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from clusterkit.render.safe_text import xml_text
 from clusterkit.results import CheckResult, RunResult
 
 
@@ -50,5 +51,9 @@ def render_junit(run: RunResult) -> str:
             totals[k] += v
     for k, v in totals.items():
         root.set(k, str(v))
+    for el in root.iter():   # evidence text may hold characters XML 1.0 forbids even escaped
+        el.text = None if el.text is None else xml_text(el.text)
+        for k, v in el.attrib.items():
+            el.set(k, xml_text(v))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

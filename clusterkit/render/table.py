@@ -16,11 +16,17 @@ from rich.table import Table
 from rich.text import Text
 
 from clusterkit.render import UNWRAPPED
+from clusterkit.render.safe_text import terminal_text
 from clusterkit.results import NodeResult, RunResult
 from clusterkit.triage import Group, node_order, triage, worst_by_host
 
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "magenta", "skip": "dim"}
 _COUNTED = ("pass", "warn", "fail", "error", "skip")
+
+
+def _t(text: str, style: str = "") -> Text:
+    """Text from evidence or a bundle, shown literally: never markup, no escape sequence."""
+    return Text(terminal_text(text), style=style)
 
 
 def _status(n: NodeResult) -> Text:
@@ -44,7 +50,7 @@ def _node_table(run: RunResult, groups: list[Group], only_failing: bool, wrap: b
     title = f"clusterkit {run.suite} suite, profile {run.profile}"
     if run.simulated:
         title = "SIMULATED cluster (generated evidence, no hardware) - " + title
-    t = Table(title=title, show_lines=False)
+    t = Table(title=_t(title), show_lines=False)
     t.add_column("node", overflow="fold", no_wrap=not wrap)
     t.add_column("status", no_wrap=not wrap)
     t.add_column("p/w/f/e/s", no_wrap=True)
@@ -59,8 +65,8 @@ def _node_table(run: RunResult, groups: list[Group], only_failing: bool, wrap: b
             hidden += 1
             continue
         counts = [sum(1 for c in n.checks if c.status == s) for s in _COUNTED]
-        t.add_row(Text(n.host + (" [SIMULATED]" if n.simulated else "")), _status(n), Text("/".join(map(str, counts))),
-                  Text(_worst_text(worst.get(n.host), per_host.get(n.host, 0))))
+        t.add_row(_t(n.host + (" [SIMULATED]" if n.simulated else "")), _status(n), Text("/".join(map(str, counts))),
+                  _t(_worst_text(worst.get(n.host), per_host.get(n.host, 0))))
     t.caption = "p/w/f/e/s: checks passed / warned / failed / could not judge (error) / skipped"
     return t, hidden
 
@@ -90,7 +96,7 @@ def _what_to_fix(con: Console, groups: list[Group], wrap: bool) -> None:
         for g in groups:
             for i, (sev, text) in enumerate(_lines(g)):
                 lead = f"  {sev.upper():5} {g.host or 'cluster'} " if i == 0 else "        "
-                con.print(Text(lead + text, style=_STYLE.get(sev, "")))
+                con.print(_t(lead + text, _STYLE.get(sev, "")))
         return
     # a grid: the text is the last column, so a folded line keeps the indent of its text
     grid = Table.grid(padding=(0, 1), expand=True)
@@ -100,10 +106,10 @@ def _what_to_fix(con: Console, groups: list[Group], wrap: bool) -> None:
     for g in groups:
         for i, (sev, text) in enumerate(_lines(g)):
             if i == 0:
-                grid.add_row(Text(f"  {sev.upper():5}", style=_STYLE.get(sev, "")), Text(g.host or "cluster"),
-                             Text(text, style=_STYLE.get(sev, "")))
+                grid.add_row(Text(f"  {sev.upper():5}", style=_STYLE.get(sev, "")), _t(g.host or "cluster"),
+                             _t(text, _STYLE.get(sev, "")))
             else:      # action and consequences: indented under the text, every folded line too
-                grid.add_row(Text(""), Text(""), Padding(Text(text), (0, 0, 0, 2)))
+                grid.add_row(Text(""), Text(""), Padding(_t(text), (0, 0, 0, 2)))
     con.print(grid)
 
 
@@ -124,7 +130,7 @@ def render_table(run: RunResult, *, color: bool = False, width: int | None = 120
                   f"node{'s' if nodes != 1 else ''}{' and the cluster' if any(g.host is None for g in groups) else ''}"
                   f", worst first):")
         _what_to_fix(con, groups, wrap)
-    quiet = [Text(f"{c.id}: {c.status} - {c.summary}") for c in run.cluster_checks if c.status in ("pass", "skip")]
+    quiet = [_t(f"{c.id}: {c.status} - {c.summary}") for c in run.cluster_checks if c.status in ("pass", "skip")]
     if quiet and wrap:      # folded lines stay under the text
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True)
@@ -139,7 +145,7 @@ def render_table(run: RunResult, *, color: bool = False, width: int | None = 120
               + (f", {len(lost)} not reached or cut short" if lost else "") + (" (SIMULATED)" if run.simulated else ""))
     if run.interrupted:
         cut = [n.host for n in run.nodes if n.outcome == "interrupted"]
-        con.print(f"Collection stopped by {run.interrupted}: {len(cut)} host(s) cut short"
-                  + (f" ({', '.join(cut[:8])}{' ...' if len(cut) > 8 else ''})" if cut else "")
-                  + "; this report covers what was collected.")
+        con.print(_t(f"Collection stopped by {run.interrupted}: {len(cut)} host(s) cut short"
+                     + (f" ({', '.join(cut[:8])}{' ...' if len(cut) > 8 else ''})" if cut else "")
+                     + "; this report covers what was collected."))
     return buf.getvalue()

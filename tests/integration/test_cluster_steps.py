@@ -57,3 +57,25 @@ def test_no_cluster_step_for_fewer_than_two_gpu_nodes(sshd_cluster, tmp_path):
     assert meta["commands"] == [] and "fewer than two reachable GPU nodes" in meta["note"]
     run = analyze_paths([out], suite=str(suite_path))
     assert not run.failed()
+
+
+def test_the_hostfile_is_a_private_temporary_file_removed_after_the_run(sshd_cluster, tmp_path):
+    """Not a predictable /tmp/clusterkit-hosts-<epoch>.txt written without exclusive creation
+    and left behind: mktemp on the launch node, then removed."""
+    import re
+    from pathlib import Path
+
+    nodes = sshd_cluster.nodes[:2]
+    hv = {n.name: {"gpu_model": "h100-sxm5-80gb", "gpu_count": 1} for n in nodes}
+    inv, _ = load_inventory(sshd_cluster.write_inventory(tmp_path / "hosts.ini", nodes, host_vars=hv))
+    suite_path = tmp_path / "suite.toml"
+    suite_path.write_text('checks = ["nccl.multi_node"]\n[params."nccl.multi_node"]\n'
+                          'binary = "/nonexistent/all_reduce_perf"\ntimeout_s = 60\n')
+    before = set(Path("/tmp").glob("clusterkit-hosts*"))
+    collect_bundles(inv.hosts, load_suite(str(suite_path)), ProfileResolver(), tmp_path / "run",
+                    FleetOptions(known_hosts=sshd_cluster.known_hosts, connect_timeout_s=5))
+    (cmd,) = json.loads((tmp_path / "run" / "_cluster" / "bundle.json").read_text())["commands"]
+    used = cmd["argv"][cmd["argv"].index("--hostfile") + 1]
+    assert re.fullmatch(r"/tmp/clusterkit-hosts\.[A-Za-z0-9]{10}", used), used
+    assert cmd["hostfile"].count("slots=1") == 2
+    assert set(Path("/tmp").glob("clusterkit-hosts*")) == before      # nothing left behind

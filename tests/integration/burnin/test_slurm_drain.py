@@ -50,7 +50,7 @@ def slurm_cluster():
 
 
 def burnin_once(db, cluster, plan):
-    cyc = lambda c: run([node(h, **kw) for h, kw in plan.items()])  # noqa: E731
+    cyc = lambda c, on_node: run([node(h, **kw) for h, kw in plan.items()])  # noqa: E731
     with History(db) as h:
         return Burnin.start(h, BurninOptions(simulate=True, drain=True), cyc, slurm=Slurm(env=cluster.env)).run()
 
@@ -121,3 +121,32 @@ def test_cli_burnin_on_the_simulated_cluster_drains_through_slurm(tmp_path):
                                timeout=180)
             assert "NOT draining" in r.stderr and "fleet-wide problem" in r.stderr
             assert not any("drain" in st for st, _ in c.states().values())
+
+
+def test_drain_uses_slurm_node_and_never_drains_for_clusterkits_own_errors(tmp_path, slurm_cluster):
+    """Against the real slurmctld: the inventory's `slurm_node` names the node to drain, a node
+    whose only bad results are clusterkit's own (a crashed check, unusable evidence) stays in
+    service, and the drain is logged with its finding."""
+    from clusterkit.results import CheckResult
+
+    c = slurm_cluster
+    inv = tmp_path / "inv.ini"
+    inv.write_text("[gpu]\ngpu-a.example.com slurm_node=node1\ngpu-b.example.com slurm_node=node2\n"
+                   "node3\nnode4\n")
+    broken_tool = node("gpu-b.example.com")
+    broken_tool.checks += [CheckResult.error("gpu.ecc", "internal error in check gpu.ecc: KeyError: 'x'",
+                                             code="CHECK_CRASHED", component="clusterkit"),
+                           CheckResult.error("host.kernel_log", "host/dmesg.txt: a FIFO, not a regular file; refused",
+                                             code="INPUT_UNUSABLE")]
+    cyc = lambda cycle, on_node: run([node("gpu-a.example.com", fail=[ROW_REMAP]), broken_tool,  # noqa: E731
+                                      node("node3"), node("node4")])
+    db = tmp_path / "h.db"
+    with History(db) as h:
+        s = Burnin.start(h, BurninOptions(inventory=str(inv), drain=True), cyc, slurm=Slurm(env=c.env)).run()
+    st, reason = c.wait_state("node1", lambda st, r: "drain" in st)
+    assert reason.startswith("clusterkit: GPU_ROW_REMAP_PENDING") and "host gpu-a.example.com" in reason
+    assert c.states()["node2"][0] == "idle"            # clusterkit's own errors never drain
+    assert s.node_status["gpu-b.example.com"] == "error"
+    with History(db) as h:
+        log = [tuple(r) for r in h.conn.execute("SELECT node, action, reason FROM drains")]
+    assert [(n, a) for n, a, _ in log] == [("node1", "drain")] and "GPU_ROW_REMAP_PENDING" in log[0][2]

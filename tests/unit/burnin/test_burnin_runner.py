@@ -23,7 +23,7 @@ def cycles(plan: dict[int, dict]):
     """cycle -> {host: kwargs for node()}; records which cycles were run."""
     seen: list[int] = []
 
-    def fn(c: int):
+    def fn(c: int, on_node=None):
         seen.append(c)
         return run([node(h, **kw) for h, kw in plan[c].items()])
 
@@ -49,7 +49,7 @@ def test_resume_continues_after_the_last_stored_cycle(tmp_path):
     plan = {c: {"a": {}, "b": {}} for c in range(4)}
     fn = cycles(plan)
 
-    def dies_in_cycle_2(c):
+    def dies_in_cycle_2(c, on_node):
         if c == 2:
             raise KeyboardInterrupt  # the process is gone: nothing after cycle 1 is stored
         return fn(c)
@@ -85,7 +85,7 @@ def test_duration_bounds_the_cycles(tmp_path):
     t = [0.0]
     fn = cycles({c: {"a": {}} for c in range(100)})
 
-    def slow(c):
+    def slow(c, on_node):
         t[0] += 600.0  # each cycle takes 10 minutes
         return fn(c)
 
@@ -152,3 +152,85 @@ def test_an_interrupted_run_older_than_a_day_is_not_resumed(tmp_path):
         assert resumable(h) is None
         assert h.run(old)["status"] == "interrupted"   # still visible as what it was
         assert resumable(h, max_age_s=10 ** 10)[0] == old
+
+
+def _crashed(host: str):
+    """A node whose only bad results are clusterkit's own trouble, not the hardware's."""
+    from clusterkit.results import CheckResult
+
+    n = node(host)
+    n.checks.append(CheckResult.error("gpu.ecc", "internal error in check gpu.ecc: KeyError: 'x'",
+                                      code="CHECK_CRASHED", component="clusterkit"))
+    n.checks.append(CheckResult.error("host.kernel_log", "host/dmesg.txt: a FIFO, not a regular file; refused"))
+    n.checks.append(CheckResult.error("host.disk", "took longer than 60 s and was stopped", code="CHECK_TIMEOUT"))
+    return n
+
+
+def test_only_hardware_findings_drain_never_clusterkits_own_errors(tmp_path):
+    def fn(c, on_node):
+        return run([node("a", fail=[ROW_REMAP]), _crashed("b"), node("c"), node("d")])
+
+    sl = FakeSlurm({h: NodeState(h, "idle", "") for h in "abcd"})
+    with History(tmp_path / "h.db") as h:
+        s = Burnin.start(h, BurninOptions(simulate=True, drain=True), fn, slurm=sl).run()
+        log = [tuple(r) for r in h.conn.execute("SELECT node, action, reason FROM drains")]
+    assert [c[:2] for c in sl.calls] == [("drain", "a")]
+    assert s.node_status["b"] == "error"          # still reported, just not drained
+    assert len(log) == 1 and log[0][:2] == ("a", "drain") and "GPU_ROW_REMAP_PENDING" in log[0][2]
+    assert failing_codes(_crashed("b")) == ([], "")
+
+
+def test_drain_and_resume_use_the_inventorys_slurm_node_name(tmp_path):
+    inv = tmp_path / "inv.ini"
+    inv.write_text("[gpu]\ngpu-a.example.com slurm_node=a\ngpu-b.example.com slurm_node=b\n")
+    plan = {0: {"gpu-a.example.com": {"fail": [ROW_REMAP]}, "gpu-b.example.com": {}}}
+    sl = FakeSlurm({h: NodeState(h, "idle", "") for h in "ab"})
+    with History(tmp_path / "h.db") as h:
+        Burnin.start(h, BurninOptions(inventory=str(inv), drain=True), cycles(plan), slurm=sl).run()
+    assert sl.calls[0][:2] == ("drain", "a") and "host gpu-a.example.com" in sl.calls[0][2]
+    sl.states["a"] = NodeState("a", "drained", sl.calls[0][2])
+    with History(tmp_path / "h.db") as h:
+        Burnin.start(h, BurninOptions(inventory=str(inv), drain=True),
+                     cycles({0: {"gpu-a.example.com": {}, "gpu-b.example.com": {}}}), slurm=sl).run()
+    assert sl.calls[-1] == ("resume", "a")
+
+
+@pytest.mark.parametrize("fraction", [float("nan"), -0.1, 1.5, float("inf")])
+def test_a_stored_drain_guard_that_is_not_a_fraction_drains_nothing(tmp_path, fraction):
+    fn = cycles({0: {"a": {"fail": [ROW_REMAP]}, "b": {}, "c": {}}})
+    sl = FakeSlurm({h: NodeState(h, "idle", "") for h in "abc"})
+    with History(tmp_path / "h.db") as h:
+        Burnin.start(h, BurninOptions(simulate=True, drain=True, max_drain_fraction=fraction), fn, slurm=sl).run()
+    assert sl.calls == []
+
+
+@pytest.mark.parametrize("value", ["nan", "-5", "150", "inf"])
+def test_max_drain_percent_must_be_a_percentage(tmp_path, value):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "clusterkit", "burnin", "--simulate", "--nodes", "2", "--drain",
+                        "--max-drain-percent", value, "--db", str(tmp_path / "h.db")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--max-drain-percent must be a finite number" in r.stderr, r.stderr
+    assert not (tmp_path / "h.db").exists()
+
+
+def test_each_node_is_committed_as_its_checks_finish(tmp_path):
+    """A kill mid-cycle keeps the nodes finished so far (one transaction each)."""
+    seen_in_db: list[int] = []
+
+    def fn(c, on_node):
+        nodes = [node(h) for h in "abc"]
+        for n in nodes[:2]:
+            on_node(n)
+        with History(tmp_path / "h.db", readonly=True) as other:   # what another process sees now
+            seen_in_db.append(other.conn.execute("SELECT count(*) FROM check_results").fetchone()[0])
+        raise KeyboardInterrupt   # killed before node c finished
+
+    with History(tmp_path / "h.db") as h:
+        b = Burnin.start(h, BurninOptions(simulate=True, cycles=1), fn)
+        with pytest.raises(KeyboardInterrupt):
+            b.run()
+        hosts = {r[0] for r in h.conn.execute("SELECT DISTINCT host FROM check_results WHERE cycle=0")}
+    assert seen_in_db == [8] and hosts == {"a", "b"}

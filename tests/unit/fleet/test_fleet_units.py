@@ -86,12 +86,9 @@ def test_known_hosts_matches_hashed_and_port_entries(tmp_path):
     kh = tmp_path / "known_hosts"
     kh.write_text(f"# comment\n{hashed} {key.get_name()} {key.get_base64()}\n")
     known = KnownHosts(kh)
-    client = paramiko.SSHClient()
-    known.prepare(client, known_hosts_name("10.0.0.5", 2222))
-    assert client.get_host_keys().lookup("[10.0.0.5]:2222")[key.get_name()] == key
-    other = paramiko.SSHClient()
-    known.prepare(other, known_hosts_name("10.0.0.5", 22))
-    assert other.get_host_keys().lookup("10.0.0.5") is None
+    known.verify(known_hosts_name("10.0.0.5", 2222), key)            # accepted: no exception
+    with pytest.raises(UnknownHostKey):
+        known.verify(known_hosts_name("10.0.0.5", 22), key)
 
 
 def test_unknown_key_is_refused_unless_opted_in_and_then_recorded_privately(tmp_path):
@@ -112,7 +109,7 @@ def test_unknown_key_is_refused_unless_opted_in_and_then_recorded_privately(tmp_
     client._policy.missing_host_key(client, "[h]:2", key)        # twice: one line
     assert kh.read_text() == f"[h]:2 {key.get_name()} {key.get_base64()}\n"
     assert stat.S_IMODE(kh.stat().st_mode) == 0o600
-    assert KnownHosts(kh)._keys.check("[h]:2", key)
+    KnownHosts(kh).verify("[h]:2", key)                             # recorded: accepted from now on
 
 
 def test_unreadable_known_hosts_is_a_config_error(tmp_path):

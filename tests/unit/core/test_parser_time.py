@@ -1,0 +1,91 @@
+"""Every parser (and the kernel-log rules) is linear in its input: lines of 1 MB and files of
+10^5 lines come back in bounded time, as a result or a ParseError.
+
+The bound is a complexity check, not a speed figure (benchmarks/parser_long_lines.py measures
+those): a linear parser reads 1 MB in well under a second, while a backtracking regex took over
+60 s on a 64 KB kernel-log line and never finished on 1 MB. An alarm interrupts a call that
+overruns (the re module checks for signals), so a regression fails here instead of hanging."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.parser_inputs import (FILLERS, MB, call_within, hostile_lines, long_line, many_lines, parsers,
+                                         samples)
+
+BOUND_S = 10.0
+PARSERS = parsers()
+
+
+def _bounded(func, text: str) -> None:
+    # unusable input said as such (ParseError is a ValueError) is an answer; anything else fails here
+    if call_within(func, text, BOUND_S, answers=(ValueError,)) is None:
+        pytest.fail(f"did not finish within {BOUND_S:g} s on {len(text):,} characters")
+
+
+@pytest.fixture(scope="module")
+def texts() -> dict[str, str]:
+    return samples()
+
+
+def test_every_parser_is_covered():
+    """The registry of kinds and the parse functions are all here (a new parser joins by itself)."""
+    from clusterkit.evidence.kinds import KINDS
+
+    names = {f.__name__ for f in PARSERS.values()}
+    assert {k.sniff.__name__ for k in KINDS.values()} <= names
+    assert {"parse_kernel_log", "link_event", "parse_xid_message", "parse_nvidia_smi_q", "parse_sdr_psu",
+            "parse", "_scan_kernel_log"} <= names
+    assert len(PARSERS) >= 50
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_a_one_megabyte_line_of_its_own_format(name, texts):
+    sample = texts.get(name)
+    if sample:   # the longest line of a real-format sample, its second half repeated to 1 MB
+        line = max(sample.splitlines(), key=len)
+        text = long_line(line[: len(line) // 2], line[len(line) // 2:] or " ")
+    else:
+        text = long_line("a: ", "a ")
+    _bounded(PARSERS[name], text)
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_a_hundred_thousand_lines(name, texts):
+    _bounded(PARSERS[name], many_lines(texts.get(name)))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_parser_on_hostile_one_megabyte_lines(texts, data):
+    name = data.draw(st.sampled_from(sorted(PARSERS)))
+    cases = hostile_lines(texts.get(name), MB)
+    label, text = data.draw(st.sampled_from(cases), label="input")
+    _bounded(PARSERS[name], text)
+
+
+def test_the_fillers_include_what_made_the_old_patterns_backtrack():
+    """The inputs that hung clusterkit before (issue 18) stay in the sweep."""
+    assert {"mlx5_0 port 1 ", "EDAC ", "AER: Uncorrected ", " ", "\n"} <= set(FILLERS)
+
+
+# The lines of issue 18: a 64 KB kernel-log line took over 60 s (link events, IPMI SDR rows),
+# a 1 MB line never finished. Here each is 1 MB.
+ISSUE_CASES = {
+    "checks.kernel_log_rules.scan": "[   12.000000] " + "EDAC " * 200_000 + "\n",
+    "link_events.link_event": "mlx5_core 0000:01:00.0 " + "mlx5_0 port 1 " * 75_000,
+    "ipmi.parse_sdr_psu": "PSU1 Status" + " " * MB + "x\n",
+    "ipmi.is_sdr": "PS1 Status " + "\t" * MB + "x\n",
+    "xid.parse_xid_message": "NVRM: GPU " * 100_000,
+    "nvidia_smi.parse_nvidia_smi_q": "GPU 00000000:1B:00.0\n    Product Name" + " " * MB + "x\n",
+    "ibstat.parse_ibstat": "CA 'mlx5_0'\n\tPort 1:\n\t\tState" + " " * MB + "x\n",
+    "ethtool.is_ethtool_stats": "\n" * MB,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ISSUE_CASES))
+def test_the_lines_that_hung_clusterkit(name):
+    _bounded(PARSERS[name], ISSUE_CASES[name])
