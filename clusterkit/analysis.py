@@ -379,13 +379,13 @@ STDIN = Path("-")
 
 
 def open_paths(paths: list[Path], kind_override: str | None = None,
-               stdin_text: str | None = None) -> tuple[list[Bundle], Bundle | None, list[NodeResult], bool]:
+               stdin_text: str | bytes | None = None) -> tuple[list[Bundle], Bundle | None, list[NodeResult], bool]:
     """Bundles, run directories and loose files (`-`: standard input) -> bundles (+ error results
     for unusable files). A paste of several hosts' output (pdsh/clush) becomes one node per host,
     and files of one host are that host's bundle.
 
     Returns (bundles, cluster bundle, error node results, loose?)."""
-    from clusterkit.evidence.bundle import CLUSTER_DIR, find_bundles, read_evidence_file
+    from clusterkit.evidence.bundle import CLUSTER_DIR, MAX_FILE_BYTES, find_bundles, read_evidence_file
     from clusterkit.evidence.kinds import KINDS
     from clusterkit.errors import ConfigError
 
@@ -400,8 +400,12 @@ def open_paths(paths: list[Path], kind_override: str | None = None,
     for p in paths:
         if p == STDIN:
             loose = True
+            data = stdin_text.encode() if isinstance(stdin_text, str) else stdin_text or b""
             try:
-                pasted.add("stdin", decode_evidence((stdin_text or "").encode(), "standard input"), "standard input")
+                if len(data) > MAX_FILE_BYTES:   # bounded like any evidence file (the CLI reads one byte more)
+                    raise EvidenceError(f"standard input: more than the {MAX_FILE_BYTES // 2**20} MiB limit for one "
+                                        f"tool output")
+                pasted.add("stdin", decode_evidence(data, "standard input"), "standard input")
             except EvidenceError as e:
                 errors.append(_file_error("stdin", str(e)))
             continue

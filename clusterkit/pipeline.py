@@ -88,7 +88,7 @@ def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "
 
 
 def analyze_paths(paths: list[Path], *, suite: str = "full", profile: str | None = None,
-                  kind: str | None = None, stdin_text: str | None = None) -> RunResult:
+                  kind: str | None = None, stdin_text: str | bytes | None = None) -> RunResult:
     """Bundles, run directories and loose files (`-` is `stdin_text`) -> results."""
     started = now_iso()
     bundles, cluster, errors, loose = open_paths(paths, kind, stdin_text)

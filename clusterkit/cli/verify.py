@@ -247,9 +247,16 @@ def register(app: typer.Typer) -> None:
         from clusterkit import pipeline
 
         _check_format(fmt)
-        stdin_text = sys.stdin.read() if any(str(p) == "-" for p in paths) else None
+        stdin_text = _read_stdin() if any(str(p) == "-" for p in paths) else None
         run = pipeline.analyze_paths(list(paths), suite=suite, profile=profile, kind=kind, stdin_text=stdin_text)
         _finish(run, fmt, output, only_failing=only_failing)
+
+
+def _read_stdin() -> bytes:
+    """Standard input, bounded like an evidence file: one byte past the limit says it is larger."""
+    from clusterkit.evidence.bundle import MAX_FILE_BYTES
+
+    return sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
 
 
 def _run_dir(path: Optional[Path], option: str) -> Optional[Path]:

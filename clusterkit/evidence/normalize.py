@@ -95,6 +95,8 @@ def _strip_quotes(lines: list[str]) -> list[str]:
 
 def prompt_command(line: str) -> str | None:
     """The command of a shell prompt line ('' for a bare prompt), None if it is no prompt line."""
+    if not line or line.isspace():    # no prompt is blank: a million empty lines cost no pattern
+        return None
     for p in _PROMPTS:
         m = p.match(line[:MAX_LINE_CHARS])
         if m:
@@ -203,6 +205,8 @@ def _docker_json(text: str) -> tuple[str, str | None] | None:
 
 def _strip_log_prefixes(line: Line) -> Line:
     """Peel log prefixes off one line, outermost first, recording what they said."""
+    if not line.text or line.text.isspace():   # no log prefix is blank
+        return line
     text, seconds, wall, source, stamped, via_iso = line.text, line.seconds, line.wall, line.source, False, line.via_iso
     for _ in range(6):
         head = text[:MAX_LINE_CHARS]
@@ -268,6 +272,8 @@ def _dedent(lines: list[Line]) -> list[Line]:
         return lines
     first = body[0]
     common = first[:len(first) - len(first.lstrip(" \t"))]
+    if not common:
+        return lines
     for t in body[1:]:
         while common and not t.startswith(common):
             common = common[:-1]
@@ -357,16 +363,17 @@ def normalize_document(text: str) -> Document:
         # a terminal session captured in a log (CI, kubectl logs) or behind host prefixes: its prompts,
         # command echo and fences sit inside the prefixes
         kept: list[Line] = []
+        printed = False      # a kept line with text: a command echo can only come before it
         for l in hl:
             wrapped = l.stamped or l.host is not None
             cmd = prompt_command(l.text) if wrapped else None
-            if cmd is None and wrapped and not any(k.text.strip() for k in kept) \
-                    and (m := _BARE_COMMAND.match(l.text[:MAX_LINE_CHARS])):
+            if cmd is None and wrapped and not printed and (m := _BARE_COMMAND.match(l.text[:MAX_LINE_CHARS])):
                 cmd = m["cmd"].strip()
             if cmd is None and wrapped and _FENCE.match(l.text):
                 cmd = ""
             if cmd is None:
                 kept.append(l)
+                printed = printed or bool(l.text.strip())
             elif cmd:
                 commands.append(cmd)
         out.extend(_unquote(_dedent(kept)))
@@ -374,9 +381,8 @@ def normalize_document(text: str) -> Document:
     # a pdsh host's empty trailing lines and leading blanks carry nothing
     while out and not out[-1].text.strip():
         out.pop()
-    while out and not out[0].text.strip():
-        out.pop(0)
-    return Document(out, commands)
+    first = next((i for i, l in enumerate(out) if l.text.strip()), len(out))
+    return Document(out[first:], commands)   # sliced: popping from the front is quadratic
 
 
 def normalize_lines(text: str) -> list[Line]:

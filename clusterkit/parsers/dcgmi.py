@@ -66,8 +66,10 @@ class DcgmDiag:
 DCGMI_DIAG = declare("dcgmi-diag", "gpu/dcgmi-diag.txt", command=("dcgmi", "diag", "-r", "1"), priority=60, description="dcgmi diag -r N")
 
 
-_SECTION_NAMES = re.compile(r"^\s*[|+]-{3,}\s+(?:Metadata|Deployment|Hardware|Integration|Stress|Performance)\s+-{3,}", re.M)
-_RESULT_ROW = re.compile(r"^\s*\|[^|]*\|\s*(?:Pass|Fail|Skip|Warn)\s+-\s+(?:All|GPUs?:)", re.M)
+# within one line ([ \t], never \s or [^|] across newlines): a run of blank lines is read once
+_SECTION_NAMES = re.compile(r"^[ \t]*[|+]-{3,}[ \t]+(?:Metadata|Deployment|Hardware|Integration|Stress|Performance)"
+                            r"[ \t]+-{3,}", re.M)
+_RESULT_ROW = re.compile(r"^[ \t]*\|[^|\n]*\|[ \t]*(?:Pass|Fail|Skip|Warn)[ \t]+-[ \t]+(?:All|GPUs?:)", re.M)
 
 
 @DCGMI_DIAG.recognizer

@@ -23,7 +23,7 @@ from clusterkit.parsers.ibcounters import PERFQUERY_NAMES, PortSnapshot, Snapsho
 
 _NODE = re.compile(r'^\s*Errors for\s+(?:(0x[0-9a-fA-F]+)\s+)?"([^"]*)"')
 _PORT = re.compile(r"^\s*GUID\s+(0x[0-9a-fA-F]+)\s+port\s+(\d+|ALL)\s*:")
-_COUNTER = re.compile(r"\[\s*(\w+)\s*==\s*(\d+)[^\]\[]*\]")   # stops at the next `[`: linear
+_COUNTER = re.compile(r"\[\s*(\w+)\s*==\s*(\d++)[^\]\[]*\]")   # stops at the next `[`, the digits read once: linear
 ALL_PORTS = 255   # PortSelect 0xFF: the node's ports summed (IBA AllPortSelect)
 
 IBQUERYERRORS = declare("ibqueryerrors", "fabric/ibqueryerrors.txt", command=("ibqueryerrors",), priority=60,

@@ -124,7 +124,11 @@ class SelEvent:
         return _is_psu_name(self.sensor) or "power supply" in self.event.lower()
 
 
-_SEL_ROW = re.compile(r"^\s*([0-9a-fA-F]+)\s*\|\s*([^|]*?)\s*\|\s*([^|]*?)\s*\|\s*([^|]*?)\s*\|\s*([^|]*?)\s*(?:\|\s*(Asserted|Deasserted)\s*)?(?:\|.*)?$")
+# cells end in a non-blank instead of lazy groups before `\s*\|`: one pass per line (a lazy cell
+# retried every blank run, quadratic in a long one)
+_SEL_CELL = r"\s*((?:[^|]*[^|\s])?)\s*"
+_SEL_ROW = re.compile(r"^\s*([0-9a-fA-F]+)\s*\|" + r"\|".join([_SEL_CELL] * 4)
+                      + r"(?:\|\s*(Asserted|Deasserted)\s*)?(?:\|.*)?$")
 
 
 IPMI_SEL = declare("ipmitool-sel", "host/ipmitool-sel.txt", command=("ipmitool", "sel", "elist"), priority=55, description="ipmitool sel elist / sel list")
@@ -171,7 +175,7 @@ class SelInfo:
 
 @IPMI_SEL_INFO.recognizer
 def is_sel_info(text: str) -> bool:
-    return bool(re.search(r"^\s*SEL Information\s*$", text, re.M)) and "Percent Used" in text
+    return bool(re.search(r"^[ \t]*SEL Information[ \t]*$", text, re.M)) and "Percent Used" in text
 
 
 @IPMI_SEL_INFO.parser

@@ -24,7 +24,9 @@ LSPCI = declare("lspci-vvv", "host/lspci-vvv.txt",
 _HEAD = re.compile(r"^((?:[0-9a-fA-F]{4,8}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])\s+([^:]+?):\s+(.*)$")
 _SPEED = re.compile(r"Speed\s+([\d.]+)GT/s(?:\s*\((ok|downgraded)\))?", re.I)
 _WIDTH = re.compile(r"Width\s+x(\d+)(?:\s*\((ok|downgraded)\))?", re.I)
-_BITS = re.compile(r"([A-Za-z][\w]*)([+-])")
+# `Name+`/`Name-` flags: a name is a word from its first letter, read once from the word's start
+# (a search from every letter of a long word was quadratic)
+_BITS = re.compile(r"(?<!\w)(?:(?![A-Za-z])\w)*+([A-Za-z]\w*+)([+-])")
 _VENDOR_ID = re.compile(r"\[(10de|15b3):[0-9a-f]{4}\]", re.I)
 
 
@@ -82,7 +84,7 @@ class LspciReport:
 @LSPCI.recognizer
 def is_lspci_vvv(text: str) -> bool:
     lines = text.split("\n")
-    return any(_HEAD.match(l) for l in lines[:400]) and bool(re.search(r"^\s+(LnkSta|LnkCap|Capabilities):", text, re.M))
+    return any(_HEAD.match(l) for l in lines[:400]) and bool(re.search(r"^[ \t]+(LnkSta|LnkCap|Capabilities):", text, re.M))
 
 
 def _vendor(description: str) -> str | None:

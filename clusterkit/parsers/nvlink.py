@@ -46,7 +46,9 @@ class NvlinkReport:
     elided: bool = False               # '[...]': some links not shown, so their number is not known
 
 
-_GPU = re.compile(r"^GPU (\d+): (.*?)(?: \(UUID: (\S+?)\))?\s*$")
+# The name: what precedes a closing ` (UUID: ...)`, else the rest without trailing blanks, each
+# found in one pass (a lazy name before `\s*$` retried every blank run)
+_GPU = re.compile(r"^GPU (\d+): (.*(?= \(UUID: \S+\)\s*$)|(?:.*\S)?)(?: \(UUID: (\S+?)\))?\s*$")
 _LINK_RATE = re.compile(r"^\s*Link (\d+): (?:([\d.]+) GB/s|<inactive>)\s*$")
 _LINK_ERR = re.compile(r"^\s*Link (\d+): (.+?) Errors?: (\S+)\s*$", re.I)
 _ALL_INACTIVE = re.compile(r"all links are inactive", re.I)
@@ -134,7 +136,8 @@ _DCGM_STATES = re.compile(r"^[UDX_](?:\s+[UDX_])*$")
 @DCGMI_NVLINK.recognizer
 def is_dcgmi_nvlink(text: str) -> bool:
     return bool(re.search(r"NvLink Link Status", text)) or (
-        bool(re.search(r"^\s*gpuId \d+:\s*$", text, re.M)) and bool(re.search(r"^\s*[UDX_](?: [UDX_])+\s*$", text, re.M)))
+        bool(re.search(r"^[ \t]*gpuId \d+:[ \t]*$", text, re.M))
+        and bool(re.search(r"^[ \t]*[UDX_](?: [UDX_])+[ \t]*$", text, re.M)))
 
 
 @DCGMI_NVLINK.parser

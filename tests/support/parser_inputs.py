@@ -1,11 +1,14 @@
 """Every parser, and hostile input for it: lines of 1 MB and files of 10^5 lines.
 
 Shared by the property test (tests/unit/core/test_parser_time.py) and the benchmark
-(benchmarks/parser_long_lines.py). "Every parser" is every public function of a
-`clusterkit.parsers` module that takes the text as its one required argument (the
-kinds' sniffers and parse functions, and helpers such as `link_event`), plus the
-kernel-log rules applied to a parsed log. Sample texts come from the simulator, one
-per kind's bundle path, so each parser also gets long lines built from its own format.
+(benchmarks/parser_long_lines.py). "Every parser" is read from the registries, so a new
+one joins by itself: every declared evidence kind's recognizer and parser (variants
+included), every public function of a `clusterkit.parsers` module that takes the text as
+its one required argument (helpers such as `link_event`), the normalization every parser
+starts with, recognition (all recognizers on one text), the kernel-log rules applied to a
+parsed log, and the fatal-signature scan. Sample texts of each kind's format come from the
+simulator (the kind's bundle path) and from the real-output corpus (tests/real/corpus, files
+recognized as that kind), so each parser also gets long lines built from its own format.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 import shutil
 import signal
 import tempfile
@@ -25,7 +29,13 @@ MB = 1 << 20
 # characters and tokens that make a backtracking regex try again and again
 FILLERS = (" ", "a", "0", ":", "|", "=", ".", "-", "\t", "a ", ": ", "a: ", "| ", "0 ", "0.", "[", "(", "x=",
            "0x", "/", ",", "a|", "=a", "mlx5_0 port 1 ", "NVRM: GPU ", "EDAC ", "AER: Uncorrected ",
-           "GPU0 ", "NCCL INFO ", "Link is ", "to ", "\n", " \n", "\n\t")
+           "GPU0 ", "NCCL INFO ", "Link is ", "to ", "\n", " \n", "\n\t", "# a: ", "[  1.0] ", "node1: ", "a:\n")
+# many short lines of one shape: what normalization's per-document layers (quoting, prompts, host
+# prefixes, indentation) look at line by line
+SHORT_LINES = ("\n", " \n", "\n\t", "a\n", "a:\n", " a\n", "| a\n", "> a\n", "$ a\n", "[    1.0] a\n",
+               "node1: a\n", "node1: \n", "+-\n", "```\n")
+CORPUS = Path(__file__).resolve().parent.parent / "real" / "corpus"
+LOG_MODULES = ("kernel_log", "link_events", "xid")   # helpers on kernel-log messages
 
 
 def _scan_kernel_log(text: str) -> Any:
@@ -35,12 +45,22 @@ def _scan_kernel_log(text: str) -> Any:
     return scan(parse_kernel_log(text))
 
 
-def parsers() -> dict[str, Callable[[str], Any]]:
-    """name -> function(text) for every parser (see the module docstring)."""
-    import clusterkit.parsers as pkg
-    from clusterkit.plugins import load_all
+def _recognize(text: str) -> Any:
+    from clusterkit.evidence.kinds import sniff_document
+    from clusterkit.evidence.normalize import normalize_document
 
-    load_all()
+    return sniff_document(normalize_document(text))
+
+
+def _scan_fatal_lines(text: str) -> Any:
+    from clusterkit.checks.signatures import _scan_text
+
+    return list(_scan_text("pasted.txt", text))
+
+
+def _module_functions() -> dict[str, Callable[[str], Any]]:
+    import clusterkit.parsers as pkg
+
     out: dict[str, Callable[[str], Any]] = {}
     for m in pkgutil.iter_modules(pkg.__path__):
         mod = importlib.import_module(f"{pkg.__name__}.{m.name}")
@@ -53,38 +73,110 @@ def parsers() -> dict[str, Callable[[str], Any]]:
             if any(p.default is inspect.Parameter.empty for p in params[1:]):
                 continue
             out[f"{mod.__name__.rsplit('.', 1)[1]}.{name}"] = f
+    return out
+
+
+def parsers() -> dict[str, Callable[[str], Any]]:
+    """name -> function(text) for every parser (see the module docstring)."""
+    from clusterkit.evidence import normalize
+    from clusterkit.plugins import load_all
+
+    load_all()
+    out = _module_functions()
+    seen = set(out.values())
+    for k in registered_kinds():
+        for role, f in (("recognizer", k.sniff), ("parser", k.parse)):
+            if f is not None and f not in seen:   # a kind's function defined elsewhere, or not public
+                out[f"kind {k.name}.{role}"] = f
+                seen.add(f)
+    out["normalize.normalize"] = normalize.normalize
+    out["normalize.normalize_document"] = normalize.normalize_document
+    out["normalize.normalize_lines"] = normalize.normalize_lines
+    out["kinds.recognize"] = _recognize
     out["checks.kernel_log_rules.scan"] = _scan_kernel_log
+    out["checks.signatures.scan"] = _scan_fatal_lines
+    return out
+
+
+def registered_kinds() -> list[Any]:
+    """Every declared kind and variant."""
+    from clusterkit.evidence.kinds import KINDS, VARIANTS
+    from clusterkit.plugins import load_all
+
+    load_all()
+    return list(KINDS.values()) + list(VARIANTS)
+
+
+def _kind_samples() -> dict[str, list[str]]:
+    """kind name -> texts of its format: the simulator's file at its path, then the corpus files
+    recognized as that kind."""
+    from clusterkit.evidence.kinds import kind_of_path
+    from clusterkit.sim.cluster import generate
+
+    out: dict[str, list[str]] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="ck-samples-"))
+    try:
+        generate(tmp, nodes=2, seed=3)
+        for d in sorted(p for p in tmp.iterdir() if p.is_dir()):
+            for f in sorted(d.rglob("*")):
+                k = kind_of_path(str(f.relative_to(d))) if f.is_file() and f.name != "bundle.json" else None
+                if k is not None and not out.get(k.name):
+                    out[k.name] = [f.read_text(errors="replace")]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    header = re.compile(r"^# [a-z]+: ")
+    for f in sorted(CORPUS.glob("*/*.txt")):
+        text = "\n".join(ln for ln in f.read_text(errors="replace").split("\n") if not header.match(ln))
+        k = _recognize(text)
+        if k is not None:
+            out.setdefault(k.name, []).append(text)
     return out
 
 
 def samples() -> dict[str, str]:
-    """name of a parser -> a real-format text it reads (from a simulated bundle), where known."""
-    from clusterkit.evidence.kinds import KINDS
-    from clusterkit.sim.cluster import generate
-
-    tmp = Path(tempfile.mkdtemp(prefix="ck-samples-"))
-    try:
-        generate(tmp, nodes=2, seed=3)
-        files: dict[str, str] = {}
-        for d in sorted(p for p in tmp.iterdir() if p.is_dir()):
-            for f in d.rglob("*"):
-                if f.is_file() and f.name != "bundle.json":
-                    files.setdefault(str(f.relative_to(d)), f.read_text(errors="replace"))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """name of a parser -> real-format text it reads (its kind's samples, joined), where known."""
+    by_kind = _kind_samples()
+    kinds = registered_kinds()
+    by_func: dict[Any, str] = {}
     by_module: dict[str, str] = {}
-    for k in KINDS.values():
-        text = files.get(k.path)
-        if text:
-            by_module.setdefault(k.sniff.__module__.rsplit(".", 1)[1], text)
+    for k in kinds:
+        base = k.name.split("@")[0]
+        text = "\n".join(by_kind.get(base, []))
+        if not text:
+            continue
+        for f in (k.sniff, k.parse):
+            if f is not None:
+                by_func.setdefault(f, text)
+                by_module.setdefault(f.__module__.rsplit(".", 1)[1], text)
+    log = "\n".join(by_kind.get("kernel-log", []))
+    everything = "\n".join(t for ts in by_kind.values() for t in ts[:1])
     out = {}
-    for name in parsers():
-        mod = name.split(".")[0]
-        text = by_module.get(mod) or (files.get("host/dmesg.txt") if mod in ("kernel_log", "link_events", "xid", "checks")
-                                      else None)
+    for name, f in parsers().items():
+        mod = getattr(f, "__module__", "").rsplit(".", 1)[-1]
+        text = by_func.get(f) or by_module.get(mod) or (log if mod in LOG_MODULES or "kernel_log" in name else None)
+        if name.startswith(("normalize.", "kinds.", "checks.signatures")):
+            text = everything
         if text:
             out[name] = text
     return out
+
+
+def shapes(sample: str, most: int = 16) -> list[str]:
+    """Lines of `sample` of different shapes (letters, digits and blank runs folded), at most `most`
+    per call of `stretched`: one of each structure a parser's patterns meet."""
+    seen: dict[str, str] = {}
+    for ln in sample.split("\n"):
+        if not ln.strip():
+            continue
+        key = re.sub(r"\s+", " ", re.sub(r"[0-9]+", "0", re.sub(r"[A-Za-z]+", "a", ln[:48])))
+        seen.setdefault(key, ln)
+    return list(seen.values())
+
+
+def stretched(lines: list[str], filler: str, size: int = 64 * 1024) -> str:
+    """Each line cut in half and `filler` repeated to `size` characters after it, one per line:
+    a pattern that is quadratic on any one of them takes seconds."""
+    return "\n".join(long_line(ln[: max(1, len(ln) // 2)], filler, size) for ln in lines) + "\n"
 
 
 def long_line(prefix: str, filler: str, size: int = MB) -> str:
@@ -111,10 +203,18 @@ def hostile_lines(sample: str | None, size: int = MB) -> list[tuple[str, str]]:
     return out
 
 
-def many_lines(sample: str | None, n: int = 100_000) -> str:
-    """`n` lines: the sample's lines over and over (or a kernel-log-like line)."""
+def many_lines(sample: str | None, n: int = 100_000, size: int = 10 * MB) -> str:
+    """`n` lines: the sample's lines over and over (or a kernel-log-like line), stopping at `size`
+    characters (a format of long lines, a 200-field CSV row, gets fewer of them)."""
     lines = [ln for ln in (sample or "").splitlines() if ln.strip()] or ["[    1.000000] a: b c 0x1f"]
-    return "\n".join(lines[i % len(lines)] for i in range(n)) + "\n"
+    out, total = [], 0
+    for i in range(n):
+        ln = lines[i % len(lines)]
+        total += len(ln) + 1
+        if total > size and out:
+            break
+        out.append(ln)
+    return "\n".join(out) + "\n"
 
 
 class _Overran(BaseException):

@@ -211,3 +211,43 @@ def test_analyze_of_a_directory_path_does_not_leave_the_run(tmp_path):
     (run / "stranger").symlink_to(outside / "stranger", target_is_directory=True)
     r = analyze_paths([run], suite="quick")
     assert [n.host for n in r.nodes] == ["n1"]
+
+
+LOST_GPU = "[ 9.000000] NVRM: GPU 0000:8a:00.0: GPU has fallen off the bus.\n"
+
+
+def test_the_fatal_line_scan_reads_only_regular_files_of_the_bundle(tmp_path):
+    """evidence.fatal_signatures reads every file of a bundle, through the same safe reads: a link to
+    a file outside holding a fatal line is not followed, a FIFO does not block it; the same line in a
+    real file of the bundle is found (so the scan did run)."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text(LOST_GPU.replace("8a:00.0", "3b:00.0"))
+    b = _node(tmp_path / "run", "n1", {"host/uname.txt": "Linux n1 6.1.0 #1 SMP x86_64 GNU/Linux\n",
+                                       "notes/vendor.txt": LOST_GPU})
+    (b / "notes/linked.txt").symlink_to(outside)
+    os.mkfifo(b / "notes/pipe.txt")                          # nobody ever writes to it
+    report = _analyze_json(b)
+    scan = _check(report, "n1", "evidence.fatal_signatures")
+    text = json.dumps(scan)
+    assert "8a:00.0" in text and "notes/vendor.txt" in text, scan
+    assert "3b:00.0" not in text and "linked.txt" not in text
+
+
+def test_standard_input_is_bounded_like_an_evidence_file(monkeypatch):
+    """`analyze -` reads at most the evidence limit (and one byte to tell a larger input): a larger
+    paste is that input's error, never held whole."""
+    from clusterkit.analysis import STDIN, open_paths
+
+    monkeypatch.setattr("clusterkit.evidence.bundle.MAX_FILE_BYTES", 1024)
+    _, _, errors, _ = open_paths([STDIN], stdin_text=(DMESG * 100).encode())
+    assert [e.checks[0].findings[0].code for e in errors] == ["EVIDENCE_UNUSABLE"]
+    assert "limit" in errors[0].checks[0].summary
+    bundles, _, errors, _ = open_paths([STDIN], stdin_text=DMESG.encode())
+    assert not errors and len(bundles) == 1
+
+
+def test_analyze_reads_a_paste_from_standard_input():
+    r = subprocess.run([sys.executable, "-m", "clusterkit", "analyze", "-", "--format", "json", "--suite", "quick"],
+                       input=LOST_GPU, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert "GPU_XID_79" in r.stdout or "fallen off the bus" in r.stdout

@@ -1,5 +1,7 @@
-"""Every parser (and the kernel-log rules) is linear in its input: lines of 1 MB and files of
-10^5 lines come back in bounded time, as a result or a ParseError.
+"""Every parser (every kind's recognizer and parser, the helpers, normalization, recognition, the
+kernel-log rules and the fatal-line scan) is linear in its input: lines of 1 MB, each line shape of
+its own format stretched to 64 KB, and files of 10^5 lines (at most 10 MB) come back in bounded
+time, as a result or a ParseError.
 
 The bound is a complexity check, not a speed figure (benchmarks/parser_long_lines.py measures
 those): a linear parser reads 1 MB in well under a second, while a backtracking regex took over
@@ -12,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.parser_inputs import (FILLERS, MB, call_within, hostile_lines, long_line, many_lines, parsers,
-                                         samples)
+from tests.support.parser_inputs import (FILLERS, MB, SHORT_LINES, call_within, hostile_lines, long_line, many_lines,
+                                         parsers, registered_kinds, samples, shapes, stretched)
 
 BOUND_S = 10.0
 PARSERS = parsers()
@@ -31,14 +33,24 @@ def texts() -> dict[str, str]:
 
 
 def test_every_parser_is_covered():
-    """The registry of kinds and the parse functions are all here (a new parser joins by itself)."""
-    from clusterkit.evidence.kinds import KINDS
+    """Every declared kind's recognizer and parser is here (a new kind joins by itself), and so are
+    the helpers, normalization, recognition, the rules and the fatal-line scan."""
+    funcs = set(PARSERS.values())
+    kinds = registered_kinds()
+    assert len(kinds) >= 50
+    missing = [f"{k.name}.{f.__name__}" for k in kinds for f in (k.sniff, k.parse) if f is not None and f not in funcs]
+    assert not missing
+    names = {getattr(f, "__name__", "") for f in funcs}
+    assert {"parse_kernel_log", "link_event", "parse_xid_message", "parse_nvidia_smi_q", "parse_sdr_psu", "parse",
+            "normalize", "normalize_document", "normalize_lines", "_recognize", "_scan_kernel_log",
+            "_scan_fatal_lines"} <= names
+    assert len(PARSERS) >= 110
 
-    names = {f.__name__ for f in PARSERS.values()}
-    assert {k.sniff.__name__ for k in KINDS.values()} <= names
-    assert {"parse_kernel_log", "link_event", "parse_xid_message", "parse_nvidia_smi_q", "parse_sdr_psu",
-            "parse", "_scan_kernel_log"} <= names
-    assert len(PARSERS) >= 50
+
+def test_most_parsers_get_their_own_format(texts):
+    """Samples from the simulator and the real-output corpus reach nearly every parser."""
+    without = sorted(n for n in PARSERS if n not in texts)
+    assert len(without) <= len(PARSERS) // 10, without
 
 
 @pytest.mark.parametrize("name", sorted(PARSERS))
@@ -53,8 +65,39 @@ def test_a_one_megabyte_line_of_its_own_format(name, texts):
 
 
 @pytest.mark.parametrize("name", sorted(PARSERS))
+def test_every_line_shape_of_its_own_format_stretched(name, texts):
+    """Each structure of its format (a `key: value` line, a table row, a `# meta` line...) cut in half
+    and followed by 64 KB of blanks, letters or digits: a pattern quadratic on any one line takes
+    seconds on it (a lazy group before a blank run, a word or a number read from each of its
+    characters)."""
+    lines = shapes(texts.get(name) or "")
+    for filler in (" ", "a", "0"):
+        for i in range(0, len(lines), 16):
+            _bounded(PARSERS[name], stretched(lines[i:i + 16], filler))
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
 def test_a_hundred_thousand_lines(name, texts):
     _bounded(PARSERS[name], many_lines(texts.get(name)))
+
+
+RECOGNIZERS = {n: f for n, f in PARSERS.items() if f in {k.sniff for k in registered_kinds()}}
+
+
+@pytest.mark.parametrize("name", sorted(RECOGNIZERS))
+def test_a_recognizer_reads_a_run_of_blank_lines_once(name):
+    """Recognizers search the whole text: a `^\\s*` under re.M would rescan a run of blank lines from each
+    of its line starts (quadratic); within a line it is `[ \\t]*`."""
+    _bounded(RECOGNIZERS[name], "x\n" + "\n" * (256 * 1024) + " \n\t" * (64 * 1024) + "x\n")
+
+
+@pytest.mark.parametrize("filler", SHORT_LINES)
+def test_normalization_on_many_short_lines(filler):
+    """Normalization decides its layers per document and strips them per line: linear in the lines,
+    whatever they look like (blank, quoted, prompts, host prefixes, stamps, fences)."""
+    from clusterkit.evidence.normalize import normalize_document
+
+    _bounded(normalize_document, long_line("", filler, 256 * 1024))
 
 
 @settings(max_examples=40, deadline=None, derandomize=True,
@@ -83,6 +126,8 @@ ISSUE_CASES = {
     "nvidia_smi.parse_nvidia_smi_q": "GPU 00000000:1B:00.0\n    Product Name" + " " * MB + "x\n",
     "ibstat.parse_ibstat": "CA 'mlx5_0'\n\tPort 1:\n\t\tState" + " " * MB + "x\n",
     "ethtool.is_ethtool_stats": "\n" * MB,
+    # found later, by the stretched-lines sweep above: a trace's `# key: value` line
+    "power_trace.parse_power_trace": "t_s,gpu,phase,power_w,sm_clock_mhz,temp_c\n# a: a" + " " * MB + "x\n",
 }
 
 
