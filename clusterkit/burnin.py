@@ -45,6 +45,7 @@ class BurninOptions:
     drain: bool = False
     max_drain_fraction: float = 0.5
     ssh: dict[str, Any] = field(default_factory=dict)   # FleetOptions.to_json(): known_hosts, identity, timeouts
+    srun: dict[str, Any] | None = None                  # SrunOptions.to_json() for --launcher srun
     pid: int = field(default_factory=os.getpid)
 
     def to_json(self) -> dict[str, Any]:
@@ -69,10 +70,12 @@ def pipeline_cycle(opts: BurninOptions, on_event: EventFn | None = None) -> Cycl
         return lambda c: pipeline.simulate_run(nodes=opts.nodes, seed=opts.seed + c, suite=opts.suite,
                                                profile=opts.profile)
     from clusterkit.fleet.collect import FleetOptions
+    from clusterkit.fleet.srun import SrunOptions
 
-    assert opts.inventory
+    assert opts.inventory or opts.srun
     inventory = opts.inventory
     fleet = FleetOptions.from_json(opts.ssh)
+    srun = SrunOptions.from_json(opts.srun) if opts.srun is not None else None
 
     def cycle(c: int) -> RunResult:
         def progress(host: str, step: str, state: str) -> None:
@@ -80,19 +83,21 @@ def pipeline_cycle(opts: BurninOptions, on_event: EventFn | None = None) -> Cycl
                 on_event("host", cycle=c, host=host, step=step, state=state)
 
         return pipeline.verify_inventory(inventory, suite=opts.suite, profile=opts.profile, limit=opts.limit,
-                                         fleet_options=fleet, progress=progress)
+                                         fleet_options=fleet, progress=progress, srun=srun)
 
     return cycle
 
 
-def failing_codes(node: NodeResult) -> tuple[list[str], str]:
-    """Finding codes that made the node fail, and a one-line detail for a drain reason."""
+def failing_codes(node: NodeResult, severities: tuple[str, ...] = _BAD) -> tuple[list[str], str]:
+    """Finding codes that made the node fail, and a one-line detail for a drain reason.
+
+    `severities=("fail",)`: only verdicts on the node itself, not checks that could not judge (`error`)."""
     codes: list[str] = []
     detail = ""
     for c in node.checks:
-        if c.status not in _BAD:
+        if c.status not in severities:
             continue
-        bad = [f for f in c.findings if f.severity in _BAD] or []
+        bad = [f for f in c.findings if f.severity in severities] or []
         codes += [f.code for f in bad] or [c.id.upper().replace(".", "_") + "_FAILED"]
         if not detail:
             detail = bad[0].headline() if bad else c.summary

@@ -16,12 +16,12 @@ from clusterkit.suites import load_suite
 
 
 @contextmanager
-def _evidence_dir(keep: Path | None) -> Iterator[Path]:
+def _evidence_dir(keep: Path | None, under: Path | None = None) -> Iterator[Path]:
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         yield keep
         return
-    d = Path(tempfile.mkdtemp(prefix="clusterkit-evidence-"))
+    d = Path(tempfile.mkdtemp(prefix="clusterkit-evidence-", dir=under))
     try:
         yield d
     finally:
@@ -57,21 +57,40 @@ def simulate_run(*, nodes: int = 8, seed: int = 0, suite: str = "quick", profile
 
 def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "quick", profile: str | None = None,
                      limit: str | None = None, evidence_dir: Path | None = None, fleet_options: Any = None,
-                     progress: Callable | None = None) -> RunResult:
-    """Collect evidence from every host of the inventory over SSH, then analyze it."""
+                     progress: Callable | None = None, srun: Any = None) -> RunResult:
+    """Collect evidence from every host of the inventory over SSH (or with one srun step when `srun`,
+    a clusterkit.fleet.srun.SrunOptions, is given), then analyze it."""
     from clusterkit.fleet.collect import FleetOptions, collect_bundles
 
     started = now_iso()
-    inv = inventory_path if isinstance(inventory_path, Inventory) else load_inventory(inventory_path)[0]
-    inv = inv.limit(limit)
-    hosts = inv.targets()
+    hosts = target_hosts(inventory_path, limit, srun)
     s = load_suite(suite)
     resolver = ProfileResolver(profile)
     for h in hosts:  # unknown profiles are config errors before any SSH
         resolver.get(resolver.name_for(h))
-    with _evidence_dir(evidence_dir) as d:
-        collect_bundles(hosts, s, resolver, d, fleet_options or FleetOptions(), progress=progress)
+    with _evidence_dir(evidence_dir, srun.shared_dir if srun is not None else None) as d:
+        if srun is not None:
+            from clusterkit.fleet.srun import collect_srun
+
+            collect_srun(hosts, suite, profile, d, srun, progress)
+        else:
+            collect_bundles(hosts, s, resolver, d, fleet_options or FleetOptions(), progress=progress)
         return _analyze_run_dir(d, suite, profile, {h.name: h for h in hosts}, started)
+
+
+def target_hosts(inventory: "str | Path | Inventory | None", limit: str | None, srun: Any) -> list[HostSpec]:
+    """The inventory's hosts (--limit applied); with srun, narrowed to (or, without an inventory,
+    taken from) the Slurm nodes it names."""
+    inv = None if inventory is None else inventory if isinstance(inventory, Inventory) else \
+        load_inventory(inventory)[0]
+    if inv is not None:
+        inv = inv.limit(limit)
+    if srun is not None:
+        from clusterkit.fleet.srun import select_hosts
+
+        return select_hosts(inv, srun)
+    assert inv is not None, "an inventory is needed without srun"
+    return inv.targets()
 
 
 def analyze_paths(paths: list[Path], *, suite: str = "full", profile: str | None = None,

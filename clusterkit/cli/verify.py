@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
+from clusterkit.cli._launcher import srun_ready, with_launcher_options
 from clusterkit.cli.common import (FormatOpt, InventoryOpt, LimitOpt, OutputOpt, ProfileOpt, SuiteOpt, emit,
                                    require_inventory, with_ssh_options)
 from clusterkit.errors import ConfigError
@@ -15,6 +16,7 @@ from clusterkit.results import RunResult
 
 if TYPE_CHECKING:
     from clusterkit.fleet.collect import FleetOptions
+    from clusterkit.fleet.srun import SrunOptions
 
 
 HistoryOpt = typer.Option(None, "--history", help="Also store the result in this history DB (see `clusterkit history`).")
@@ -77,6 +79,7 @@ def _progress(total: int):
 def register(app: typer.Typer) -> None:
     @app.command()
     @with_ssh_options
+    @with_launcher_options
     def verify(
         inventory: Optional[Path] = InventoryOpt,
         simulate: bool = typer.Option(False, "--simulate", help="Run on a generated cluster with injected faults (no hardware)."),
@@ -89,6 +92,7 @@ def register(app: typer.Typer) -> None:
         limit: Optional[str] = LimitOpt,
         keep_evidence: Optional[Path] = typer.Option(None, "--keep-evidence", help="Keep the evidence bundles in this directory."),
         fleet: FleetOptions = None,  # type: ignore[assignment]  # --known-hosts etc., from with_ssh_options
+        srun: Optional[SrunOptions] = None,  # --launcher srun etc., from with_launcher_options
         history: Optional[Path] = HistoryOpt,
     ) -> None:
         """Collect evidence from every node and analyze it (collect + analyze)."""
@@ -99,6 +103,9 @@ def register(app: typer.Typer) -> None:
             if nodes < 1 or nodes > 4096:
                 raise ConfigError("--nodes must be between 1 and 4096")
             run = pipeline.simulate_run(nodes=nodes, seed=seed, suite=suite, profile=profile, evidence_dir=keep_evidence)
+        elif srun is not None:
+            run = pipeline.verify_inventory(inventory, suite=suite, profile=profile, limit=limit,
+                                            evidence_dir=keep_evidence, srun=srun_ready(srun, fleet, keep_evidence))
         else:
             from clusterkit.inventory import load_inventory
 
@@ -110,6 +117,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @with_ssh_options
+    @with_launcher_options
     def collect(
         inventory: Optional[Path] = InventoryOpt,
         out: Path = typer.Option(..., "--out", help="Directory for the evidence bundles (one per node)."),
@@ -117,23 +125,27 @@ def register(app: typer.Typer) -> None:
         suite: str = SuiteOpt,
         limit: Optional[str] = LimitOpt,
         fleet: FleetOptions = None,  # type: ignore[assignment]  # --known-hosts etc., from with_ssh_options
+        srun: Optional[SrunOptions] = None,  # --launcher srun etc., from with_launcher_options
     ) -> None:
         """Run the probes on every node and store what they printed as evidence bundles."""
         from clusterkit.analysis import ProfileResolver
         from clusterkit.evidence.bundle import Bundle
         from clusterkit.fleet.collect import collect_bundles
-        from clusterkit.inventory import load_inventory
+        from clusterkit.pipeline import target_hosts
         from clusterkit.suites import load_suite
 
-        inv, _ = load_inventory(require_inventory(inventory))
-        inv = inv.limit(limit)
-        hosts = inv.targets()
+        hosts = target_hosts(inventory if srun is not None else require_inventory(inventory), limit, srun)
         s = load_suite(suite)
         resolver = ProfileResolver(profile)
         for h in hosts:
             resolver.get(resolver.name_for(h))
-        with _progress(len(hosts)) as progress:
-            dirs = collect_bundles(hosts, s, resolver, out, fleet, progress=progress)
+        if srun is not None:
+            from clusterkit.fleet.srun import collect_srun
+
+            dirs = collect_srun(hosts, suite, profile, out, srun_ready(srun, fleet, out))
+        else:
+            with _progress(len(hosts)) as progress:
+                dirs = collect_bundles(hosts, s, resolver, out, fleet, progress=progress)
         lost = 0
         for d in dirs:
             b = Bundle.open(d)
