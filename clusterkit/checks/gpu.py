@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from clusterkit.checks._gpu_source import (
     GPU_SOURCES, NO_GPU, declared_count, gpu_profile, per_gpu_check, no_gpu_skip, not_collected, parsed_or_result,
-    read_inventory,
+    power_trace, read_inventory,
 )
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
@@ -22,7 +22,7 @@ from clusterkit.parsers.gpu_records import CLOCK_REASON_BITS, GpuInventory, GpuR
 from clusterkit.parsers.kernel_log import KERNEL_LOG
 from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, TOPO, link_rank
 from clusterkit.parsers.nvml_json import NVML, NVML_AFTER
-from clusterkit.parsers.power_trace import POWER_TRACE, parse_power_trace_header
+from clusterkit.parsers.power_trace import POWER_TRACE
 from clusterkit.parsers.xid import XidEvent, group_xids, xid_events
 from clusterkit.results import CheckResult, Finding
 
@@ -319,7 +319,7 @@ def _pcie_under_load(ctx: NodeContext) -> dict[int, tuple[int, int, int, int]]:
     if not ctx.exists(POWER_TRACE):
         return {}
     try:
-        tr = ctx.parsed(POWER_TRACE.path, parse_power_trace_header)
+        tr = power_trace(ctx, samples=False)
     except ParseError:
         return {}
     return {i: g.pcie_under_load for i, g in tr.gpus.items() if g.pcie_under_load}

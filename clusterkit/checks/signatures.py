@@ -13,13 +13,16 @@ with severity `fail`, NCCL's fatal-line rule) plus the few tool messages below.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from clusterkit.evidence.bundle import EvidenceError
 from clusterkit.evidence.kinds import kind_of_path
+from clusterkit.evidence.needles import Prefilter
 from clusterkit.evidence.normalize import MAX_LINE_CHARS, normalize_lines
+from clusterkit.evidence.text import clean
 from clusterkit.checks.registry import check
 from clusterkit.results import CheckResult, Finding
 
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
 CHECK_ID = "evidence.fatal_signatures"
 SCAN_MAX_CHARS = 16 * 1024 * 1024
 # clusterkit's own snapshots and traces: data it wrote, not messages a tool printed
-_OWN_KINDS = {"nvml-json", "power-trace", "fabric-counters", "nccl-localize"}
+_OWN_KINDS = {"nvml-json", "power-trace", "power-trace-columns", "fabric-counters", "nccl-localize"}
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,17 @@ _NCCL = next(s for s in TOOL_SIGNATURES if s.code == "NCCL_TEST_FAILED")
 _XID_LINE = re.compile(r"Xid")
 
 
+@functools.lru_cache(maxsize=1)
+def _prefilter() -> Prefilter:
+    """Every pattern that can make a hit in `_scan_text` (keep the two in step): a file that holds
+    none of their literals is not normalized and scanned at all (most files of a healthy node)."""
+    from clusterkit.parsers.nccl_tests import NCCL_FATAL_PATTERNS
+    from clusterkit.parsers.xid import XID_PATTERNS
+
+    return Prefilter([s.pattern for s in TOOL_SIGNATURES + _kernel_signatures()] + list(NCCL_FATAL_PATTERNS)
+                     + list(XID_PATTERNS))
+
+
 def _kernel_signatures() -> list[Signature]:
     from clusterkit.checks.kernel_log_rules import RULES
 
@@ -138,7 +152,7 @@ def _files(ctx: "NodeContext") -> Iterator[tuple[str, str]]:
             text = ctx.text(path)
         except EvidenceError:
             continue
-        if text and len(text) <= SCAN_MAX_CHARS:
+        if text and len(text) <= SCAN_MAX_CHARS and _prefilter().might_match(clean(text)):
             yield path, text
 
 

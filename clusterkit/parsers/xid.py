@@ -19,6 +19,7 @@ from clusterkit.parsers.gpu_records import norm_bus_id
 
 _XID = re.compile(r"NVRM:\s*Xid\s*\((?:PCI:)?([0-9a-fA-F:.]+)\)\s*:?\s*(\d+)\s*,?\s*(.*)$")
 _OFF_BUS = re.compile(r"NVRM:\s*(?:GPU\s+(?:at\s+)?(?:PCI:)?([0-9a-fA-F:.]+):?\s*)?.*GPU has fallen off the bus", re.I)
+XID_PATTERNS = (_XID, _OFF_BUS)     # what parse_xid_message matches (the fatal-signature scan's prefilter)
 _PID = re.compile(r"^pid=('?[^,]*'?),\s*(?:name=[^,]*,\s*)?")
 
 
