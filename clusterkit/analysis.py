@@ -105,6 +105,16 @@ def _missing(spec: CheckSpec, bundle: Bundle) -> list[str]:
     return [n for n in spec.needs if n not in have]
 
 
+def _why_missing(bundle: Bundle, missing: list[str]) -> list[str]:
+    """Each missing path, with the reason collection recorded for it (hung, skipped, not run)."""
+    out = []
+    for path in missing:
+        c = bundle.command(path)
+        why = c.get("message") if c and c.get("status") in ("timeout", "skipped", "not_run") else None
+        out.append(f"{path} ({why})" if why else path)
+    return out
+
+
 def _run(spec: CheckSpec, ctx: Any, *args: Any) -> Any:
     t0 = time.perf_counter()
     try:
@@ -133,7 +143,7 @@ def _node_checks(ctx: NodeContext, node_specs: list[CheckSpec], suite: Suite, lo
         if loose and (not cs.needs or len(missing) == len(cs.needs) and not cs.needs_any or cs.needs_any and missing):
             continue  # a loose file only answers the checks that read its kind
         if missing:
-            out.append(CheckResult.skip(cs.id, f"not collected: {', '.join(missing)}"))
+            out.append(CheckResult.skip(cs.id, f"not collected: {', '.join(_why_missing(ctx.bundle, missing))}"))
             continue
         ctx.params = suite.params_for(cs.id)
         out.append(_run(cs, ctx))
@@ -235,7 +245,9 @@ def analyze_bundles(
         if b.outcome != "ok":
             nr.outcome = b.outcome  # type: ignore[assignment]
             nr.message = str(b.meta.get("message") or b.outcome)
-            continue
+            if not b.meta.get("commands"):
+                continue  # never reached: nothing to analyze
+            # cut short (a hung command, the deadline, an interrupt): analyzed on what it has
         pname = profiles.name_for(spec, b)
         profile_names.add(pname)
         ctx = NodeContext(b.host, b, profiles.get(pname), spec, loose=loose)

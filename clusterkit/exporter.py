@@ -18,6 +18,7 @@ kept until the database files change (benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import re
 import tempfile
@@ -25,13 +26,13 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from clusterkit.history import History, label_sql, label_value, parse_ts
+from clusterkit.history import DEFAULT_STALE_AFTER_S, History, NodeState, label_sql, label_value, parse_ts
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _PREFIX = "clusterkit_"
@@ -40,6 +41,8 @@ FIXED_FAMILIES = (
     "clusterkit_check_status", "clusterkit_check_duration_seconds", "clusterkit_node_timestamp_seconds",
     "clusterkit_check_findings", "clusterkit_node_status", "clusterkit_run_timestamp_seconds",
     "clusterkit_run_status", "clusterkit_scrape_collector_success", "clusterkit_scrape_collector_duration_seconds",
+    "clusterkit_node_up", "clusterkit_node_outcome", "clusterkit_node_stale", "clusterkit_node_stale_after_seconds",
+    "clusterkit_node_last_seen_timestamp_seconds",
 )
 _BAD = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -63,10 +66,6 @@ def _head(out: list[str], name: str, help_text: str) -> None:
 # order: formatting ~100k samples in Python, or joining them out of the history, would not
 # fit the scrape budget.
 _CHECK_ROWS = "SELECT labels, status, duration_s FROM latest_checks"
-_RANK_SQL = "CASE status WHEN 'fail' THEN 4 WHEN 'error' THEN 3 WHEN 'warn' THEN 2 WHEN 'pass' THEN 1 ELSE 0 END"
-_NODE_LINES = ("SELECT host_key, max(" + _RANK_SQL + "), coalesce(strftime('%s', max(finished_at)), '0') "
-               "FROM latest_checks WHERE host_key != '' GROUP BY host_key")
-_BY_RANK = ("skip", "pass", "warn", "error", "fail")
 _FINDING_LINES = (
     "SELECT 'clusterkit_check_findings{' || l.labels || ',code=\"' || " + label_sql("f.code") +
     " || '\",severity=\"' || " + label_sql("f.severity") + " || '\"} ' || count(*) "
@@ -82,7 +81,7 @@ def _plain(hist: History, sql: str) -> list[tuple]:
 
 
 def render_checks(hist: History) -> str:
-    """Status and duration of the latest result per (host, check); worst status and newest time per node."""
+    """Status and duration of the latest result per (host, check)."""
     rows = _plain(hist, _CHECK_ROWS)
     out: list[str] = []
     # Only the current status is exposed: a 5-state set would multiply the largest
@@ -91,12 +90,50 @@ def render_checks(hist: History) -> str:
     out += [f'clusterkit_check_status{{{lab},status="{label_value(st)}"}} 1\n' for lab, st, _ in rows]
     _head(out, "clusterkit_check_duration_seconds", "How long the latest run of the check took.")
     out += [f"clusterkit_check_duration_seconds{{{lab}}} {float(d or 0.0)!r}\n" for lab, _, d in rows]
-    nodes = _plain(hist, _NODE_LINES)
-    _head(out, "clusterkit_node_status", "1, labelled with the worst status over the latest results of the host.")
-    out += [f'clusterkit_node_status{{host="{label_value(h)}",status="{_BY_RANK[r]}"}} 1\n' for h, r, _ in nodes]
-    # one timestamp per node, not per check: 30x fewer series, and what "is this node's result stale" needs
-    _head(out, "clusterkit_node_timestamp_seconds", "When the newest stored result of the host finished (Unix time).")
-    out += [f'clusterkit_node_timestamp_seconds{{host="{label_value(h)}"}} {t}\n' for h, _, t in nodes]
+    return "".join(out)
+
+
+def _ts(epoch: float | None) -> str:
+    return repr(float(int(epoch))) if epoch else "0"
+
+
+def render_nodes(states: list[NodeState], *, stale_after_s: float = DEFAULT_STALE_AFTER_S,
+                 now: _dt.datetime | None = None) -> str:
+    """One set of series per known host (never reached and never seen included): up, outcome, how
+    current its result is, and its status, `stale` when the result is not current. Evaluated on
+    every scrape: staleness changes with time, not with the database."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    rows = []       # (labels, state, stale?) per host, each judged once
+    for n in states:
+        stale = n.stale(now, stale_after_s)
+        rows.append((f'host="{label_value(n.host)}"', n, stale))
+    # (family, help, extra labels, value) per host
+    families: tuple[tuple[str, str, Callable[[NodeState, bool], str], Callable[[NodeState, bool], object]], ...] = (
+        ("clusterkit_node_up", "1 if the latest run that included the host reached it (SSH login and evidence, "
+                               "possibly cut short), else 0; 0 for inventory hosts never run.",
+         lambda n, st: "", lambda n, st: 1 if n.up else 0),
+        ("clusterkit_node_outcome", "1, labelled with the host's outcome in the latest run that included it (ok, "
+                                    "timeout, interrupted, unreachable, error; never_seen).",
+         lambda n, st: f',outcome="{label_value(n.outcome)}"', lambda n, st: 1),
+        ("clusterkit_node_status", "1, labelled with the worst status over the latest results of the host; stale "
+                                   "when they are not current, unknown when there are none.",
+         lambda n, st: f',status="{n.status(now, stale_after_s, st)}"', lambda n, st: 1),
+        ("clusterkit_node_stale", "1 if the host's results are not current: none, older than the exporter's "
+                                  "--stale-after, or older than its latest run (which did not reach it).",
+         lambda n, st: "", lambda n, st: 1 if st else 0),
+        # one timestamp per node, not per check: 30x fewer series, and what "is this node's result stale" needs
+        ("clusterkit_node_timestamp_seconds", "When the newest stored result of the host finished (Unix time); 0 "
+                                              "when there is none.", lambda n, st: "", lambda n, st: _ts(n.epochs[2])),
+        ("clusterkit_node_last_seen_timestamp_seconds", "When the latest run that reached the host started (Unix "
+                                                        "time); 0 when none ever did.",
+         lambda n, st: "", lambda n, st: _ts(n.epochs[1])),
+    )
+    out: list[str] = []
+    for name, help_text, labels, value in families:
+        _head(out, name, help_text)
+        out += [f"{name}{{{h}{labels(n, st)}}} {value(n, st)}\n" for h, n, st in rows]
+    _head(out, "clusterkit_node_stale_after_seconds", "The age after which a result is served as stale.")
+    out.append(f"clusterkit_node_stale_after_seconds {float(stale_after_s)!r}\n")
     return "".join(out)
 
 
@@ -211,22 +248,26 @@ class Scraper:
     one re-read old during writes (benchmarks/RESULTS.md).
     """
 
-    def __init__(self, db_path: Path | str, *, cache: bool = True, fresh_wait_s: float = 0.1):
+    def __init__(self, db_path: Path | str, *, cache: bool = True, fresh_wait_s: float = 0.1,
+                 stale_after_s: float = DEFAULT_STALE_AFTER_S, inventory: Iterable[str] = ()):
         self.db_path = Path(db_path)
         self.cache = cache
         self.fresh_wait_s = fresh_wait_s
+        self.stale_after_s = stale_after_s
+        self.inventory = tuple(inventory)
         self._lock = threading.Lock()
         self._token: tuple | None = None          # the change token of the cached complete reading
         self._big = b""
+        self._states: list[NodeState] = []
         self._health: dict[str, tuple[float, float]] = {}
-        self._latest: tuple[tuple | None, bytes, dict[str, tuple[float, float]]] | None = None
+        self._latest: tuple[tuple | None, bytes, list[NodeState], dict[str, tuple[float, float]]] | None = None
         self._reader: threading.Thread | None = None
 
     def __call__(self) -> bytes:
         t0 = time.perf_counter()
         token = _change_token(self.db_path) if self.cache else None
         if token is None:
-            return scrape(self.db_path)
+            return scrape(self.db_path, stale_after_s=self.stale_after_s, inventory=self.inventory)
         with self._lock:
             stale = token != self._token
             if stale and (self._reader is None or not self._reader.is_alive()):
@@ -238,20 +279,21 @@ class Scraper:
             reader.join(self.fresh_wait_s if have else None)
         with self._lock:
             if self._latest is not None and self._latest[0] == token:
-                _, big, health = self._latest             # this very state (with any collector's failure)
+                _, big, states, health = self._latest     # this very state (with any collector's failure)
             else:
-                big, health = self._big, self._health     # the previous complete reading
+                big, states, health = self._big, self._states, self._health   # the previous complete reading
             if not stale:   # the collectors' work this scrape: the change check
                 health = {k: (ok, time.perf_counter() - t0) for k, (ok, _) in health.items()}
-        return big + self._small(health)
+        # node staleness changes with the clock, not the database: rendered on every scrape
+        return big + render_nodes(states, stale_after_s=self.stale_after_s).encode() + self._small(health)
 
     def _read(self, token: tuple) -> None:
-        _, parts, health = _scrape_fresh(self.db_path, small=False)
+        _, parts, states, health = _scrape_fresh(self.db_path, small=False, inventory=self.inventory)
         big = "".join(parts).encode()
         with self._lock:
-            self._latest = (token, big, health)
+            self._latest = (token, big, states, health)
             if all(ok for ok, _ in health.values()):
-                self._token, self._big, self._health = token, big, health
+                self._token, self._big, self._states, self._health = token, big, states, health
 
     def _small(self, health: dict[str, tuple[float, float]]) -> bytes:
         try:
@@ -271,18 +313,22 @@ def _small(hist: History | None, health: dict[str, tuple[float, float]]) -> byte
     return generate_latest(reg)
 
 
-def scrape(db_path: Path | str) -> bytes:
-    """One uncached scrape: read the history now and return the exposition text (format 0.0.4)."""
-    return _scrape_fresh(Path(db_path))[0]
+def scrape(db_path: Path | str, *, stale_after_s: float = DEFAULT_STALE_AFTER_S, inventory: Iterable[str] = ()) -> bytes:
+    """One uncached scrape: read the history now and return the exposition text (format 0.0.4).
+    `inventory`: host names that get node series even when no stored run included them."""
+    return _scrape_fresh(Path(db_path), stale_after_s=stale_after_s, inventory=inventory)[0]
 
 
-def _scrape_fresh(db_path: Path, small: bool = True) -> tuple[bytes, list[str], dict[str, tuple[float, float]]]:
+def _scrape_fresh(db_path: Path, small: bool = True, *, stale_after_s: float = DEFAULT_STALE_AFTER_S,
+                  inventory: Iterable[str] = ()
+                  ) -> tuple[bytes, list[str], list[NodeState], dict[str, tuple[float, float]]]:
     try:
         hist: History | None = History(db_path, readonly=True)
     except Exception:  # noqa: BLE001 - missing/unreadable DB: every collector reports failure
         hist = None
     health: dict[str, tuple[float, float]] = {}
     parts: list[str] = []
+    states: list[NodeState] = [NodeState(h, "never_seen", None, None, None, None) for h in sorted(set(inventory))]
     try:
         for name, render in _RENDERERS:
             t0 = time.perf_counter()
@@ -294,22 +340,33 @@ def _scrape_fresh(db_path: Path, small: bool = True) -> tuple[bytes, list[str], 
                 except Exception:  # noqa: BLE001
                     pass
             health[name] = (ok, time.perf_counter() - t0)
-        tail = _small(hist, dict(health)) if small else b""
+        t0 = time.perf_counter()
+        ok = 0.0
+        if hist is not None:
+            try:
+                states = hist.node_states(inventory)
+                ok = 1.0
+            except Exception:  # noqa: BLE001
+                pass
+        health["nodes"] = (ok, time.perf_counter() - t0)
+        tail = (render_nodes(states, stale_after_s=stale_after_s).encode() + _small(hist, dict(health))
+                if small else b"")
     finally:
         if hist is not None:
             hist.close()
-    return "".join(parts).encode() + tail, parts, health
+    return "".join(parts).encode() + tail, parts, states, health
 
 
-def write_textfile(db_path: Path | str, directory: Path | str) -> Path:
-    """node_exporter textfile collector format, written atomically (DIR/clusterkit.prom)."""
+def write_textfile(db_path: Path | str, directory: Path | str, **options: object) -> Path:
+    """node_exporter textfile collector format, written atomically (DIR/clusterkit.prom).
+    `options`: those of `scrape` (stale_after_s, inventory)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     out = d / "clusterkit.prom"
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".clusterkit.prom.")  # not *.prom: node_exporter skips it
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(scrape(db_path))
+            f.write(scrape(db_path, **options))  # type: ignore[arg-type]
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     except BaseException:
@@ -318,10 +375,12 @@ def write_textfile(db_path: Path | str, directory: Path | str) -> Path:
     return out
 
 
-def serve(db_path: Path | str, port: int = 9835, addr: str = "127.0.0.1") -> tuple[ThreadingHTTPServer, threading.Thread]:
-    """Serve /metrics in a thread; returns (server, thread). Port 0 picks a free port."""
+def serve(db_path: Path | str, port: int = 9835, addr: str = "127.0.0.1",
+          **options: object) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """Serve /metrics in a thread; returns (server, thread). Port 0 picks a free port.
+    `options`: those of `Scraper` (stale_after_s, inventory)."""
 
-    scraper = Scraper(db_path)
+    scraper = Scraper(db_path, **options)  # type: ignore[arg-type]
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802

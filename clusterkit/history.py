@@ -15,8 +15,10 @@ import json
 import math
 import os
 import sqlite3
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from clusterkit.errors import ConfigError
 from clusterkit.results import CheckResult, Finding, RunResult, now_iso
@@ -183,6 +185,63 @@ def parse_ts(ts: str) -> _dt.datetime:
     return d if d.tzinfo else d.replace(tzinfo=_dt.timezone.utc)
 
 
+# Outcomes of a run that reached the node (its evidence, possibly partial, was analyzed).
+REACHED = ("ok", "timeout", "interrupted")
+NEVER_SEEN = "never_seen"          # an inventory host no stored run ever included
+DEFAULT_STALE_AFTER_S = 36 * 3600  # a nightly run missed: the result is no longer current
+# Worst status in SQL: the rank of a status, and the status of a rank.
+RANK_SQL = "CASE status WHEN 'fail' THEN 4 WHEN 'error' THEN 3 WHEN 'warn' THEN 2 WHEN 'pass' THEN 1 ELSE 0 END"
+BY_RANK = ("skip", "pass", "warn", "error", "fail")
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What the history knows about one host: was it reached last time, and how current is its result."""
+
+    host: str
+    outcome: str                     # in the latest run that included it; NEVER_SEEN when none did
+    last_run_at: str | None          # when that run started
+    last_seen_at: str | None         # when the latest run that reached it started
+    last_result_at: str | None       # when its newest stored check result finished
+    worst: str | None                # worst status over its latest results (None: no result)
+
+    @property
+    def up(self) -> bool:
+        return self.outcome in REACHED
+
+    @cached_property
+    def epochs(self) -> tuple[float | None, float | None, float | None]:
+        """(last run, last seen, last result) as Unix time: parsed once, a scrape asks for each host."""
+        return tuple(parse_ts(t).timestamp() if t else None  # type: ignore[return-value]
+                     for t in (self.last_run_at, self.last_seen_at, self.last_result_at))
+
+    def stale(self, now: _dt.datetime, max_age_s: float) -> bool:
+        """Its results are not current: none, older than `max_age_s`, or from before its latest run
+        (that run did not reach it, or stored nothing for it)."""
+        run_at, _, newest = self.epochs
+        if not self.up or newest is None:
+            return True
+        if now.timestamp() - newest > max_age_s:
+            return True
+        return run_at is not None and newest < run_at
+
+    def status(self, now: _dt.datetime, max_age_s: float, stale: bool | None = None) -> str:
+        """`stale` instead of a status that is not current; `unknown` when there was never one."""
+        if self.worst is None:
+            return "unknown"
+        return "stale" if (self.stale(now, max_age_s) if stale is None else stale) else self.worst
+
+
+_LAST_RUN = """
+    WITH last AS (SELECT host, max(run_id) AS run_id FROM node_results GROUP BY host)
+    SELECT l.host, n.outcome, r.started_at FROM last l
+    JOIN node_results n ON n.run_id = l.run_id AND n.host = l.host JOIN runs r ON r.id = l.run_id"""
+_LAST_SEEN = ("SELECT n.host, max(r.started_at) FROM node_results n JOIN runs r ON r.id = n.run_id "
+              "WHERE n.outcome IN (" + ",".join(f"'{o}'" for o in REACHED) + ") GROUP BY n.host")
+_LAST_RESULT = ("SELECT host_key, max(" + RANK_SQL + "), max(finished_at) FROM latest_checks WHERE host_key != '' "
+                "GROUP BY host_key")
+
+
 class History:
     """One history database. Cheap to open; use as a context manager."""
 
@@ -342,7 +401,7 @@ class History:
             self.record_checks(rid, [(n.host, c) for c in n.checks], finished_at=ts)
             self.record_node(rid, n.host, n.outcome, n.status)
         self.record_checks(rid, [(c.host, c) for c in run.cluster_checks], finished_at=ts)
-        self.finish_run(rid, run.status, ts)
+        self.finish_run(rid, "interrupted" if run.interrupted else run.status, ts)   # a partial report says so
         return rid
 
     # -- reading -------------------------------------------------------------------
@@ -359,6 +418,26 @@ class History:
                         json.loads(r["observed"]) if r["observed"] else None,
                         json.loads(r["limit_value"]) if r["limit_value"] else None,
                         r["unit"], r["action"]) for r in rows]
+
+    def node_states(self, inventory: Iterable[str] = ()) -> list[NodeState]:
+        """Every host a run included, and every `inventory` host (NEVER_SEEN when no run did), by name."""
+        cur = self.conn.cursor()
+        cur.row_factory = None
+        last_run = {h: (o, t) for h, o, t in cur.execute(_LAST_RUN)}
+        seen = dict(cur.execute(_LAST_SEEN).fetchall())
+        results = {h: (r, t) for h, r, t in cur.execute(_LAST_RESULT)}
+        out = []
+        for host in sorted(set(last_run) | set(results) | set(inventory)):
+            rank, result_at = results.get(host, (None, None))
+            if host in last_run:
+                (outcome, run_at), last_seen = last_run[host], seen.get(host)
+            elif result_at is not None:   # results stored without a node row: reached when they were stored
+                outcome, run_at, last_seen = "ok", None, result_at
+            else:
+                outcome, run_at, last_seen = NEVER_SEEN, None, None
+            out.append(NodeState(host, outcome or "ok", run_at, last_seen, result_at,
+                                 BY_RANK[rank] if rank is not None else None))
+        return out
 
     def latest_checks(self) -> list[sqlite3.Row]:
         """The latest result per (host, check) over all runs: what the exporter serves."""

@@ -57,10 +57,13 @@ def simulate_run(*, nodes: int = 8, seed: int = 0, suite: str = "quick", profile
 
 def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "quick", profile: str | None = None,
                      limit: str | None = None, evidence_dir: Path | None = None, fleet_options: Any = None,
-                     progress: Callable | None = None, srun: Any = None) -> RunResult:
+                     progress: Callable | None = None, stop: Any = None, srun: Any = None) -> RunResult:
     """Collect evidence from every host of the inventory over SSH (or with one srun step when `srun`,
-    a clusterkit.fleet.srun.SrunOptions, is given), then analyze it."""
-    from clusterkit.fleet.collect import FleetOptions, collect_bundles
+    a clusterkit.fleet.srun.SrunOptions, is given), then analyze it.
+
+    `stop` (a clusterkit.fleet.collect.StopRequest) cuts SSH collection short: what was
+    collected is still analyzed, and the result says the run was interrupted."""
+    from clusterkit.fleet.collect import FleetOptions, collect_bundles, safe_progress
 
     started = now_iso()
     hosts = target_hosts(inventory_path, limit, srun)
@@ -74,8 +77,12 @@ def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "
 
             collect_srun(hosts, suite, profile, d, srun, progress)
         else:
-            collect_bundles(hosts, s, resolver, d, fleet_options or FleetOptions(), progress=progress)
-        return _analyze_run_dir(d, suite, profile, {h.name: h for h in hosts}, started)
+            collect_bundles(hosts, s, resolver, d, fleet_options or FleetOptions(), progress=progress, stop=stop)
+        safe_progress(progress)("", "phase", "analyzing")
+        run = _analyze_run_dir(d, suite, profile, {h.name: h for h in hosts}, started)
+    if stop is not None and stop.requested:
+        run.interrupted = stop.reason
+    return run
 
 
 def target_hosts(inventory: "str | Path | Inventory | None", limit: str | None, srun: Any) -> list[HostSpec]:

@@ -15,6 +15,37 @@ from clusterkit.versions import VersionTable
 
 # PCI class codes: 0x0300 VGA, 0x0302 3D controller (datacenter GPUs). Audio/USB functions are ignored.
 _GPU_CLASSES = ("0x0300", "0x0302")
+# Set true on a node whose DKMS signing key (MOK) is enrolled, so Secure Boot accepts the modules.
+SECURE_BOOT_SIGNED_VAR = "preflight_secure_boot_signed_modules"
+
+
+def _sm_answers(port: Mapping[str, Any]) -> bool:
+    """A port is ACTIVE only once a subnet manager configured it, and then it knows the SM's LID."""
+    try:
+        lid = int(str(port.get("sm_lid") or "0"), 0)
+    except ValueError:
+        lid = 0
+    return "ACTIVE" in str(port.get("state", "")).upper() and lid != 0
+
+
+def boot_and_fabric_problems(detected: Mapping[str, Any], declared: Mapping[str, Any], gpus: int) -> list[str]:
+    """Secure Boot refusing unsigned DKMS modules; a declared InfiniBand port no subnet manager answers."""
+    out: list[str] = []
+    ib = _as_list(declared.get("ib_devices"))
+    rdma = bool(ib or _as_list(declared.get("roce_interfaces")))
+    signed = str(declared.get(SECURE_BOOT_SIGNED_VAR, "")).lower() in ("1", "true", "yes")
+    if detected.get("secure_boot") and (gpus > 0 or rdma) and not signed:
+        out.append("Secure Boot is on: the NVIDIA and DOCA kernel modules are built by DKMS and unsigned, so they "
+                   "would not load; turn Secure Boot off in the firmware setup, or enroll the DKMS signing key (MOK) "
+                   f"and set {SECURE_BOOT_SIGNED_VAR}=true")
+    ports = detected.get("ib_ports") or {}
+    for dev in ib:
+        if ports.get(dev) and not any(_sm_answers(p) for p in ports[dev]):
+            seen = ", ".join(f"port {p.get('port')} {p.get('state') or '?'}, SM lid {p.get('sm_lid') or '?'}"
+                             for p in ports[dev])
+            out.append(f"no InfiniBand subnet manager answers on {dev} ({seen}): start opensm or the fabric's SM, "
+                       f"check the cable and the switch port (`sminfo -C {dev}` on the node)")
+    return out
 
 
 def summarize(detected: Mapping[str, Any], table: VersionTable) -> dict[str, Any]:
@@ -86,6 +117,7 @@ def hardware_problems(detected: Mapping[str, Any], declared: Mapping[str, Any], 
             out.append(f"no NVSwitch detected on an {want}-GPU {spec['name']} board "
                        f"(PCI ids {', '.join(table.nvswitch_pci_ids)}): check the baseboard before installing "
                        "the fabric manager")
+    out += boot_and_fabric_problems(detected, declared, want)
     ib_present = list(detected.get("infiniband") or [])
     for dev in _as_list(declared.get("ib_devices")):
         if dev not in ib_present:

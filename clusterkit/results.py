@@ -13,7 +13,9 @@ from clusterkit import __version__
 
 Status = Literal["pass", "warn", "fail", "error", "skip"]
 Severity = Literal["fail", "warn", "error", "info"]
-Outcome = Literal["ok", "unreachable", "timeout", "error"]
+# ok: collected in full; timeout and interrupted: cut short, analyzed on what was collected;
+# unreachable and error: not reached or not logged in (no evidence)
+Outcome = Literal["ok", "unreachable", "timeout", "error", "interrupted"]
 
 # Worst first: a node or run takes the worst status of its parts.
 _STATUS_RANK = {"fail": 4, "error": 3, "warn": 2, "pass": 1, "skip": 0}
@@ -141,8 +143,8 @@ class NodeResult:
 
     @property
     def status(self) -> Status:
-        if self.outcome != "ok":
-            return "error"
+        if self.outcome != "ok":   # not collected in full: at least an error, a failed check still shows
+            return worst([*(c.status for c in self.checks), "error"])
         return worst((c.status for c in self.checks), "skip" if not self.checks else "pass")
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,6 +177,7 @@ class RunResult:
     started_at: str = field(default_factory=now_iso)
     finished_at: str | None = None
     clusterkit_version: str = __version__
+    interrupted: str | None = None      # "SIGINT"/"SIGTERM": collection was stopped, the report is partial
 
     @property
     def status(self) -> Status:
@@ -185,7 +188,7 @@ class RunResult:
         return self.status in ("fail", "error")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "clusterkit_version": self.clusterkit_version,
             "profile": self.profile,
             "suite": self.suite,
@@ -196,6 +199,9 @@ class RunResult:
             "nodes": [n.to_dict() for n in self.nodes],
             "cluster_checks": [c.to_dict() for c in self.cluster_checks],
         }
+        if self.interrupted:
+            d["interrupted"] = self.interrupted
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunResult":
@@ -204,5 +210,5 @@ class RunResult:
             [NodeResult.from_dict(n) for n in d.get("nodes", [])],
             [CheckResult.from_dict(c) for c in d.get("cluster_checks", [])],
             bool(d.get("simulated", False)), d.get("started_at", ""), d.get("finished_at"),
-            d.get("clusterkit_version", __version__),
+            d.get("clusterkit_version", __version__), d.get("interrupted"),
         )

@@ -31,6 +31,7 @@ COMPONENT_VARS: dict[str, str] = {
     "nccl": "nccl_version",
     "nccl_tests": "nccl_tests_version",
     "container_toolkit": "container_toolkit_version",
+    "nvidia_ml_py": "node_tools_nvml_version",
 }
 STACK_VAR = "clusterkit_stack"
 KERNEL_MODULES_VAR = "nvidia_driver_kernel_modules"
@@ -95,6 +96,10 @@ def _validate(path: str, doc: Any) -> VersionTable:
                 raise bad(f"stack '{name}': '{comp}' must be a quoted version like \"12.8\", got {stack.get(comp)!r}")
         if not isinstance(stack.get("os", []), list):
             raise bad(f"stack '{name}': 'os' must be a list like [ubuntu-22.04]")
+        sources = stack.get("sources")
+        unsourced = [c for c in COMPONENT_VARS if not (isinstance(sources, dict) and str(sources.get(c) or "").strip())]
+        if unsourced:
+            raise bad(f"stack '{name}': 'sources' must say where each version comes from; missing: {', '.join(unsourced)}")
     if doc["clusterkit_default_stack"] not in stacks:
         raise bad(f"clusterkit_default_stack '{doc['clusterkit_default_stack']}' is not in clusterkit_stacks")
     for cuda, drv in (doc["clusterkit_cuda_min_driver"] or {}).items():

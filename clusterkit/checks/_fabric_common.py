@@ -16,9 +16,12 @@ from clusterkit.parsers.ethtool import ETHTOOL_M, ETHTOOL_S, ETHTOOL_S_BEFORE  #
 from clusterkit.parsers.ibcounters import (COUNTERS_AFTER as AFTER, COUNTERS_BEFORE as BEFORE, COUNTERS_DUMP as DUMP,
                                            LEGACY_MAX, PERFQUERY, PortSnapshot, Snapshot)
 from clusterkit.parsers.iblinkinfo import IBLINKINFO, IbLink
-from clusterkit.parsers.ibstat import IBSTAT, IBSTATUS, IbPort
+from clusterkit.parsers.ibqueryerrors import IBQUERYERRORS
+from clusterkit.parsers.ibstat import BARE_PORT, IBSTAT, IBSTATUS, IbPort, aborted
+from clusterkit.parsers.ibv_devinfo import IBV_DEVINFO
 from clusterkit.parsers.kernel_log import KERNEL_LOG as DMESG  # noqa: F401
-from clusterkit.parsers.mlxlink import MLXLINK
+from clusterkit.parsers.mlxcables import MLXCABLES  # noqa: F401 (the fabric checks' kinds)
+from clusterkit.parsers.mlxlink import MLXLINK, MlxlinkReport
 from clusterkit.parsers.nvidia_smi import TOPO
 from clusterkit.parsers.topo_nics import nic_gpus
 from clusterkit.results import Finding
@@ -47,6 +50,8 @@ class NodeFabric:
     after: Snapshot | None = None
     gpus: dict[str, list[str]] = field(default_factory=dict)   # mlx5_0 -> ["GPU0"]
     errors: list[str] = field(default_factory=list)            # unusable files, said why
+    aborted: list[tuple[str, str | None]] = field(default_factory=list)   # (ibpanic line, device it names)
+    mlxlink: dict[str, MlxlinkReport] = field(default_factory=dict)       # port name -> report
     _peer_index: dict | None = field(default=None, repr=False)
     _components: dict = field(default_factory=dict, repr=False)
 
@@ -78,7 +83,7 @@ class NodeFabric:
             self._peer_index = {}
             for link in self.links:
                 if link.section == "CA" and link.node_guid:
-                    self._peer_index.setdefault((_guid(link.node_guid), link.port),
+                    self._peer_index.setdefault((guid_key(link.node_guid), link.port),
                                                 Peer(link.peer_name, link.peer_port, link.lane_gbps, link.peer_lid))
         if not self._peer_index:
             return None
@@ -88,7 +93,7 @@ class NodeFabric:
         if snap:
             guids += [p.node_guid for p in snap.ports.values() if p.device == device and p.node_guid]
         for g in guids:
-            hit = self._peer_index.get((_guid(g), port))
+            hit = self._peer_index.get((guid_key(g), port))
             if hit:
                 return hit
         return None
@@ -102,7 +107,7 @@ class NodeFabric:
         return None
 
 
-def _guid(g: str) -> str:
+def guid_key(g: str) -> str:
     """0x946dae0300cde72c and 946d:ae03:00cd:e72c forms compare equal."""
     h = re.sub(r"[^0-9a-f]", "", g.lower().removeprefix("0x"))
     return h[-16:].rjust(16, "0")
@@ -139,13 +144,24 @@ def node_fabric(ctx: "NodeContext") -> NodeFabric:
     if cached is not None:
         return cached
     f = NodeFabric()
-    f.ports = _try(f, IBSTAT, ctx) or _try(f, IBSTATUS, ctx) or []
+    f.ports = _try(f, IBSTAT, ctx) or _try(f, IBSTATUS, ctx) or _try(f, IBV_DEVINFO, ctx) or []
     f.links = _try(f, IBLINKINFO, ctx) or []
     f.before = _try(f, BEFORE, ctx)
-    f.after = _try(f, AFTER, ctx) or _try(f, DUMP, ctx) or _try(f, PERFQUERY, ctx)
+    f.after = (_try(f, AFTER, ctx) or _try(f, DUMP, ctx) or _try(f, PERFQUERY, ctx)
+               or _try(f, IBQUERYERRORS, ctx))
     f.gpus = _try(f, TOPO, ctx, nic_gpus) or {}
+    try:
+        stat = ctx.text(IBSTAT)
+    except EvidenceError:
+        stat = None   # already an error line from _try
+    stop = aborted(stat) if stat else None
+    if stop:
+        f.aborted.append(stop)
+    f.mlxlink = dict(mlxlink_reports(ctx, None))   # fabric.ber/optics report an unusable file
     if not f.ports and f.after:
         f.ports = [_port_from_snapshot(p) for p in f.after.ports.values() if p.state or p.rate]
+    if not f.ports:
+        f.ports = [_port_from_mlxlink(name, rep) for name, rep in f.mlxlink.items() if rep.state]
     ctx._cache[key] = f
     return f
 
@@ -163,6 +179,32 @@ def _port_from_snapshot(p: PortSnapshot) -> IbPort:
         rate = float(m.group(1)) if m else None
     return IbPort(p.device, p.port, word(p.state), word(p.phys_state), rate, p.link_layer,
                   node_guid=p.node_guid, firmware=p.firmware)
+
+
+def each_parsed(ctx: "NodeContext", kind: Kind, own_name: Any, errors: list[str] | None):
+    """(port name, parsed) per file of the kind; an unusable file becomes a line of `errors`.
+    A pasted file has no name in its path: it takes the one it states (own_name(parsed))."""
+    for path in ctx.glob(kind):
+        try:
+            parsed = ctx.parsed(path)
+        except ParseError as e:
+            if errors is not None:
+                errors.append(f"{path}: {e}")
+            continue
+        name = kind.field_of(path) or path
+        if name == "pasted" and own_name(parsed):
+            name = own_name(parsed)
+        yield name, parsed
+
+
+def mlxlink_reports(ctx: "NodeContext", errors: list[str] | None):
+    return each_parsed(ctx, MLXLINK, lambda rep: rep.device.rsplit("/", 1)[-1] if rep.device else BARE_PORT, errors)
+
+
+def _port_from_mlxlink(name: str, rep: MlxlinkReport) -> IbPort:
+    """mlxlink's Operational Info as a port, when no ibstat shows the ports."""
+    return IbPort(name, rep.port or 1, rep.state, rep.phys_state, rep.rate_gbps, rep.link_layer,
+                  firmware=rep.firmware)
 
 
 def component(fabric: NodeFabric, device: str, port: int | None = None, netdev: str | None = None) -> str:

@@ -1,7 +1,8 @@
 """Shared by the gpu.* and power.* checks: which GPU source to read, and the 'no GPU here' rule.
 
-Sources in order of preference (GPU_SOURCES): clusterkit's NVML snapshot,
-nvidia-smi -q, nvidia-smi --query-gpu. A check reads `GpuInventory`, never a format.
+Sources in order of preference (GPU_SOURCES): clusterkit's NVML snapshot, nvidia-smi -q -x,
+nvidia-smi -q, nvidia-smi --query-gpu, the default nvidia-smi screen, and a bare nvidia-smi failure.
+A check reads `GpuInventory`, never a format.
 """
 
 from __future__ import annotations
@@ -11,18 +12,23 @@ import zlib
 from typing import TYPE_CHECKING, Any, Callable
 
 from clusterkit.parsers import ParseError
-from clusterkit.parsers.gpu_records import GpuInventory, GpuRecord
+from clusterkit.parsers.gpu_records import (
+    FAILURE_DRIVER_MISMATCH, FAILURE_NO_DEVICES, FAILURE_NO_DRIVER, GpuInventory, GpuRecord,
+)
 from clusterkit.evidence.kinds import Kind
 from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, QUERY_GPU
+from clusterkit.parsers.nvidia_smi_errors import NVSMI_FAILURE
+from clusterkit.parsers.nvidia_smi_screen import NVIDIA_SMI
+from clusterkit.parsers.nvidia_smi_xml import NVIDIA_SMI_Q_XML
 from clusterkit.parsers.nvml_json import NVML
 from clusterkit.parsers.power_trace import (POWER_TRACE, POWER_TRACE_COLUMNS, PowerTrace, parse_power_trace_header)
-from clusterkit.results import CheckResult
+from clusterkit.results import CheckResult, Finding
 
 if TYPE_CHECKING:
     from clusterkit.analysis import NodeContext
     from clusterkit.profiles import Profile
 
-GPU_SOURCES: tuple[Kind, ...] = (NVML, NVIDIA_SMI_Q, QUERY_GPU)
+GPU_SOURCES: tuple[Kind, ...] = (NVML, NVIDIA_SMI_Q_XML, NVIDIA_SMI_Q, QUERY_GPU, NVIDIA_SMI, NVSMI_FAILURE)
 NO_GPU = "no NVIDIA GPU"
 EXIT_NOT_FOUND = 127   # the shell's "command not found"
 
@@ -58,8 +64,41 @@ def read_inventory(ctx: "NodeContext") -> tuple[GpuInventory | None, list[str]]:
         if inv.gpus:
             return inv, reasons
         reasons.append(f"{path}: {inv.error or 'no GPU listed'}")
-        fallback = fallback or inv
+        if fallback is None or (inv.failure and not fallback.failure):   # the tool's own failure says the most
+            fallback = inv
     return fallback, reasons
+
+
+GPU_NOT_FOUND_ACTION = ("check the driver (nvidia-smi, `lsmod | grep nvidia`, dmesg NVRM lines) and PCIe (`lspci -d 10de:`); "
+                        "reseat or RMA if lspci does not list them")
+# failure class -> (code, what it means, action)
+_FAILURES: dict[str, tuple[str, str, str]] = {
+    FAILURE_DRIVER_MISMATCH: (
+        "NVSMI_DRIVER_MISMATCH", "NVML's user-space library does not match the loaded NVIDIA kernel module",
+        "the driver packages were upgraded under a loaded module (unattended-upgrades, a package install): drain the "
+        "node and reboot it, or unload and reload the modules (`rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia; "
+        "modprobe nvidia`); hold the driver packages so it does not recur"),
+    FAILURE_NO_DRIVER: (
+        "NVSMI_NO_DRIVER", "nvidia-smi cannot communicate with the NVIDIA driver: no usable kernel module",
+        "build and load the module for the running kernel (`dkms status`, `modprobe nvidia`, dmesg NVRM lines); a kernel "
+        "update without a rebuilt module is the usual cause; reinstall the driver (clusterkit provision) if it is missing"),
+    FAILURE_NO_DEVICES: (
+        "GPU_NOT_FOUND", "nvidia-smi finds no NVIDIA GPU",
+        GPU_NOT_FOUND_ACTION + "; in a container, check that the runtime passed the GPUs in (/dev/nvidia* device nodes "
+        "exist on the host only after the driver loaded or nvidia-smi ran there once)"),
+    "nvml_init": (
+        "NVSMI_NVML_INIT_FAILED", "NVML could not initialize",
+        "check the permissions of /dev/nvidia* and, in a container, its device cgroup (a host `systemctl daemon-reload` "
+        "can revoke it: restart the container); reload the driver if it persists"),
+}
+
+
+def tool_failure_finding(inv: GpuInventory, want: int, model: object) -> Finding:
+    """The finding for an nvidia-smi/NVML that read no GPU at all (inv.failure), with its own code."""
+    code, meaning, action = _FAILURES.get(inv.failure or "", _FAILURES["nvml_init"])
+    declared = f"declared {want} x {model}; " if want else ""
+    return Finding(code, "fail", "node", f"{declared}{meaning}: no GPU can be read", observed=inv.error,
+                   limit=want or None, action=action, evidence=inv.error)
 
 
 def declared_count(ctx: "NodeContext") -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from clusterkit.checks._fabric_common import (AFTER, DMESG, DUMP, ETHTOOL_S, ETHTOOL_S_BEFORE, MLXLINK, PERFQUERY,
-                                              Delta, NodeFabric, component, counter_delta, describe, 
-                                              kernel_lines, NO_FABRIC, no_fabric, node_fabric,
+from clusterkit.checks._fabric_common import (AFTER, DMESG, DUMP, ETHTOOL_S, ETHTOOL_S_BEFORE, IBQUERYERRORS,
+                                              MLXLINK, PERFQUERY, Delta, NodeFabric, component, counter_delta,
+                                              describe, kernel_lines, NO_FABRIC, no_fabric, node_fabric,
                                               parse_errors_finding)
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
@@ -36,8 +36,15 @@ ROCE_ACTION = ("packets are lost on the RoCE path (the HCA retransmits): check P
 # Old (kernel 4.x) mlx5 names of the same PHY counters.
 ETH_OLD_NAMES = {"symbol_err": "rx_symbol_err_phy", "check_seq_err": "rx_crc_errors_phy"}
 RESET_HINT = " (perfquery -x -R <lid> <port>, or mlxlink -d <dev> -p <port> --pc)"
+REMEASURE = ("reset the port counters" + RESET_HINT + " and re-measure over a known window (clusterkit verify "
+             "snapshots them before and after its load): a total since the last reset says nothing about the rate")
+# Host-side drop (mlx5): the receive queue had no buffer posted when a packet arrived.
+OUT_OF_BUFFER = "rx_out_of_buffer"
+OUT_OF_BUFFER_ACTION = ("the host dropped packets its receive rings had no buffers for (the application or driver "
+                        "did not refill them in time): enlarge the rings (ethtool -G <if> rx <max>), spread the "
+                        "interrupts/queues over more cores, check that the consumer keeps up. Not a cable or PHY fault")
 
-COUNTER_PARAMS = {f"fabric.max_{n}_delta": float for n in IB_LIMITED + ETH_LIMITED + ROCE_LIMITED}
+COUNTER_PARAMS = {f"fabric.max_{n}_delta": float for n in IB_LIMITED + ETH_LIMITED + ROCE_LIMITED + (OUT_OF_BUFFER,)}
 FLAP_PARAMS = {"fabric.max_link_downed_delta": float, "fabric.max_carrier_changes_delta": float,
                "fabric.max_link_down_events_phy_delta": float, "fabric.max_kernel_link_flaps_24h": float}
 
@@ -78,15 +85,17 @@ def counter_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]]
     maxima: dict[str, int] = defaultdict(int)
     saturated = 0
     after = fabric.after
+    pasted = ctx.loose or bool(after and after.pasted)   # a printout with no window: judged as lifetime totals
     for key, p in sorted((after.ports if after else {}).items()):
         before_p = fabric.before.ports.get(key) if fabric.before else None
+        comp = p.label or component(fabric, p.device, p.port)
         for name in IB_LIMITED:
             if name not in p.counters:
                 continue
             d = counter_delta(name, before_p.counters.get(name) if before_p else None, p.counters[name])
             maxima[name] = max(maxima[name], d.value)
             saturated += d.at_least and "saturated" in d.note
-            f = _judge(ctx, d, window, component(fabric, p.device, p.port), f"IB_{name.upper()}_INCREASED")
+            f = _judge(ctx, d, window, comp, f"IB_{name.upper()}_INCREASED", pasted)
             if f:
                 out.append((key, f))
         for name in ROCE_LIMITED:
@@ -94,7 +103,7 @@ def counter_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]]
                 continue
             d = counter_delta(name, before_p.hw_counters.get(name) if before_p else None, p.hw_counters[name], {})
             maxima[name] = max(maxima[name], d.value)
-            f = _judge(ctx, d, window, component(fabric, p.device, p.port), f"ROCE_{name.upper()}_INCREASED")
+            f = _judge(ctx, d, window, comp, f"ROCE_{name.upper()}_INCREASED")
             if f:
                 if f.severity == "fail":   # transport loss: congestion as often as cabling
                     f.severity, f.action = "warn", ROCE_ACTION
@@ -107,9 +116,14 @@ def counter_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]]
             d = counter_delta(name, _eth_counter(b, name), av, {})
             maxima[name] = max(maxima[name], d.value)
             dev = fabric.device_of_netdev(ifname) or ifname
-            f = _judge(ctx, d, window, component(fabric, ifname), f"ETH_{name.upper()}_INCREASED")
+            f = _judge(ctx, d, window, component(fabric, ifname), f"ETH_{name.upper()}_INCREASED", ctx.loose)
             if f:
                 out.append((f"{dev}/1", f))
+        if OUT_OF_BUFFER in a.counters:
+            f = _out_of_buffer(ctx, ifname, counter_delta(OUT_OF_BUFFER, _eth_counter(b, OUT_OF_BUFFER),
+                                                          a.counters[OUT_OF_BUFFER], {}), window, fabric)
+            if f:
+                out.append((f"{fabric.device_of_netdev(ifname) or ifname}/1", f))
     metrics = {f"{n}_delta_max": v for n, v in maxima.items()}
     metrics["counters_saturated"] = saturated
     if window is not None:
@@ -117,29 +131,52 @@ def counter_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]]
     return out, metrics
 
 
-def _judge(ctx, d: Delta, window: float | None, comp: str, code: str) -> Finding | None:
+def _out_of_buffer(ctx, ifname: str, d: Delta, window: float | None, fabric: NodeFabric) -> Finding | None:
+    limit = ctx.profile.get(f"fabric.max_{OUT_OF_BUFFER}_delta", 0.0)
+    if d.value <= limit:
+        return None
+    return Finding("ETH_RX_OUT_OF_BUFFER", "warn", component(fabric, ifname),
+                   f"{ifname} {OUT_OF_BUFFER} {describe(d, window)}: packets dropped on the host side (no receive "
+                   f"buffer posted), not on the wire", observed=d.value, limit=limit, unit="count",
+                   action=OUT_OF_BUFFER_ACTION)
+
+
+def _judge(ctx, d: Delta, window: float | None, comp: str, code: str, pasted: bool = False) -> Finding | None:
     limit = ctx.profile.get(f"fabric.max_{d.name}_delta")
     text = f"{d.name} {describe(d, window)}"
     ev = f"before={d.before} after={d.after}" + (f" window={window:.0f}s" if window else "")
     if d.lifetime:
-        # A lifetime total says nothing about now; only a stuck counter needs a hand.
+        over = limit is not None and d.value > limit
         if d.at_least:
+            # Saturated: at least this many since the last reset. On a printout that is all there is to judge.
+            if pasted and over:
+                return Finding("IB_COUNTER_SATURATED", "fail", comp,
+                               f"{d.name} at least {d.value} since the counter was last reset (it stopped at its "
+                               f"maximum): more than the {limit:g} a test window allows", observed=d.value, limit=limit,
+                               unit="count",
+                               action=ACTIONS.get(d.name, RX_PATH) + "; then " + REMEASURE, evidence=ev)
             return Finding("IB_COUNTER_SATURATED", "warn", comp, text, observed=d.value, unit="count",
                            action="reset the port counters so the next test window can be judged" + RESET_HINT,
                            evidence=ev)
+        if pasted and over:
+            return Finding("FABRIC_COUNTER_LIFETIME", "warn", comp,
+                           text + f" (no time window: above the {limit:g} a test window allows, rate unknown)",
+                           observed=d.value, limit=limit, unit="count", action=REMEASURE, evidence=ev)
+        # clusterkit's own snapshot without its before-pair: the window check is what judges.
         return Finding("FABRIC_COUNTER_LIFETIME", "info", comp, text, observed=d.value, unit="count") if d.value else None
     if limit is not None and d.value > limit:
         action = ACTIONS.get(d.name, RX_PATH) + (("; " + d.note + RESET_HINT) if d.at_least else "")
         return Finding(code, "fail", comp, text, observed=d.value, limit=limit, unit="count", action=action, evidence=ev)
     if d.at_least:
         return Finding("IB_COUNTER_SATURATED", "warn", comp, text, observed=d.value, limit=limit, unit="count",
-                       action="reset the port counters" + RESET_HINT + " and re-run the test window", evidence=ev)
+                       action="reset the port counters" + RESET_HINT + " and re-measure over a test window", evidence=ev)
     if d.value:
         return Finding(code, "info", comp, text + " (within limit)", observed=d.value, limit=limit, unit="count")
     return None
 
 
-@check("fabric.counters", needs=(AFTER, DUMP, PERFQUERY, ETHTOOL_S), needs_any=True, params=COUNTER_PARAMS)
+@check("fabric.counters", needs=(AFTER, DUMP, PERFQUERY, IBQUERYERRORS, ETHTOOL_S), needs_any=True,
+       params=COUNTER_PARAMS)
 def check_counters(ctx) -> CheckResult:
     """Error-counter deltas over the test window against the profile's limits (saturation-aware)."""
     fabric = node_fabric(ctx)
@@ -237,10 +274,13 @@ def _kernel_flaps(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]], i
         return [], 0
     lines = kernel_lines(text)
     events: dict[str, list[tuple[float | None, object, str, str]]] = defaultdict(list)
+    boot_wall = next((w for _, w, m in lines if m.startswith("Linux version") and w is not None), None)
     for sec, wall, msg in lines:
         ev = link_event(msg)
         if ev:
             events[ev.interface].append((sec, wall, ev.event, msg))
+    for ifname, evs in events.items():
+        events[ifname] = evs[_boot_bringup(evs, boot_wall):]
     # "Last 24 h": relative to the newest line (a collected dmesg ends about now).
     secs = [s for s, _, _ in lines if s is not None]
     walls = [w for _, w, _ in lines if w is not None]
@@ -269,6 +309,26 @@ def _kernel_flaps(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]], i
                    "switch port (an unused port flapping can be shut down on the switch)",
             evidence=" | ".join(e[3] for e in recent[-3:]))))
     return out, total
+
+
+BOOT_WINDOW_S = 300.0   # link events this soon after boot are the driver bringing the port up
+
+
+def _boot_bringup(evs, boot_wall) -> int:
+    """How many leading events of one interface are its bring-up while the node boots (downs, then its first up)."""
+    for i, (sec, wall, ev, _) in enumerate(evs):
+        if sec is not None:
+            booting = sec <= BOOT_WINDOW_S
+        else:
+            try:
+                booting = boot_wall is not None and wall is not None and 0 <= (wall - boot_wall).total_seconds() <= BOOT_WINDOW_S
+            except TypeError:
+                booting = False
+        if not booting:
+            return 0
+        if ev == "up":
+            return i + 1
+    return 0
 
 
 def _within_24h(sec, wall, newest_s, newest_w) -> bool:

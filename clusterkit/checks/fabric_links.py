@@ -12,6 +12,7 @@ import re
 from collections import defaultdict
 
 from clusterkit.checks._fabric_common import Peer, node_fabric
+from clusterkit.checks._fabric_models import silicon
 from clusterkit.checks.fabric_counters import counter_findings, flap_findings
 from clusterkit.checks.fabric_ports import check_ports
 from clusterkit.checks.fabric_signal import ber_findings, optics_findings
@@ -57,6 +58,8 @@ def _verdict(here: list[Finding], there: list[Finding] | None, here_name: str, t
 
 
 _PORT_CODES = ("FABRIC_PORT_RATE_LOW", "FABRIC_PORT_DOWN")
+# Said of a port but not of its link: a host-side drop, a total with no window to judge a rate in.
+_NOT_THE_LINK = ("ETH_RX_OUT_OF_BUFFER", "FABRIC_COUNTER_LIFETIME")
 _PORT_KEY = re.compile(r"^(\S+) port (\d+)\b")
 
 
@@ -77,7 +80,7 @@ def check_links(ctx) -> list[CheckResult]:
     per_port: dict[tuple[str, str], list[Finding]] = defaultdict(list)
     peers: dict[tuple[str, str], Peer] = {}
     by_lid: dict[tuple[int, int], tuple[str, str]] = {}
-    firmware: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    firmware: dict[tuple[str, str | None], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for nctx in ctx.nodes:
         fabric = node_fabric(nctx)
         for fn in (counter_findings, flap_findings, ber_findings, optics_findings):
@@ -86,7 +89,7 @@ def check_links(ctx) -> list[CheckResult]:
             except Exception:   # bad evidence is reported by the node checks themselves
                 continue
             for key, f in pairs:
-                if f.severity in ("fail", "warn"):
+                if f.severity in ("fail", "warn") and f.code not in _NOT_THE_LINK:
                     per_port[(nctx.host, key)].append(f)
         try:
             for key, f in _port_pairs(nctx):
@@ -101,7 +104,7 @@ def check_links(ctx) -> list[CheckResult]:
             if peer:
                 peers[(nctx.host, key)] = peer
             if p.firmware and p.ca_type:
-                firmware[p.ca_type][p.firmware].append(nctx.host)
+                firmware[silicon(p.ca_type, p.firmware)][p.firmware].append(nctx.host)
     findings: list[Finding] = []
     done: set[tuple[str, str]] = set()
     for end, here in sorted(per_port.items()):
@@ -121,7 +124,7 @@ def check_links(ctx) -> list[CheckResult]:
         done.add(end)
         if far_end:
             done.add(far_end)
-    for ca_type, versions in firmware.items():
+    for (ca_type, _), versions in firmware.items():
         if len(versions) > 1:
             common = max(versions, key=lambda v: len(versions[v]))
             odd = sorted(h for v, hs in versions.items() if v != common for h in hs)

@@ -4,28 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from clusterkit.checks._fabric_common import (AFTER, IBLINKINFO, IBSTAT, IBSTATUS, NodeFabric, component,
-                                              NO_FABRIC, no_fabric, node_fabric,
-                                              parse_errors_finding)
+from clusterkit.checks._fabric_common import (AFTER, IBLINKINFO, IBSTAT, IBSTATUS, IBV_DEVINFO, MLXLINK, NodeFabric,
+                                              component, NO_FABRIC, no_fabric, node_fabric, parse_errors_finding)
+from clusterkit.checks._fabric_shape import (CABLE_ACTION, aborted_findings, cable_findings, down_action,
+                                             firmware_findings, undeclared_findings)
 from clusterkit.checks.registry import check
 from clusterkit.parsers._fabric_text import lane_rate
 from clusterkit.parsers.iblinkinfo import IbLink
 from clusterkit.results import CheckResult, Finding
-
-CABLE_ACTION = ("reseat the cable at both ends; if the rate stays low, replace the cable (or optic), "
-                "then check the switch port's configured speed")
-
-
-def _down_action(phys: str | None) -> str:
-    ph = (phys or "").lower()
-    if ph == "disabled":
-        return "the port is disabled: enable it (ip link set <if> up / switch port admin state) if it should carry traffic"
-    if ph == "polling":
-        return "no link partner: check the cable is plugged in at both ends and the switch port is up; reseat or replace the cable"
-    if ph == "linkup":
-        return "physical link up but not Active: check the subnet manager (opensm) is running and sees this port"
-    return "reseat the cable at both ends; replace the cable or optic if it stays down"
-
 
 def _host_links(fabric: NodeFabric, host: str) -> list[IbLink]:
     """The CA links that belong to this node (iblinkinfo lists the whole fabric)."""
@@ -89,9 +75,11 @@ def iblinkinfo_findings(fabric: NodeFabric, host: str, declared_rate: float | No
     return out
 
 
-@check("fabric.ports", needs=(IBSTAT, IBSTATUS, IBLINKINFO, AFTER), needs_any=True)
+@check("fabric.ports", needs=(IBSTAT, IBSTATUS, IBV_DEVINFO, IBLINKINFO, AFTER, MLXLINK), needs_any=True,
+       params={"fabric.port_rate_far_below_fraction": float})
 def check_ports(ctx) -> CheckResult:
-    """HCA ports present, Active/LinkUp, link layer and rate as declared; firmware consistent."""
+    """HCA ports present, Active/LinkUp, link layer and rate as declared (else as the node's shape and the
+    HCA model say); firmware consistent."""
     fabric = node_fabric(ctx)
     if no_fabric(ctx, fabric):
         return CheckResult.skip("fabric.ports", NO_FABRIC)
@@ -100,29 +88,27 @@ def check_ports(ctx) -> CheckResult:
     roce: list[str] = list(decl.get("roce_interfaces") or [])
     ib_rate = decl.get("ib_rate_gbps")
     roce_rate = decl.get("roce_rate_gbps")
-    findings = parse_errors_finding(fabric.errors)
+    findings = parse_errors_finding(fabric.errors) + aborted_findings(fabric)
     by_dev = defaultdict(list)
     for p in fabric.ports:
         by_dev[p.device].append(p)
     net = (fabric.after.net if fabric.after else {})
 
-    def judge(p, want_layer: str, want_rate: float | None, declared: bool) -> None:
+    def judge(p, want_layer: str, want_rate: float | None) -> None:
+        """A declared port: up, in the declared link layer, at the declared rate."""
         comp = component(fabric, p.device, p.port)
+        state = f"{p.state}/{p.phys_state}" if p.phys_state else f"{p.state}"
         if not p.active:
-            sev = "fail" if declared else ("info" if ib_devs or roce else "warn")
-            note = "" if declared else " (not declared in the inventory; ignore it if the port is unused)"
-            findings.append(Finding(
-                "FABRIC_PORT_DOWN", sev, comp,
-                f"{p.device} port {p.port} ({p.link_layer or 'unknown'} link layer) is {p.state}/{p.phys_state}{note}",
-                observed=f"{p.state}/{p.phys_state}", limit="Active/LinkUp",
-                action=_down_action(p.phys_state) if declared or not (ib_devs or roce) else None))
+            findings.append(Finding("FABRIC_PORT_DOWN", "fail", comp,
+                                    f"{p.device} port {p.port} ({p.link_layer or 'unknown'} link layer) is {state}",
+                                    observed=state, limit="Active/LinkUp", action=down_action(p.phys_state)))
             return
-        if declared and p.link_layer and p.link_layer != want_layer:
+        if p.link_layer and p.link_layer != want_layer:
             findings.append(Finding("FABRIC_LINK_LAYER_MISMATCH", "fail", comp,
                                     f"{p.device} link layer is {p.link_layer}, declared {want_layer}",
                                     observed=p.link_layer, limit=want_layer,
                                     action="set the port type with mlxconfig (LINK_TYPE_P1) and reboot, or fix the inventory"))
-        if declared and want_rate and p.rate_gbps is not None and p.rate_gbps < want_rate:
+        if want_rate and p.rate_gbps is not None and p.rate_gbps < want_rate:
             findings.append(Finding("FABRIC_PORT_RATE_LOW", "fail", comp,
                                     f"{p.device} port {p.port} runs at {p.rate_gbps:g} Gb/s, declared {want_rate:g}",
                                     observed=p.rate_gbps, limit=want_rate, unit="Gb/s", action=CABLE_ACTION))
@@ -135,12 +121,12 @@ def check_ports(ctx) -> CheckResult:
                                            "`lspci | grep -i mellanox`"))
             continue
         for p in by_dev[dev]:
-            judge(p, "InfiniBand", ib_rate, True)
+            judge(p, "InfiniBand", ib_rate)
     for name in roce:
         dev = name if name in by_dev else fabric.device_of_netdev(name)
         if dev and dev in by_dev:
             for p in by_dev[dev]:
-                judge(p, "Ethernet", roce_rate, True)
+                judge(p, "Ethernet", roce_rate)
         elif name in net:
             st = net[name]
             speed = st.get("speed") if isinstance(st.get("speed"), int) else None
@@ -156,30 +142,11 @@ def check_ports(ctx) -> CheckResult:
                                     observed="absent", limit="present",
                                     action="check the NIC is seated, the driver loaded and the interface name"))
     declared_set = set(ib_devs) | {fabric.device_of_netdev(n) or n for n in roce}
-    for p in fabric.ports:
-        if p.device not in declared_set:
-            judge(p, p.link_layer or "", None, False)
-    # Undeclared but clearly slower than identical siblings on the same node.
-    groups = defaultdict(list)
-    for p in fabric.ports:
-        if p.active and p.rate_gbps and p.device not in declared_set:
-            groups[(p.ca_type, p.link_layer)].append(p)
-    for ps in groups.values():
-        top = max(p.rate_gbps for p in ps)
-        for p in ps:
-            if p.rate_gbps < top:
-                findings.append(Finding("FABRIC_PORT_RATE_LOW", "warn", component(fabric, p.device, p.port),
-                                        f"{p.device} port {p.port} at {p.rate_gbps:g} Gb/s while identical ports run {top:g}",
-                                        observed=p.rate_gbps, limit=top, unit="Gb/s", action=CABLE_ACTION))
-    fw = defaultdict(set)
-    for p in fabric.ports:
-        if p.firmware and p.ca_type:
-            fw[p.ca_type].add(p.firmware)
-    for ca_type, versions in fw.items():
-        if len(versions) > 1:
-            findings.append(Finding("FABRIC_FIRMWARE_MISMATCH", "warn", f"{ca_type} HCAs",
-                                    f"{ca_type} HCAs run different firmware: {', '.join(sorted(versions))}",
-                                    observed=sorted(versions), action="flash one firmware version (mlxfwmanager) to all"))
+    far = ctx.profile.get("fabric.port_rate_far_below_fraction", 0.1)
+    findings += undeclared_findings(fabric, [p for p in fabric.ports if p.device not in declared_set],
+                                    bool(ib_devs or roce), far)
+    findings += firmware_findings(fabric.ports)
+    findings += cable_findings(fabric, {f.component.split()[0] for f in findings if f.code == "FABRIC_PORT_RATE_LOW"})
     # A port already reported slow from ibstat is not reported twice from iblinkinfo.
     slow = {fabric.port(f.component.split()[0], 1).node_guid.lower() for f in findings
             if f.code == "FABRIC_PORT_RATE_LOW" and fabric.port(f.component.split()[0], 1)

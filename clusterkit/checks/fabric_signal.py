@@ -4,39 +4,23 @@ from __future__ import annotations
 
 import math
 
-from clusterkit.checks._fabric_common import (ETHTOOL_M, ETHTOOL_S, MLXLINK, NodeFabric, component, node_fabric,
-                                              parse_errors_finding)
+from clusterkit.checks._fabric_common import (ETHTOOL_M, ETHTOOL_S, MLXCABLES, MLXLINK, NodeFabric, component,
+                                              each_parsed, mlxlink_reports, node_fabric, parse_errors_finding)
 from clusterkit.checks.fabric_counters import _ethtool
 from clusterkit.checks.registry import check
-from clusterkit.parsers import ParseError
-from clusterkit.evidence.kinds import Kind
 from clusterkit.results import CheckResult, Finding
 
 BER_PARAMS = {"fabric.max_effective_ber": float, "fabric.max_raw_ber": float, "fabric.warn_raw_ber": float}
 OPTICS_PARAMS = {"fabric.rx_power_warn_dbm": float, "fabric.rx_power_alarm_dbm": float,
                  "fabric.tx_power_warn_dbm": float, "fabric.tx_power_alarm_dbm": float,
-                 "fabric.module_temperature_warn_c": float, "fabric.module_temperature_alarm_c": float}
+                 "fabric.module_temperature_warn_c": float, "fabric.module_temperature_alarm_c": float,
+                 "fabric.rx_no_light_dbm": float}
 BER_ACTION = ("clean the fiber end faces at both ends and reseat; if the BER stays high replace the cable, then the "
               "optic at the end whose receiver sees the errors")
 
 
-def _each_parsed(ctx, fabric: NodeFabric, kind: Kind, own_name):
-    """(port name, parsed) per file of the kind; an unusable file becomes a fabric error line.
-    A pasted file has no name in its path: it takes the one it states (own_name(parsed))."""
-    for path in ctx.glob(kind):
-        try:
-            parsed = ctx.parsed(path)
-        except ParseError as e:
-            fabric.errors.append(f"{path}: {e}")
-            continue
-        name = kind.field_of(path) or path
-        if name == "pasted" and own_name(parsed):
-            name = own_name(parsed)
-        yield name, parsed
-
-
 def _mlxlink_reports(ctx, fabric: NodeFabric):
-    return _each_parsed(ctx, fabric, MLXLINK, lambda rep: rep.device.rsplit("/", 1)[-1] if rep.device else None)
+    return mlxlink_reports(ctx, fabric.errors)
 
 
 def ber_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]], dict]:
@@ -111,8 +95,11 @@ def check_ber(ctx) -> CheckResult:
 
 
 def _modules(ctx, fabric: NodeFabric):
-    for name, mi in _each_parsed(ctx, fabric, ETHTOOL_M, lambda mi: mi.interface):
+    for name, mi in each_parsed(ctx, ETHTOOL_M, lambda mi: mi.interface, fabric.errors):
         yield name, mi, f"ethtool -m {name}"
+    for _, cables in each_parsed(ctx, MLXCABLES, lambda _: None, fabric.errors):
+        for mi in cables:
+            yield mi.interface or "cable", mi, "mlxcables"
     for name, rep in _mlxlink_reports(ctx, fabric):
         if rep.module is not None:
             yield name, rep.module, f"mlxlink -m {name}"
@@ -124,6 +111,7 @@ def optics_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]],
     rx_warn, rx_alarm = p.get("fabric.rx_power_warn_dbm", -7.0), p.get("fabric.rx_power_alarm_dbm", -11.0)
     tx_warn, tx_alarm = p.get("fabric.tx_power_warn_dbm", -7.0), p.get("fabric.tx_power_alarm_dbm", -11.0)
     t_warn, t_alarm = p.get("fabric.module_temperature_warn_c", 70.0), p.get("fabric.module_temperature_alarm_c", 80.0)
+    no_light = p.get("fabric.rx_no_light_dbm", -30.0)
     rx_min = tx_min = t_max = None
     modules = 0
     for name, mi, src in _modules(ctx, fabric):
@@ -191,8 +179,17 @@ def optics_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]],
                 out.append((key, Finding("FABRIC_LASER_BIAS_OUT_OF_RANGE", "warn", comp,
                                          f"{name} lane {i + 1} laser bias {v:g} mA outside {bl.low_alarm}..{bl.high_alarm}",
                                          observed=v, unit="mA", action="the laser is ageing: replace this optic")))
-        for lane in mi.los_lanes:
-            if not any(lane == l for l, _ in weak_rx):
+        # No light at all (a reading at the receiver's floor, or the module's own LOS flag): the fiber is
+        # unplugged or broken, or the far end does not transmit; not a dirty connector.
+        dark = {i + 1: v for i, v in enumerate(mi.rx_power_dbm) if v <= no_light}
+        for lane in sorted(set(mi.los_lanes) | set(dark)):
+            if lane in dark:
+                out.append((key, Finding("FABRIC_RX_LOS", "fail", comp, f"{name} lane {lane}: no light arriving "
+                                         f"({dark[lane]:.2f} dBm, at or below {no_light:g} dBm)", observed=dark[lane],
+                                         limit=no_light, unit="dBm",
+                                         action="check the fiber is plugged in at both ends and not broken, then that the "
+                                                "far end's optic is in and transmitting; clean and reseat")))
+            elif not any(lane == l for l, _ in weak_rx):
                 out.append((key, Finding("FABRIC_RX_LOS", "fail", comp, f"{name} lane {lane}: module reports Rx loss of signal",
                                          action="clean and reseat the fiber on that lane; check the far-end transmitter")))
     metrics: dict = {"modules_read": modules}
@@ -202,7 +199,7 @@ def optics_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]],
     return out, metrics
 
 
-@check("fabric.optics", needs=(ETHTOOL_M, MLXLINK), needs_any=True, params=OPTICS_PARAMS)
+@check("fabric.optics", needs=(ETHTOOL_M, MLXLINK, MLXCABLES), needs_any=True, params=OPTICS_PARAMS)
 def check_optics(ctx) -> CheckResult:
     """Per-lane Rx/Tx power, bias and temperature against the module's own thresholds."""
     fabric = node_fabric(ctx)

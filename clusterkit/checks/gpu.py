@@ -1,4 +1,4 @@
-"""gpu.* checks: inventory, versions, memory health, PCIe/NVLink, topology, Xid, clock events, DCGM diag.
+"""gpu.* checks: inventory, versions, memory health, PCIe/NVLink, topology, clock events, DCGM diag (Xid: gpu_xid.py).
 
 Every finding names the GPU (index, PCI bus id, serial) and the action.
 """
@@ -10,8 +10,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from clusterkit.checks._gpu_source import (
-    GPU_SOURCES, NO_GPU, declared_count, gpu_profile, per_gpu_check, no_gpu_skip, not_collected, parsed_or_result,
-    power_trace, read_inventory,
+    GPU_SOURCES, NO_GPU, declared_count, gpu_profile, per_gpu_check, no_gpu_skip, parsed_or_result,
+    power_trace, read_inventory, tool_failure_finding, GPU_NOT_FOUND_ACTION,
 )
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
@@ -19,11 +19,9 @@ from clusterkit.parsers.dcgmi import DCGMI_DIAG
 from clusterkit.parsers.dmidecode_bios import DMIDECODE_BIOS
 from clusterkit.parsers.fabricmanager import FABRICMANAGER
 from clusterkit.parsers.gpu_records import CLOCK_REASON_BITS, GpuInventory, GpuRecord, reason_names
-from clusterkit.parsers.kernel_log import KERNEL_LOG
 from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, TOPO, link_rank
-from clusterkit.parsers.nvml_json import NVML, NVML_AFTER
+from clusterkit.parsers.nvml_json import NVML
 from clusterkit.parsers.power_trace import POWER_TRACE
-from clusterkit.parsers.xid import XidEvent, group_xids, xid_events
 from clusterkit.results import CheckResult, Finding
 
 if TYPE_CHECKING:
@@ -49,6 +47,8 @@ def gpu_inventory(ctx: NodeContext) -> CheckResult:
     model = ctx.declared.get("gpu_model")
     inv, reasons = read_inventory(ctx)
     findings: list[Finding] = []
+    if inv is not None and not inv.gpus and inv.failure and (want or ctx.loose):
+        return CheckResult.from_findings(cid, [tool_failure_finding(inv, want, model)], "", {"gpu_count_detected": 0})
     if (inv is None or not inv.gpus) and not want:
         return CheckResult.skip(cid, NO_GPU)
     if inv is None or not inv.gpus:
@@ -56,7 +56,7 @@ def gpu_inventory(ctx: NodeContext) -> CheckResult:
         return CheckResult.from_findings(cid, [Finding(
             "GPU_NOT_FOUND", "fail", "node", f"declared {want} x {model}, found no NVIDIA GPU: check driver installation / PCIe",
             observed=0, limit=want, unit="GPUs",
-            action="check the driver (nvidia-smi, `lsmod | grep nvidia`, dmesg NVRM lines) and PCIe (`lspci -d 10de:`); reseat or RMA if lspci does not list them",
+            action=GPU_NOT_FOUND_ACTION,
             evidence=why)], "", {"gpu_count_detected": 0})
     profile = gpu_profile(ctx, inv)
     found = inv.count
@@ -95,6 +95,8 @@ def gpu_inventory(ctx: NodeContext) -> CheckResult:
         findings.append(Finding("GPU_EVIDENCE_PARTIAL", "info", "evidence", w))
     names = Counter(g.name for g in inv.gpus if g.name)
     desc = ", ".join(f"{n} x {name}" for name, n in names.items()) or f"{found} GPUs"
+    if inv.processes is not None:   # the nvidia-smi screen and -q -x list them: a busy node is not idle for a test
+        desc += f"; {len(inv.processes)} process(es) on the GPUs" if inv.processes else "; no process on the GPUs"
     return CheckResult.from_findings(cid, findings, f"{found} GPUs found: {desc}", metrics)
 
 
@@ -117,7 +119,8 @@ def gpu_versions(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
                                         action="flash the node's GPUs to one VBIOS (nvflash / vendor firmware bundle)"))
     off = [g for g in inv.gpus if g.persistence_mode is False]
     if off:
-        findings.append(Finding("GPU_PERSISTENCE_OFF", "warn", ", ".join(f"GPU {g.index}" for g in off),
+        findings.append(Finding("GPU_PERSISTENCE_OFF", "warn",
+                                ", ".join(f"GPU {g.index}" if g.index is not None else g.label() for g in off),
                                 f"persistence mode is off on {len(off)} GPU(s)",
                                 action="enable nvidia-persistenced (or `nvidia-smi -pm 1`)"))
     if profile.get("gpu.requires_fabric_manager"):
@@ -285,6 +288,10 @@ def gpu_pcie(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
     min_gen, min_width = p.get("gpu.min_pcie_gen"), p.get("gpu.min_pcie_width")
     loaded = _pcie_under_load(ctx)
     findings: list[Finding] = []
+    # A narrow link is a seating fault when a GPU of the same node runs at full width, or the profile
+    # expects full width; alone (one GPU, all alike, no profile) it may be how the slot is wired.
+    full_peer = any(g.pcie_width is not None and g.pcie_width_max is not None and g.pcie_width >= g.pcie_width_max
+                    for g in inv.gpus)
     for g in inv.gpus:
         gen, gen_max, width, width_max = g.pcie_gen, g.pcie_gen_max, g.pcie_width, g.pcie_width_max
         under_load = g.utilization_pct is not None and g.utilization_pct >= 50
@@ -292,10 +299,16 @@ def gpu_pcie(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
             gen, gen_max, width, width_max = loaded[g.index]
             under_load = True
         if width is not None and width_max is not None and width < width_max:
-            findings.append(Finding("GPU_PCIE_WIDTH_DEGRADED", "fail", g.label(),
-                                    f"{g.label()}: PCIe link x{width}, capable of x{width_max}",
-                                    observed=width, limit=width_max, unit="lanes",
-                                    action="reseat the GPU / riser and check the slot; RMA the baseboard if it persists"))
+            known_fault = full_peer or (min_width is not None and width < min_width)
+            findings.append(Finding(
+                "GPU_PCIE_WIDTH_DEGRADED", "fail" if known_fault else "warn", g.label(),
+                f"{g.label()}: PCIe link x{width}, capable of x{width_max}" + (
+                    "" if known_fault else " (no GPU of this node at full width and no profile width to compare: "
+                                           "the slot, riser or host may be wired this way)"),
+                observed=width, limit=width_max, unit="lanes",
+                action="reseat the GPU / riser and check the slot; RMA the baseboard if it persists" if known_fault else
+                "check the slot's electrical width, the riser and the BIOS bifurcation setting; reseat the GPU if the "
+                "slot is x{0}".format(width_max)))
         if under_load and gen is not None and gen_max is not None and gen < gen_max:
             findings.append(Finding("GPU_PCIE_GEN_DEGRADED", "fail", g.label(),
                                     f"{g.label()}: PCIe Gen{gen} under load, capable of Gen{gen_max}",
@@ -323,49 +336,6 @@ def _pcie_under_load(ctx: NodeContext) -> dict[int, tuple[int, int, int, int]]:
     except ParseError:
         return {}
     return {i: g.pcie_under_load for i, g in tr.gpus.items() if g.pcie_under_load}
-
-
-@per_gpu_check("gpu.nvlink", needs=(NVML,), params={"gpu.nvlink_links_per_gpu": int, "gpu.max_nvlink_error_delta": int})
-def gpu_nvlink(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
-    """NVLink links down, and error counters rising between the two NVML snapshots."""
-    cid = "gpu.nvlink"
-    p = gpu_profile(ctx, inv)
-    want = p.get("gpu.nvlink_links_per_gpu")
-    if not want:
-        return CheckResult.skip(cid, f"profile {p.name} expects no NVLink")
-    if inv.source != "nvml":
-        return CheckResult.skip(cid, "NVLink state needs gpu/nvml.json")
-    after: dict[str, GpuRecord] = {}
-    if ctx.exists(NVML_AFTER):
-        try:
-            after = {g.uuid or str(g.index): g for g in ctx.parsed(NVML_AFTER).gpus}
-        except ParseError:
-            after = {}
-    max_delta = p.get("gpu.max_nvlink_error_delta", 0)
-    findings: list[Finding] = []
-    for g in inv.gpus:
-        if not g.nvlinks:
-            continue
-        down = [lk.link for lk in g.nvlinks if lk.active is False]
-        active = sum(1 for lk in g.nvlinks if lk.active)
-        if down or active < want:
-            findings.append(Finding("GPU_NVLINK_DOWN", "fail", g.label(),
-                                    f"{g.label()}: {active} of {want} NVLinks active" + (f" (down: {down})" if down else ""),
-                                    observed=active, limit=want, unit="links",
-                                    action="reset the GPU; check fabric manager and the NVSwitch baseboard; RMA the baseboard if links stay down"))
-        a = after.get(g.uuid or str(g.index))
-        if a is not None and a.nvlinks:
-            before = {lk.link: lk.error_total() for lk in g.nvlinks}
-            for lk in a.nvlinks:
-                delta = lk.error_total() - before.get(lk.link, 0)
-                if delta > max_delta:
-                    findings.append(Finding("GPU_NVLINK_ERRORS_RISING", "warn", f"{g.label()} NVLink {lk.link}",
-                                            f"{g.label()} NVLink {lk.link}: {delta} new errors during the run",
-                                            observed=delta, limit=max_delta, unit="errors",
-                                            action="reset the GPU; if errors keep rising, RMA the NVSwitch baseboard"))
-    if not any(g.nvlinks for g in inv.gpus):
-        return CheckResult.skip(cid, f"{NVML.path} has no NVLink state")
-    return CheckResult.from_findings(cid, findings, f"all {want} NVLinks up on {len(inv.gpus)} GPUs")
 
 
 # ---------------------------------------------------------------- topology
@@ -416,44 +386,6 @@ def gpu_topology(ctx: NodeContext) -> CheckResult:
                                      {"gpu_topology_nics": len(topo.nics)})
 
 
-# ---------------------------------------------------------------- Xid
-
-def node_xid_events(ctx: NodeContext) -> list[XidEvent]:
-    return xid_events(ctx.parsed(KERNEL_LOG))
-
-
-@check("gpu.xid", needs=(KERNEL_LOG, NVML), needs_any=True, params={"gpu.xid_ignore": list})
-def gpu_xid(ctx: NodeContext) -> CheckResult:
-    """NVIDIA Xid events in the kernel log, by a severity table; storms counted, not listed."""
-    cid = "gpu.xid"
-    skip = no_gpu_skip(ctx, cid) or not_collected(ctx, cid, KERNEL_LOG)
-    if skip is not None:
-        return skip
-    try:
-        events = node_xid_events(ctx)
-    except ParseError as e:
-        return CheckResult.error(cid, f"{KERNEL_LOG.path}: {e}")
-    inv, _ = read_inventory(ctx)
-    by_bus = {g.pci_bus_id: g for g in (inv.gpus if inv else []) if g.pci_bus_id}
-    ignore = {int(x) for x in (gpu_profile(ctx, inv).get("gpu.xid_ignore") or [])}
-    findings: list[Finding] = []
-    groups = group_xids(events)
-    for g in groups:
-        info = g.info
-        gpu = by_bus.get(g.bus_id or "")
-        comp = gpu.label() if gpu else f"GPU at PCI {g.bus_id or '?'}"
-        sev = "info" if g.xid in ignore else info.severity
-        times = f" x{g.count}" if g.count > 1 else ""
-        when = g.first_wall or (f"{g.first_seconds:.1f} s after boot" if g.first_seconds is not None else None)
-        findings.append(Finding(f"GPU_XID_{g.xid}", sev, comp, f"Xid {g.xid}{times} on {comp}: {info.meaning}",
-                                observed=g.count, unit="events", action=info.action,
-                                evidence=f"first {when}: {g.sample}" if when else g.sample))
-    order = {"fail": 0, "error": 1, "warn": 2, "info": 3}
-    findings.sort(key=lambda f: order[f.severity])
-    return CheckResult.from_findings(cid, findings, f"no hardware Xid in the kernel log ({len(events)} Xid lines)",
-                                     {"gpu_xid_events": len(events)})
-
-
 # ---------------------------------------------------------------- clock event reasons
 
 @per_gpu_check("gpu.clock_events", needs=GPU_SOURCES, needs_any=True)
@@ -487,6 +419,33 @@ def gpu_clock_events(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
 
 # ---------------------------------------------------------------- dcgmi diag
 
+# DCGM messages that name a condition clusterkit has its own code for, or one to fix apart from the test's
+# verdict (thermal/power violations during a test): (pattern, code, severity, action).
+_DCGM_MESSAGES: list[tuple[re.Pattern[str], str, str, str]] = [
+    (re.compile(r"row remapp?ings? (?:is|are) pending", re.I), "GPU_ROW_REMAP_PENDING", "fail",
+     "drain the node and reset the GPU (`nvidia-smi -r -i N`) or reboot to apply the remap"),
+    (re.compile(r"row remapp?ing failure|remapping failed", re.I), "GPU_ROW_REMAP_FAILURE", "fail",
+     "RMA the GPU: it has no spare rows left for a failing row"),
+    (re.compile(r"pending page retirements?|page retirements? (?:is|are) pending", re.I), "GPU_PAGE_RETIREMENT_PENDING",
+     "warn", "reset the GPU or reboot to apply the retirement"),
+    (re.compile(r"thermal violations? totaling", re.I), "GPU_DCGM_DIAG_WARN", "warn",
+     "check the GPU's cooling: fans, airflow, inlet temperature and the heatsink's thermal interface; rerun dcgmi diag"),
+    (re.compile(r"power violations? totaling", re.I), "GPU_DCGM_DIAG_WARN", "warn",
+     "check the node's power delivery (PSUs, cabling, power limits); rerun dcgmi diag"),
+]
+
+
+def _dcgm_message_findings(text: str, scope_component) -> list[Finding]:
+    """Findings for what a DCGM message says, on the GPU it names."""
+    out = []
+    for pattern, code, severity, action in _DCGM_MESSAGES:
+        if pattern.search(text):
+            gpus = sorted({int(g) for g in re.findall(r"\bGPU\s*(\d+)\b", text)})
+            comp = scope_component(f"GPU: {', '.join(map(str, gpus))}") if gpus else "GPUs"
+            out.append(Finding(code, severity, comp, f"dcgmi diag: {text[:200]}", action=action, evidence=text[:500]))
+    return out
+
+
 # Fabric-managed (NVSwitch) parts, by PCI device id: CUDA cannot initialize on them without fabric manager.
 _NVSWITCH_GPU_IDS = {"20b0", "20b2", "2330"}
 
@@ -513,7 +472,15 @@ def gpu_dcgmi_diag(ctx: NodeContext) -> CheckResult:
 
     for t in diag.failed:
         text = " ".join(t.warnings)
-        comp = scope_component(t.scope)
+        bad_gpus = sorted(i for i, r in t.gpu_results.items() if r == "fail")
+        comp = scope_component(t.scope or (f"GPU: {', '.join(map(str, bad_gpus))}" if bad_gpus else ""))
+        if t.internal_error_only:
+            findings.append(Finding(
+                "GPU_DCGM_DIAG_INTERNAL_ERROR", "warn", "DCGM", f"dcgmi diag '{t.name}' failed on DCGM's own error, "
+                f"every GPU row passed ({len(t.gpu_results)} GPUs)", evidence=text[:500],
+                action="not a GPU fault: restart DCGM (nv-hostengine, or the dcgm pod), check its logs "
+                       "(/var/log/nvidia-dcgm), and rerun the test; drain only if the rerun fails a GPU"))
+            continue
         action = "follow DCGM's advice in the evidence; reset the GPU and rerun `dcgmi diag -r 3`"
         msg = f"dcgmi diag '{t.name}' failed ({t.scope or 'see evidence'})"
         if "not yet initialized" in text and nvswitch:
@@ -524,6 +491,9 @@ def gpu_dcgmi_diag(ctx: NodeContext) -> CheckResult:
                                     observed="cuInit: system not yet initialized", action=action, evidence=text[:500]))
             continue
         findings.append(Finding("GPU_DCGM_DIAG_FAIL", "fail", comp, msg, action=action, evidence=text[:500] or None))
+    for t in diag.tests:
+        for w in t.warnings:
+            findings += _dcgm_message_findings(w, scope_component)
     for t in diag.tests:
         if t.result == "warn":
             findings.append(Finding("GPU_DCGM_DIAG_WARN", "warn", scope_component(t.scope),

@@ -6,7 +6,7 @@ import statistics
 from collections import Counter
 
 from clusterkit.analysis import ClusterContext, NodeContext
-from clusterkit.checks.kernel_log_rules import scan
+from clusterkit.checks.kernel_log_rules import hit_findings, scan
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.host_facts import CLOCK, DF, MEMINFO, OS_RELEASE, UNAME
@@ -18,15 +18,10 @@ GIB_KIB = 1024 * 1024
 
 @check("host.reachable", needs=(UNAME,))
 def reachable(ctx: NodeContext) -> CheckResult:
-    """The node answered over SSH and ran the probes."""
-    cmds = ctx.bundle.meta.get("commands", [])
-    failed = [c for c in cmds if c.get("status") not in (None, "ok")]
-    findings = [Finding("PROBE_TIMEOUT" if c.get("status") == "timeout" else "PROBE_FAILED", "warn", "node",
-                        f"probe '{c.get('command')}' {c.get('status')}", observed=c.get("duration_s"), unit="s",
-                        action="look at the probe's stderr in bundle.json", evidence=c.get("path"))
-                for c in failed]
+    """The node answered over SSH and ran the probes (how each probe went: host.probes)."""
+    cmds = [c for c in ctx.bundle.meta.get("commands", []) if c.get("status") not in ("skipped", "not_run")]
     total = sum(float(c.get("duration_s") or 0) for c in cmds)
-    return CheckResult.from_findings("host.reachable", findings, f"reachable; {len(cmds)} probes ran in {total:.1f} s",
+    return CheckResult.from_findings("host.reachable", [], f"reachable; {len(cmds)} probes ran in {total:.1f} s",
                                      {"probes_total": len(cmds), "probe_seconds_total": round(total, 3)})
 
 
@@ -197,10 +192,6 @@ def kernel_log(ctx: NodeContext) -> CheckResult:
     if cmd and cmd.get("exit_code") not in (0, None) and not lines:
         return CheckResult.skip("host.kernel_log", f"kernel log not readable on the node (`{cmd.get('command')}` exit "
                                 f"{cmd.get('exit_code')}); give clusterkit become/sudo for it")
-    hits = [h for h in scan(lines, ctx.profile.get("host.kernel_log_ignore", [])) if h.rule.code.startswith("HOST_")]
-    fs = [Finding(h.rule.code, h.rule.severity, h.component,
-                  f"{h.rule.description}" + (f" ({h.count} times)" if h.count > 1 else "") + f": {h.first.message[:160]}",
-                  observed=h.count, unit="lines", action=h.rule.action, evidence=f"{KERNEL_LOG.path}:{h.first.lineno}")
-          for h in hits]
+    fs = hit_findings(scan(lines, ctx.profile.get("host.kernel_log_ignore", []), family="host"), KERNEL_LOG.path)
     return CheckResult.from_findings("host.kernel_log", fs, f"{len(lines)} kernel log lines, no host errors",
                                      {"kernel_log_lines": len(lines)})

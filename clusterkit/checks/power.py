@@ -18,7 +18,9 @@ from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.dmidecode_bios import DMIDECODE_BIOS as BIOS
 from clusterkit.parsers.gpu_records import GpuInventory, norm_bus_id
-from clusterkit.parsers.ipmi import IPMI_SDR_PSU as SDR, IPMI_SEL as SEL, PsuReport, SelEvent, open_psu_events
+from clusterkit.checks._bmc_source import (BMC_SOURCES, is_psu, is_redundancy, psu_event_states, read_bmc,
+                                           redundancy_state, row, sensor_psu_problems, when)
+from clusterkit.parsers.ipmi import IPMI_SDR_PSU as SDR, IPMI_SEL as SEL
 from clusterkit.parsers.kernel_log import KERNEL_LOG
 from clusterkit.parsers.nvml_json import NVML
 from clusterkit.parsers.power_trace import POWER_TRACE as TRACE, PowerTrace
@@ -58,57 +60,61 @@ def _short(sensor: str) -> str:
 
 
 def psu_findings(ctx: NodeContext) -> list[Finding]:
-    """PSU problems from `ipmitool sdr type "Power Supply"` and the SEL (either may be absent)."""
-    out: list[Finding] = []
-    sdr: PsuReport | None = None
-    sel: list[SelEvent] | None = None
-    if ctx.exists(SDR):
-        try:
-            sdr = ctx.parsed(SDR)
-        except ParseError as e:
-            out.append(Finding("POWER_EVIDENCE_UNUSABLE", "error", SDR.path, f"{SDR.path}: {e}"))
-    if ctx.exists(SEL):
-        try:
-            sel = ctx.parsed(SEL)
-        except ParseError as e:
-            out.append(Finding("POWER_EVIDENCE_UNUSABLE", "error", SEL.path, f"{SEL.path}: {e}"))
-    named: set[str] = {name for name, _ in sdr.redundancy} if sdr else set()
-    for psu in sdr.psus if sdr else []:
-        if psu.failed:
-            named.add(psu.name)
-            status_note = f" although its status column says '{psu.status}'" if psu.status == "ok" else ""
-            out.append(Finding("POWER_PSU_FAILED", "fail", psu.name,
-                               f"{psu.name}: {'; '.join(psu.problems)}{status_note}",
-                               observed="; ".join(psu.problems), limit="Presence detected, no fault",
-                               action=f"check {_short(psu.name)}'s AC feed and cord, then reseat or replace it",
-                               evidence=f"{psu.name} | {psu.status} | {', '.join(psu.events)}"))
-    for name, state in sdr.redundancy if sdr else []:
-        out.append(Finding("POWER_PSU_REDUNDANCY_LOST", "fail", name, f"{name}: {state}", observed=state,
-                           limit="Fully Redundant", action="restore the failed PSU: the node has no power headroom"))
-    for sensor, e in open_psu_events(sel or []).items():
+    """PSU problems from every BMC source the node has: sensors (a state in the event text counts, not only
+    the status column) and the event log (a PSU event still asserted fails; one asserted then cleared is history)."""
+    bmc = read_bmc(ctx)
+    out: list[Finding] = list(bmc.unusable)
+    named: set[str] = set()
+    for s in bmc.sensors:
+        if is_redundancy(s):
+            state = redundancy_state(s)
+            if state and s.name not in named:
+                named.add(s.name)
+                out.append(Finding("POWER_PSU_REDUNDANCY_LOST", "fail", s.name, f"{s.name}: {state}", observed=state,
+                                   limit="Fully Redundant", evidence=f"{s.name} | {s.status} | {s.reading}",
+                                   action="restore the failed PSU: the node has no power headroom"))
+        elif is_psu(s) and (problems := sensor_psu_problems(s)) and s.name not in named:
+            named.add(s.name)
+            status_note = f" although its status column says '{s.status}'" if s.status == "ok" else ""
+            out.append(Finding("POWER_PSU_FAILED", "fail", s.name, f"{s.name}: {'; '.join(problems)}{status_note}",
+                               observed="; ".join(problems), limit="Presence detected, no fault",
+                               action=f"check {_short(s.name)}'s AC feed and cord, then reseat or replace it",
+                               evidence=f"{s.name} | {s.status} | {', '.join(s.states) or s.reading}"))
+    for sensor, st in psu_event_states(bmc.events).items():
         if any(n in sensor or sensor in n for n in named):
             continue
-        out.append(Finding("POWER_PSU_EVENT", "fail", sensor,
-                           f"BMC event log: {sensor}: {e.event} ({e.date} {e.time}), not cleared",
-                           observed=e.event, action=f"check {_short(sensor)}'s AC feed and cord, then reseat or replace it",
-                           evidence=f"{e.record} | {e.date} | {e.time} | {e.sensor} | {e.event} | {e.direction}"))
+        action = f"check {_short(sensor)}'s AC feed and cord, then reseat or replace it"
+        if st.opened is not None:
+            e = st.opened
+            out.append(Finding("POWER_PSU_EVENT", "fail", sensor,
+                               f"BMC event log: {sensor}: {e.event} ({when(e)}), not cleared",
+                               observed=e.event, action=action, evidence=row(e)))
+        if st.history:
+            a, d = st.history[-1]
+            since = f"asserted {when(a)}, " if a is not None else ""
+            out.append(Finding("POWER_PSU_EVENT_HISTORY", "warn", sensor,
+                               f"BMC event log: {sensor}: {d.event} {since}cleared {when(d)}"
+                               + (f" ({len(st.history)} times)" if len(st.history) > 1 else "") + ": history, not a current fault",
+                               observed=len(st.history), unit="events", evidence=row(d),
+                               action=f"{_short(sensor)} lost power or faulted and recovered: check its feed (PDU, "
+                                      "circuit) and cord; replace the PSU if it happens again"))
     return out
 
 
-@check("power.psu", needs=(SDR, SEL, NVML), needs_any=True)
+@check("power.psu", needs=BMC_SOURCES + (NVML,), needs_any=True)
 def power_psu(ctx: NodeContext) -> CheckResult:
     """PSU presence, failure and redundancy from the BMC (sensor event text included, not only the status column)."""
     cid = "power.psu"
     skip = no_gpu_skip(ctx, cid)
     if skip is not None:
         return skip
-    if not ctx.exists(SDR) and not ctx.exists(SEL):
+    if not any(ctx.exists(k) for k in BMC_SOURCES):
         return CheckResult.skip(cid, f"not collected: {SDR.path}, {SEL.path}")
     findings = psu_findings(ctx)
-    psus = ctx.parsed(SDR).psus if ctx.exists(SDR) and not any(
-        f.component == SDR.path for f in findings) else []
+    psus = [s for s in read_bmc(ctx).sensors if is_psu(s) and not is_redundancy(s)]
     return CheckResult.from_findings(cid, findings, f"{len(psus)} PSUs present, none failed" if psus else
-                                     "no open PSU event in the BMC log", {"power_psus_failed": sum(1 for p in psus if p.failed)})
+                                     "no open PSU event in the BMC log",
+                                     {"power_psus_failed": sum(1 for f in findings if f.code == "POWER_PSU_FAILED")})
 
 
 # ---------------------------------------------------------------- power step
@@ -131,7 +137,7 @@ def _kernel_losses(ctx: NodeContext, trace: PowerTrace) -> dict[int, tuple[float
     start, end = trace.fmeta("uptime_start_s"), trace.fmeta("uptime_end_s")
     if start is None or not ctx.exists(KERNEL_LOG):
         return {}
-    from clusterkit.checks.gpu import node_xid_events
+    from clusterkit.checks.gpu_xid import node_xid_events
 
     try:
         events = node_xid_events(ctx)

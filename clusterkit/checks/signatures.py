@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from clusterkit.evidence.bundle import EvidenceError
 from clusterkit.evidence.kinds import kind_of_path
 from clusterkit.evidence.needles import Prefilter
-from clusterkit.evidence.normalize import MAX_LINE_CHARS, normalize_lines
+from clusterkit.evidence.normalize import MAX_LINE_CHARS
 from clusterkit.evidence.text import clean
 from clusterkit.checks.registry import check
 from clusterkit.results import CheckResult, Finding
 
 if TYPE_CHECKING:
     from clusterkit.analysis import NodeContext
+    from clusterkit.checks.kernel_log_rules import KernelLogRule
 
 CHECK_ID = "evidence.fatal_signatures"
 SCAN_MAX_CHARS = 16 * 1024 * 1024
@@ -80,7 +81,10 @@ TOOL_SIGNATURES: list[Signature] = [
     _sig("POWER_PSU_FAILED", r"Power Supply.*\|\s*(?:Failure detected|Power Supply AC lost|AC lost|Predictive failure)\s*\|\s*Asserted",
          "a power supply reports a failure in the event log", "check the PSU's AC feed and cord, then reseat or replace it",
          "PSU", ("POWER_PSU",), re.I),
-    _sig("POWER_PSU_REDUNDANCY_LOST", r"Redundancy Lost(?!.*Deasserted)", "power supply redundancy lost",
+    # an event ('... | Redundancy Lost | Asserted', 'Power supply redundancy is lost'), never the bracketed
+    # state lists of `ipmitool sdr -v` ('[Redundancy Lost]' under Assertions Enabled): power.psu reads those
+    _sig("POWER_PSU_REDUNDANCY_LOST", r"(?<!\[)\bRedundancy (?:is |has been )?Lost\b(?!\s*\])(?!.*\|\s*Deasserted)",
+         "power supply redundancy lost",
          "find the failed or unplugged PSU (ipmitool sdr type 'Power Supply') and restore its feed", "PSU redundancy",
          ("POWER_PSU",), re.I),
 ]
@@ -88,24 +92,6 @@ TOOL_SIGNATURES: list[Signature] = [
 
 _NCCL = next(s for s in TOOL_SIGNATURES if s.code == "NCCL_TEST_FAILED")
 _XID_LINE = re.compile(r"Xid")
-
-
-@functools.lru_cache(maxsize=1)
-def _prefilter() -> Prefilter:
-    """Every pattern that can make a hit in `_scan_text` (keep the two in step): a file that holds
-    none of their literals is not normalized and scanned at all (most files of a healthy node)."""
-    from clusterkit.parsers.nccl_tests import NCCL_FATAL_PATTERNS
-    from clusterkit.parsers.xid import XID_PATTERNS
-
-    return Prefilter([s.pattern for s in TOOL_SIGNATURES + _kernel_signatures()] + list(NCCL_FATAL_PATTERNS)
-                     + list(XID_PATTERNS))
-
-
-def _kernel_signatures() -> list[Signature]:
-    from clusterkit.checks.kernel_log_rules import RULES
-
-    return [Signature(r.code, r.pattern, r.component, r.action, r.description, (r.code,))
-            for r in RULES if r.severity == "fail"]
 
 
 @dataclass
@@ -117,30 +103,56 @@ class Hit:
     component: str
 
 
-def _scan_text(path: str, text: str, sigs: list[Signature]) -> Iterator[Hit]:
+def _rule_signature(rule: "KernelLogRule") -> Signature:
+    return Signature(rule.code, rule.pattern, rule.component, rule.action, rule.description, (rule.code,))
+
+
+def _scan_text(path: str, text: str) -> Iterator[Hit]:
+    from clusterkit.checks.kernel_log_rules import scan as scan_rules
+    from clusterkit.parsers.kernel_log import parse_kernel_log
     from clusterkit.parsers.nccl_tests import is_fatal_nccl_line
     from clusterkit.parsers.xid import UNKNOWN_XID, XID_CATALOGUE, parse_xid_message
 
-    for ln in normalize_lines(text):
-        line = ln.text[:MAX_LINE_CHARS]
-        if not line.strip():
-            continue
+    lines = parse_kernel_log(text)   # any text: normalized lines (multi-line driver messages joined)
+    for ln in lines:
+        line = ln.message[:MAX_LINE_CHARS]
         xid = parse_xid_message(line)
         info = XID_CATALOGUE.get(xid.xid, UNKNOWN_XID) if xid is not None else None
         if xid is not None and info is not None and info.severity == "fail":
             comp = f"GPU at PCI {xid.bus_id}" if xid.bus_id else "GPU"
             yield Hit(Signature(f"GPU_XID_{xid.xid}", _XID_LINE, lambda _m: comp, info.action,
                                 f"Xid {xid.xid}: {info.meaning}", (f"GPU_XID_{xid.xid}",)),
-                      path, ln.lineno, line.strip(), comp)
+                      path, ln.lineno, line, comp)
             continue
         if is_fatal_nccl_line(line):
-            yield Hit(_NCCL, path, ln.lineno, line.strip(), "NCCL test")
+            yield Hit(_NCCL, path, ln.lineno, line, "NCCL test")
             continue
-        for s in sigs:
-            m = s.pattern.search(line)
+        for sig in TOOL_SIGNATURES:
+            m = sig.pattern.search(line)
             if m:
-                yield Hit(s, path, ln.lineno, line.strip(), s.component(m))
+                yield Hit(sig, path, ln.lineno, line, sig.component(m))
                 break
+    # the kernel-log rules as the host.kernel_log check applies them (counts, exceptions, what supersedes what)
+    for h in scan_rules(lines):
+        if h.severity == "fail":
+            yield Hit(_rule_signature(h.rule), path, h.first.lineno, h.first.message[:MAX_LINE_CHARS], h.component)
+
+
+def scan_patterns() -> list[re.Pattern[str]]:
+    """Every pattern that can make a hit in `_scan_text` (keep the two in step)."""
+    from clusterkit.checks.kernel_log_rules import RULES
+    from clusterkit.parsers.nccl_tests import NCCL_FATAL_PATTERNS
+    from clusterkit.parsers.xid import XID_PATTERNS
+
+    return ([s.pattern for s in TOOL_SIGNATURES] + [r.pattern for r in RULES if r.severity == "fail"]
+            + list(NCCL_FATAL_PATTERNS) + list(XID_PATTERNS))
+
+
+@functools.lru_cache(maxsize=1)
+def _prefilter() -> Prefilter:
+    """A file that holds none of the scan patterns' literals is not normalized and scanned at all
+    (most files of a healthy node)."""
+    return Prefilter(scan_patterns())
 
 
 def _files(ctx: "NodeContext") -> Iterator[tuple[str, str]]:
@@ -162,10 +174,9 @@ def scan(ctx: "NodeContext", results: list[CheckResult]) -> CheckResult | None:
     # What a check already judged, at whatever severity (a profile may ignore an Xid on purpose);
     # an `error` finding only says the check could not judge, so the line still counts.
     reported = {f.code for r in results for f in r.findings if f.severity != "error"}
-    sigs = TOOL_SIGNATURES + _kernel_signatures()
     findings: dict[tuple[str, str], tuple[Finding, int]] = {}
     for path, text in _files(ctx):
-        for hit in _scan_text(path, text, sigs):
+        for hit in _scan_text(path, text):
             if any(c.startswith(p) for c in reported for p in hit.sig.covered_by):
                 continue
             key = (hit.sig.code, hit.component)

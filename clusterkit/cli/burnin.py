@@ -12,6 +12,8 @@ from clusterkit.cli._launcher import srun_ready, with_launcher_options
 from clusterkit.cli.common import InventoryOpt, LimitOpt, ProfileOpt, with_ssh_options
 from clusterkit.errors import ConfigError
 from clusterkit.history import History, default_db_path
+from clusterkit.render import console_width
+from clusterkit.triage import node_order, triage, worst_by_host
 from clusterkit.timespec import parse_duration
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ class ProgressView:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, **console_width(sys.stderr))   # piped logs: one line per line
         self.by_time = by_time
         self.quiet = quiet
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
@@ -55,15 +57,16 @@ class ProgressView:
             checks = sum(len(n.checks) for n in r.nodes) + len(r.cluster_checks)
             p.console.print(f"cycle {d['cycle'] + 1}: {len(r.nodes)} nodes, {checks} checks stored in "
                             f"{d['duration_s']:.1f} s; {len(bad)} node(s) failing")
-            for n in r.nodes:
+            worst = worst_by_host(triage(r))     # each node's worst problem, not its first check
+            for n in node_order(r):
                 failing = [c for c in n.checks if c.status in ("fail", "error")]
+                g = worst.get(n.host)
                 if n.outcome != "ok":
                     p.console.print(f"  {n.host:<16} {n.outcome}: {n.message or ''}")
-                elif failing:
-                    c = failing[0]
-                    code = c.findings[0].code if c.findings else ""
+                elif failing and g is not None:
                     more = f" (+{len(failing) - 1} checks)" if len(failing) > 1 else ""
-                    p.console.print(f"  {n.host:<16} {c.status:<5} {c.id}: {code} {c.summary}{more}")
+                    p.console.print(f"  {n.host:<16} {g.severity:<5} {g.cause.check}: {g.cause.code} {g.cause.text}"
+                                    f"{more}")
         elif event == "host":
             p.update(self.task, description=f"burn-in cycle {d['cycle'] + 1}: {d['host']} {d['step']}")
         elif event == "trend":

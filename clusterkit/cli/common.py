@@ -55,6 +55,8 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {
     "connect_timeout": (float, typer.Option(10.0, "--connect-timeout", help="SSH connect timeout per host, seconds.")),
     "deadline": (float, typer.Option(1800.0, "--deadline", help="Global deadline for the whole collection, seconds.")),
     "concurrency": (int, typer.Option(64, "--concurrency", help="Hosts worked on at once.")),
+    "probe_timeout": (Optional[float], typer.Option(
+        None, "--probe-timeout", help="Cap every probe's own timeout, seconds (a quick pass over a suspect fleet).")),
     "identity": (Optional[Path], typer.Option(
         None, "--identity", help="SSH private key (default: the inventory's or ssh-agent).")),
 }
@@ -62,16 +64,16 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {
 
 def fleet_options(known_hosts: Optional[Path] = None, accept_new_host_keys: bool = False,
                   connect_timeout: float = 10.0, deadline: float = 1800.0, concurrency: int = 64,
-                  identity: Optional[Path] = None) -> "FleetOptions":
+                  identity: Optional[Path] = None, probe_timeout: Optional[float] = None) -> "FleetOptions":
     from clusterkit.fleet.collect import FleetOptions
 
     if concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
-    if connect_timeout <= 0 or deadline <= 0:
-        raise ConfigError("--connect-timeout and --deadline must be positive (seconds)")
+    if connect_timeout <= 0 or deadline <= 0 or probe_timeout is not None and probe_timeout <= 0:
+        raise ConfigError("--connect-timeout, --deadline and --probe-timeout must be positive (seconds)")
     return FleetOptions(known_hosts=known_hosts, accept_new_host_keys=accept_new_host_keys,
                         connect_timeout_s=connect_timeout, deadline_s=deadline, concurrency=concurrency,
-                        identity_file=identity)
+                        identity_file=identity, probe_timeout_s=probe_timeout)
 
 
 def option_group(param: str, options: dict[str, tuple[Any, Any]],

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from clusterkit.history import History, default_db_path
-from clusterkit.timespec import parse_since
+from clusterkit.fleet.progress import duration
+from clusterkit.history import DEFAULT_STALE_AFTER_S, NEVER_SEEN, History, default_db_path
+from clusterkit.render import console_width
+from clusterkit.timespec import parse_duration, parse_since
+from clusterkit.triage import DEFAULT_TIER, tier
 
 _SPARK = "▁▂▃▄▅▆▇█"
 
@@ -23,7 +27,26 @@ def sparkline(values: list[float]) -> str:
     return "".join(_SPARK[round((v - lo) / (hi - lo) * (len(_SPARK) - 1))] for v in values)
 
 
-def gather(hist: History, *, since: str, host: str | None, check: str | None, metric: str | None) -> dict[str, Any]:
+def node_problems(hist: History, *, stale_after_s: float = DEFAULT_STALE_AFTER_S, inventory: list[str] | None = None,
+                  now: _dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Hosts whose latest result is not current: not reached in their latest run, never seen, or stale."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    out = []
+    for n in hist.node_states(inventory or ()):
+        if not n.stale(now, stale_after_s):
+            continue
+        why = ("never seen: no stored run included it" if n.outcome == NEVER_SEEN else
+               f"{n.outcome} in its latest run ({n.last_run_at})" if not n.up else
+               "no result stored" if n.last_result_at is None else
+               f"newest result is older than {duration(stale_after_s)}")
+        out.append({"host": n.host, "outcome": n.outcome, "up": n.up, "last_run_at": n.last_run_at,
+                    "last_seen_at": n.last_seen_at, "last_result_at": n.last_result_at,
+                    "last_status": n.worst, "why": why})
+    return out
+
+
+def gather(hist: History, *, since: str, host: str | None, check: str | None, metric: str | None,
+           stale_after_s: float = DEFAULT_STALE_AFTER_S, inventory: list[str] | None = None) -> dict[str, Any]:
     """The data the command shows (also its --format json)."""
     runs = [dict(r) for r in hist.conn.execute(
         "SELECT id, kind, started_at, finished_at, suite, profile, status, simulated FROM runs"
@@ -43,7 +66,9 @@ def gather(hist: History, *, since: str, host: str | None, check: str | None, me
                          "finished_at": r["finished_at"], "summary": r["summary"],
                          "findings": [{"code": f.code, "severity": f.severity, "component": f.component,
                                        "action": f.action} for f in bad]})
-    problems.sort(key=lambda p: ({"fail": 0, "error": 1, "warn": 2}[p["status"]], p["host"] or "", p["check"]))
+    problems.sort(key=lambda p: ({"fail": 0, "error": 1, "warn": 2}[p["status"]],
+                                 min((tier(f["code"]) for f in p["findings"]), default=DEFAULT_TIER),
+                                 p["host"] or "", p["check"]))
     series: list[dict[str, Any]] = []
     if host or check or metric:
         q = "SELECT host, check_id, name, value, ts FROM metrics WHERE ts >= ?"
@@ -62,14 +87,16 @@ def gather(hist: History, *, since: str, host: str | None, check: str | None, me
                            "change_percent": (last - first) / abs(first) * 100.0 if first else None,
                            "min": min(vals), "max": max(vals), "first_ts": pts[0][0], "last_ts": pts[-1][0],
                            "values": vals})
-    return {"since": since, "runs": runs, "problems": problems, "series": series}
+    nodes = [n for n in node_problems(hist, stale_after_s=stale_after_s, inventory=inventory)
+             if not host or n["host"] == host]
+    return {"since": since, "runs": runs, "nodes": nodes, "problems": problems, "series": series}
 
 
 def render(data: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    con = Console(markup=False, emoji=False, **console_width())
     t = Table(title=f"Runs since {data['since']}", title_justify="left")
     for col in ("run", "kind", "started", "finished", "suite", "status", "failed nodes"):
         t.add_column(col)
@@ -78,6 +105,14 @@ def render(data: dict[str, Any]) -> None:
         t.add_row(str(r["id"]), r["kind"] + (" (sim)" if r["simulated"] else ""), r["started_at"],
                   r["finished_at"] or "-", r["suite"] or "", r["status"] or "", failed)
     con.print(t)
+    if data["nodes"]:
+        nt = Table(title="Nodes not reached or stale (their results are not current)", title_justify="left")
+        for col in ("host", "outcome", "last reached", "newest result", "last status", "why"):
+            nt.add_column(col, overflow="fold")
+        for x in data["nodes"]:
+            nt.add_row(x["host"], x["outcome"], x["last_seen_at"] or "never", x["last_result_at"] or "-",
+                       x["last_status"] or "-", x["why"])
+        con.print(nt)
     if data["problems"]:
         p = Table(title="Latest results that are not passing", title_justify="left")
         for col in ("host", "check", "status", "finding", "part", "action"):
@@ -112,14 +147,24 @@ def register(app: typer.Typer) -> None:
         metric: Optional[str] = typer.Option(None, "--metric", help="Only this metric (e.g. busbw_large_gbps)."),
         since: str = typer.Option("7d", "--since", help="Window: a duration (7d, 24h) or a date (2026-11-01)."),
         fmt: Optional[str] = typer.Option(None, "--format", "-f", help="table (default) or json."),
+        stale_after: str = typer.Option("36h", "--stale-after", help="A node whose newest result is older than "
+                                                                      "this is listed as stale."),
+        inventory: Optional[Path] = typer.Option(None, "--inventory", "-i", help="Also list the inventory's hosts "
+                                                                                 "no stored run included."),
     ) -> None:
         """Recent runs, the latest failing results with their actions, and metric trends."""
         from clusterkit.errors import ConfigError
 
         if fmt not in (None, "table", "json"):
             raise ConfigError(f"--format must be table or json, not '{fmt}'")
+        hosts = None
+        if inventory is not None:
+            from clusterkit.inventory import load_inventory
+
+            hosts = [x.name for x in load_inventory(inventory)[0].targets()]
         with History(db or default_db_path(), readonly=True) as h:
-            data = gather(h, since=parse_since(since), host=host, check=check, metric=metric)
+            data = gather(h, since=parse_since(since), host=host, check=check, metric=metric,
+                          stale_after_s=parse_duration(stale_after), inventory=hosts)
         if fmt == "json":
             typer.echo(json.dumps(data, indent=2))
         else:

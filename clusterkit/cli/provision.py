@@ -92,9 +92,15 @@ def register(app: typer.Typer) -> None:
         no_verify: bool = typer.Option(False, "--no-verify", help="Skip the verify --suite quick health gate."),
         timeout: int = typer.Option(7200, "--timeout", help="Seconds one batch's playbook run may take before it is stopped (DKMS and nccl-tests builds are in it)."),
         run_dir: Path = typer.Option(Path("clusterkit-runs/provision"), "--run-dir", help="Where each run's private data dir and logs are kept."),
+        extra_vars: Optional[list[str]] = typer.Option(None, "--extra-vars", "-e", help="Variables for the playbooks, as ansible-playbook takes them: key=value, inline YAML/JSON, or @FILE (repeatable)."),
+        verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="Ansible verbosity (-v, -vv, ... in the run's log)."),
         fleet: FleetOptions = None,  # type: ignore[assignment]  # --known-hosts etc., from with_ssh_options
     ) -> None:
-        """Provision the nodes with playbooks/site.yml (through ansible-runner), then verify them."""
+        """Provision the nodes with playbooks/site.yml (through ansible-runner), then verify them.
+
+        The SSH options reach Ansible too: --known-hosts and --accept-new-host-keys decide host-key
+        checking, --identity is the key where the inventory names none, --concurrency is Ansible's forks.
+        """
         from clusterkit.fleet.provision import provision as run_provision, provision_targets
 
         path = require_inventory(inventory)
@@ -106,8 +112,8 @@ def register(app: typer.Typer) -> None:
 
         def go():
             return run_provision(path, run_dir, limit=limit, check=check, diff=diff, tags=tags, serial=serial,
-                                 verify=not no_verify, timeout_s=timeout, verify_kwargs={"fleet_options": fleet},
-                                 progress=view, on_batch=on_batch)
+                                 verify=not no_verify, timeout_s=timeout, extra_vars=extra_vars, verbosity=verbose,
+                                 fleet=fleet, progress=view, on_batch=on_batch)
 
         if view is not None:
             with view:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Iterator, List, Optional
 
 import typer
 
@@ -12,17 +16,22 @@ from clusterkit.cli._launcher import srun_ready, with_launcher_options
 from clusterkit.cli.common import (FormatOpt, InventoryOpt, LimitOpt, OutputOpt, ProfileOpt, SuiteOpt, emit,
                                    require_inventory, with_ssh_options)
 from clusterkit.errors import ConfigError
+from clusterkit.fleet.progress import FleetProgress
 from clusterkit.results import RunResult
 
 if TYPE_CHECKING:
-    from clusterkit.fleet.collect import FleetOptions
+    from clusterkit.fleet.collect import FleetOptions, StopRequest
     from clusterkit.fleet.srun import SrunOptions
 
 
 HistoryOpt = typer.Option(None, "--history", help="Also store the result in this history DB (see `clusterkit history`).")
 
 
-def _finish(run: RunResult, fmt: Optional[str], output: Optional[Path], history: Optional[Path] = None) -> None:
+OnlyFailingOpt = typer.Option(False, "--only-failing", help="Table: list only the nodes that are not passing.")
+
+
+def _finish(run: RunResult, fmt: Optional[str], output: Optional[Path], history: Optional[Path] = None,
+            only_failing: bool = False) -> None:
     from clusterkit.render import render
 
     if history is not None:
@@ -31,27 +40,64 @@ def _finish(run: RunResult, fmt: Optional[str], output: Optional[Path], history:
         with History(history) as h:
             h.record_run(run, kind="verify")
 
-    emit(render(run, fmt, to_terminal=None if output is None else False), output)
+    emit(render(run, fmt, to_terminal=None if output is None else False, only_failing=only_failing), output)
     if output is not None and fmt not in (None, "table"):
         # A short verdict on the terminal too, so a cron log says what happened.
         typer.echo(f"clusterkit: {run.status} ({len(run.nodes)} nodes) -> {output}", err=True)
+    if run.interrupted:
+        raise typer.Exit(_SIGNAL_EXIT.get(run.interrupted, 130))
     raise typer.Exit(1 if run.failed() else 0)
 
 
-class _FleetProgress:
-    """A live progress bar on stderr (hosts done of total, elapsed) when it is a terminal;
+# The shell's exit status for a process ended by the signal, kept after the partial report.
+_SIGNAL_EXIT = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _stoppable() -> Iterator["StopRequest"]:
+    """SIGINT/SIGTERM ask the run to stop and report what it collected; a second one aborts
+    at once. Installed explicitly: a process started with SIGINT ignored (a background job
+    of a script) would otherwise never see Ctrl-C as KeyboardInterrupt."""
+    from clusterkit.fleet.collect import StopRequest
+
+    stop = StopRequest()
+
+    def handler(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if stop.requested:
+            os.write(2, f"\nclusterkit: {name} again: aborted, no report\n".encode())
+            os._exit(128 + signum)
+        stop.request(name)
+        os.write(2, f"\nclusterkit: {name}: stopping; hosts not done are cut short and the report covers what "
+                    f"was collected ({name} again aborts at once)\n".encode())
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+class _TerminalProgress:
+    """A live line on stderr: phase, hosts done of total, elapsed, ETA, the slowest host and step;
     problems (unreachable, timeout, failed probes) are printed as they happen."""
 
-    def __init__(self, total: int):
+    def __init__(self, state: FleetProgress):
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, ProgressColumn
+        from rich.text import Text
 
-        self.bar = Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(), TextColumn("hosts"),
-                            TimeElapsedColumn(), TextColumn("{task.description}"),
+        class StateColumn(ProgressColumn):
+            def render(self, task: object) -> Text:
+                return Text(state.line(), overflow="ellipsis", no_wrap=True)
+
+        self.state = state
+        self.bar = Progress(BarColumn(bar_width=16), StateColumn(),
                             console=Console(stderr=True), transient=True)
-        self.task = self.bar.add_task("", total=total)
+        self.task = self.bar.add_task("", total=state.total)
 
-    def __enter__(self) -> "_FleetProgress":
+    def __enter__(self) -> "_TerminalProgress":
         self.bar.start()
         return self
 
@@ -59,21 +105,46 @@ class _FleetProgress:
         self.bar.stop()
 
     def __call__(self, host: str, step: str, state: str) -> None:
+        self.state(host, step, state)
         if step == "done":
-            self.bar.advance(self.task)
-        elif state == "start":
-            self.bar.update(self.task, description=f"{host}: {step}")
-        if state not in ("ok", "start"):
-            self.bar.console.print(f"[yellow]{host}[/yellow] {step}: {state}")
+            self.bar.update(self.task, completed=len(self.state.done))
+        if host and state not in ("ok", "start", "skipped") and step != "done":
+            self.bar.console.print(f"[yellow]{host}[/yellow] {step}: {state}", soft_wrap=True)
 
 
-def _progress(total: int):
-    """The progress view on a terminal; a no-op context when piped (cron, CI)."""
-    import contextlib
+class _LogProgress:
+    """Not a terminal (cron, CI, a pipe): a line per finished host and one every `every_s`."""
 
-    if not sys.stderr.isatty():
-        return contextlib.nullcontext(None)
-    return _FleetProgress(total)
+    def __init__(self, state: FleetProgress, every_s: float = 30.0):
+        self.state = state
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, name="clusterkit-progress", daemon=True)
+
+    def _say(self, text: str) -> None:
+        sys.stderr.write(f"clusterkit: {text}\n")
+        sys.stderr.flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._say(self.state.line())
+
+    def __enter__(self) -> "_LogProgress":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def __call__(self, host: str, step: str, state: str) -> None:
+        self.state(host, step, state)
+        if step == "done":
+            self._say(self.state.host_line(host))
+
+
+def _progress(total: int) -> "_TerminalProgress | _LogProgress":
+    state = FleetProgress(total)
+    return _TerminalProgress(state) if sys.stderr.isatty() else _LogProgress(state)
 
 
 def register(app: typer.Typer) -> None:
@@ -94,6 +165,7 @@ def register(app: typer.Typer) -> None:
         fleet: FleetOptions = None,  # type: ignore[assignment]  # --known-hosts etc., from with_ssh_options
         srun: Optional[SrunOptions] = None,  # --launcher srun etc., from with_launcher_options
         history: Optional[Path] = HistoryOpt,
+        only_failing: bool = OnlyFailingOpt,
     ) -> None:
         """Collect evidence from every node and analyze it (collect + analyze)."""
         from clusterkit import pipeline
@@ -110,10 +182,11 @@ def register(app: typer.Typer) -> None:
             from clusterkit.inventory import load_inventory
 
             inv, _ = load_inventory(require_inventory(inventory))  # config errors before any SSH
-            with _progress(len(inv.limit(limit).targets())) as progress:
+            with _stoppable() as stop, _progress(len(inv.limit(limit).targets())) as progress:
                 run = pipeline.verify_inventory(inv, suite=suite, profile=profile, limit=limit,
-                                                evidence_dir=keep_evidence, fleet_options=fleet, progress=progress)
-        _finish(run, fmt, output, history)
+                                                evidence_dir=keep_evidence, fleet_options=fleet, progress=progress,
+                                                stop=stop)
+        _finish(run, fmt, output, history, only_failing)
 
     @app.command()
     @with_ssh_options
@@ -144,8 +217,8 @@ def register(app: typer.Typer) -> None:
 
             dirs = collect_srun(hosts, suite, profile, out, srun_ready(srun, fleet, out))
         else:
-            with _progress(len(hosts)) as progress:
-                dirs = collect_bundles(hosts, s, resolver, out, fleet, progress=progress)
+            with _stoppable() as stop, _progress(len(hosts)) as progress:
+                dirs = collect_bundles(hosts, s, resolver, out, fleet, progress=progress, stop=stop)
         lost = 0
         for d in dirs:
             b = Bundle.open(d)
@@ -153,6 +226,8 @@ def register(app: typer.Typer) -> None:
                 lost += 1
             typer.echo(f"{b.host}: {b.outcome}" + (f" ({b.meta.get('message')})" if b.outcome != "ok" else "")
                        + f" -> {d}")
+        if stop.requested:
+            raise typer.Exit(_SIGNAL_EXIT.get(stop.reason or "", 130))
         raise typer.Exit(1 if lost else 0)
 
     @app.command()
@@ -164,6 +239,7 @@ def register(app: typer.Typer) -> None:
         suite: str = typer.Option("full", "--suite", help="Suite whose checks are applied (default: full)."),
         fmt: Optional[str] = FormatOpt,
         output: Optional[Path] = OutputOpt,
+        only_failing: bool = OnlyFailingOpt,
     ) -> None:
         """Turn evidence bundles and loose tool outputs into results."""
         from clusterkit import pipeline
@@ -171,7 +247,7 @@ def register(app: typer.Typer) -> None:
         _check_format(fmt)
         stdin_text = sys.stdin.read() if any(str(p) == "-" for p in paths) else None
         run = pipeline.analyze_paths(list(paths), suite=suite, profile=profile, kind=kind, stdin_text=stdin_text)
-        _finish(run, fmt, output)
+        _finish(run, fmt, output, only_failing=only_failing)
 
 
 def _check_format(fmt: Optional[str]) -> None:

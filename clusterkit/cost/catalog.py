@@ -1,10 +1,13 @@
 """The price catalog: dated, sourced prices and exchange rates, kept as data.
 
-`clusterkit/cost/prices/*.toml` holds `[[price]]` entries (servers, GPUs, cloud
-rental), `[[rate]]` exchange rates into the catalog's base currency and
-`[[gpu_model]]` defaults (typical mean power, provisioned kW per node). A cost
-config may add its own files (`catalog = ["my-prices.toml"]`); a later entry
-with the same id replaces an earlier one.
+`clusterkit/cost/prices/*.toml` holds `[[price]]` entries (servers, GPUs, network,
+cloud rental), `[[rate]]` exchange rates into the catalog's base currency and
+`[[gpu_model]]` defaults (typical mean power, provisioned kW per node, published
+training throughput, GEMM and NCCL figures). Every price has an amount, a
+currency, a date, a source and a `url` someone can open; one that is not current
+says `historical = true`. docs/cost-sources.md lists them. A cost config may add
+its own files (`catalog = ["my-prices.toml"]`); a later entry with the same id
+replaces an earlier one.
 """
 
 from __future__ import annotations
@@ -39,6 +42,13 @@ class Price:
     source: str
     term: str = ""          # rental only: on-demand | 1-year | 3-year
     note: str = ""
+    url: str = ""           # where to check it
+    historical: bool = False   # kept for reference; "catalog" rental options leave it out
+
+    @property
+    def cited(self) -> str:
+        """Source and address, as the report shows them."""
+        return f"{self.source} <{self.url}>" if self.url else self.source
 
     @property
     def committed(self) -> bool:
@@ -60,6 +70,11 @@ class GpuModel:
     node_gpu_power_w: float
     provisioned_kw_per_node: float
     source: str
+    training_throughput: float = 1.0      # per GPU, relative to A100 = 1 (published)
+    throughput_source: str = ""
+    gemm_tflops: float = 0.0              # dense BF16 peak per GPU (published)
+    nccl_busbw_gbps: float = 0.0          # single-node all-reduce bus bandwidth (published)
+    figures_source: str = ""
 
 
 @dataclass
@@ -126,6 +141,11 @@ def _positive(v: float, where: str) -> float:
     return float(v)
 
 
+def _opt(entry: dict[str, Any], key: str, where: str, default: float) -> float:
+    """An optional non-negative number."""
+    return _positive(_need(entry, key, where, (int, float)), f"{where}.{key}") if key in entry else default
+
+
 def load_catalog(extra: list[Path] | None = None, base_dir: Path = PRICES_DIR) -> Catalog:
     cat = Catalog()
     paths = sorted(base_dir.glob("*.toml")) + list(extra or [])
@@ -153,7 +173,11 @@ def load_catalog(extra: list[Path] | None = None, base_dir: Path = PRICES_DIR) -
             name = _need(g, "gpu", where, str)
             cat.models[name] = GpuModel(name, float(_need(g, "node_gpu_power_w", where, (int, float))),
                                         float(_need(g, "provisioned_kw_per_node", where, (int, float))),
-                                        _need(g, "source", where, str))
+                                        _need(g, "source", where, str),
+                                        _opt(g, "training_throughput", where, 1.0) or 1.0,
+                                        str(g.get("throughput_source", "")),
+                                        _opt(g, "gemm_tflops", where, 0.0), _opt(g, "nccl_busbw_gbps", where, 0.0),
+                                        str(g.get("figures_source", "")))
         for i, p in enumerate(doc.get("price", [])):
             where = f"{path.name} price[{i}]"
             pid = _need(p, "id", where, str)
@@ -172,5 +196,6 @@ def load_catalog(extra: list[Path] | None = None, base_dir: Path = PRICES_DIR) -
                 amount=_positive(_need(p, "amount", where, (int, float)), f"{where}.amount"),
                 currency=cur, unit=_need(p, "unit", where, str),
                 date=_date(_need(p, "date", where, (str, dt.date)), f"{where}.date"),
-                source=_need(p, "source", where, str), term=term, note=str(p.get("note", "")))
+                source=_need(p, "source", where, str), term=term, note=str(p.get("note", "")),
+                url=str(p.get("url", "")), historical=bool(p.get("historical", False)))
     return cat

@@ -136,6 +136,10 @@ def sniff_document(doc: Document) -> Kind | None:
                     return k
             except Exception:  # a recognizer bug must not stop the others
                 continue
+    # A journal or syslog whose lines say they came from the kernel is a kernel log, whatever they say.
+    body = [l for l in doc.lines if l.text.strip()]
+    if body and sum(l.source == "kernel" for l in body) >= 0.6 * len(body):
+        return KINDS.get("kernel-log")
     return None
 
 

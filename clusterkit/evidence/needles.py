@@ -5,8 +5,9 @@ returns what every match contains: literal runs, and for an alternation one lite
 (None when the pattern requires no literal of useful length: then nothing can be ruled out). `Prefilter` combines them for
 a set of patterns: `might_match(text)` is False only when no pattern can match any line of the text,
 nor any part of a line; a scan over normalized lines may then skip the text, because normalization
-only cuts lines (prefixes, quoting, indentation) and never adds characters (see
-clusterkit/evidence/normalize.py; docker JSON logs, which it decodes, are never skipped).
+only cuts lines (prefixes, quoting, indentation) and the kernel-log parser only joins a message's
+lines with a space (so literals are words: no needle spans a join), and neither adds characters
+(clusterkit/evidence/normalize.py; docker JSON logs, which it decodes, are never skipped).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def _seq(items: Any, folded: bool) -> list[frozenset[Needle]]:
 
     def flush() -> None:
         if run:
-            text = "".join(run)
+            # a word, not a phrase: a scan may see two lines joined by a space that the text never held
+            text = max("".join(run).split() or [""], key=len)
             need.append(frozenset([Needle(text.lower() if folded else text, folded)]))
             run.clear()
 
@@ -70,7 +72,9 @@ def _seq(items: Any, folded: bool) -> list[frozenset[Needle]]:
                 need.append(frozenset(n for p in picks for n in p))
         elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and av[0] >= 1:
             need += _seq(av[2], folded)
-        # classes, anchors, optional parts, lookarounds: require nothing
+        elif op is _sre.ASSERT:
+            need += _seq(av[1], folded)   # a lookaround's text is in the line, if not in the match
+        # classes, anchors, optional parts, negative lookarounds: require nothing
     flush()
     return _usable(need)
 

@@ -169,15 +169,15 @@ _DMESG_DELTA = re.compile(r"^\s*\[\s*[+<]\s*\d+\.\d+>?\]\s?(?P<rest>.*)$")
 _DMESG_CTIME = re.compile(r"^\s*\[(?P<wall>" + _DAY + r" " + _MON + r"\s+\d+ \d\d:\d\d:\d\d \d{4})\]\s?(?P<rest>.*)$")
 _DMESG_RELTIME = re.compile(r"^\s*\[(?P<wall>" + _MON + r"\s?\d+ \d\d:\d\d(?::\d\d)?)\]\s?(?P<rest>.*)$")
 _SYSLOG = re.compile(r"^(?P<wall>(?:" + _DAY + r" )?" + _MON + r"\s+\d+ \d\d:\d\d:\d\d(?:\.\d+)?(?: \d{4})?)\s+"
-                     r"(?P<host>[\w.:-]+)\s+" + _PROG + r":(?: (?P<rest>.*))?$")
+                     r"(?:(?P<host>[\w.-]*\w)\s+)?" + _PROG + r":(?: (?P<rest>.*))?$")   # some syslogs omit the host
 # journalctl -o short-iso after its ISO stamp: 'host identifier[pid]: '. Whether a document has it is decided
 # on the whole document (one host on most lines), since 'Firmware version: 28.39' looks the same.
 _HOST_PROG = re.compile(r"^(?P<host>[A-Za-z0-9][\w.-]*) (?P<src>[A-Za-z_][\w./-]*)(?:\[\d+\])?:(?: (?P<rest>.*))?$")
 _ISO_BARE = re.compile(r"^(?P<wall>" + _ISO_TS + r")(?: (?P<rest>.*))?$")   # one space: the line's own indent is kept
-_BARE_KERNEL = re.compile(r"^kernel: ?(?P<rest>.*)$")
-_BARE_PROG_PID = re.compile(r"^(?P<src>[A-Za-z_][\w.-]*)\[\d+\]: (?P<rest>.*)$")     # journalctl -o with identifier
+_BARE_KERNEL = re.compile(r"^kernel:(?: (?P<rest>.*))?$")
+_BARE_PROG_PID = re.compile(r"^(?P<src>[A-Za-z_][\w.-]*)\[\d+\]:(?: (?P<rest>.*))?$")     # journalctl -o with identifier
 # after a monotonic stamp (journalctl -o short-monotonic): 'host kernel: msg'
-_HOST_KERNEL = re.compile(r"^(?P<host>[\w.-]+) (?P<src>kernel|[A-Za-z_][\w.-]*\[\d+\]): (?P<rest>.*)$")
+_HOST_KERNEL = re.compile(r"^(?P<host>[\w.-]+) (?P<src>kernel|[A-Za-z_][\w.-]*\[\d+\]):(?: (?P<rest>.*))?$")
 
 
 # Each layer: its pattern, and whether it carries a stamp (the innermost stamp is the line's own time:
@@ -218,7 +218,7 @@ def _strip_log_prefixes(line: Line) -> Line:
             if g.get("src"):
                 source = g["src"].split("[")[0]
             if pattern is _DMESG_SEC and (h := _HOST_KERNEL.match(rest[:MAX_LINE_CHARS])):
-                rest, source = h["rest"], h["src"].split("[")[0]   # journalctl -o short-monotonic
+                rest, source = h["rest"] or "", h["src"].split("[")[0]   # journalctl -o short-monotonic
             if pattern is _BARE_KERNEL:
                 source = "kernel"
             text, stamped = rest + text[len(head):] if len(text) > MAX_LINE_CHARS else rest, True
@@ -248,6 +248,14 @@ def _journal_iso(lines: list[Line]) -> list[Line]:
                                             via_iso=False))
         out.append(l)
     return out
+
+
+def _unquote(lines: list[Line]) -> list[Line]:
+    """Markdown quoting inside the log prefixes or indentation (a quoted paste logged, or indented)."""
+    texts = [l.text for l in lines]
+    if not _majority(texts, _QUOTE, 0.6):
+        return lines
+    return _dedent([replace(l, text=t) for l, t in zip(lines, _strip_quotes(texts))])
 
 
 def _dedent(lines: list[Line]) -> list[Line]:
@@ -349,7 +357,7 @@ def normalize_document(text: str) -> Document:
                 kept.append(l)
             elif cmd:
                 commands.append(cmd)
-        out.extend(_dedent(kept))
+        out.extend(_unquote(_dedent(kept)))
     out.sort(key=lambda l: l.lineno)
     # a pdsh host's empty trailing lines and leading blanks carry nothing
     while out and not out[-1].text.strip():

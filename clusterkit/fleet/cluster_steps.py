@@ -1,17 +1,22 @@
 """Cluster-wide steps, after every node's phases: the multi-node NCCL run and, when it
 is low, the localization rounds. They are launched from the first reachable GPU node
 over SSH (mpirun or srun run there, as a user would), and written to `_cluster/`.
+Nodes that did not finish cleanly (unreachable, timed out, interrupted) are left out.
+The steps end with the run's deadline or a stop request, like the node commands:
+what ran is recorded, and `_cluster/bundle.json` says why the rest did not run.
 """
 
 from __future__ import annotations
 
 import logging
 import shlex
+import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from clusterkit.evidence.bundle import CLUSTER_DIR, Bundle, BundleWriter
-from clusterkit.fleet.ssh import HostFailure, KnownHosts, SshSession, target_for
+from clusterkit.fleet.ssh import Deadline, HostFailure, KnownHosts, SshSession, target_for
 from clusterkit.inventory import HostSpec
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.nccl_tests import ALL_REDUCE, parse as parse_nccl
@@ -27,11 +32,16 @@ def wanted(suite: Suite) -> bool:
     return any(c in suite.check_ids for c in CLUSTER_CHECKS)
 
 
-def _remote_runner(session: SshSession):
-    """A `run_plan` stand-in that runs a LaunchPlan on the first node."""
+def _remote_runner(session: SshSession, deadline: Deadline):
+    """A `run_plan` stand-in that runs a LaunchPlan on the first node, within the run's deadline."""
     from clusterkit.fleet.nccl_runner import RunRecord
 
     def run(plan, *, timeout_s: float = 900.0, hostfile_path: str | None = None, cwd: str | None = None) -> RunRecord:
+        left = deadline.remaining()
+        if left <= 0:
+            return RunRecord(plan, f"Test failure: not run: the run's deadline ({deadline.seconds:g} s) ran out\n",
+                             None, 0.0, "timeout")
+        timeout_s = min(timeout_s, left)
         if plan.hostfile and hostfile_path:
             wrote = session.run(["sh", "-c", 'umask 077; cat > "$1"', "clusterkit", hostfile_path], timeout_s=30,
                                 stdin=plan.hostfile.encode())
@@ -47,10 +57,29 @@ def _remote_runner(session: SshSession):
     return run
 
 
-def run_cluster_steps(hosts: list[HostSpec], suite: Suite, profiles, out_dir: Path, options) -> Path | None:
+def _until_stopped(stop: Any, session: SshSession) -> Callable[[], None]:
+    """Close `session` (ending its command) when `stop` is requested; returns the canceller."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.2):
+            if stop is not None and stop.requested:
+                session.close()
+                return
+
+    threading.Thread(target=watch, name="clusterkit-cluster-stop", daemon=True).start()
+    return done.set
+
+
+def run_cluster_steps(hosts: list[HostSpec], suite: Suite, profiles, out_dir: Path, options, *, stop: Any = None,
+                      deadline: Deadline | None = None, progress: Callable[[str, str, str], None] | None = None
+                      ) -> Path | None:
     """Write `_cluster/` evidence for the selected cluster checks; None when none is selected."""
     if not wanted(suite):
         return None
+    deadline = deadline or Deadline(options.deadline_s)
+    if progress is not None:
+        progress("", "phase", "cluster steps (multi-node NCCL)")
     from clusterkit.checks.nccl import network_expectation
     from clusterkit.fleet.nccl_runner import multi_node_plan, run_localization
     from clusterkit.probes.nccl import options as nccl_options
@@ -62,19 +91,27 @@ def run_cluster_steps(hosts: list[HostSpec], suite: Suite, profiles, out_dir: Pa
         w.meta["note"] = "multi-node NCCL test not run: fewer than two reachable GPU nodes"
         w.finish()
         return w.root
+    cut = ("collection interrupted" if stop is not None and stop.requested else
+           f"the run's deadline ({deadline.seconds:g} s) ran out" if deadline.expired else None)
+    if cut:
+        w.meta["note"] = f"multi-node NCCL test not run: {cut}"
+        w.finish()
+        return w.root
     first = gpu_nodes[0]
     profile = profiles.get(profiles.name_for(first))
     opts = nccl_options(suite.params_for("nccl.multi_node"))
     known = KnownHosts(options.known_hosts, accept_new=options.accept_new_host_keys)
     try:
         session = SshSession.open(target_for(first, user=options.user, identity_file=options.identity_file,
-                                             inventory=hosts), known, connect_timeout_s=options.connect_timeout_s)
+                                             inventory=hosts), known, connect_timeout_s=options.connect_timeout_s,
+                                  deadline=deadline)
     except HostFailure as e:
         w.meta["note"] = f"multi-node NCCL test not run: launch node {first.name}: {e.message}"
         w.finish()
         return w.root
+    release = _until_stopped(stop, session)
     try:
-        run = _remote_runner(session)
+        run = _remote_runner(session, deadline)
         hostfile = f"/tmp/clusterkit-hosts-{int(time.time())}.txt"
         plan = multi_node_plan(gpu_nodes, profile, opts, hostfile_path=hostfile)
         t0 = time.time()
@@ -96,6 +133,11 @@ def run_cluster_steps(hosts: list[HostSpec], suite: Suite, profiles, out_dir: Pa
                                            run=run).items():
             w.write(path, text)
         return w.root
+    except HostFailure as e:   # the launch node was lost, or the run was interrupted
+        why = "collection interrupted" if stop is not None and stop.requested else e.message
+        w.meta["note"] = f"multi-node NCCL test cut short: {why}"
+        return w.root
     finally:
+        release()
         session.close()
         w.finish()

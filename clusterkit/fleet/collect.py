@@ -1,9 +1,13 @@
 """Collect: run the suite's probes on every host over SSH into evidence bundles.
 
-Work goes phase by phase (`Command.phase`): every host finishes a phase before
-any host starts the next, so the counter snapshots taken before and after a
-load test bracket that test on all nodes. Within a phase a host's commands run
-in order on its one SSH connection, which stays open for the next phases.
+Each host works through its commands on its own (one SSH connection, commands
+in `Command.phase` order); no host waits for another except where a
+measurement needs it: when some host has load tests (`PHASE_LOAD`), every host
+takes its "before" counter snapshots before any load starts, and its "after"
+snapshots once the load is over everywhere, so the snapshots bracket the load
+window on all nodes. A host that misses such a sync point is not waited for
+beyond the command it is running (its probe timeout): it is left out of the
+window, goes on alone, and its bundle says so (`missed_sync`).
 
 Each host gets `out_dir/<host>/` (a `BundleWriter` bundle): stdout as printed at
 `Command.path` (for `output="files-json"`, the files of the JSON object it
@@ -11,43 +15,75 @@ prints), and one `commands` entry per command with the controller's clock
 around it (`local_start_epoch`/`local_end_epoch`, for clock-skew analysis).
 Stdout is stored when the command exited 0 or printed something; a tool that is
 not installed (exit 127) leaves only its entry, which is evidence, not an error.
+A command that hangs is killed at its timeout and recorded; the commands of
+the host that need the same driver are `skipped` (clusterkit.fleet.hostrun).
+A host's bundle is written as soon as the host is done.
 
 Host outcomes: `ok`; `unreachable` and `error` (could not connect or log in: no
-evidence); `timeout` (a command overran its `timeout_s`, or the run's deadline
-ran out; the evidence gathered until then is kept).
+evidence); `timeout` (a command overran its timeout, or the run's deadline ran
+out); `interrupted` (SIGINT/SIGTERM, see `StopRequest`). Hosts that were reached
+keep all the evidence gathered, and record each command they did not run as
+`not_run` with the reason.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import shlex
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, Optional
 
 from clusterkit.analysis import ProfileResolver
 from clusterkit.checks.registry import CHECKS
-from clusterkit.evidence.bundle import META, BundleWriter
+from clusterkit.evidence.bundle import BundleWriter
 from clusterkit.fleet.hostkeys import KnownHosts
-from clusterkit.fleet.ssh import (NOT_FOUND_EXIT, CommandResult, Deadline, HostFailure, SshSession, Target,
-                                  fan_out, target_for)
+from clusterkit.fleet.hostrun import HostRun, Progress, connect
+from clusterkit.fleet.ssh import Deadline, SshSession, Target, target_for
 from clusterkit.inventory import HostSpec
 from clusterkit.plugins import load_all
-from clusterkit.probes.registry import Command, ProbeEnv, probes_for
+from clusterkit.probes.registry import PHASE_AFTER, PHASE_LOAD, Command, ProbeEnv, probes_for
 from clusterkit.suites import Suite
 
 log = logging.getLogger(__name__)
 
-# callback(host, step, state): step is "connect", a command's bundle path or "done";
-# state is "start", then "ok" / "timeout" / "error" / "unreachable" (for "done": the host's outcome).
-Progress = Callable[[str, str, str], None]
-# Sessions stay open between phases up to this many hosts (one socket and one
-# paramiko thread each); larger runs reconnect per phase instead.
+__all__ = ["FleetOptions", "StopRequest", "Progress", "collect_bundles", "collect_planned", "plan_commands",
+           "safe_progress"]
+
+# Sessions stay open between segments up to this many hosts (one socket and one
+# paramiko thread each); larger runs reconnect after each sync point instead.
 KEEP_OPEN_MAX_HOSTS = 256
-# The node's locale decides how many tools print numbers and dates; parsers read the C locale.
-REMOTE_ENV = {"LC_ALL": "C"}
-SUDO_NEEDS_PASSWORD = b"a password is required"      # what `sudo -n` prints (LC_ALL=C) when it would prompt
+# At a sync point a late host is waited for until the command it runs ends (done or
+# killed at its timeout), plus this: a healthy host that is a little behind still makes it.
+SYNC_SLACK_S = 3.0
+POLL_S = 0.2
+CUT_GRACE_S = 2.0         # cut short: how long commands in flight get to be recorded
+# The sync points between segments: before the load window, after it.
+SYNC_POINTS = {1: "the start of the load window", 2: "the end of the load window"}
+
+
+class StopRequest:
+    """Ask a collection to stop (the CLI's SIGINT/SIGTERM handler does): hosts not done are cut
+    short with outcome `interrupted`, their evidence kept and their bundles written. Setting
+    it only sets a flag, so it is safe from a signal handler."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout_s: float) -> bool:
+        return self._event.wait(timeout_s)
 
 
 @dataclass
@@ -59,6 +95,7 @@ class FleetOptions:
     concurrency: int = 64
     identity_file: Optional[Path] = None        # default key where the inventory names none
     user: Optional[str] = None                  # default user where the inventory names none
+    probe_timeout_s: Optional[float] = None     # caps every probe's own timeout (--probe-timeout)
 
     _PATHS = ("known_hosts", "identity_file")
 
@@ -71,24 +108,6 @@ class FleetOptions:
     def from_json(cls, d: dict[str, Any]) -> "FleetOptions":
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**{k: Path(v) if k in cls._PATHS and v is not None else v for k, v in known.items()})
-
-
-@dataclass
-class _Host:
-    spec: HostSpec
-    target: Target
-    writer: BundleWriter
-    commands: list[Command]
-    session: SshSession | None = None
-    outcome: str = "ok"
-    message: str | None = None
-    done: bool = False                          # unreachable/error/deadline: nothing more to run
-    ran: int = 0                                # commands run so far
-
-    def fail(self, outcome: str, message: str) -> None:
-        if self.outcome == "ok" or outcome != "timeout":
-            self.outcome, self.message = outcome, message
-        self.done = True
 
 
 def plan_commands(hosts: list[HostSpec], suite: Suite, profiles: ProfileResolver) -> dict[str, list[Command]]:
@@ -107,68 +126,203 @@ def plan_commands(hosts: list[HostSpec], suite: Suite, profiles: ProfileResolver
 
 
 def collect_bundles(hosts: list[HostSpec], suite: Suite, profiles: ProfileResolver, out_dir: Path,
-                    options: FleetOptions, progress: Progress | None = None) -> list[Path]:
+                    options: FleetOptions, progress: Progress | None = None,
+                    stop: StopRequest | None = None) -> list[Path]:
     """Collect every host's evidence into `out_dir/<host>/`, then the cluster-wide steps the
     suite asks for (multi-node NCCL) into `out_dir/_cluster/`; returns the bundle directories."""
     from clusterkit.fleet.cluster_steps import run_cluster_steps
 
-    dirs = collect_planned(hosts, plan_commands(hosts, suite, profiles), out_dir, options, progress)
-    cluster = run_cluster_steps(hosts, suite, profiles, out_dir, options)
+    deadline = Deadline(options.deadline_s)
+    dirs = collect_planned(hosts, plan_commands(hosts, suite, profiles), out_dir, options, progress, stop=stop,
+                           deadline=deadline)
+    cluster = run_cluster_steps(hosts, suite, profiles, out_dir, options, stop=stop, deadline=deadline,
+                                progress=safe_progress(progress))
     return dirs + ([cluster] if cluster is not None else [])
 
 
+def _segment_of(phase: int) -> int:
+    return 0 if phase < PHASE_LOAD else 1 if phase < PHASE_AFTER else 2
+
+
 def collect_planned(hosts: list[HostSpec], plans: dict[str, list[Command]], out_dir: Path,
-                    options: FleetOptions, progress: Progress | None = None) -> list[Path]:
+                    options: FleetOptions, progress: Progress | None = None, *, stop: StopRequest | None = None,
+                    deadline: Deadline | None = None) -> list[Path]:
     """`collect_bundles` for explicit per-host commands."""
-    known = KnownHosts(options.known_hosts, accept_new=options.accept_new_host_keys)
-    deadline = Deadline(options.deadline_s)
-    say = _safe(progress)
-    runs = [
-        _Host(spec, target_for(spec, user=options.user, identity_file=options.identity_file, inventory=hosts),
-              BundleWriter(out_dir / spec.name, spec.name, declared=spec.declared()),
-              list(plans.get(spec.name, [])))
-        for spec in hosts
-    ]
-    keep_open = len(runs) <= KEEP_OPEN_MAX_HOSTS
-    phases = sorted({c.phase for r in runs for c in r.commands})
-
-    def work(phase: int) -> Callable[[_Host], None]:
-        def run_phase(h: _Host) -> None:
-            try:
-                _run_phase(h, phase, known, options, deadline, say)
-            except Exception as e:  # a bug must cost one host, not the run
-                log.debug("host %s crashed", h.spec.name, exc_info=True)
-                h.fail("error", f"internal error while collecting: {type(e).__name__}: {e} "
-                                f"(report this as a clusterkit bug)")
-            finally:
-                if not keep_open or h.done:
-                    _close(h)
-        return run_phase
-
-    def late(h: _Host) -> None:
-        h.fail("timeout", f"the run's deadline ({options.deadline_s:g} s) ran out before this host's turn")
-
-    try:
-        for i, phase in enumerate(phases or [-1]):
-            # a host with nothing to run is still connected once: "ok" must mean reachable
-            todo = [h for h in runs if not h.done and (any(c.phase == phase for c in h.commands)
-                                                       or i == 0 and not h.commands)]
-            fan_out(todo, work(phase), concurrency=options.concurrency, deadline=deadline, on_not_started=late)
-    except BaseException:   # Ctrl-C: say which hosts were cut short, keep what was collected
-        for h in runs:
-            if h.outcome == "ok" and h.ran < len(h.commands):
-                h.outcome, h.message = "error", "collection interrupted before all of this host's commands ran"
-        raise
-    finally:
-        for h in runs:
-            _close(h)
-            h.writer.set_outcome(h.outcome, h.message)
-            h.writer.finish(transport=_transport_meta(h))
-            say(h.spec.name, "done", h.outcome)
-    return [h.writer.root for h in runs]
+    return _Collection(hosts, plans, out_dir, options, safe_progress(progress), stop or StopRequest(),
+                       deadline or Deadline(options.deadline_s)).run()
 
 
-def _safe(progress: Progress | None) -> Progress:
+class _Collection:
+    """The coordinator: hands hosts to a bounded pool of workers, holds them at the sync
+    points around the load window (never past a late host's command in flight), and
+    cuts everyone short on the deadline or a stop request."""
+
+    def __init__(self, hosts: list[HostSpec], plans: dict[str, list[Command]], out_dir: Path,
+                 options: FleetOptions, say: Progress, stop: StopRequest, deadline: Deadline):
+        self.options, self.say, self.stop, self.deadline = options, say, stop, deadline
+        self.known = KnownHosts(options.known_hosts, accept_new=options.accept_new_host_keys)
+        windowed = any(_segment_of(c.phase) == 1 for cmds in plans.values() for c in cmds)
+        self.runs: list[HostRun] = []
+        for spec in hosts:
+            cmds = sorted(plans.get(spec.name, []), key=lambda c: c.phase)   # stable: plan order within a phase
+            self.runs.append(HostRun(
+                spec, target_for(spec, user=options.user, identity_file=options.identity_file, inventory=hosts),
+                BundleWriter(out_dir / spec.name, spec.name, declared=spec.declared()), cmds,
+                [_segment_of(c.phase) if windowed else 0 for c in cmds]))
+        self.keep_open = len(self.runs) <= KEEP_OPEN_MAX_HOSTS
+        self.cond = threading.Condition()
+        self.pool = ThreadPoolExecutor(max_workers=max(1, min(options.concurrency, len(self.runs) or 1)),
+                                       thread_name_prefix="clusterkit-ssh")
+
+    # -- coordinator ---------------------------------------------------------------------
+    def run(self) -> list[Path]:
+        segments = sorted({s for h in self.runs for s in h.segments}) or [0]
+        try:
+            for i, seg in enumerate(segments):
+                self.say("", "phase", "collecting" if seg == 0 else "load window" if seg == 1 else
+                         "after the load window")
+                todo = self._start_round(seg, first=i == 0)
+                sync = SYNC_POINTS.get(segments[i + 1]) if i + 1 < len(segments) else None
+                if not self._wait_round(todo, sync):
+                    break
+            self._wait_all()
+        except BaseException as e:   # Ctrl-C without a handler (library use): cut everyone, keep the evidence
+            self.stop.request("Ctrl-C" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}")
+            self._cut_all()
+            raise
+        finally:
+            if self.stop.requested or self.deadline.expired:
+                self._cut_all()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        return [h.writer.root for h in self.runs]
+
+    def _start_round(self, seg: int, first: bool) -> list[HostRun]:
+        with self.cond:
+            todo = [h for h in self.runs if not h.final and not h.running and
+                    (h.next_segment() is not None and h.next_segment() <= seg or first and not h.commands)]
+            for h in todo:
+                h.allowed = max(h.allowed, seg)
+                h.running, h.started, h.sync_deadline = True, False, None
+        for h in todo:
+            self.pool.submit(self._work, h)
+        return todo
+
+    def _wait_round(self, todo: list[HostRun], sync: str | None) -> bool:
+        """Until every host of the round reached the sync point or was left out of it; False when
+        the run is cut (deadline, stop)."""
+        while True:
+            with self.cond:
+                if self.stop.requested or self.deadline.expired:
+                    return False
+                busy = [h for h in self.runs if h.running]
+                # someone of this round waits at the sync point: only then can a host be late for it
+                waiting = any(not h.running and not h.final and h.has_work for h in todo)
+                if sync is not None and waiting:
+                    busy = [h for h in busy if not self._leave_out(h, sync)]
+                if not busy:
+                    return True
+                self.cond.wait(POLL_S)
+
+    def _leave_out(self, h: HostRun, sync: str) -> bool:
+        """Others wait at the sync point: is `h` too late to be waited for? (cond held)"""
+        if h.allowed >= 2:
+            return True          # left out before: it goes on alone
+        if not h.started:
+            return False         # still queued for a worker: not late
+        now = time.monotonic()
+        if h.sync_deadline is None:
+            cur = h.current
+            h.sync_deadline = (cur[1] + cur[2] if cur is not None else now) + SYNC_SLACK_S
+        if now < h.sync_deadline:
+            return False
+        what = f" (still running `{h.current[0]}`)" if h.current is not None else ""
+        h.missed.append(f"left out of {sync}: the other hosts waited for it until its command in flight "
+                        f"ended{what}; it went on alone")
+        h.allowed = 2
+        log.debug("%s left out of %s", h.name, sync)
+        return True
+
+    def _wait_all(self) -> None:
+        while True:
+            with self.cond:
+                if self.stop.requested or self.deadline.expired:
+                    return
+                if not any(h.running for h in self.runs):
+                    break
+                self.cond.wait(POLL_S)
+        for h in self.runs:              # hosts held at a sync point that never came (all segments ran)
+            self._finish(h)
+
+    def _cut_all(self) -> None:
+        """Deadline or stop: every host not done is cut short and its bundle written now."""
+        reason = self.stop.reason
+        if reason is not None:
+            for h in self.runs:
+                if not h.final:
+                    h.cut("interrupted", f"collection interrupted ({reason})" if h.connected else
+                          f"collection interrupted ({reason}) before this host was reached")
+                    h.close()    # ends its command in flight; the worker sees the host is cut
+        # commands in flight end within moments (killed, or cut at the deadline): let their
+        # workers record them, but never wait on a worker that is still connecting
+        end = time.monotonic() + CUT_GRACE_S
+        with self.cond:
+            while any(h.running and h.started and (h.current is None or h.current[0] != "connect")
+                      for h in self.runs):
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(min(left, POLL_S))
+        for h in self.runs:
+            if not h.final:
+                h.cut("timeout", f"the run's deadline ({self.deadline.seconds:g} s) ran out" if h.connected else
+                      f"the run's deadline ({self.deadline.seconds:g} s) ran out before this host's turn")
+            self._finish(h)
+
+    # -- one host, on a worker ----------------------------------------------------------
+    def _work(self, h: HostRun) -> None:
+        with self.cond:
+            h.started = True
+        try:
+            if not h.connected and self.deadline.expired:
+                h.cut("timeout", f"the run's deadline ({self.deadline.seconds:g} s) ran out before this host's "
+                                 f"turn")
+            while not h.lost and not h.final and not self.stop.requested:
+                with self.cond:
+                    seg = h.next_segment()
+                    if seg is not None and seg > h.allowed:
+                        break            # at a sync point
+                if not connect(h, self._open, self.options.connect_timeout_s, self.say) or seg is None:
+                    break
+                h.run_next(self._limit, self.deadline.remaining, self.deadline.seconds, self.say)
+        except Exception as e:  # a bug must cost one host, not the run
+            log.debug("host %s crashed", h.name, exc_info=True)
+            h.cut("error", f"internal error while collecting: {type(e).__name__}: {e} (report this as a "
+                           f"clusterkit bug)")
+        finally:
+            if h.lost or not h.has_work:
+                self._finish(h)
+            if h.final or not self.keep_open:
+                h.close()
+            with self.cond:
+                h.running = False
+                self.cond.notify_all()
+
+    def _open(self, target: Target) -> SshSession:
+        return SshSession.open(target, self.known, connect_timeout_s=self.options.connect_timeout_s,
+                               deadline=self.deadline)
+
+    def _limit(self, cmd: Command) -> float:
+        cap = self.options.probe_timeout_s
+        return min(cmd.timeout_s, cap) if cap else cmd.timeout_s
+
+    def _finish(self, h: HostRun) -> None:
+        t = h.target
+        h.finish(self.say, {"address": t.endpoint.address, "port": t.endpoint.port, "user": t.endpoint.user,
+                            "jump_hosts": [str(j) for j in t.jumps], "become": t.become})
+
+
+def safe_progress(progress: Progress | None) -> Progress:
+    """`progress`, or a no-op; a callback that raises is logged, never stops the work."""
     def say(host: str, step: str, state: str) -> None:
         if progress is not None:
             try:
@@ -176,116 +330,3 @@ def _safe(progress: Progress | None) -> Progress:
             except Exception:  # a display problem must not stop collection
                 log.debug("progress callback failed", exc_info=True)
     return say
-
-
-def _close(h: _Host) -> None:
-    if h.session is not None:
-        h.session.close()
-        h.session = None
-
-
-def _transport_meta(h: _Host) -> dict[str, object]:
-    t = h.target
-    return {"address": t.endpoint.address, "port": t.endpoint.port, "user": t.endpoint.user,
-            "jump_hosts": [str(j) for j in t.jumps], "become": t.become}
-
-
-def _run_phase(h: _Host, phase: int, known: KnownHosts, options: FleetOptions, deadline: Deadline,
-               say: Progress) -> None:
-    name = h.spec.name
-    if h.session is None:
-        say(name, "connect", "start")
-        try:
-            h.session = SshSession.open(h.target, known, connect_timeout_s=options.connect_timeout_s,
-                                        deadline=deadline)
-        except HostFailure as f:
-            say(name, "connect", f.outcome)
-            h.fail(f.outcome, f.message)
-            return
-        say(name, "connect", "ok")
-        h.writer.meta["tool_versions"].setdefault("sshd", h.session.server_version)
-    for cmd in (c for c in h.commands if c.phase == phase):
-        left = deadline.remaining()
-        if left <= 0:
-            h.fail("timeout", f"the run's deadline ({deadline.seconds:g} s) ran out before `{cmd.path}` "
-                              f"(and later commands) could run")
-            return
-        say(name, cmd.path, "start")
-        cut_by_deadline = cmd.timeout_s > left
-        try:
-            res = h.session.run(cmd.argv, timeout_s=min(cmd.timeout_s, left), stdin=cmd.stdin,
-                                root=cmd.root, env=REMOTE_ENV)
-        except HostFailure as f:
-            say(name, cmd.path, f.outcome)
-            h.fail(f.outcome, f.message)
-            return
-        _store(h.writer, cmd, res)
-        h.ran += 1
-        say(name, cmd.path, res.status)
-        if res.status == "timeout":
-            if cut_by_deadline:
-                h.fail("timeout", f"the run's deadline ({deadline.seconds:g} s) ran out during "
-                                  f"`{res.command}`; it was killed")
-                return
-            if h.outcome == "ok":
-                h.outcome = "timeout"
-                h.message = (f"`{res.command}` did not finish within {cmd.timeout_s:g} s and was killed: the "
-                             f"tool may hang on this node (check `dmesg` and the device it reads); the other "
-                             f"commands ran")
-
-
-def _write_files(writer: BundleWriter, stdout: bytes) -> tuple[list[str], list[str]]:
-    """The files of a `files-json` output -> (paths written, problems). Never raises:
-    the output comes from a node and may be anything."""
-    try:
-        files = json.loads(stdout.decode("utf-8", errors="replace"))
-    except ValueError as e:
-        return [], [f"output is not the expected JSON object of bundle files: {e}"]
-    if not isinstance(files, dict):
-        return [], [f"output is not the expected JSON object of bundle files (got a JSON {type(files).__name__})"]
-    written, problems = [], []
-    for raw, text in files.items():
-        path = str(PurePosixPath(raw))           # "a//b" and "./a/b" name a/b: record what is on disk
-        if path in (".", "/", META) or raw.endswith("/"):
-            problems.append(f"refused bundle path {raw!r}")
-            continue
-        try:
-            writer.write(path, text if isinstance(text, str) else json.dumps(text, indent=1))
-            written.append(path)
-        except (ValueError, OSError) as e:   # escapes the bundle, NUL, clashes with a directory...
-            problems.append(f"could not store {path!r}: {e}")
-    return sorted(written), problems
-
-
-def _store(writer: BundleWriter, cmd: Command, res: CommandResult) -> None:
-    """Write the command's stdout into the bundle and record how it ran."""
-    extra: dict[str, object] = {"local_start_epoch": round(res.local_start_epoch, 6),
-                                "local_end_epoch": round(res.local_end_epoch, 6),
-                                "phase": cmd.phase}
-    status = res.status
-    notes = [res.message] if res.message else []
-    if res.exit_code == NOT_FOUND_EXIT:
-        extra["not_installed"] = True
-        if not cmd.optional:
-            status = "error"
-            notes.append(f"`{cmd.argv[0]}` is not installed on the node but this probe requires it")
-    if res.command.startswith("sudo -n ") and res.exit_code == 1 and SUDO_NEEDS_PASSWORD in res.stderr:
-        notes.append(f"sudo needs a password on this node: allow this user passwordless sudo (NOPASSWD) for "
-                     f"`{shlex.join(cmd.argv)}`, or log in as root")
-    if res.truncated:
-        notes.append("stdout cut at the evidence size limit")
-    produced = res.exit_code == 0 or bool(res.stdout.strip())
-    if produced and cmd.output == "files-json":
-        written, problems = _write_files(writer, res.stdout)
-        extra["files"] = written
-        if problems:
-            status = "error"
-            notes += problems
-            if not written:   # keep what it printed, for the report
-                writer.write(cmd.path, res.stdout)
-    elif produced:
-        writer.write(cmd.path, res.stdout)
-    if notes:
-        extra["message"] = "; ".join(notes)
-    writer.record(cmd.path, command=res.command, exit_code=res.exit_code, duration_s=res.duration_s,
-                  stderr=res.stderr.decode("utf-8", errors="replace"), status=status, **extra)

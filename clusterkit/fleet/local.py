@@ -2,17 +2,20 @@
 
 For `clusterkit check --local` (Slurm's HealthCheckProgram, a prolog or epilog, and
 each task of an `srun` launch). The commands are the ones SSH collection plans
-(`plan_commands`) and their output is stored by the same rules (`_store`), so the
-bundle is the one `collect` would have written for this node.
+(`plan_commands`) and their output is stored by the same rules (`hostrun.store`), so
+the bundle is the one `collect` would have written for this node; as there, once a
+tool hangs on a driver (nvidia-smi on a wedged GPU), the commands behind the same
+driver are skipped with that reason instead of each waiting out its timeout.
 
 Each command runs in its own process group with its timeout; on expiry the whole
 group gets SIGKILL, and a process that does not die (a tool stuck in the kernel on a
 wedged GPU) is abandoned rather than waited for. Stdout is capped while it is read.
 
 A budget (seconds, for the whole run) fits the run into a prolog or health-check
-slot: each command's limit is cut to what is left, a load test whose limit exceeds
-what is left is not started, and once the budget is spent the remaining commands
-are recorded as `skipped` with the reason.
+slot: no command may take more than half of it (one that does has hung: a wedged
+GPU's nvidia-smi is found, and reported, within the slot), each command's limit is
+cut to what is left, a load test whose limit exceeds what is left is not started,
+and once the budget is spent the remaining commands are recorded as `skipped`.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from pathlib import Path
 from typing import IO, Callable
 
 from clusterkit.evidence.bundle import BundleWriter
-from clusterkit.fleet.collect import REMOTE_ENV, _store as store
+from clusterkit.fleet.hostrun import REMOTE_ENV, store
 from clusterkit.fleet.ssh import MAX_CAPTURE_BYTES, NOT_FOUND_EXIT, CommandResult
+from clusterkit.fleet.tools import needs
 from clusterkit.inventory import HostSpec
 from clusterkit.probes.registry import PHASE_LOAD, Command
 
 STDERR_TAIL_BYTES = 64 * 1024
+HANG_SHARE = 0.5                 # within a budget, a command running past this share of it is taken as hung
 REAP_AFTER_KILL_S = 2.0          # a killed process that is still there after this is abandoned (D state)
 _CHUNK = 65536
 
@@ -155,7 +160,14 @@ def collect_local(spec: HostSpec, commands: list[Command], out_dir: Path, *, bud
     run = LocalRun(writer.root)
     end = None if budget_s is None else time.monotonic() + budget_s
     env = dict(os.environ, **REMOTE_ENV)
+    hung: dict[str, str] = {}            # driver key -> the command that hung on it
     for cmd in sorted(commands, key=lambda c: c.phase):
+        tool, driver = needs(cmd)
+        if driver is not None and driver.key in hung:
+            writer.record(cmd.path, command=shlex.join(cmd.argv), exit_code=None, duration_s=0.0, status="skipped",
+                          message=f"skipped: {hung[driver.key]} hung on this node ({driver.symptom}); this command "
+                                  f"also needs {driver.label}", phase=cmd.phase, tool=tool, driver=driver.key)
+            continue
         left = None if end is None else end - time.monotonic()
         why = _over_budget(cmd, left, budget_s)
         if why is not None:
@@ -163,11 +175,18 @@ def collect_local(spec: HostSpec, commands: list[Command], out_dir: Path, *, bud
                           message=why, phase=cmd.phase, over_budget=True)
             run.over_budget.append(cmd.path)
             continue
-        limit = cmd.timeout_s if left is None else min(cmd.timeout_s, left)
+        # its own limit, shortened in a budget so that a hung tool is found hung (and its driver's other
+        # commands skipped) before the budget is gone
+        own = cmd.timeout_s if budget_s is None else min(cmd.timeout_s, HANG_SHARE * budget_s)
+        limit = own if left is None else min(own, left)
         res = runner(cmd.argv, timeout_s=limit, stdin=cmd.stdin, env=env)
-        if res.status == "timeout" and limit < cmd.timeout_s:
-            res.message = f"cut at the end of the {budget_s:g} s budget: {res.message}"
-        store(writer, cmd, res)
+        extra: dict[str, object] = {}
+        if res.status == "timeout" and limit < own:
+            extra = {"cut_by_deadline": True}     # the budget ran out, not the tool
+        elif res.status == "timeout" and driver is not None:
+            extra = {"tool": tool, "driver": driver.key}
+            hung.setdefault(driver.key, f"`{res.command}`")
+        store(writer, cmd, res, limit=limit, **extra)
         run.ran += 1
         if res.status == "timeout":
             run.timed_out.append(cmd.path)

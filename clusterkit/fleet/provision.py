@@ -11,14 +11,24 @@ must pass `verify --suite quick` before the next starts.
 from __future__ import annotations
 
 import difflib
+import json
+import math
+import shlex
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+import yaml
 
 from clusterkit.errors import ConfigError
 from clusterkit.inventory import HostSpec, load_inventory
 from clusterkit.paths import data_dir
+
+if TYPE_CHECKING:
+    from clusterkit.fleet.collect import FleetOptions
 
 # (host, task, state) for a live view; state: start | ok | changed | failed | unreachable | skipped
 ProgressFn = Callable[[str, str, str], None]
@@ -154,9 +164,66 @@ class EventCollector:
         return True
 
 
+def ssh_settings(options: "FleetOptions | None", control_dir: Path) -> tuple[dict[str, str], int | None]:
+    """The fleet options as Ansible settings: (environment for ansible-playbook, forks).
+
+    ssh_args come first on OpenSSH's command line, and OpenSSH keeps the first value of an option, so
+    --known-hosts and the host-key policy win over an inventory's ansible_ssh_common_args. The control
+    sockets live in a directory of this run: a master left by an earlier run (another known_hosts)
+    would otherwise skip the host-key check. Keys given by the inventory still win over --identity.
+    """
+    env = {"ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir)}
+    if options is None:
+        return env, None
+    policy = "accept-new" if options.accept_new_host_keys else "yes"
+    args = ["-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s", "-o", f"StrictHostKeyChecking={policy}"]
+    if options.known_hosts is not None:
+        args += ["-o", f"UserKnownHostsFile={Path(options.known_hosts).expanduser().resolve()}"]
+    env.update({"ANSIBLE_SSH_ARGS": shlex.join(args), "ANSIBLE_HOST_KEY_CHECKING": "True",
+                "ANSIBLE_TIMEOUT": str(max(1, math.ceil(options.connect_timeout_s)))})
+    if options.identity_file is not None:
+        env["ANSIBLE_PRIVATE_KEY_FILE"] = str(Path(options.identity_file).expanduser().resolve())
+    if options.user:
+        env["ANSIBLE_REMOTE_USER"] = options.user
+    return env, options.concurrency
+
+
+def parse_extra_vars(items: list[str] | None) -> tuple[dict[str, Any], list[str]]:
+    """`-e` values as ansible-playbook reads them: (variables, @files). key=value pairs and inline
+    YAML/JSON become variables (handed to ansible-runner's extravars file, not its command line, so
+    a value never shows in the process list); @FILE stays a file reference."""
+    from ansible.parsing.splitter import parse_kv
+
+    merged: dict[str, Any] = {}
+    files: list[str] = []
+    for item in items or []:
+        text = item.strip()
+        if text.startswith("@"):
+            path = Path(text[1:]).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"-e {item}: no such file")
+            files.append(str(path.resolve()))
+        elif text.startswith(("{", "[")):
+            try:
+                value = yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                raise ConfigError(f"-e {item}: not valid YAML/JSON ({' '.join(str(e).split())})") from None
+            if not isinstance(value, dict):
+                raise ConfigError(f"-e {item}: inline variables must be a mapping")
+            merged.update(value)
+        else:
+            kv = parse_kv(text)
+            if not kv or "_raw_params" in kv:
+                raise ConfigError(f"-e {item}: expected key=value, inline YAML/JSON or @FILE")
+            merged.update(kv)
+    return merged, files
+
+
 def run_playbook(inventory: Path, private_data_dir: Path, hosts: list[str], *, batch: int = 1,
                  check: bool = False, diff: bool = False, tags: str | None = None,
                  timeout_s: int | None = None, extravars: dict[str, Any] | None = None,
+                 extravar_files: list[str] | None = None, verbosity: int = 0,
+                 fleet: "FleetOptions | None" = None,
                  playbook: Path | None = None, progress: Optional[ProgressFn] = None) -> PlaybookRun:
     """Run site.yml on these hosts with ansible-runner; the private data dir must not exist yet."""
     import ansible_runner
@@ -166,21 +233,31 @@ def run_playbook(inventory: Path, private_data_dir: Path, hosts: list[str], *, b
     run = PlaybookRun(batch, hosts, private_data_dir)
     run.summaries = {h: HostSummary(h) for h in hosts}
     flags = [f for f, on in (("--check", check), ("--diff", diff)) if on]
-    r = ansible_runner.run(
-        private_data_dir=str(private_data_dir),
-        ident="provision",
-        playbook=str((playbook or site_playbook()).resolve()),
-        inventory=str(Path(inventory).resolve()),
-        limit=",".join(hosts),
-        tags=tags or None,
-        cmdline=" ".join(flags) or None,
-        extravars=extravars or None,
-        timeout=timeout_s,
-        quiet=True,
-        event_handler=EventCollector(run.summaries, progress),
-        envvars={"ANSIBLE_PIPELINING": "True", "ANSIBLE_RETRY_FILES_ENABLED": "False",
-                 "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
-    )
+    for f in extravar_files or []:
+        flags += ["-e", "@" + f]
+    # short: a unix socket path is at most 107 bytes, and pytest's or a run dir's paths are long
+    control_dir = Path(tempfile.mkdtemp(prefix="ck-ssh-"))
+    ssh_env, forks = ssh_settings(fleet, control_dir)
+    try:
+        r = ansible_runner.run(
+            private_data_dir=str(private_data_dir),
+            ident="provision",
+            playbook=str((playbook or site_playbook()).resolve()),
+            inventory=str(Path(inventory).resolve()),
+            limit=",".join(hosts),
+            tags=tags or None,
+            cmdline=shlex.join(flags) or None,
+            extravars=json.loads(json.dumps(extravars)) if extravars else None,
+            forks=forks,
+            verbosity=verbosity or None,
+            timeout=timeout_s,
+            quiet=True,
+            event_handler=EventCollector(run.summaries, progress),
+            envvars={"ANSIBLE_PIPELINING": "True", "ANSIBLE_RETRY_FILES_ENABLED": "False",
+                     "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", **ssh_env},
+        )
+    finally:
+        shutil.rmtree(control_dir, ignore_errors=True)
     run.status, run.rc = r.status, r.rc
     stats = r.stats or {}
     for h, s in run.summaries.items():
@@ -213,17 +290,21 @@ def provision_targets(inventory: Path, limit: str | None) -> list[HostSpec]:
 def provision(inventory: Path, run_dir: Path, *, limit: str | None = None, check: bool = False,
               diff: bool = False, tags: str | None = None, serial: int | None = None, verify: bool = True,
               timeout_s: int | None = None, extravars: dict[str, Any] | None = None,
+              extra_vars: list[str] | None = None, verbosity: int = 0, fleet: "FleetOptions | None" = None,
               verify_suite: str = "quick", verify_fn: VerifyFn | None = None, verify_kwargs: dict[str, Any] | None = None,
               progress: Optional[ProgressFn] = None,
               on_batch: Optional[Callable[[PlaybookRun], None]] = None) -> ProvisionResult:
     """Provision in batches; stop at the first batch that fails its playbook or its health gate.
 
     The gate is `verify_fn` (clusterkit.pipeline.verify_inventory) with `verify_suite` on the batch's hosts.
+    `fleet` (the SSH options) reaches Ansible (known_hosts, host-key policy, key, forks) and the gate;
+    `extra_vars` are `-e` values as ansible-playbook takes them, `verbosity` its -v count.
     """
     if serial is not None and serial < 1:
         raise ConfigError("--serial must be at least 1")
     if timeout_s is not None and timeout_s < 1:
         raise ConfigError("--timeout must be at least 1 second")
+    cli_vars, var_files = parse_extra_vars(extra_vars)
     hosts = [h.name for h in provision_targets(inventory, limit)]
     size = serial or len(hosts)
     batches = [hosts[i:i + size] for i in range(0, len(hosts), size)]
@@ -239,7 +320,8 @@ def provision(inventory: Path, run_dir: Path, *, limit: str | None = None, check
             n += 1
             pdd = run_dir / f"{stamp}.{n}-batch{i:03d}"
         run = run_playbook(inventory, pdd, names, batch=i, check=check, diff=diff, tags=tags,
-                           timeout_s=timeout_s, extravars=extravars, progress=progress)
+                           timeout_s=timeout_s, extravars={**(extravars or {}), **cli_vars},
+                           extravar_files=var_files, verbosity=verbosity, fleet=fleet, progress=progress)
         result.batches.append(run)
         if not run.failed():
             if check:
@@ -247,7 +329,8 @@ def provision(inventory: Path, run_dir: Path, *, limit: str | None = None, check
             elif not verify:
                 run.verify_skipped = "--no-verify"
             else:
-                run.verify = verify_fn(str(inventory), suite=verify_suite, limit=",".join(names), **(verify_kwargs or {}))
+                gate_kwargs = {**({"fleet_options": fleet} if fleet is not None else {}), **(verify_kwargs or {})}
+                run.verify = verify_fn(str(inventory), suite=verify_suite, limit=",".join(names), **gate_kwargs)
         if on_batch:
             on_batch(run)
         if run.failed():

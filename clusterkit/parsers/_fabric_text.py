@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from clusterkit.evidence.normalize import Document
 
@@ -59,3 +60,21 @@ def lane_rate(signal_gbps: float) -> tuple[float, str]:
     if abs(best - signal_gbps) < 0.05 * best:
         return LANE_SPEEDS[best]
     return signal_gbps, f"{signal_gbps:g} Gbps/lane"
+
+
+# Data rate per lane of each InfiniBand speed, as ibstat's `Rate` counts it (4X FDR = 56).
+IB_LANE_GBPS: dict[str, float] = {"SDR": 2.5, "DDR": 5.0, "QDR": 10.0, "FDR10": 10.0, "FDR": 14.0, "EDR": 25.0,
+                                  "HDR": 50.0, "NDR": 100.0, "XDR": 200.0}
+_SPEED_TOKEN = re.compile(r"^(?:IB-)?(SDR|DDR|QDR|FDR10|FDR|EDR|HDR|NDR|XDR)$|^(\d+(?:\.\d+)?)([GM])(?:b?E)?(?:_\d+X)?$",
+                          re.I)
+
+
+def speed_gbps(token: str, lanes: int = 4) -> float | None:
+    """A link speed word -> Gb/s: `IB-FDR` (4 lanes) 56, `EDR` 100, `100G_4X` 100, `40G` 40, `100M` 0.1."""
+    m = _SPEED_TOKEN.match(token.strip())
+    if not m:
+        return None
+    if m.group(1):
+        return float(round(IB_LANE_GBPS[m.group(1).upper()] * lanes, 1))
+    v = float(m.group(2))
+    return v if m.group(3).upper() == "G" else v / 1000.0

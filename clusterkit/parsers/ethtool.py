@@ -20,6 +20,12 @@ from clusterkit.parsers import ParseError
 from clusterkit.parsers._fabric_text import command_argument, to_float
 
 _STAT = re.compile(r"^\s+([^:\s][^:]*?):\s+(-?\d+)\s*$")
+# A filtered paste (`ethtool -S eth0 | grep err`) has no header: its lines are counters,
+# the command line and the reporter's `..` elisions. mlx5 counter names tell it apart.
+_FRAGMENT_STAT = re.compile(r"^\s*([A-Za-z][\w.\-\[\]]*):\s*(-?\d+)\s*$")
+_ELISION = re.compile(r"^\s*(?:\.{2,}|\u2026)\s*$")
+_ETHTOOL_CMD = re.compile(r"\bethtool\s+(?:-S|--statistics)\b")
+_NIC_COUNTER = re.compile(r"^(?:(?:rx|tx)\d*_|ch\d+_)|_phy$")
 
 
 @dataclass
@@ -34,9 +40,22 @@ ETHTOOL_S = declare("ethtool-S", "fabric/ethtool-S-{ifname}.txt", command=("etht
 ETHTOOL_S_BEFORE = variant(ETHTOOL_S, "fabric/before/ethtool-S-{ifname}.txt")
 
 
+def _fragment_counters(lines: list[str]) -> dict[str, int] | None:
+    """The counters of a header-less, filtered ethtool -S paste; None if any line is something else."""
+    counters: dict[str, int] = {}
+    for ln in lines:
+        if not ln.strip() or _ELISION.match(ln) or _ETHTOOL_CMD.search(ln):
+            continue
+        m = _FRAGMENT_STAT.match(ln)
+        if not m:
+            return None
+        counters[m.group(1)] = int(m.group(2))
+    return counters if any(_NIC_COUNTER.search(n) for n in counters) else None
+
+
 @ETHTOOL_S.recognizer
 def is_ethtool_stats(text: str) -> bool:
-    return bool(re.search(r"^\s*NIC statistics:\s*$", text, re.M))
+    return bool(re.search(r"^[ \t]*NIC statistics:[ \t]*$", text, re.M)) or _fragment_counters(text.split("\n")) is not None
 
 
 @ETHTOOL_S.parser
@@ -55,7 +74,10 @@ def parse_ethtool_stats(text: str) -> EthtoolStats:
         if m:
             counters[m.group(1).strip()] = int(m.group(2))
     if not started:
-        raise ParseError("no `NIC statistics:` line: not ethtool -S output")
+        fragment = _fragment_counters(t.split("\n"))
+        if fragment is None:
+            raise ParseError("no `NIC statistics:` line: not ethtool -S output")
+        counters = fragment
     if not counters:
         raise ParseError("ethtool -S output has no `name: value` counter lines")
     return EthtoolStats(counters, command_argument(doc, "ethtool", "-S"))
@@ -151,9 +173,20 @@ def _quantity(key: str) -> str | None:
 ETHTOOL_M = declare("ethtool-m", "fabric/ethtool-m-{ifname}.txt", command=("ethtool", "-m", "{ifname}"), priority=55, description="ethtool -m (transceiver module EEPROM and diagnostics)")
 
 
+# `ethtool -m eth0 | grep dBm`: only the power readings and thresholds, no Identifier line.
+_DDM_POWER = re.compile(r"^\s*[A-Za-z][^:]*:\s*[\d.]+\s*mW\s*/\s*(?:-?[\d.]+|-inf)\s*dBm\s*$", re.I)
+
+
+def _is_power_fragment(text: str) -> bool:
+    body = [ln for ln in text.split("\n") if ln.strip() and "ethtool" not in ln]
+    power = sum(1 for ln in body if _DDM_POWER.match(ln))
+    return power >= 2 and power * 2 >= len(body)
+
+
 @ETHTOOL_M.recognizer
 def is_ethtool_module(text: str) -> bool:
-    return bool(re.search(r"^\s*Identifier\s*:\s*0x[0-9a-f]{2}", text, re.M | re.I)) and "Vendor" in text
+    return bool(re.search(r"^[ \t]*Identifier[ \t]*:[ \t]*0x[0-9a-f]{2}", text, re.M | re.I)) and "Vendor" in text or (
+        _is_power_fragment(text))
 
 
 @ETHTOOL_M.parser
@@ -212,7 +245,7 @@ def parse_ethtool_module(text: str) -> ModuleInfo:
             _set_lane(mi.bias_ma, lane, _first_number(value))
         elif q in ("rx", "tx") and ("dBm" in value or "mW" in value):
             _set_lane(mi.rx_power_dbm if q == "rx" else mi.tx_power_dbm, lane, power_dbm(value))
-    if not seen:
+    if not seen and not (_is_power_fragment(t) and (mi.rx_power_dbm or mi.tx_power_dbm)):
         raise ParseError("no `Identifier :` line: not ethtool -m module output")
     for lst in (mi.rx_power_dbm, mi.tx_power_dbm, mi.bias_ma):
         # a lane the module skipped must not pass for a reading

@@ -1,4 +1,5 @@
-"""The typed GPU record every GPU source is parsed into (NVML JSON, nvidia-smi -q, --query-gpu).
+"""The typed GPU record every GPU source is parsed into (NVML JSON, nvidia-smi -q / -q -x / the default
+screen, --query-gpu, and nvidia-smi's bare failure messages).
 
 Checks read `GpuInventory`, never a tool's format, so a bundle that only has
 `nvidia-smi -q` (or a pasted CSV) is judged by the same code as one with NVML data.
@@ -60,9 +61,9 @@ def norm_device_id(s: str | None) -> str | None:
     return f"{m.group(1)}:{m.group(2)}" if m else None
 
 
-def gpu_label(index: int | None, bus_id: str | None, serial: str | None) -> str:
-    """'GPU 3 (0000:1b:00.0, SN 1652...)': what a technician finds in the chassis."""
-    parts = [p for p in (bus_id, f"SN {serial}" if serial else None) if p]
+def gpu_label(index: int | None, bus_id: str | None, serial: str | None, uuid: str | None = None) -> str:
+    """'GPU 3 (0000:1b:00.0, SN 1652...)': what a technician finds in the chassis (the UUID when nothing else is known)."""
+    parts = [p for p in (bus_id, f"SN {serial}" if serial else None) if p] or ([uuid] if uuid else [])
     idx = f"GPU {index}" if index is not None else "GPU"
     return f"{idx} ({', '.join(parts)})" if parts else idx
 
@@ -75,9 +76,12 @@ class NvLink:
     recovery_errors: int | None = None
     crc_flit_errors: int | None = None
     crc_data_errors: int | None = None
+    other_errors: int | None = None              # error counters of other names (nvidia-smi nvlink -e)
+    speed_gb_s: float | None = None              # per-link rate nvidia-smi nvlink -s prints
 
     def error_total(self) -> int:
-        return sum(v or 0 for v in (self.replay_errors, self.recovery_errors, self.crc_flit_errors, self.crc_data_errors))
+        return sum(v or 0 for v in (self.replay_errors, self.recovery_errors, self.crc_flit_errors, self.crc_data_errors,
+                                    self.other_errors))
 
 
 @dataclass
@@ -119,10 +123,13 @@ class GpuRecord:
     fabric_state: str | None = None              # NVML GPU fabric info (H100+): completed, in_progress, not_started...
     fabric_status: str | None = None
     reset_required: bool | None = None
+    fan_error: bool | None = None                # the fan reading is an error (nvidia-smi `ERR!` in the Fan cell)
+    inforom_corrupt: bool | None = None          # nvidia-smi: "WARNING: infoROM is corrupted at gpu ..."
+    mig_enabled: bool | None = None
     error: str | None = None                     # the source could not read this GPU (e.g. "GPU is lost")
 
     def label(self) -> str:
-        return gpu_label(self.index, self.pci_bus_id, self.serial)
+        return gpu_label(self.index, self.pci_bus_id, self.serial, self.uuid)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "GpuRecord":
@@ -160,16 +167,35 @@ def _coerce(v: Any, typ: str) -> Any:
 
 
 @dataclass
+class GpuProcess:
+    """A process nvidia-smi lists on a GPU (the default screen's table, `-q -x` <processes>)."""
+
+    gpu: int | None
+    pid: int | None
+    type: str | None
+    name: str
+    memory_mib: float | None = None
+
+
+# Why a tool could read no GPU at all (GpuInventory.failure), each with its own finding code.
+FAILURE_DRIVER_MISMATCH = "driver_mismatch"     # "Failed to initialize NVML: Driver/library version mismatch"
+FAILURE_NO_DRIVER = "no_driver"                 # "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver"
+FAILURE_NO_DEVICES = "no_devices"               # "No devices were found"
+
+
+@dataclass
 class GpuInventory:
     """What one source says about a node's GPUs."""
 
-    source: str                                  # nvml | nvidia-smi-q | query-gpu
+    source: str                                  # nvml | nvidia-smi-q | nvidia-smi-q-xml | nvidia-smi | query-gpu
     gpus: list[GpuRecord] = field(default_factory=list)
     driver_version: str | None = None
     cuda_version: str | None = None
     attached: int | None = None                  # "Attached GPUs" (may exceed len(gpus) when trimmed)
     error: str | None = None                     # no GPU readable: library missing, driver not loaded
     no_gpu: bool = False                         # the source positively says there is no NVIDIA GPU/driver
+    failure: str | None = None                   # FAILURE_*: nvidia-smi/NVML failed as a whole (error says how)
+    processes: list[GpuProcess] | None = None    # None: the source does not list processes
     warnings: list[str] = field(default_factory=list)
 
     @property

@@ -29,7 +29,7 @@ LEGACY_MAX: dict[str, int] = {
     "VL15_dropped": 0xFFFF, "port_xmit_wait": 0xFFFFFFFF,
 }
 
-_PERFQUERY_NAMES = {
+PERFQUERY_NAMES = {
     "SymbolErrorCounter": "symbol_error", "LinkErrorRecoveryCounter": "link_error_recovery",
     "LinkDownedCounter": "link_downed", "PortRcvErrors": "port_rcv_errors",
     "PortRcvRemotePhysicalErrors": "port_rcv_remote_physical_errors",
@@ -56,6 +56,7 @@ class PortSnapshot:
     firmware: str | None = None
     node_guid: str | None = None
     netdevs: list[str] = field(default_factory=list)
+    label: str | None = None      # how a port that is no local HCA's is named (a switch's, from ibqueryerrors)
 
     @property
     def key(self) -> str:
@@ -68,7 +69,13 @@ class Snapshot:
     net: dict[str, dict[str, Any]] = field(default_factory=dict)   # ifname -> carrier counts etc.
     taken_at: float | None = None
     uptime_s: float | None = None
-    source: str = "collector"                                       # collector | dump | perfquery
+    source: str = "collector"                                       # collector | dump | perfquery | ibqueryerrors
+
+    @property
+    def pasted(self) -> bool:
+        """Counters a person pasted (a tool's printout), not clusterkit's own snapshot: with no
+        window they are all there is to judge, so they are judged as lifetime totals."""
+        return self.source != "collector"
 
 
 def _int_map(d: Any) -> dict[str, int]:
@@ -133,7 +140,7 @@ COUNTERS_DUMP = declare("ib-counters-dump", "fabric/counters-dump.txt", priority
 
 @COUNTERS_DUMP.recognizer
 def is_counters_dump(text: str) -> bool:
-    heads = re.findall(r"^=+\s*\S+\s*=+\s*$", text, re.M)
+    heads = re.findall(r"^=+[ \t]*\S+[ \t]*=+[ \t]*$", text, re.M)
     return len(heads) >= 2 and any(n in text for n in ("symbol_error", "link_downed", "port_rcv_errors"))
 
 
@@ -192,7 +199,7 @@ def parse_perfquery(text: str) -> Snapshot:
             p = snap.ports.setdefault(key, PortSnapshot(f"lid{h.group(1)}", int(h.group(2))))
             continue
         m = _PQ_LINE.match(ln.strip())
-        if not m or m.group(1) not in _PERFQUERY_NAMES:
+        if not m or m.group(1) not in PERFQUERY_NAMES:
             continue
         try:
             value = int(m.group(2), 0)
@@ -200,7 +207,7 @@ def parse_perfquery(text: str) -> Snapshot:
             continue
         if p is None:
             p = snap.ports.setdefault("lid?/1", PortSnapshot("lid?", 1))
-        p.counters[_PERFQUERY_NAMES[m.group(1)]] = value
+        p.counters[PERFQUERY_NAMES[m.group(1)]] = value
     if not any(p.counters for p in snap.ports.values()):
         raise ParseError("no `CounterName:....value` line in perfquery output")
     return snap

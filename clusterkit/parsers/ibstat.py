@@ -31,6 +31,7 @@ class IbPort:
     ca_type: str | None = None
     firmware: str | None = None
     speed_name: str | None = None     # "4X EDR" from ibstatus
+    sys_guid: str | None = None       # System image GUID: the physical card (shared by its ports/functions)
 
     @property
     def name(self) -> str:
@@ -38,14 +39,26 @@ class IbPort:
 
     @property
     def active(self) -> bool:
-        return (self.state or "").lower() == "active" and (self.phys_state or "").lower() == "linkup"
+        # ibv_devinfo without -v shows no physical state: Active alone is then enough.
+        return (self.state or "").lower() == "active" and (self.phys_state or "linkup").lower() == "linkup"
+
+    @property
+    def trained(self) -> bool:
+        """The physical link is up although the port is not Active (no subnet manager)."""
+        return not self.active and (self.phys_state or "").lower() == "linkup"
 
 
-_CA = re.compile(r"^CA '([^']+)'\s*$")
-_PORT = re.compile(r"^\s+Port (\d+):\s*$")
-_KV = re.compile(r"^\s+([A-Za-z][A-Za-z _]*?)\s*:\s*(.*?)\s*$")
+# ibstat's own words; matched without regard to indentation, which mail clients strip.
+_CA = re.compile(r"^\s*CA '([^']+)'\s*$")
+_PORT = re.compile(r"^\s*Port (\d+):\s*$")
+_KV = re.compile(r"^\s*([A-Za-z][A-Za-z _]*):(.*)$")   # linear: key and value are stripped after
 _IBSTATUS_HEAD = re.compile(r"^Infiniband device '([^']+)' port (\d+) status:\s*$")
 _FAIL = re.compile(r"^(ibpanic|ibwarn|ibstat:|ibstatus:).*|.*(No IB devices found|can't open|Couldn't).*", re.I)
+_PANIC = re.compile(r"^[ \t]*ibpanic:[^\n]*", re.M)
+_PANIC_DEVICE = re.compile(r"IB device '([^']+)'")
+_PORT_KEYS = {"State", "Physical state", "Rate", "Base lid", "LMC", "SM lid", "Capability mask", "Port GUID",
+              "Link layer"}
+BARE_PORT = "HCA"   # the device name of a `Port 1:` block pasted without its `CA '...'` line
 
 
 def _state_word(v: str) -> str:
@@ -61,13 +74,29 @@ def _failure(lines: list[str]) -> str | None:
     return None
 
 
+def aborted(text: str) -> tuple[str, str | None] | None:
+    """(the `ibpanic:` line, the device it names) when ibstat stopped part-way, else None."""
+    m = _PANIC.search(normalize(text))
+    if not m:
+        return None
+    d = _PANIC_DEVICE.search(m.group(0))
+    return m.group(0).strip(), d.group(1) if d else None
+
+
 IBSTAT = declare("ibstat", "fabric/ibstat.txt", command=("ibstat",), priority=60, description="ibstat (HCA ports, state, rate)")
 
 
 @IBSTAT.recognizer
 def is_ibstat(text: str) -> bool:
     return bool(re.search(r"^CA '[^']+'\s*$", text, re.M)) and "CA type" in text or bool(
-        re.match(r"\s*ibpanic:.*ibstat", text))
+        re.match(r"\s*ibpanic:.*ibstat", text)) or _is_port_block(text)
+
+
+def _is_port_block(text: str) -> bool:
+    """A bare `Port 1:` block (the CA header cut off): its first lines are the port's State."""
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()][:3]
+    return (len(lines) >= 3 and bool(_PORT.match(lines[0])) and lines[1].startswith("State:")
+            and lines[2].startswith("Physical state:"))
 
 
 IBSTATUS = declare("ibstatus", "fabric/ibstatus.txt", command=("ibstatus",), priority=60, description="ibstatus (HCA ports)")
@@ -90,20 +119,20 @@ def parse_ibstat(text: str) -> list[IbPort]:
         if m:
             device, ca, cur = m.group(1), {}, None
             continue
-        if device is None:
-            continue
         m = _PORT.match(ln)
         if m:
-            cur = IbPort(device, int(m.group(1)), ca_type=ca.get("CA type"),
-                         firmware=ca.get("Firmware version"), node_guid=ca.get("Node GUID"))
+            cur = IbPort(device or BARE_PORT, int(m.group(1)), ca_type=ca.get("CA type"),
+                         firmware=ca.get("Firmware version"), node_guid=ca.get("Node GUID"),
+                         sys_guid=ca.get("System image GUID"))
             ports.append(cur)
             continue
         m = _KV.match(ln)
-        if not m:
+        if not m or (device is None and cur is None):
             continue
-        key, val = m.group(1), m.group(2)
-        if cur is None:
-            ca[key] = val
+        key, val = m.group(1).strip(), m.group(2).strip()
+        if cur is None or key not in _PORT_KEYS:
+            if cur is None:
+                ca[key] = val
             continue
         if key == "State":
             cur.state = _state_word(val)
@@ -139,7 +168,7 @@ def parse_ibstatus(text: str) -> list[IbPort]:
         m = _KV.match(ln)
         if not m or cur is None:
             continue
-        key, val = m.group(1).lower(), m.group(2)
+        key, val = m.group(1).strip().lower(), m.group(2).strip()
         if key == "state":
             cur.state = _state_word(val)
         elif key == "phys state":

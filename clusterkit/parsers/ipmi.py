@@ -68,6 +68,20 @@ def _is_psu_name(name: str) -> bool:
     return bool(re.search(r"\b(PSU?\s*\d*|Power Supply|PWS)", name, re.I))
 
 
+def psu_problems(events: list[str], status: str) -> list[str]:
+    """Why a PSU sensor is not delivering: its bad event texts, and a critical status column."""
+    out = [e for e in events if any(b in e.lower() for b in _PSU_BAD)]
+    if status.lower() in _STATUS_BAD:
+        out.append(f"sensor status '{status}'")
+    return out
+
+
+def redundancy_lost(text: str) -> bool:
+    """A redundancy sensor's state text says redundancy is degraded or gone."""
+    t = text.lower()
+    return any(b in t for b in _REDUNDANCY_BAD) and "fully redundant" not in t
+
+
 @IPMI_SDR_PSU.parser
 def parse_sdr_psu(text: str) -> PsuReport:
     rep = PsuReport()
@@ -79,19 +93,13 @@ def parse_sdr_psu(text: str) -> PsuReport:
         rep.rows.append(row)
         reading = row.reading.lower()
         if "redundan" in row.name.lower() or "redundan" in reading:
-            if any(b in reading for b in _REDUNDANCY_BAD) and "fully redundant" not in reading:
+            if redundancy_lost(reading):
                 rep.redundancy.append((row.name, row.reading))
             continue
         if not _is_psu_name(row.name):
             continue
         events = [e.strip() for e in row.reading.split(",") if e.strip()]
-        st = PsuState(row.name, row.status, events)
-        for e in events:
-            if any(b in e.lower() for b in _PSU_BAD):
-                st.problems.append(e)
-        if row.status.lower() in _STATUS_BAD:
-            st.problems.append(f"sensor status '{row.status}'")
-        rep.psus.append(st)
+        rep.psus.append(PsuState(row.name, row.status, events, psu_problems(events, row.status)))
     if not rep.rows:
         raise ParseError("no ipmitool sdr rows ('name | 00h | ok | 10.1 | reading')")
     return rep
@@ -136,17 +144,3 @@ def parse_sel(text: str) -> list[SelEvent]:
     if not out and "SEL has no entries" not in text:
         raise ParseError("no ipmitool SEL rows ('id | date | time | sensor | event | Asserted')")
     return out
-
-
-def open_psu_events(events: list[SelEvent]) -> dict[str, SelEvent]:
-    """Per PSU sensor, its last bad event that was not deasserted afterwards."""
-    open_: dict[str, SelEvent] = {}
-    for e in events:
-        if not e.is_psu:
-            continue
-        bad = any(b in e.event.lower() for b in _PSU_BAD + _REDUNDANCY_BAD)
-        if bad and e.direction != "Deasserted":
-            open_[e.sensor] = e
-        elif e.direction == "Deasserted" and e.sensor in open_:
-            open_.pop(e.sensor)
-    return open_

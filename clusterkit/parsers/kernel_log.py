@@ -39,16 +39,40 @@ class LogLine:
     lineno: int = 0
 
 
+# /dev/kmsg dictionary lines (' SUBSYSTEM=pci') follow a record but are no part of its text.
+_KMSG_DICT = re.compile(r"^\s+[A-Z_]+=")
+_NVRM = "NVRM: "
+
+
+def _continues(prev: LogLine | None, prev_stamped: bool, raw: str, stamped: bool) -> bool:
+    """An indented unstamped line after a stamped one is the rest of that message: dmesg and
+    journalctl print a multi-line message (NVRM's 'fallen off the bus' banner) that way."""
+    return (prev is not None and prev_stamped and not stamped and raw[:1] in (" ", "\t")
+            and not _KMSG_DICT.match(raw[:64]))
+
+
 @KERNEL_LOG.parser
 def parse_kernel_log(text: str) -> list[LogLine]:
-    """Lines in any of the usual formats; unknown lines are kept as messages (never dropped)."""
+    """Lines in any of the usual formats; unknown lines are kept as messages (never dropped).
+
+    Continuation lines of a multi-line message are joined to it (their repeated `NVRM: `
+    dropped), so a rule sees the whole sentence."""
     out: list[LogLine] = []
+    prev_stamped = False
     for ln in normalize_lines(text):
         msg = ln.text.strip()
         if not msg:
             continue
+        prev = out[-1] if out else None
+        if prev is not None and _continues(prev, prev_stamped, ln.raw, ln.stamped):
+            if prev.message.startswith(_NVRM) and msg.startswith(_NVRM):
+                msg = msg[len(_NVRM):]
+            out[-1] = LogLine(f"{prev.message} {msg}", f"{prev.raw}\n{ln.raw}", prev.seconds, prev.wall, prev.source,
+                              prev.lineno)
+            continue
         source = ln.source or ("kernel" if ln.stamped or _KERNEL_MSG.match(msg[:MAX_LINE_CHARS]) else "unknown")
         out.append(LogLine(msg, ln.raw, ln.seconds, ln.wall, source, ln.lineno))
+        prev_stamped = ln.stamped
     return out
 
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from clusterkit.evidence.kinds import declare
 from clusterkit.evidence.normalize import normalize_document
 from clusterkit.parsers import ParseError
-from clusterkit.parsers._fabric_text import command_argument, to_float, to_int
+from clusterkit.parsers._fabric_text import command_argument, speed_gbps, to_float, to_int
 from clusterkit.parsers.ethtool import ModuleInfo, Range
 
-_KV = re.compile(r"^([A-Za-z][^:]*?)\s*:\s*(.*?)\s*$")
+_KV = re.compile(r"^([A-Za-z][^:]*):(.*)$")   # linear: key and value are stripped after
 _BER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[eE]\s*([-+]?\d+)\s*$")
 _RANGE = re.compile(r"\[\s*(-?[\d.]+)\s*\.\.\s*(-?[\d.]+)\s*\]")
 
@@ -42,6 +42,30 @@ class MlxlinkReport:
     link_error_recovery_counter: int | None = None
     minutes_since_clear: float | None = None
     module: ModuleInfo | None = None
+    enabled_speeds: list[str] = field(default_factory=list)   # "Enabled Link Speed": what the port may train at
+    cable_speeds: list[str] = field(default_factory=list)     # "Supported Cable Speed": what the cable advertises
+    status_opcode: int | None = None
+
+    @property
+    def lanes(self) -> int:
+        m = re.match(r"\s*(\d+)", self.width or "")
+        return int(m.group(1)) if m else 4
+
+    @property
+    def link_layer(self) -> str | None:
+        if not self.speed:
+            return None
+        return "InfiniBand" if self.speed.strip().upper().startswith("IB-") else "Ethernet"
+
+    @property
+    def rate_gbps(self) -> float | None:
+        return speed_gbps(self.speed, self.lanes) if self.speed else None
+
+    @property
+    def cable_top_gbps(self) -> float | None:
+        """The fastest speed the cable advertises, at this link's width."""
+        rates = [r for r in (speed_gbps(t, self.lanes) for t in self.cable_speeds) if r is not None]
+        return max(rates) if rates else None
 
 
 def parse_ber(value: str) -> float | None:
@@ -63,6 +87,12 @@ def _lanes(value: str) -> tuple[list[float], Range | None]:
         value = value[:r.start()]
     vals = [to_float(v) for v in value.split(",")]
     return [v for v in vals if v is not None], rng
+
+
+def _speed_list(value: str) -> list[str]:
+    """`0x0000001f (FDR,FDR10,QDR,DDR,SDR)` -> the names in the parentheses."""
+    inner = value[value.find("(") + 1:value.rfind(")")] if "(" in value and ")" in value else ""
+    return [w.strip() for w in inner.split(",") if w.strip()]
 
 
 MLXLINK = declare("mlxlink", "fabric/mlxlink-{device}.txt", command=("mlxlink", "-d", "{device}", "-p", "1", "-m", "-c"), priority=60, description="mlxlink (port, module, BER)")
@@ -87,7 +117,7 @@ def parse_mlxlink(text: str) -> MlxlinkReport:
         m = _KV.match(ln.strip())
         if not m:
             continue
-        key, value = m.group(1).strip(), m.group(2)
+        key, value = m.group(1).strip(), m.group(2).strip()
         lk = key.lower()
         keys += 1
         if lk == "state":
@@ -100,6 +130,12 @@ def parse_mlxlink(text: str) -> MlxlinkReport:
             rep.width = value
         elif lk == "fec":
             rep.fec = value
+        elif lk.startswith("enabled link speed"):
+            rep.enabled_speeds = _speed_list(value)
+        elif lk.startswith("supported cable speed"):
+            rep.cable_speeds = _speed_list(value)
+        elif lk == "status opcode":
+            rep.status_opcode = to_int(value)
         elif lk == "recommendation":
             rep.recommendation = value
         elif lk == "firmware version":

@@ -11,7 +11,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from clusterkit.evidence.kinds import declare
 from clusterkit.evidence.normalize import normalize
@@ -19,6 +19,7 @@ from clusterkit.parsers import ParseError
 from clusterkit.parsers.gpu_records import (
     CLOCK_REASON_BITS, GpuInventory, GpuRecord, norm_bus_id, norm_device_id,
 )
+from clusterkit.parsers.nvidia_smi_errors import apply_messages, scan_messages
 
 # ---------------------------------------------------------------- value helpers
 
@@ -62,7 +63,6 @@ def yes_no(v: Any) -> bool | None:
 # ---------------------------------------------------------------- nvidia-smi -q
 
 _GPU_HEADER = re.compile(r"^GPU\s+([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])\s*$")
-_NO_HANDLE = re.compile(r"Unable to determine the device handle for GPU\s*([0-9A-Fa-f:.]+):\s*(.*)")
 _KV = re.compile(r"^(\s*)(\S.*?)\s*:(?:\s(.*))?$")
 
 
@@ -73,7 +73,42 @@ NVIDIA_SMI_Q = declare("nvidia-smi-q", "gpu/nvidia-smi-q.txt", command=("nvidia-
 def is_nvidia_smi_q(text: str) -> bool:
     return bool(re.search(r"^=+NVSMI LOG=+\s*$", text, re.M)) or (
         bool(re.search(r"^GPU [0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]\s*$", text, re.M))
-        and bool(re.search(r"^\s+(Product Name|Serial Number|GPU UUID|Bus Id)\s*:", text, re.M)))
+        and bool(re.search(r"^\s+(Product Name|Serial Number|GPU UUID|Bus Id)\s*:", text, re.M))
+    ) or _fragment_sections(text.split("\n"))
+
+
+# Sections of a GPU's -q record, and keys found directly under them: a paste of a few sections
+# (an ECC block, the clocks) is -q without its headers. Both must match, so other tools'
+# 'Section' + indented 'Key : value' lines (dmidecode, ipmitool) are not taken for -q.
+_Q_SECTIONS = {
+    "ECC Errors": ("Volatile", "Aggregate", "SRAM Correctable", "Single Bit", "Double Bit"),
+    "Clocks Throttle Reasons": ("Idle", "Applications Clocks Setting", "SW Power Cap", "HW Slowdown"),
+    "Clocks Event Reasons": ("Idle", "Applications Clocks Setting", "SW Power Cap", "HW Slowdown"),
+    "Remapped Rows": ("Correctable Error", "Uncorrectable Error", "Pending", "Remapping Failure Occurred"),
+    "Retired Pages": ("Single Bit ECC", "Double Bit ECC", "Pending Page Blacklist", "Pending Page Retirement"),
+    "Clocks": ("Graphics", "SM", "Memory", "Video"),
+    "Max Clocks": ("Graphics", "SM", "Memory", "Video"),
+    "GPU Power Readings": ("Power Draw", "Average Power Draw", "Current Power Limit", "Power Management"),
+    "Power Readings": ("Power Draw", "Power Limit", "Enforced Power Limit", "Power Management"),
+    "Temperature": ("GPU Current Temp", "GPU Shutdown Temp", "GPU Slowdown Temp"),
+    "PCI": ("Bus", "Bus Id", "Device Id", "GPU Link Info"),
+    "GPU Reset Status": ("Reset Required", "Drain and Reset Recommended"),
+}
+
+
+def _fragment_sections(lines: list[str]) -> list[str]:
+    """Names of -q sections (header at column 0, a known key indented under it) in `lines`."""
+    found = []
+    for i, line in enumerate(lines[:-1]):
+        keys = _Q_SECTIONS.get(line.rstrip())
+        if keys is None:
+            continue
+        nxt = next((l for l in lines[i + 1:i + 4] if l.strip()), "")
+        m = _KV.match(nxt)
+        key = m.group(2).strip() if m else nxt.strip()
+        if nxt[:1].isspace() and key in keys:
+            found.append(line.strip())
+    return found
 
 
 def _tree(lines: list[str]) -> dict[str, Any]:
@@ -101,7 +136,7 @@ def _tree(lines: list[str]) -> dict[str, Any]:
     return root
 
 
-def _get(d: dict[str, Any], *path: str) -> Any:
+def get_path(d: dict[str, Any], *path: str) -> Any:
     """First existing path wins; each path element may list alternatives with '|'."""
     cur: Any = d
     for p in path:
@@ -118,15 +153,17 @@ def _get(d: dict[str, Any], *path: str) -> Any:
     return cur
 
 
-def _ecc_sum(sec: Any, uncorrectable: bool) -> int | None:
-    """Sum one direction of an ECC 'Volatile'/'Aggregate' section, any driver's layout."""
+def ecc_sum(sec: Any, uncorrectable: bool) -> int | None:
+    """Sum one direction of an ECC 'Volatile'/'Aggregate' section, any driver's layout
+    (-q's 'SRAM Uncorrectable' and -q -x's 'sram_uncorrectable' alike)."""
     if not isinstance(sec, dict):
         return None
     total: int | None = None
+    sec = {k.lower().replace("_", " "): v for k, v in sec.items()}
     # Pre-A100 layout: 'Single Bit'/'Double Bit' sub-sections with a 'Total'.
-    old = sec.get("Double Bit" if uncorrectable else "Single Bit")
+    old = sec.get("double bit" if uncorrectable else "single bit")
     if isinstance(old, dict):
-        return integer(old.get("Total"))
+        return integer({k.lower(): v for k, v in old.items()}.get("total"))
     for k, v in sec.items():
         if isinstance(v, dict):
             continue
@@ -139,26 +176,30 @@ def _ecc_sum(sec: Any, uncorrectable: bool) -> int | None:
     return total
 
 
-def _text(v: Any) -> str | None:
+def text_value(v: Any) -> str | None:
     return None if not isinstance(v, str) or v.strip().lower() in _NA else v.strip()
 
 
 def _retired(sec: Any, key: str) -> int | None:
-    v = _get(sec, key) if isinstance(sec, dict) else None
+    v = get_path(sec, key) if isinstance(sec, dict) else None
     if isinstance(v, dict):  # older: "Single Bit ECC" { "Count": n }
         return integer(v.get("Count"))
     return integer(v)
 
 
-def _reasons(sec: Any) -> int | None:
+_REASON_NAMES = {
+    "idle": "gpu_idle", "gpu idle": "gpu_idle", "applications clocks setting": "applications_clocks",
+    "sw power cap": "sw_power_cap", "hw slowdown": "hw_slowdown", "sync boost": "sync_boost",
+    "sw thermal slowdown": "sw_thermal", "hw thermal slowdown": "hw_thermal",
+    "hw power brake slowdown": "hw_power_brake", "display clock setting": "display_clock",
+    "display clocks setting": "display_clock",
+}
+
+
+def clock_reasons(sec: Any) -> int | None:
+    """The clock event reason mask of a -q 'Clocks Event Reasons' section or a -q -x <clocks_event_reasons>."""
     if not isinstance(sec, dict):
         return None
-    names = {
-        "idle": "gpu_idle", "applications clocks setting": "applications_clocks",
-        "sw power cap": "sw_power_cap", "hw slowdown": "hw_slowdown", "sync boost": "sync_boost",
-        "sw thermal slowdown": "sw_thermal", "hw thermal slowdown": "hw_thermal",
-        "hw power brake slowdown": "hw_power_brake", "display clock setting": "display_clock",
-    }
     mask, seen = 0, False
 
     def walk(d: dict[str, Any]) -> None:
@@ -167,70 +208,85 @@ def _reasons(sec: Any) -> int | None:
             if isinstance(v, dict):  # "HW Slowdown" may nest its detail reasons
                 walk(v)
                 continue
-            bit = names.get(k.strip().lower())
-            if bit is None:
-                continue
-            on = yes_no(v)
+            key = re.sub(r"^clocks_(?:event|throttle)_reason_", "", k.strip()).replace("_", " ").lower()
+            bit = _REASON_NAMES.get(key)
+            on = yes_no(v) if bit else None
             if on is not None:
                 seen = True
-                if on:
-                    mask |= CLOCK_REASON_BITS[bit]
+                mask |= CLOCK_REASON_BITS[bit] if on else 0
 
     walk(sec)
     return mask if seen else None
 
 
-def _gpu_from_q(bus: str, g: dict[str, Any], index: int) -> GpuRecord:
-    power = _get(g, "GPU Power Readings|Power Readings") or {}
-    pci = g.get("PCI") or {}
-    link = _get(pci, "GPU Link Info") or {}
-    r = GpuRecord(
-        index=index,
-        name=g.get("Product Name"),
-        uuid=g.get("GPU UUID"),
-        serial=_text(g.get("Serial Number")),
-        pci_bus_id=norm_bus_id(_get(pci, "Bus Id") or bus),
-        pci_device_id=norm_device_id(_get(pci, "Device Id")),
-        vbios_version=g.get("VBIOS Version"),
-        persistence_mode=yes_no(g.get("Persistence Mode")),
-        power_draw_w=num(_get(power, "Power Draw|Average Power Draw|Instantaneous Power Draw")),
-        power_limit_w=num(_get(power, "Current Power Limit|Enforced Power Limit|Power Limit")),
-        power_default_limit_w=num(_get(power, "Default Power Limit")),
-        power_max_limit_w=num(_get(power, "Max Power Limit")),
-        sm_clock_mhz=num(_get(g, "Clocks", "SM")),
-        mem_clock_mhz=num(_get(g, "Clocks", "Memory")),
-        max_sm_clock_mhz=num(_get(g, "Max Clocks", "SM")),
-        temperature_c=num(_get(g, "Temperature", "GPU Current Temp")),
-        utilization_pct=num(_get(g, "Utilization", "Gpu|GPU")),
-        clock_event_reasons=_reasons(_get(g, "Clocks Event Reasons|Clocks Throttle Reasons|Clocks Reasons")),
-        ecc_volatile_corrected=_ecc_sum(_get(g, "ECC Errors", "Volatile"), False),
-        ecc_volatile_uncorrected=_ecc_sum(_get(g, "ECC Errors", "Volatile"), True),
-        ecc_aggregate_corrected=_ecc_sum(_get(g, "ECC Errors", "Aggregate"), False),
-        ecc_aggregate_uncorrected=_ecc_sum(_get(g, "ECC Errors", "Aggregate"), True),
-        retired_pages_sbe=_retired(g.get("Retired Pages"), "Single Bit ECC"),
-        retired_pages_dbe=_retired(g.get("Retired Pages"), "Double Bit ECC"),
-        retired_pages_pending=yes_no(_get(g, "Retired Pages", "Pending Page Blacklist|Pending Page Retirement|Pending")),
-        remap_correctable=integer(_get(g, "Remapped Rows", "Correctable Error")),
-        remap_uncorrectable=integer(_get(g, "Remapped Rows", "Uncorrectable Error")),
-        remap_pending=yes_no(_get(g, "Remapped Rows", "Pending")),
-        remap_failure=yes_no(_get(g, "Remapped Rows", "Remapping Failure Occurred")),
-        pcie_gen=integer(_get(link, "PCIe Generation", "Current")),
-        pcie_gen_max=integer(_get(link, "PCIe Generation", "Max")),
-        pcie_width=integer(_get(link, "Link Width", "Current")),
-        pcie_width_max=integer(_get(link, "Link Width", "Max")),
-        reset_required=yes_no(_get(g, "GPU Reset Status", "Reset Required")),
-    )
-    state = _get(g, "Fabric", "State")
-    if isinstance(state, str) and state.lower() not in _NA:
-        r.fabric_state = state.lower().replace(" ", "_")
-        st = _get(g, "Fabric", "Status")
-        r.fabric_status = st if isinstance(st, str) else None
+def fabric_state_value(v: Any) -> str | None:
+    t = text_value(v)
+    return t.lower().replace(" ", "_") if t else None
+
+
+# GpuRecord field -> (converter, path in one GPU's tree); a path element may list alternatives with '|'.
+FieldSpec = dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]]
+
+
+def ecc_reader(uncorrectable: bool) -> Callable[[Any], int | None]:
+    return lambda sec: ecc_sum(sec, uncorrectable)
+
+
+def record_from_tree(g: dict[str, Any], spec: FieldSpec, **known: Any) -> GpuRecord:
+    """One GPU's record from its tree (-q text or -q -x XML alike): each field read at its path."""
+    r = GpuRecord(**known, **{f: conv(get_path(g, *path)) for f, (conv, path) in spec.items()})
+    if r.fabric_state is None:   # the status means nothing without a state
+        r.fabric_status = None
     return r
+
+
+_Q_FIELDS: FieldSpec = {
+    "name": (text_value, ("Product Name",)),
+    "uuid": (text_value, ("GPU UUID",)),
+    "serial": (text_value, ("Serial Number",)),
+    "pci_device_id": (norm_device_id, ("PCI", "Device Id")),
+    "vbios_version": (text_value, ("VBIOS Version",)),
+    "persistence_mode": (yes_no, ("Persistence Mode",)),
+    "power_draw_w": (num, ("GPU Power Readings|Power Readings", "Power Draw|Average Power Draw|Instantaneous Power Draw")),
+    "power_limit_w": (num, ("GPU Power Readings|Power Readings", "Current Power Limit|Enforced Power Limit|Power Limit")),
+    "power_default_limit_w": (num, ("GPU Power Readings|Power Readings", "Default Power Limit")),
+    "power_max_limit_w": (num, ("GPU Power Readings|Power Readings", "Max Power Limit")),
+    "sm_clock_mhz": (num, ("Clocks", "SM")),
+    "mem_clock_mhz": (num, ("Clocks", "Memory")),
+    "max_sm_clock_mhz": (num, ("Max Clocks", "SM")),
+    "temperature_c": (num, ("Temperature", "GPU Current Temp")),
+    "utilization_pct": (num, ("Utilization", "Gpu|GPU")),
+    "clock_event_reasons": (clock_reasons, ("Clocks Event Reasons|Clocks Throttle Reasons|Clocks Reasons",)),
+    "ecc_volatile_corrected": (ecc_reader(False), ("ECC Errors", "Volatile")),
+    "ecc_volatile_uncorrected": (ecc_reader(True), ("ECC Errors", "Volatile")),
+    "ecc_aggregate_corrected": (ecc_reader(False), ("ECC Errors", "Aggregate")),
+    "ecc_aggregate_uncorrected": (ecc_reader(True), ("ECC Errors", "Aggregate")),
+    "retired_pages_sbe": (lambda sec: _retired(sec, "Single Bit ECC"), ("Retired Pages",)),
+    "retired_pages_dbe": (lambda sec: _retired(sec, "Double Bit ECC"), ("Retired Pages",)),
+    "retired_pages_pending": (yes_no, ("Retired Pages", "Pending Page Blacklist|Pending Page Retirement|Pending")),
+    "remap_correctable": (integer, ("Remapped Rows", "Correctable Error")),
+    "remap_uncorrectable": (integer, ("Remapped Rows", "Uncorrectable Error")),
+    "remap_pending": (yes_no, ("Remapped Rows", "Pending")),
+    "remap_failure": (yes_no, ("Remapped Rows", "Remapping Failure Occurred")),
+    "pcie_gen": (integer, ("PCI", "GPU Link Info", "PCIe Generation", "Current")),
+    "pcie_gen_max": (integer, ("PCI", "GPU Link Info", "PCIe Generation", "Max")),
+    "pcie_width": (integer, ("PCI", "GPU Link Info", "Link Width", "Current")),
+    "pcie_width_max": (integer, ("PCI", "GPU Link Info", "Link Width", "Max")),
+    "reset_required": (yes_no, ("GPU Reset Status", "Reset Required")),
+    "mig_enabled": (yes_no, ("MIG Mode", "Current")),
+    "fabric_state": (fabric_state_value, ("Fabric", "State")),
+    "fabric_status": (text_value, ("Fabric", "Status")),
+}
+
+
+def _gpu_from_q(bus: str | None, g: dict[str, Any], index: int | None) -> GpuRecord:
+    return record_from_tree(g, _Q_FIELDS, index=index, pci_bus_id=norm_bus_id(get_path(g, "PCI", "Bus Id") or bus))
 
 
 @NVIDIA_SMI_Q.parser
 def parse_nvidia_smi_q(text: str) -> GpuInventory:
-    """Full or partial `nvidia-smi -q` (any driver era) -> GpuInventory. ParseError if no GPU block."""
+    """Full or partial `nvidia-smi -q` (any driver era, or some sections of one GPU's record without
+    any header) -> GpuInventory. ParseError if neither a GPU block nor a known section is there."""
     t = normalize(text)
     lines = t.split("\n")
     header_lines: list[str] = []
@@ -250,27 +306,28 @@ def parse_nvidia_smi_q(text: str) -> GpuInventory:
             header_lines.append(line)
     top = _tree([ln for ln in header_lines if _KV.match(ln) and not ln.startswith(("|", "+"))])
     attached = integer(top.get("Attached GPUs"))
-    if not blocks and not _NO_HANDLE.search(t):
+    messages = scan_messages(t)
+    inv = GpuInventory("nvidia-smi-q", [], text_value(top.get("Driver Version")), text_value(top.get("CUDA Version")),
+                       attached=attached)
+    if not blocks and not messages:
         if "NVSMI LOG" in t and attached == 0:
-            return GpuInventory("nvidia-smi-q", [], top.get("Driver Version"), top.get("CUDA Version"),
-                                attached=0, no_gpu=True)
+            inv.no_gpu = True
+            return inv
+        if "NVSMI LOG" not in t and _fragment_sections(lines):
+            inv.gpus.append(_gpu_from_q(None, _tree(lines), None))
+            inv.warnings.append("sections of one GPU's -q record without its 'GPU <bus id>' header: the GPU is not identified")
+            return inv
         raise ParseError("no 'GPU 0000xxxx:xx:xx.x' block found: not nvidia-smi -q output (or cut before the first GPU)")
-    inv = GpuInventory("nvidia-smi-q", [], top.get("Driver Version"), top.get("CUDA Version"), attached=attached)
     for i, (bus, body) in enumerate(blocks):
         tree = _tree(body)
         if not tree:
             inv.warnings.append(f"GPU {bus}: empty block (output truncated?)")
         inv.gpus.append(_gpu_from_q(bus, tree, i))
-    # nvidia-smi lists a GPU it cannot reach (fallen off the bus) on one line, without a block.
-    for m in _NO_HANDLE.finditer(t):
-        bus = norm_bus_id(m.group(1))
-        if bus and all(g.pci_bus_id != bus for g in inv.gpus):
-            inv.gpus.append(GpuRecord(index=None, pci_bus_id=bus, error=f"nvidia-smi: {m.group(2).strip()}"))
     if attached is not None and attached > len(blocks):
         inv.warnings.append(f"only {len(blocks)} of {attached} attached GPU blocks present (output trimmed?)")
     # Partial output with a trimmed block list: indices are positions in the output,
     # not NVML indices, unless every attached GPU is present (the usual case).
-    return inv
+    return apply_messages(inv, messages)
 
 
 # ---------------------------------------------------------------- --query-gpu CSV
@@ -321,12 +378,27 @@ QUERY_FIELDS = ("index,name,pci.bus_id,pci.device_id,serial,uuid,vbios_version,d
 QUERY_GPU = declare("nvidia-smi-query-gpu", "gpu/query-gpu.csv", command=("nvidia-smi", f"--query-gpu={QUERY_FIELDS}", "--format=csv"), priority=55, description="nvidia-smi --query-gpu=... --format=csv (with header)")
 
 
+# A --query-gpu header names fields ('pci.bus_id', 'power.draw [W]'); nvidia-smi 590 knows about 200 of
+# them, so a header is recognized by its shape and a few fields this parser reads, not by reading them all.
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]*(?:\.[A-Za-z0-9_]+)*$")
+
+
+def _query_header(row: list[str]) -> list[str] | None:
+    """The lower-cased field names of a --query-gpu header row, or None if `row` is not one."""
+    names = [c.strip().split(" [")[0] for c in row]
+    known = sum(n.lower() in _QUERY_FIELDS for n in names)
+    shaped = sum(bool(_FIELD_NAME.match(n)) for n in names)
+    if known >= max(1, min(3, len(names) // 2)) and shaped >= 0.8 * len(names):
+        return [n.lower() for n in names]
+    return None
+
+
 @QUERY_GPU.recognizer
 def is_query_gpu_csv(text: str) -> bool:
+    """The header is the first CSV line that is not a comment or a command."""
     for line in text.split("\n"):
-        if "," in line:
-            cols = [c.strip().split(" [")[0].lower() for c in line.split(",")]
-            return sum(c in _QUERY_FIELDS for c in cols) >= max(1, len(cols) // 2) and len(cols) >= 1
+        if "," in line and not line.lstrip().startswith(("#", "$")):
+            return _query_header(next(csv.reader(io.StringIO(line.strip()), skipinitialspace=True), [])) is not None
     return False
 
 
@@ -369,10 +441,8 @@ def parse_query_gpu_csv(text: str) -> GpuInventory:
             continue
         row = next(csv.reader(io.StringIO(s), skipinitialspace=True), [])
         if header is None:
-            names = [c.strip().split(" [")[0].lower() for c in row]
-            if sum(n in _QUERY_FIELDS for n in names) >= max(1, len(names) // 2):
-                header = names
-                cols = [_QUERY_FIELDS.get(n) for n in names]
+            header = _query_header(row)
+            cols = [_QUERY_FIELDS.get(n) for n in header or []]
             continue
         if len(row) != len(header):
             inv.warnings.append(f"skipped row with {len(row)} columns, header has {len(header)}: {s[:80]}")
@@ -381,16 +451,21 @@ def parse_query_gpu_csv(text: str) -> GpuInventory:
         for raw, col in zip(row, cols):
             if col is not None:
                 setattr(rec, col[0], _query_value(raw, col[1]))
+        if "driver_version" in header and inv.driver_version is None:
+            inv.driver_version = text_value(row[header.index("driver_version")])
         if rec.index is None and not elided:  # after an elision the position is not the index
             rec.index = len(inv.gpus)
         inv.gpus.append(rec)
+    messages = scan_messages(t)
+    if (header is None or not inv.gpus) and messages.failure:
+        return apply_messages(inv, messages)
     if header is None:
         raise ParseError("no --query-gpu CSV header line (use --format=csv, not csv,noheader)")
-    if not inv.gpus:
+    if not inv.gpus and not messages:
         raise ParseError("--query-gpu CSV has a header but no GPU rows")
     if elided:
         inv.warnings.append("rows elided ('[...]'): GPU count is not known from this output")
-    return inv
+    return apply_messages(inv, messages)
 
 
 # ---------------------------------------------------------------- topo -m

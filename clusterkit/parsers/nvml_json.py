@@ -1,7 +1,7 @@
 """`gpu/nvml.json`, written on the node by clusterkit's NVML reader (clusterkit/probes/nvml_backend.py).
 
 Shape: {"schema": 1, "backend": "pynvml", "driver_version", "cuda_version",
-"error": null | {"kind": "library_not_found" | "driver_not_loaded" | ..., "message"},
+"error": null | {"kind": "library_not_found" | "driver_not_loaded" | "driver_mismatch" | ..., "message"},
 "gpus": [{GpuRecord field names...}]}.
 """
 
@@ -11,7 +11,7 @@ import json
 
 from clusterkit.evidence.kinds import declare, variant
 from clusterkit.parsers import ParseError
-from clusterkit.parsers.gpu_records import GpuInventory, GpuRecord
+from clusterkit.parsers.gpu_records import FAILURE_DRIVER_MISMATCH, GpuInventory, GpuRecord
 
 # NVML errors that mean "there is no usable NVIDIA GPU/driver here" rather than a reader fault.
 NO_GPU_ERRORS = {"library_not_found", "driver_not_loaded", "no_gpu"}
@@ -40,6 +40,8 @@ def parse_nvml_json(text: str) -> GpuInventory:
     if isinstance(err, dict):
         inv.error = str(err.get("message") or err.get("kind") or "NVML error")
         inv.no_gpu = err.get("kind") in NO_GPU_ERRORS
+        if err.get("kind") == "driver_mismatch":   # a driver is there but unusable: named like nvidia-smi's failure
+            inv.failure = FAILURE_DRIVER_MISMATCH
     elif err:
         inv.error = str(err)
     for i, g in enumerate(doc.get("gpus") or []):

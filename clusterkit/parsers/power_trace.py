@@ -233,7 +233,7 @@ def parse_power_trace_columns(text: str) -> PowerTrace:
         comments = [str(c) for c in doc["header"]]
     except ParseError:
         raise
-    except (KeyError, TypeError, ValueError, zlib.error, binascii.Error) as e:
+    except (KeyError, TypeError, ValueError, OverflowError, zlib.error, binascii.Error) as e:
         raise ParseError(f"power trace columns: unusable ({type(e).__name__}: {e})") from None
     _check_header_row(doc.get("column_header"))
     return _apply_header(tr, comments, require_samples=True)

@@ -14,8 +14,10 @@ from clusterkit.checks.registry import declare_profile_keys
 from clusterkit.parsers.dcgmi import DCGMI_DIAG
 from clusterkit.parsers.dmidecode_bios import DMIDECODE_BIOS
 from clusterkit.parsers.fabricmanager import FABRICMANAGER
+from clusterkit.parsers.fabricmanager_log import FABRICMANAGER_LOG
 from clusterkit.parsers.ipmi import IPMI_SDR_PSU, IPMI_SEL
 from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, QUERY_GPU, TOPO
+from clusterkit.parsers.nvidia_smi_xml import NVIDIA_SMI_Q_XML
 from clusterkit.parsers.nvml_json import NVML, NVML_AFTER
 from clusterkit.parsers.power_trace import POWER_TRACE, POWER_TRACE_COLUMNS
 from clusterkit.probes import nvml_backend
@@ -68,9 +70,12 @@ def plan_dcgmi(env: ProbeEnv) -> list[Command]:
 
 
 simple_probe("gpu.nvidia_smi_q", NVIDIA_SMI_Q, timeout_s=60)
+simple_probe("gpu.nvidia_smi_q_xml", NVIDIA_SMI_Q_XML, timeout_s=60)   # stable to parse, alongside NVML
 simple_probe("gpu.query_gpu", QUERY_GPU, timeout_s=60)
 simple_probe("gpu.topo", TOPO, timeout_s=60)
 simple_probe("gpu.fabricmanager", FABRICMANAGER, timeout_s=30)
+# Its log after the load tests (NVSwitch errors they caused); exit 127 where no fabric manager is installed.
+simple_probe("gpu.fabricmanager_log", FABRICMANAGER_LOG, timeout_s=30, root=True, phase=PHASE_AFTER)
 simple_probe("power.ipmi_sdr", IPMI_SDR_PSU, timeout_s=60, root=True)
 simple_probe("power.ipmi_sel", IPMI_SEL, timeout_s=120, root=True, phase=PHASE_AFTER)
 simple_probe("power.bios", DMIDECODE_BIOS, timeout_s=30, root=True)

@@ -103,7 +103,9 @@ class PynvmlBackend:
         except pynvml.NVMLError as e:
             kind = {pynvml.NVML_ERROR_LIBRARY_NOT_FOUND: "library_not_found",
                     pynvml.NVML_ERROR_DRIVER_NOT_LOADED: "driver_not_loaded",
-                    pynvml.NVML_ERROR_NO_PERMISSION: "no_permission"}.get(e.value, "other")
+                    pynvml.NVML_ERROR_NO_PERMISSION: "no_permission",
+                    # user-space NVML newer/older than the loaded kernel module (18 in nvml.h)
+                    getattr(pynvml, "NVML_ERROR_LIB_RM_VERSION_MISMATCH", 18): "driver_mismatch"}.get(e.value, "other")
             raise NvmlUnavailable(kind, f"nvmlInit: {e}") from None
 
     def shutdown(self) -> None:
@@ -197,7 +199,22 @@ class PynvmlBackend:
             rec.update(zip(("pcie_gen", "pcie_gen_max", "pcie_width", "pcie_width_max"), link))
         rec["nvlinks"] = self._nvlinks(h)
         rec.update(self._fabric(h))
+        rec["inforom_corrupt"] = self._inforom_corrupt(h)
         return rec
+
+    def _inforom_corrupt(self, h: Any) -> bool | None:
+        """nvmlDeviceValidateInforom: True when NVML calls the infoROM corrupted, None when it cannot tell."""
+        nv = self.nv
+        fn = getattr(nv, "nvmlDeviceValidateInforom", None)
+        if fn is None:
+            return None
+        try:
+            fn(h)
+            return False
+        except nv.NVMLError as e:
+            if e.value == nv.NVML_ERROR_GPU_IS_LOST:
+                raise GpuLost(str(e)) from None
+            return True if e.value == getattr(nv, "NVML_ERROR_CORRUPTED_INFOROM", 14) else None
 
     def _nvlinks(self, h: Any) -> list[dict[str, Any]]:
         nv, out = self.nv, []
@@ -359,7 +376,7 @@ class FakeBackend:
             "pcie_gen": 5, "pcie_gen_max": 5, "pcie_width": 16, "pcie_width_max": 16,
             "nvlinks": [{"link": k, "active": True, "replay_errors": 0, "recovery_errors": 0,
                          "crc_flit_errors": 0, "crc_data_errors": 0} for k in range(18)],
-            "fabric_state": "completed", "fabric_status": "Success",
+            "fabric_state": "completed", "fabric_status": "Success", "inforom_corrupt": False,
         }
 
     def power_source(self, i: int) -> str:

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+from typing import Any
 
 from clusterkit.results import RunResult
 
+MIN_COLUMNS, MAX_COLUMNS = 80, 200
+UNWRAPPED = 1_000_000          # "no width limit" for rich: piped lines are never hard-wrapped
 
-def render(run: RunResult, fmt: str | None, *, to_terminal: bool | None = None) -> str:
+
+def terminal_width() -> int:
+    """The terminal's width ($COLUMNS first), kept within 80-200 columns."""
+    return max(MIN_COLUMNS, min(MAX_COLUMNS, shutil.get_terminal_size((120, 24)).columns))
+
+
+def console_width(stream: Any = None) -> dict[str, Any]:
+    """rich Console options for `stream` (default stdout): the terminal's width on a terminal;
+    piped (cron, CI, `| grep`), no width limit, so a line is never cut in two."""
+    stream = stream or sys.stdout
+    if stream.isatty():
+        return {"width": terminal_width()}
+    return {"width": UNWRAPPED, "soft_wrap": True}
+
+
+def render(run: RunResult, fmt: str | None, *, to_terminal: bool | None = None, only_failing: bool = False) -> str:
     if fmt is None:
         fmt = "table" if (sys.stdout.isatty() if to_terminal is None else to_terminal) else "json"
     if fmt == "json":
@@ -20,4 +39,6 @@ def render(run: RunResult, fmt: str | None, *, to_terminal: bool | None = None) 
         return render_junit(run)
     from clusterkit.render.table import render_table
 
-    return render_table(run, color=bool(to_terminal if to_terminal is not None else sys.stdout.isatty()))
+    tty = sys.stdout.isatty() if to_terminal is None else to_terminal
+    # on a terminal the table fits it; piped or to a file, lines are never wrapped
+    return render_table(run, color=tty, width=terminal_width() if tty else None, only_failing=only_failing)

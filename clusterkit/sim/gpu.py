@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from clusterkit.evidence.bundle import BundleWriter
 from clusterkit.evidence.kinds import Kind
@@ -16,7 +17,9 @@ from clusterkit.parsers.dcgmi import DCGMI_DIAG
 from clusterkit.parsers.dmidecode_bios import DMIDECODE_BIOS
 from clusterkit.parsers.fabricmanager import FABRICMANAGER
 from clusterkit.parsers.ipmi import IPMI_SDR_PSU, IPMI_SEL
+from clusterkit.parsers.lspci import LSPCI
 from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, TOPO
+from clusterkit.parsers.nvidia_smi_xml import NVIDIA_SMI_Q_XML
 from clusterkit.parsers.nvml_json import NVML
 from clusterkit.node_scripts.trace_columns import columns_json
 from clusterkit.parsers.power_trace import POWER_TRACE, POWER_TRACE_COLUMNS
@@ -30,6 +33,8 @@ fault("power.node_brake_psu_lost",
       "a node whose GPUs all hit HW power brake in phase under the step load, with PSU 2 'AC lost' (node power, not GPUs)",
       order=21)
 fault("gpu.fallen_off_bus", "a GPU that falls off the bus (Xid 79) during the power step", order=22)
+fault("gpu.pcie_x8", "a GPU whose PCIe link trained at x8 of x16 (riser/seating): named by NVML and lspci with its "
+      "bus id; reseat the GPU / riser", order=23)
 
 
 def driver_version(node: SimNode) -> str:
@@ -86,6 +91,8 @@ def _nvml_doc(node: SimNode, model: str, n: int) -> dict[str, Any]:
                               ecc_aggregate_uncorrected=1)
     if "gpu.fallen_off_bus" in node.faults:
         doc["gpus"][v] = {"index": v, "pci_bus_id": _bus(v), "error": "GPU is lost (NVML_ERROR_GPU_IS_LOST)"}
+    if "gpu.pcie_x8" in node.faults:
+        doc["gpus"][v]["pcie_width"] = 8
     return doc
 
 
@@ -172,6 +179,125 @@ def render_nvidia_smi_q(doc: dict[str, Any], timestamp: str = "Mon Nov 23 14:00:
     return "\n".join(out) + "\n"
 
 
+def _xml(tag: str, value: Any, level: int, attrs: str = "") -> list[str]:
+    """Elements the way nvidia-smi writes them: one per line, tab-indented; a dict value holds children."""
+    pad = "\t" * level
+    if not isinstance(value, dict):
+        return [f"{pad}<{tag}{attrs}>{xml_escape(str(value))}</{tag}>"]
+    return [f"{pad}<{tag}{attrs}>", *(x for k, v in value.items() for x in _xml(k, v, level + 1)), f"{pad}</{tag}>"]
+
+
+_XML_REASONS = (("gpu_idle", "gpu_idle"), ("applications_clocks_setting", "applications_clocks"),
+                ("sw_power_cap", "sw_power_cap"), ("hw_slowdown", "hw_slowdown"), ("hw_thermal_slowdown", "hw_thermal"),
+                ("hw_power_brake_slowdown", "hw_power_brake"), ("sync_boost", "sync_boost"),
+                ("sw_thermal_slowdown", "sw_thermal"), ("display_clocks_setting", "display_clock"))
+
+
+def _xml_gpu(g: dict[str, Any]) -> dict[str, Any]:
+    bus, r = g["pci_bus_id"], g["clock_event_reasons"]
+    yn = lambda b: "Yes" if b else "No"  # noqa: E731
+    w = lambda v: f"{v:.2f} W"  # noqa: E731
+    ecc = lambda c, u: {"sram_correctable": 0, "sram_uncorrectable_parity": 0, "sram_uncorrectable_secded": 0,  # noqa: E731
+                        "dram_correctable": c, "dram_uncorrectable": u}
+    return {
+        "product_name": g["name"], "product_brand": "NVIDIA",
+        "persistence_mode": "Enabled" if g["persistence_mode"] else "Disabled",
+        "mig_mode": {"current_mig": "Disabled", "pending_mig": "Disabled"},
+        "serial": g["serial"], "uuid": g["uuid"], "vbios_version": g["vbios_version"],
+        "gpu_reset_status": {"reset_required": "No", "drain_and_reset_recommended": "No"},
+        "pci": {"pci_bus": bus[9:11], "pci_device": bus[12:14], "pci_domain": bus[4:8],
+                "pci_device_id": str(g["pci_device_id"]).upper().replace("0X", ""), "pci_bus_id": bus,
+                "pci_gpu_link_info": {
+                    "pcie_gen": {"max_link_gen": g["pcie_gen_max"], "current_link_gen": g["pcie_gen"]},
+                    "link_widths": {"max_link_width": f"{g['pcie_width_max']}x",
+                                    "current_link_width": f"{g['pcie_width']}x"}},
+                "replay_counter": 0},
+        "fan_speed": "N/A", "performance_state": "P0",
+        "clocks_event_reasons": {f"clocks_event_reason_{t}": "Active" if r & CLOCK_REASON_BITS[b] else "Not Active"
+                                 for t, b in _XML_REASONS},
+        "utilization": {"gpu_util": f"{g.get('utilization_pct') or 0:.0f} %"},
+        "ecc_mode": {"current_ecc": "Enabled"},
+        "ecc_errors": {"volatile": ecc(g["ecc_volatile_corrected"], g["ecc_volatile_uncorrected"]),
+                       "aggregate": ecc(g["ecc_aggregate_corrected"], g["ecc_aggregate_uncorrected"])},
+        "retired_pages": {"multiple_single_bit_retirement": {"retired_count": "N/A"},
+                          "double_bit_retirement": {"retired_count": "N/A"},
+                          "pending_blacklist": "N/A", "pending_retirement": "N/A"},
+        "remapped_rows": {"remapped_row_corr": g["remap_correctable"], "remapped_row_unc": g["remap_uncorrectable"],
+                          "remapped_row_pending": yn(g["remap_pending"]), "remapped_row_failure": yn(g["remap_failure"])},
+        "temperature": {"gpu_temp": f"{g['temperature_c']} C"},
+        "gpu_power_readings": {"power_state": "P0", "instant_power_draw": w(g["power_draw_w"]),
+                               "average_power_draw": w(g["power_draw_w"]), "current_power_limit": w(g["power_limit_w"]),
+                               "default_power_limit": w(g["power_default_limit_w"]),
+                               "max_power_limit": w(g["power_max_limit_w"])},
+        "clocks": {"sm_clock": f"{g['sm_clock_mhz']} MHz", "mem_clock": f"{g['mem_clock_mhz']} MHz"},
+        "max_clocks": {"sm_clock": f"{g['max_sm_clock_mhz']} MHz"},
+        "fabric": {"state": {"completed": "Completed"}.get(g.get("fabric_state", ""), "N/A"),
+                   "status": g.get("fabric_status", "N/A")},
+        "processes": "",
+    }
+
+
+def render_nvidia_smi_xml(doc: dict[str, Any], timestamp: str = "Mon Nov 23 14:00:00 2026") -> str:
+    """`nvidia-smi -q -x` (DTD nvsmi_device_v12, driver 535+ names) for the GPUs of an nvml.json document.
+    A lost GPU is left out of the log and named on a line before it, as nvidia-smi does."""
+    out = [f"Unable to determine the device handle for GPU {g['pci_bus_id']}: Unknown Error"
+           for g in doc["gpus"] if g.get("error")]
+    out += ['<?xml version="1.0" ?>', '<!DOCTYPE nvidia_smi_log SYSTEM "nvsmi_device_v12.dtd">', "<nvidia_smi_log>"]
+    for tag, v in (("timestamp", timestamp), ("driver_version", doc.get("driver_version")),
+                   ("cuda_version", doc.get("cuda_version")), ("attached_gpus", len(doc["gpus"]))):
+        out += _xml(tag, v, 1)
+    for g in doc["gpus"]:
+        if not g.get("error"):
+            out += _xml("gpu", _xml_gpu(g), 1, f' id="{g["pci_bus_id"]}"')
+    out.append("</nvidia_smi_log>")
+    return "\n".join(out) + "\n"
+
+
+_GEN_GTS = {1: "2.5", 2: "5", 3: "8", 4: "16", 5: "32"}
+_AER = ("\tCapabilities: [100 v2] Advanced Error Reporting\n"
+        "\t\tUESta:\tDLP- SDES- TLP- FCP- CmpltTO- CmpltAbrt- UnxCmplt- RxOF- MalfTLP- ECRC- UnsupReq- ACSViol-\n"
+        "\t\tUEMsk:\tDLP- SDES- TLP- FCP- CmpltTO- CmpltAbrt- UnxCmplt+ RxOF- MalfTLP- ECRC- UnsupReq- ACSViol-\n"
+        "\t\tUESvrt:\tDLP+ SDES+ TLP+ FCP+ CmpltTO+ CmpltAbrt+ UnxCmplt- RxOF+ MalfTLP+ ECRC+ UnsupReq- ACSViol-\n"
+        "\t\tCESta:\tRxErr- BadTLP- BadDLLP- Rollover- Timeout- AdvNonFatalErr-\n"
+        "\t\tCEMsk:\tRxErr- BadTLP- BadDLLP- Rollover- Timeout- AdvNonFatalErr+\n")
+
+
+def _lspci_block(bus: str, head: str, gts: str, width: int, cap_width: int, tail: str) -> str:
+    note = "ok" if width == cap_width else "downgraded"
+    return (f"{bus} {head}\n\tControl: I/O- Mem+ BusMaster+ SpecCycle- MemWINV- VGASnoop- ParErr- Stepping- SERR- "
+            f"FastB2B- DisINTx+\n\tCapabilities: [60] Express (v2) Endpoint, MSI 00\n"
+            f"\t\tDevSta:\tCorrErr- NonFatalErr- FatalErr- UnsupReq- AuxPwr- TransPend-\n"
+            f"\t\tLnkCap:\tPort #0, Speed {gts}GT/s, Width x{cap_width}, ASPM not supported\n"
+            f"\t\tLnkSta:\tSpeed {gts}GT/s (ok), Width x{width} ({note})\n\t\t\tTrErr- Train- SlotClk+ DLActive- "
+            f"BWMgmt- ABWMgmt-\n{_AER}{tail}\n")
+
+
+def render_lspci(doc: dict[str, Any], nics: list[str]) -> str:
+    """`lspci -vvv -nn -D -d 10de:` then `-d 15b3:`: the GPUs (at the speed NVML saw under load: the trace's,
+    not the idle downshift) and one ConnectX-7 per declared HCA, each on the PCIe switch beside its GPU."""
+    out = []
+    for g in doc["gpus"]:
+        if g.get("error"):   # off the bus: its config space reads all ones
+            out.append(f"{g['pci_bus_id'][4:].lower()} 3D controller [0302]: NVIDIA Corporation Device [10de:2330] "
+                       f"(rev ff) (prog-if ff)\n\t!!! Unknown header type 7f\n")
+            continue
+        dev = str(g["pci_device_id"])[2:6].lower()
+        gts = _GEN_GTS.get(int(g["pcie_gen_max"] or 5), "32")
+        dsn = "-".join(f"{int(g['serial']) >> (8 * k) & 0xff:02x}" for k in range(8))
+        out.append(_lspci_block(
+            g["pci_bus_id"][4:].lower(), f"3D controller [0302]: NVIDIA Corporation Device [10de:{dev}] (rev a1)",
+            gts, g["pcie_width"], g["pcie_width_max"],
+            f"\tCapabilities: [2f0 v1] Device Serial Number {dsn}\n\tKernel driver in use: nvidia"))
+    for i, _name in enumerate(nics):
+        bus = f"0000:{(HGX_BUSES[i] if i < len(HGX_BUSES) else 0x10 + i) + 1:02x}:00.0"
+        out.append(_lspci_block(
+            bus, "Infiniband controller [0207]: Mellanox Technologies MT2910 Family [ConnectX-7] [15b3:1021]",
+            "32", 16, 16, f"\tCapabilities: [48] Vital Product Data\n\t\tRead-only fields:\n"
+                          f"\t\t\t[PN] Part number: MCX75310AAS-NEAT\n\t\t\t[SN] Serial number: MT2410X{i:05d}\n"
+                          f"\t\tEnd\n\tKernel driver in use: mlx5_core"))
+    return "\n".join(out)
+
+
 def render_topo(n: int, nics: list[str], nvlink: str) -> str:
     """`nvidia-smi topo -m` of an HGX node: GPU i shares a PCIe switch with NIC i; NUMA 0 holds the first half."""
     devs = [f"GPU{i}" for i in range(n)] + [f"NIC{j}" for j in range(len(nics))]
@@ -251,7 +377,8 @@ def _power_trace(node: SimNode, doc: dict[str, Any], uptime_start: float) -> tup
     head.append(f"# uptime_end_s: {uptime_start + STEP_DURATION_S + 1:.2f}")
     for g in gpus:
         if not g.get("error"):
-            head.append(f"# pcie_under_load: {g['index']},{g['pcie_gen_max']},{g['pcie_gen_max']},16,16")
+            head.append(f"# pcie_under_load: {g['index']},{g['pcie_gen_max']},{g['pcie_gen_max']},"
+                        f"{g['pcie_width']},{g['pcie_width_max']}")
     return "\n".join(head + [TRACE_COLUMNS] + rows) + "\n", (uptime_start + lost_t if lost_t is not None else None)
 
 
@@ -316,6 +443,7 @@ def generate_gpu(node: SimNode, w: BundleWriter) -> None:
         w.put(NVML, json.dumps(read_snapshot(FakeBackend(missing="library_not_found")), indent=1) + "\n", duration_s=0.2)
         w.put(NVIDIA_SMI_Q, "sh: 1: nvidia-smi: not found\n", exit_code=127, duration_s=0.01,
               stderr="nvidia-smi: not found")
+        w.put(LSPCI, "", duration_s=0.05)   # lspci -d 10de: / -d 15b3: match nothing
         return
     doc = _nvml_doc(node, model, n)
     links = MODELS[model][5]
@@ -323,6 +451,8 @@ def generate_gpu(node: SimNode, w: BundleWriter) -> None:
     files: list[tuple[Kind, str]] = [
         (NVML, json.dumps(doc, indent=1, sort_keys=True) + "\n"),
         (NVIDIA_SMI_Q, render_nvidia_smi_q(doc)),
+        (NVIDIA_SMI_Q_XML, render_nvidia_smi_xml(doc)),
+        (LSPCI, render_lspci(doc, list(node.spec.get("ib_devices") or []))),
         (TOPO,
          render_topo(n, list(node.spec.get("ib_devices") or []), MODELS[model][6])),
     ]

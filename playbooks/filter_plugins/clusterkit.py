@@ -23,12 +23,20 @@ def _clusterkit():
     return versions, preflight
 
 
+def clusterkit_apt_packages(component, **kw):
+    """[{name, pin, hold, spec}] a role installs (clusterkit/stack_packages.py decides names and pins)."""
+    _clusterkit()
+    from clusterkit import stack_packages
+
+    return [p.as_dict() for p in stack_packages.select(component, **kw)]
+
+
 def _plain(host_vars):
     # hostvars are lazily templated; read only the keys the rules use.
     versions, _ = _clusterkit()
     keys = set(versions.COMPONENT_VARS.values()) | {
         versions.STACK_VAR, versions.KERNEL_MODULES_VAR, versions.NETWORK_FLAVOR_VAR,
-        "gpu_model", "gpu_count", "ib_devices", "roce_interfaces"}
+        "gpu_model", "gpu_count", "ib_devices", "roce_interfaces", "preflight_secure_boot_signed_modules"}
     return {k: host_vars[k] for k in keys if k in host_vars}
 
 
@@ -57,4 +65,5 @@ class FilterModule:
             "clusterkit_version_problems": clusterkit_version_problems,
             "clusterkit_hardware_problems": clusterkit_hardware_problems,
             "clusterkit_hardware_summary": clusterkit_hardware_summary,
+            "clusterkit_apt_packages": clusterkit_apt_packages,
         }

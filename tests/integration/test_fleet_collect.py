@@ -174,6 +174,36 @@ def test_global_deadline_ends_the_run_with_timeouts(sshd_cluster, tmp_path):
         assert "deadline" in m["message"] and m["commands"] == []
 
 
+def test_a_late_host_is_waited_for_until_its_command_in_flight_ends_then_left_out(sshd_cluster, tmp_path,
+                                                                                   monkeypatch):
+    import clusterkit.fleet.collect as collect
+
+    monkeypatch.setattr(collect, "SYNC_SLACK_S", 0.5)
+    n1, n2, n3 = sshd_cluster.nodes
+    load = Command("a/load.txt", ["true"], phase=PHASE_LOAD, timeout_s=10)
+    plans = {
+        # busy: healthy, several short commands that together outlast one command's limit: never left out
+        "busy": [Command(f"a/step{i}.txt", ["sleep", "0.6"], timeout_s=1) for i in range(5)] + [load],
+        # late: a hung command, then one more slow one: still busy when the others have waited for the hang
+        "late": [Command("a/hang.txt", ["sleep", "30"], timeout_s=5), Command("a/slow.txt", ["sleep", "2"],
+                                                                             timeout_s=10), load],
+        # after: nothing before the window, so nothing to wait at in the first round
+        "after": [Command("a/after.txt", ["true"], phase=PHASE_AFTER, timeout_s=10)],
+    }
+    dirs = collect_planned([_spec("busy", n1), _spec("late", n2), _spec("after", n3)], plans, tmp_path / "run",
+                           FleetOptions(known_hosts=sshd_cluster.known_hosts, connect_timeout_s=2))
+    busy, late, after = (_meta(d) for d in dirs)
+    cmds = {name: {c["path"]: c for c in m["commands"]} for name, m in (("busy", busy), ("late", late))}
+    assert "missed_sync" not in busy and "missed_sync" not in after
+    assert late["missed_sync"] and "left out of the start of the load window" in late["missed_sync"][0]
+    assert "a/slow.txt" in late["missed_sync"][0]
+    hang_end = cmds["late"]["a/hang.txt"]["local_end_epoch"]
+    # the window opened once the hung command was killed (plus the slack), without waiting for a/slow.txt
+    assert hang_end <= cmds["busy"]["a/load.txt"]["local_start_epoch"] < cmds["late"]["a/slow.txt"]["local_end_epoch"]
+    assert cmds["late"]["a/load.txt"]["status"] == "ok"             # it went on alone: nothing lost
+    assert [m["outcome"] for m in (busy, late, after)] == ["ok", "timeout", "ok"]
+
+
 def test_progress_reports_each_step(sshd_cluster, tmp_path):
     seen: list[tuple[str, str, str]] = []
     plans = {"n": [Command("host/uname.txt", ["uname"], timeout_s=10)]}
@@ -185,8 +215,8 @@ def test_progress_reports_each_step(sshd_cluster, tmp_path):
     d = collect_planned([_spec("n", sshd_cluster.nodes[0])], plans, tmp_path / "run",
                         _options(sshd_cluster.known_hosts), progress=progress)[0]
     assert _meta(d)["outcome"] == "ok"
-    assert seen == [("n", "connect", "start"), ("n", "connect", "ok"), ("n", "host/uname.txt", "start"),
-                    ("n", "host/uname.txt", "ok"), ("n", "done", "ok")]
+    assert seen == [("", "phase", "collecting"), ("n", "connect", "start"), ("n", "connect", "ok"),
+                    ("n", "host/uname.txt", "start"), ("n", "host/uname.txt", "ok"), ("n", "done", "ok")]
 
 
 @pytest.fixture
@@ -244,6 +274,7 @@ def test_large_runs_reconnect_per_phase_and_commands_get_the_c_locale(sshd_clust
     conn = ["sh", "-c", 'echo "$SSH_CONNECTION"']
     plans = {n: [Command("a/before.txt", conn, timeout_s=10),
                  Command("a/locale.txt", ["printenv", "LC_ALL"], timeout_s=10),
+                 Command("a/load.txt", ["true"], phase=PHASE_LOAD, timeout_s=10),   # sync points around it
                  Command("a/after.txt", conn, phase=PHASE_AFTER, timeout_s=10)] for n in ("x", "y")}
     dirs = collect_planned([_spec("x", sshd_cluster.nodes[0]), _spec("y", sshd_cluster.nodes[1])], plans,
                            tmp_path / "run", _options(sshd_cluster.known_hosts))
@@ -260,33 +291,39 @@ def test_ctrl_c_ends_a_hung_collection_promptly_and_keeps_the_evidence(sshd_clus
     import time
 
     n = sshd_cluster.nodes[0]
+    # The library's own reaction to KeyboardInterrupt, whatever SIGINT disposition the test
+    # process inherited (a background job of a non-interactive shell starts with it ignored).
     script = f"""
-import sys
+import signal
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
 from clusterkit.fleet.collect import FleetOptions, collect_planned
 from clusterkit.inventory import HostSpec
 from clusterkit.probes.registry import Command
 h = HostSpec(name="n", address="127.0.0.1", port={n.port}, user={n.user!r}, private_key_file={str(n.key)!r})
-plans = {{"n": [Command("host/uname.txt", ["uname"], timeout_s=10), Command("host/hang.txt", ["sleep", "60"], timeout_s=60)]}}
-print("start", flush=True)
-collect_planned([h], plans, Path({str(tmp_path / 'run')!r}), FleetOptions(known_hosts=Path({str(sshd_cluster.known_hosts)!r})))
+plans = {{"n": [Command("host/uname.txt", ["uname"], timeout_s=10), Command("host/hang.txt", ["sleep", "60"], timeout_s=60),
+               Command("host/later.txt", ["uname"], timeout_s=10)]}}
+def progress(host, step, state):
+    if step == "host/hang.txt" and state == "start":
+        print("hanging", flush=True)
+collect_planned([h], plans, Path({str(tmp_path / 'run')!r}), FleetOptions(known_hosts=Path({str(sshd_cluster.known_hosts)!r})),
+                progress)
 """
     p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert p.stdout.readline() == "start\n"
-    meta_path = tmp_path / "run" / "n" / "host" / "uname.txt"
-    for _ in range(100):                      # wait until the hung command runs
-        if meta_path.exists():
-            break
-        time.sleep(0.1)
-    time.sleep(0.5)
+    assert p.stdout.readline() == "hanging\n"
+    time.sleep(0.3)
     t0 = time.monotonic()
     p.send_signal(signal.SIGINT)
     p.wait(timeout=20)
     assert time.monotonic() - t0 < 5, "Ctrl-C must not wait for the hung command"
     assert "KeyboardInterrupt" in p.stderr.read()
     meta = _meta(tmp_path / "run" / "n")
-    assert meta["outcome"] == "error" and "interrupted" in meta["message"]
-    assert meta_path.read_text() == "Linux\n"
+    assert meta["outcome"] == "interrupted" and "interrupted" in meta["message"]
+    assert "host/hang.txt" in meta["message"] and "host/later.txt" in meta["message"]   # what was cut short
+    uname, hang, later = meta["commands"]
+    assert uname["status"] == "ok" and (tmp_path / "run" / "n" / "host" / "uname.txt").read_text() == "Linux\n"
+    assert hang["status"] == "not_run" and "cut short after" in hang["message"]
+    assert later["status"] == "not_run" and later["message"].startswith("not run: collection interrupted")
 
 
 def test_a_host_with_nothing_to_run_is_still_checked_for_reachability(sshd_cluster, tmp_path):

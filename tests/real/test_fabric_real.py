@@ -78,7 +78,7 @@ def test_mlxlink_bluefield3_clean_dac_passes(tmp_path):
     assert r.module.is_copper and r.module.rx_power_dbm == [] and r.module.serial == "S2202655321-1"
     run, host = loose(tmp_path, "mlxlink_m_c_bluefield3_100g_dac_clean.txt")
     statuses = {c.id: c.status for c in run.nodes[0].checks}
-    assert statuses == {"fabric.ber": "pass", "fabric.optics": "pass", "fabric.flaps": "pass"}
+    assert statuses == {"fabric.ber": "pass", "fabric.optics": "pass", "fabric.flaps": "pass", "fabric.ports": "pass"}
 
 
 def test_ethtool_old_mlx5_names_parse_and_pass(tmp_path):

@@ -1,14 +1,17 @@
 """A self-contained HTML report: inline CSS and inline SVG charts, no scripts.
 
 No external resources at all, so it opens offline and in mail attachments.
-Charts: cost per useful GPU-hour against utilization (owned curve, each rental
-option, break-even points marked, the current utilization), and the tornado.
+Charts: the cash flow year by year (net cash flow of owning as bars, cumulative
+discounted as a line), cost per useful GPU-hour against utilization (owned
+curve, each rental option, break-even points marked, the current utilization),
+and the tornado.
 """
 
 from __future__ import annotations
 
 from html import escape
 
+from clusterkit.cost.fmt import money, pct, value_of
 from clusterkit.cost.render.text import sections
 from clusterkit.cost.report import TERM_LABEL, Report
 
@@ -24,7 +27,64 @@ svg text{font-family:DejaVu Sans,Arial,sans-serif}
 
 
 def _fmt(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:,.2f}"
+    """An axis label: 1.5 M, 250 k, 12.5."""
+    a = abs(x)
+    if a >= 1e6:
+        return f"{x / 1e6:.3g} M"
+    if a >= 1e4:
+        return f"{x / 1e3:.3g} k"
+    return f"{x:,.4g}"
+
+
+def _svg_open(svg_id: str, width: int, height: int, label: str) -> str:
+    return (f'<svg id="{svg_id}" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+            f'aria-label="{escape(label)}">')
+
+
+def cash_flow_svg(rep: Report, width: int = 900, height: int = 360) -> str:
+    """Net cash flow of owning instead of renting per year (bars) and its cumulative discounted sum (line)."""
+    ys, cur = rep.result.years, rep.cur
+    left, right, top, bottom = 80, 30, 30, 50
+    pw, ph = width - left - right, height - top - bottom
+    vals = [y.net_cash_flow for y in ys] + [y.cumulative_discounted for y in ys] + [0.0]
+    lo, hi = min(vals), max(vals)
+    pad = (hi - lo) * 0.08 or 1.0
+    lo, hi = lo - pad, hi + pad
+    slot = pw / len(ys)
+
+    def yv(v: float) -> float:
+        return top + (hi - v) / (hi - lo) * ph
+
+    def xc(i: int) -> float:
+        return left + slot * (i + 0.5)
+
+    parts = [_svg_open("cash-flow", width, height, "Cash flow of owning instead of renting, year by year"),
+             f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#999"/>',
+             f'<text x="{left}" y="18" font-size="12">owning instead of renting on {escape(rep.result.reference)}: '
+             f'net cash flow after tax ({cur}); line: cumulative, discounted at '
+             f'{pct(rep.cfg.v("finance.cost_of_capital"))}</text>']
+    for t in _ticks(lo, hi):
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{yv(t):.1f}" y2="{yv(t):.1f}" stroke="#e2e2e2"/>'
+                     f'<text x="{left - 6}" y="{yv(t) + 4:.1f}" font-size="11" text-anchor="end">{_fmt(t)}</text>')
+    parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{yv(0):.1f}" y2="{yv(0):.1f}" stroke="#666"/>')
+    for i, y in enumerate(ys):
+        v = y.net_cash_flow
+        y0, y1 = sorted((yv(0), yv(v)))
+        col = "#2ca02c" if v >= 0 else "#d62728"
+        parts.append(f'<rect class="cf-bar" x="{xc(i) - slot * 0.3:.1f}" y="{y0:.1f}" width="{slot * 0.6:.1f}" '
+                     f'height="{max(y1 - y0, 1):.1f}" fill="{col}"><title>year {y.year}: {escape(money(v, cur))}'
+                     f'</title></rect>'
+                     f'<text x="{xc(i):.1f}" y="{top + ph + 16}" font-size="11" text-anchor="middle">year {y.year}'
+                     f'</text>')
+    pts = " ".join(f"{xc(i):.1f},{yv(y.cumulative_discounted):.1f}" for i, y in enumerate(ys))
+    parts.append(f'<polyline class="cf-cumulative" points="{pts}" fill="none" stroke="#1f3b99" stroke-width="2.5"/>')
+    for i, y in enumerate(ys):
+        parts.append(f'<circle cx="{xc(i):.1f}" cy="{yv(y.cumulative_discounted):.1f}" r="3.5" fill="#1f3b99">'
+                     f'<title>cumulative discounted, year {y.year}: {escape(money(y.cumulative_discounted, cur))}'
+                     f'</title></circle>')
+    parts.append(f'<text x="{left + pw / 2}" y="{height - 8}" font-size="12" text-anchor="middle">'
+                 f'NPV {escape(money(rep.result.npv_saving, cur))}, IRR {pct(rep.result.irr)}</text></svg>')
+    return "".join(parts)
 
 
 def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -43,9 +103,9 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return out
 
 
-def cost_curve_svg(rep: Report, width: int = 820, height: int = 420) -> str:
+def cost_curve_svg(rep: Report, width: int = 900, height: int = 420) -> str:
     c, cur = rep.curve, rep.cur
-    left, right, top, bottom = 70, 190, 20, 50
+    left, right, top, bottom = 70, 240, 20, 50
     pw, ph = width - left - right, height - top - bottom
     prices = [r.price_per_gpu_hour for r in rep.result.rentals]
     y_max = 1.15 * max(max(prices), rep.result.cost_per_owned_gpu_hour / 0.25)
@@ -56,8 +116,7 @@ def cost_curve_svg(rep: Report, width: int = 820, height: int = 420) -> str:
     def y(v: float) -> float:
         return top + ph - min(v, 3 * y_max) / y_max * ph     # beyond the top is clipped
 
-    parts = [f'<svg id="cost-curve" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'role="img" aria-label="Cost per useful GPU-hour against utilization">',
+    parts = [_svg_open("cost-curve", width, height, "Cost per useful GPU-hour against utilization"),
              f'<defs><clipPath id="plot"><rect x="{left}" y="{top}" width="{pw}" height="{ph}"/></clipPath></defs>',
              f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#999"/>']
     for t in _ticks(0, y_max):
@@ -85,7 +144,7 @@ def cost_curve_svg(rep: Report, width: int = 820, height: int = 420) -> str:
                      f'stroke="{col}" stroke-width="2"{"" if r.term == "on-demand" else " stroke-dasharray=" + chr(34) + "6 4" + chr(34)}/>'
                      f'<text x="{left + pw + 38}" y="{legend_y + 4}" font-size="11">{escape(r.id)}</text>'
                      f'<text x="{left + pw + 38}" y="{legend_y + 17}" font-size="10" fill="#666">'
-                     f'{TERM_LABEL[r.term]} {cur} {_fmt(r.price_per_gpu_hour)}</text>')
+                     f'{TERM_LABEL[r.term]} {escape(money(r.price_per_gpu_hour, cur))}</text>')
         legend_y += 34
     parts.append(poly(c.owned, "#111", 3, cls="owned"))
     parts.append(f'<line x1="{left + pw + 12}" x2="{left + pw + 34}" y1="{legend_y}" y2="{legend_y}" stroke="#111" '
@@ -119,9 +178,8 @@ def tornado_svg(rep: Report, width: int = 820) -> str:
         return left + (v - lo) / (hi - lo) * pw
 
     base = bars[0].base if bars else 0.0
-    parts = [f'<svg id="tornado" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="Sensitivity of the saving per useful GPU-hour">',
-             f'<text x="{left}" y="16" font-size="12">saving per useful GPU-hour vs {escape(rep.result.reference)} '
+    parts = [_svg_open("tornado", width, height, "Sensitivity of the NPV saving of owning"),
+             f'<text x="{left}" y="16" font-size="12">NPV saving of owning vs {escape(rep.result.reference)} '
              f'({cur}); <tspan fill="#1f77b4">input -{rep.cfg.v("sensitivity.swing"):.0%}</tspan> / '
              f'<tspan fill="#ff7f0e">input +{rep.cfg.v("sensitivity.swing"):.0%}</tspan></text>']
     for t in _ticks(lo, hi):
@@ -133,7 +191,8 @@ def tornado_svg(rep: Report, width: int = 820) -> str:
         for val, inp, col in ((b.low, b.low_input, "#1f77b4"), (b.high, b.high_input, "#ff7f0e")):
             x0, x1 = sorted((x(base), x(val)))
             parts.append(f'<rect class="bar" x="{x0:.1f}" y="{yy}" width="{max(x1 - x0, 1):.1f}" height="{row_h - 12}" '
-                         f'fill="{col}"><title>{escape(b.label)} {inp:,.4g}: {_fmt(val)}</title></rect>')
+                         f'fill="{col}"><title>{escape(b.label)} {escape(value_of(b.key, inp, cur))}: '
+                         f'{escape(money(val, cur))}</title></rect>')
             right_side = val >= base
             parts.append(f'<text x="{(x1 + 4) if right_side else (x0 - 4):.1f}" y="{yy + row_h / 2 - 2:.1f}" '
                          f'font-size="10" text-anchor="{"start" if right_side else "end"}">{_fmt(val)}</text>')
@@ -158,7 +217,8 @@ def render_html(rep: Report) -> str:
     if rep.warnings:
         out.append('<div class="warn"><b>Warnings</b><ul>' + "".join(f"<li>{escape(w)}</li>" for w in rep.warnings)
                    + "</ul></div>")
-    out += ["<h2>Cost per useful GPU-hour against utilization</h2>", cost_curve_svg(rep),
+    out += ["<h2>Cash flow year by year</h2>", cash_flow_svg(rep),
+            "<h2>Cost per useful GPU-hour against utilization</h2>", cost_curve_svg(rep),
             "<h2>Sensitivity (tornado)</h2>", tornado_svg(rep)]
     for name, header, rows in sections(rep):
         out.append(f"<h2>{escape(name)}</h2><table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>")

@@ -35,9 +35,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 class Exporter:
-    def __init__(self, db: Path):
-        self.proc = subprocess.Popen([sys.executable, "-m", "clusterkit", "exporter", "--port", "0", "--db", str(db)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    def __init__(self, db: Path, *args: str):
+        self.proc = subprocess.Popen([sys.executable, "-m", "clusterkit", "exporter", "--port", "0", "--db", str(db),
+                                      *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         line = self.proc.stdout.readline()
         if "listening on http://" not in line:
             stop(self.proc)
@@ -54,8 +54,8 @@ class Exporter:
 def start_exporter():
     started: list[Exporter] = []
 
-    def start(db: Path) -> Exporter:
-        e = Exporter(db)
+    def start(db: Path, *args: str) -> Exporter:
+        e = Exporter(db, *args)
         started.append(e)
         return e
 

@@ -35,7 +35,7 @@ def stored(db) -> tuple[int, int]:
 def served_checks(exporter) -> int:
     fams = {f.name: f for f in text_string_to_metric_families(exporter.scrape())}
     ok = {s.labels["collector"]: s.value for s in fams["clusterkit_scrape_collector_success"].samples}
-    assert ok == {"checks": 1, "metrics": 1, "findings": 1, "runs": 1}
+    assert ok == {"checks": 1, "metrics": 1, "findings": 1, "runs": 1, "nodes": 1}
     return sum(1 for s in fams["clusterkit_check_status"].samples if s.value == 1)
 
 

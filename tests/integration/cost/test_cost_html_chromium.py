@@ -1,4 +1,5 @@
-"""The HTML report opened in a real headless Chromium: no console messages, charts drawn, pixels not blank."""
+"""The HTML report opened in a real headless Chromium: no console messages, charts drawn (the cash flow year
+by year, the cost curve, the tornado), pixels not blank."""
 
 from __future__ import annotations
 
@@ -53,21 +54,35 @@ def test_harness_sees_console_errors(tmp_path):
 def test_no_console_messages_and_charts_in_dom(page):
     tmp, html = page
     text = html.read_text()
-    assert not re.search(r"""(src|href)\s*=|https?://(?!www\.w3\.org/2000/svg)|@import""", text), \
-        "the report must not load anything from outside"
+    # sources cite their addresses as text; nothing is loaded: no src/href attribute, no url() but the SVG's own
+    # clip-path (#plot), no @import
+    assert not re.search(r"""(src|href)\s*=|url\((?!#)|@import""", text), "the report must not load anything from outside"
+    assert "&lt;https://www.ecb.europa.eu/" in text
     p = chromium(tmp, html.as_uri(), "--dump-dom")
     assert p.returncode == 0, p.stderr[-2000:]
     assert console_messages(p.stderr) == []
     dom = p.stdout
+    flow = re.search(r'<svg id="cash-flow".*?</svg>', dom, re.S).group(0)
+    bars = re.findall(r'<rect class="cf-bar" x="[^"]+" y="([^"]+)" width="[^"]+" height="([^"]+)" fill="([^"]+)"',
+                      flow)
+    assert len(bars) == 6                                                    # years 0..5
+    assert bars[0][2] == "#d62728" and {b[2] for b in bars[1:]} == {"#2ca02c"}   # capex out, savings in
+    assert len(re.findall(r"\d+(?:\.\d+)?,\d+(?:\.\d+)?", re.search(r'class="cf-cumulative" points="([^"]+)"',
+                                                                  flow).group(1))) == 6
+    assert "year 0" in flow and "year 5" in flow and "NPV CNY 6.39 M" in flow
     curve = re.search(r'<svg id="cost-curve".*?</svg>', dom, re.S).group(0)
     owned = re.search(r'<polyline class="owned" points="([^"]+)"', curve).group(1)
     assert len(owned.split()) >= 50
-    assert len(re.findall(r'<polyline class="rental"', curve)) == 4          # the example's four rental options
-    # both on-demand options break even below 100 %: two markers
-    assert len(re.findall(r'<circle class="break-even"', curve)) == 2
-    assert "break-even 59.5%" in curve
+    assert len(re.findall(r'<polyline class="rental"', curve)) == 7          # the example's seven rental options
+    # every on-demand option breaks even below 100 %: six markers
+    assert len(re.findall(r'<circle class="break-even"', curve)) == 6
+    assert "break-even 51.0%" in curve
     torn = re.search(r'<svg id="tornado".*?</svg>', dom, re.S).group(0)
-    assert len(re.findall(r'<rect class="bar"', torn)) == 12                 # 6 inputs x low/high
+    from clusterkit.cost.config import load_config
+    from clusterkit.cost.report import build
+
+    kept = build(load_config(None)).bars                                     # the inputs moving it by > 1 %
+    assert len(kept) > 15 and len(re.findall(r'<rect class="bar"', torn)) == 2 * len(kept)
 
 
 def test_screenshot_is_not_blank(page):
@@ -75,7 +90,7 @@ def test_screenshot_is_not_blank(page):
 
     tmp, html = page
     shot = tmp / "shot.png"
-    p = chromium(tmp, html.as_uri(), f"--screenshot={shot}", "--window-size=1200,1500")
+    p = chromium(tmp, html.as_uri(), f"--screenshot={shot}", "--window-size=1200,2600")
     assert shot.is_file(), p.stderr[-2000:]
     img = Image.open(shot).convert("RGB")
     colors = img.getcolors(maxcolors=1 << 20)
@@ -88,3 +103,6 @@ def test_screenshot_is_not_blank(page):
     # the owned-cost curve (near-black #111) and a break-even marker's red
     assert counts.get((0x11, 0x11, 0x11), 0) > 200
     assert sum(n for c, n in counts.items() if c[0] > 180 and c[1] < 80 and c[2] < 80) > 50
+    # the cash-flow chart: green saving bars, the red capex bar and the cumulative line's blue
+    assert counts.get((0x2C, 0xA0, 0x2C), 0) > 2000 and counts.get((0xD6, 0x27, 0x28), 0) > 2000
+    assert counts.get((0x1F, 0x3B, 0x99), 0) > 200

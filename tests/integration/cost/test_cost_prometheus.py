@@ -26,8 +26,9 @@ def _free_port() -> int:
 
 
 def _openmetrics(now: int) -> str:
-    """Two hosts for 2 hours, one sample a minute, starting 6 hours ago: n1 draws 5000 W and is always
-    healthy; n2 draws 4000 W and failed its checks for the first 30 of 120 samples."""
+    """Two GPU hosts for 2 hours, one sample a minute, starting 6 hours ago: n1 draws 5000 W and is always
+    healthy; n2 draws 4000 W and failed its checks for the first 30 of 120 samples. login1 has no GPU (no
+    power series) and failed throughout: it must not count."""
     start = now - 6 * 3600
     out = ["# TYPE clusterkit_gpu_power_draw_total_w gauge"]
     for i in range(120):
@@ -39,6 +40,7 @@ def _openmetrics(now: int) -> str:
         t = start + 60 * i
         out.append(f'clusterkit_node_status{{host="n1",status="pass"}} 1 {t}')
         out.append(f'clusterkit_node_status{{host="n2",status="{"fail" if i < 30 else "warn"}"}} 1 {t}')
+        out.append(f'clusterkit_node_status{{host="login1",status="fail"}} 1 {t}')
     return "\n".join(out + ["# EOF"]) + "\n"
 
 
@@ -75,11 +77,22 @@ def prometheus(tmp_path_factory):
 
 
 def test_default_queries_against_real_prometheus(prometheus):
-    m = measure.from_prometheus(prometheus, DEFAULT_PROMETHEUS)
-    got = {x.key: x.value for x in m.values}
-    assert got["power.gpu_power_w"] == pytest.approx(4500)             # (5000 + 4000) / 2
-    assert got["utilization.availability"] == pytest.approx(210 / 240)  # n1 120 + n2 90 healthy of 240
+    m = measure.from_prometheus(prometheus, {**DEFAULT_PROMETHEUS, "period_days": "1"})
+    got = {x.key: x for x in m.values}
+    assert got["power.gpu_power_w"].value == pytest.approx(4500)             # (5000 + 4000) / 2
+    assert got["power.gpu_power_w"].nodes == 2
+    a = got["utilization.availability"]
+    # n1 up 120 of 120 minutes, n2 90 of 120: 210/240. Read at 60 s steps, Prometheus also carries each series'
+    # last sample 5 minutes on (its lookback), so the ratio is (125 + 95)/250 = 0.88 give or take a step
+    assert a.value == pytest.approx(210 / 240, abs=0.01)
+    assert a.nodes == 2 and "2 GPU nodes" in a.source                  # login1 (no GPU power) left out
     assert m.warnings == []
+
+
+def test_default_30_day_window(prometheus):
+    m = measure.from_prometheus(prometheus, DEFAULT_PROMETHEUS)
+    a = {x.key: x for x in m.values}["utilization.availability"]
+    assert a.value == pytest.approx(210 / 240, abs=0.03) and a.nodes == 2   # 260 s steps over 30 days
 
 
 def test_cli_report_with_real_prometheus(prometheus, tmp_path):
@@ -89,14 +102,13 @@ def test_cli_report_with_real_prometheus(prometheus, tmp_path):
     j = json.loads(p.stdout)
     inputs = {i["key"]: i for i in j["inputs"]}
     assert inputs["power.gpu_power_w"]["basis"] == "measured" and inputs["power.gpu_power_w"]["value"] == 4500
-    assert inputs["utilization.availability"]["value"] == pytest.approx(0.875)
+    assert inputs["utilization.availability"]["value"] == pytest.approx(0.875, abs=0.03)
     # the example's 8 nodes at (4500 + 1500 W assumed overhead) x PUE 1.3 x 8760 h x CNY 0.8
     assert j["result"]["power"] == pytest.approx(8 * 6.0 * 1.3 * 8760 * 0.8)
 
 
 def test_unknown_metric_stays_assumed(prometheus):
-    m = measure.from_prometheus(prometheus, {"power_query": "avg(no_such_metric)",
-                                             "availability_query": DEFAULT_PROMETHEUS["availability_query"]})
+    m = measure.from_prometheus(prometheus, {**DEFAULT_PROMETHEUS, "power_query": "avg(no_such_metric)"})
     assert [x.key for x in m.values] == ["utilization.availability"]
     assert "stays assumed" in m.warnings[0]
 
@@ -105,4 +117,4 @@ def test_bad_promql_is_a_clear_error(prometheus):
     from clusterkit.errors import ConfigError
 
     with pytest.raises(ConfigError, match="HTTP 400"):
-        measure.from_prometheus(prometheus, {"power_query": "avg(", "availability_query": "1"})
+        measure.from_prometheus(prometheus, {**DEFAULT_PROMETHEUS, "power_query": "avg("})

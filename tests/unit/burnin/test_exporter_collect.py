@@ -46,7 +46,7 @@ def test_scrape_serves_latest_status_metrics_findings(tmp_path):
     assert value(m["clusterkit_node_status"], host="n2", status="fail") == 1
     assert value(m["clusterkit_run_status"], kind="verify", status="pass") == 1  # the latest run
     assert value(m["clusterkit_run_timestamp_seconds"], kind="verify", event="finished") > 1.7e9
-    for c in ("checks", "metrics", "findings", "runs"):
+    for c in ("checks", "metrics", "findings", "runs", "nodes"):
         assert value(m["clusterkit_scrape_collector_success"], collector=c) == 1
         assert value(m["clusterkit_scrape_collector_duration_seconds"], collector=c) >= 0
 
@@ -54,7 +54,7 @@ def test_scrape_serves_latest_status_metrics_findings(tmp_path):
 def test_missing_or_broken_db_reports_collector_failure_not_an_error(tmp_path):
     m = scrape(tmp_path / "absent.db")
     assert {lab["collector"]: v for lab, v in m["clusterkit_scrape_collector_success"]} == {
-        "checks": 0, "metrics": 0, "findings": 0, "runs": 0}
+        "checks": 0, "metrics": 0, "findings": 0, "runs": 0, "nodes": 0}
     db = tmp_path / "h.db"
     with History(db) as h:
         h.record_run(run([node("n1")]))
@@ -64,7 +64,7 @@ def test_missing_or_broken_db_reports_collector_failure_not_an_error(tmp_path):
     c.close()
     m = scrape(db)
     ok = {lab["collector"]: v for lab, v in m["clusterkit_scrape_collector_success"]}
-    assert ok == {"checks": 1, "metrics": 1, "findings": 0, "runs": 1}
+    assert ok == {"checks": 1, "metrics": 1, "findings": 0, "runs": 1, "nodes": 1}
     assert "clusterkit_check_status" in m
 
 

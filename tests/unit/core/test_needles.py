@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clusterkit.checks.signatures import _prefilter, scan
+from clusterkit.checks.signatures import _prefilter, scan, scan_patterns
 from clusterkit.evidence.needles import Prefilter, required_literals
 from clusterkit.evidence.text import clean
 from clusterkit.plugins import load_all
@@ -17,15 +17,7 @@ from clusterkit.plugins import load_all
 load_all()
 
 
-def _scan_patterns() -> list[re.Pattern[str]]:
-    from clusterkit.checks.signatures import TOOL_SIGNATURES, _kernel_signatures
-    from clusterkit.parsers.nccl_tests import NCCL_FATAL_PATTERNS
-    from clusterkit.parsers.xid import XID_PATTERNS
-
-    return [s.pattern for s in TOOL_SIGNATURES + _kernel_signatures()] + list(NCCL_FATAL_PATTERNS) + list(XID_PATTERNS)
-
-
-@pytest.mark.parametrize("pattern", _scan_patterns(), ids=lambda p: p.pattern[:40])
+@pytest.mark.parametrize("pattern", scan_patterns(), ids=lambda p: p.pattern[:40])
 def test_every_text_a_scan_pattern_matches_passes_the_prefilter(pattern):
     pre = Prefilter([pattern])
     assert not pre.always, f"no literal found in {pattern.pattern!r}: the scan would read every file"
@@ -42,10 +34,11 @@ def test_every_text_a_scan_pattern_matches_passes_the_prefilter(pattern):
 
 @pytest.mark.parametrize("pattern,needles", [
     (r"NVRM:\s*Xid\s*\((\S+)\)", [{"NVRM:"}, {"Xid"}]),
-    (r"(?:EXT4-fs|XFS) (?:error|\(\S+\): Corruption)", [{"EXT4-fs", "XFS"}, {"error", "): Corruption"}]),
-    (r"Test (?:CUDA |NCCL )?failure", [{"Test "}, {"failure"}]),
+    (r"(?:EXT4-fs|XFS) (?:error|\(\S+\): Corruption)", [{"EXT4-fs", "XFS"}, {"error", "Corruption"}]),
+    (r"Test (?:CUDA |NCCL )?failure", [{"Test"}, {"failure"}]),
     (r"a.b|xy", None),                             # nothing three characters long is required
-    (r"(?i)power supply.*lost", [{"power supply"}, {"lost"}]),
+    (r"(?i)power supply.*lost", [{"supply"}, {"lost"}]),      # words: a scan may join lines with a space
+    (r"^(?=.*?EDAC )(?=.*?\bUE\b)", [{"EDAC"}]),    # what a lookahead needs is in the line
 ])
 def test_required_literals(pattern, needles):
     got = required_literals(re.compile(pattern))
@@ -71,3 +64,18 @@ def test_a_colored_fatal_line_is_still_found():
     b = Bundle.virtual("n", {"notes/paste.txt": line})
     res = scan(NodeContext("n", b, load_profile("base")), [])
     assert res is not None and res.findings[0].code == "GPU_XID_79"
+
+
+def test_a_message_split_over_two_lines_is_still_found():
+    """The kernel-log parser joins an indented continuation line to its message: a phrase may span
+    lines in the file, so the prefilter looks for single words."""
+    from clusterkit.analysis import NodeContext
+    from clusterkit.evidence.bundle import Bundle
+    from clusterkit.profiles import load_profile
+
+    text = ("[ 1302.612043] NVRM: The NVIDIA GPU 0000:b3:00.0 (PCI ID: 10de:20b2) installed in this system has\n"
+            "               NVRM: fallen off the bus and is not responding to commands.\n")
+    assert _prefilter().might_match(text)
+    b = Bundle.virtual("n", {"notes/dmesg-paste.txt": text})
+    res = scan(NodeContext("n", b, load_profile("base")), [])
+    assert res is not None and {f.code for f in res.findings} == {"GPU_XID_79"}

@@ -1,41 +1,49 @@
-"""Builds a burn-in history DB with the schema the burn-in writes (plain SQL, no burn-in code)."""
+"""Burn-in history databases for the cost tests, written by clusterkit's own History class (the writer
+the burn-in uses), so the reader is tested against the real schema: runs, cycles of check results,
+node outcomes, metrics, Slurm drains."""
 
 from __future__ import annotations
 
-import sqlite3
+import datetime as dt
 from pathlib import Path
 
-SCHEMA = """
-CREATE TABLE runs (id INTEGER PRIMARY KEY, kind TEXT, started_at TEXT, finished_at TEXT, suite TEXT,
-                   profile TEXT, status TEXT, simulated INTEGER);
-CREATE TABLE node_results (run_id INTEGER, host TEXT, outcome TEXT, status TEXT);
-CREATE TABLE check_results (id INTEGER PRIMARY KEY, run_id INTEGER, host TEXT, check_id TEXT, status TEXT,
-                            summary TEXT, duration_s REAL, finished_at TEXT);
-CREATE TABLE findings (id INTEGER PRIMARY KEY, check_result_id INTEGER, code TEXT, severity TEXT);
-CREATE TABLE metrics (check_result_id INTEGER, run_id INTEGER, host TEXT, check_id TEXT, name TEXT,
-                      value REAL, ts TEXT);
-"""
+from clusterkit.history import History
+from clusterkit.results import CheckResult
+
+T0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
 
 
-def make_history(path: Path, runs: list[dict]) -> Path:
-    """runs: [{simulated, nodes: {host: (outcome, status)}, power: {host: [watts, ...]}}]"""
-    con = sqlite3.connect(path)
-    con.executescript(SCHEMA)
-    for i, run in enumerate(runs, start=1):
-        con.execute("INSERT INTO runs VALUES (?, 'burnin', ?, ?, 'full', 'h100-sxm5-80gb', 'pass', ?)",
-                    (i, f"2026-11-{i:02d}T01:00:00Z", f"2026-11-{i:02d}T03:00:00Z", int(run.get("simulated", 0))))
-        for host, (outcome, status) in run.get("nodes", {}).items():
-            con.execute("INSERT INTO node_results VALUES (?, ?, ?, ?)", (i, host, outcome, status))
-        for host, watts in run.get("power", {}).items():
-            con.execute("INSERT INTO check_results (run_id, host, check_id, status, summary, duration_s, finished_at)"
-                        " VALUES (?, ?, 'gpu.power_step', 'pass', 'ok', 60, ?)", (i, host, f"2026-11-{i:02d}T02:00Z"))
-            cr = con.execute("SELECT last_insert_rowid()").fetchone()[0]
-            for w in watts:
-                con.execute("INSERT INTO metrics VALUES (?, ?, ?, 'gpu.power_step', 'gpu_power_draw_total_w', ?, ?)",
-                            (cr, i, host, w, f"2026-11-{i:02d}T02:00Z"))
-            # an unrelated metric that must not be averaged in
-            con.execute("INSERT INTO metrics VALUES (?, ?, ?, 'gpu.power_step', 'gpu_temp_max_c', 80, 'x')",
-                        (cr, i, host))
-    con.commit()
-    con.close()
+def at(hours: float) -> str:
+    return (T0 + dt.timedelta(hours=hours)).isoformat(timespec="seconds")
+
+
+def make_history(path: Path, runs: list[dict], drains: tuple = ()) -> Path:
+    """runs: [{simulated, profile, cycles: [{"h": hours after T0, "nodes": {host: state}}],
+    power: {host: [watts per cycle]}, metrics: {host: {name: value}}}], state one of pass, warn, fail,
+    unreachable, nogpu (a host whose GPU checks skip: a login node). drains: (node, action, hours)."""
+    with History(path) as h:
+        for run in runs:
+            cycles = run.get("cycles") or [{"h": 0, "nodes": {}}]
+            rid = h.start_run("burnin", suite="full", profile=run.get("profile", "h100-sxm5-80gb"),
+                              simulated=bool(run.get("simulated")), started_at=at(cycles[0]["h"] - 1))
+            for n, cyc in enumerate(cycles):
+                for host, state in cyc["nodes"].items():
+                    if state == "unreachable":
+                        h.record_node(rid, host, "unreachable", "error")
+                        continue
+                    metrics = dict(run.get("metrics", {}).get(host, {}))
+                    watts = run.get("power", {}).get(host)
+                    if watts and n < len(watts):
+                        metrics["gpu_power_draw_total_w"] = watts[n]
+                    check = ("host.os", "pass") if state == "nogpu" else ("gpu.inventory", state)
+                    results = [(host, CheckResult(check[0], check[1], "", [], metrics))]
+                    if state == "nogpu":
+                        results.append((host, CheckResult("gpu.inventory", "skip", "no GPU")))
+                    h.record_checks(rid, results, finished_at=at(cyc["h"]), cycle=n)
+                    h.record_node(rid, host, "ok", "pass" if state == "nogpu" else state)
+            h.finish_run(rid, "pass", finished_at=at(cycles[-1]["h"]))
+        with h.conn:
+            for node, action, hours in drains:
+                h.conn.execute("INSERT INTO drains(run_id, node, action, reason, ts) VALUES (NULL, ?, ?, 'test', ?)",
+                               (node, action, at(hours)))
     return path

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clusterkit.cost.catalog import load_catalog
-from clusterkit.cost.config import load_config, parse_config
+from clusterkit.cost.config import load_config, parse_config, settable_keys
 from clusterkit.errors import ConfigError
 
 
@@ -42,6 +43,14 @@ def edit(toml: str, old: str, new: str) -> str:
     ('reference = "od"', 'reference = "zz"', "rental.reference", "not one of the options"),
     ('term = "3-year"', 'term = "5-year"', "rental.custom[1].term", "on-demand, 1-year or 3-year"),
     ('as_of = 2025-01-01', 'as_of = "yesterday"', "as_of", "YYYY-MM-DD"),
+    ("life_years = 3", "life_years = 2.5", "finance.life_years", "whole number of years"),
+    ("life_years = 3", 'life_years = 3\ndepreciation = "sum-of-years"', "finance.depreciation",
+     "straight-line, declining-balance"),
+    ("life_years = 3", "life_years = 3\n[trajectory]\nrental_per_year = -1.5", "trajectory.rental_per_year",
+     "annual change"),
+    ('reference = "od"', 'reference = "od"\ntrajectories = { zz = -0.1 }', "rental.trajectories.zz",
+     "no rental option"),
+    ('reference = "od"', 'reference = "od"\navailability = 1.5', "rental.availability", "at most 1"),
 ])
 def test_bad_config_names_the_field(small_toml, old, new, field, words):
     with pytest.raises(ConfigError) as e:
@@ -63,8 +72,9 @@ def test_money_forms_and_conversion(small_toml):
     assert (i.source, i.date, i.basis) == ("quote 42", dt.date(2024, 6, 1), "assumed")
     assert "CNY" in i.original and [r.currency for r in cfg.rates_used] == ["USD"]
     cfg2 = parse(edit(small_toml, "server_price = 100000", 'server_price = "catalog:server-8x-h100-sxm"'))
-    assert cfg2.inputs["capex.server_price"].value == pytest.approx(2_000_000 / usd_cny)
+    assert cfg2.inputs["capex.server_price"].value == cat.prices["server-8x-h100-sxm"].amount    # quoted in USD
     assert cfg2.inputs["capex.server_price"].basis == "catalog"
+    assert "<https://" in cfg2.inputs["capex.server_price"].source                               # with its address
 
 
 def test_fx_override_is_used_and_dated(small_toml):
@@ -93,18 +103,58 @@ def test_catalog_defaults_fill_power(small_toml):
 
 
 def test_example_config_loads_and_says_so():
-    cfg = load_config(None)
+    cfg = load_config(None, today=dt.date(2026, 11, 30))
     assert cfg.is_example and cfg.gpu_model == "H100" and cfg.v("cluster.nodes") == 8
-    assert {r.term for r in cfg.rentals} == {"on-demand", "1-year", "3-year"}
+    assert {r.term for r in cfg.rentals} == {"on-demand", "1-year"}
+    assert cfg.v("finance.tax_rate") == 0.25 and cfg.reference == "lambda-h100-on-demand"
+    # "what if H100 rental falls 30 % a year" is one scenario line
+    (name, sc), = [(n, c) for n, c in cfg.scenarios if "falls 30%" in n]
+    assert sc.v("trajectory.rental_per_year") == -0.30 and cfg.v("trajectory.rental_per_year") == -0.10
 
 
-def test_every_catalog_price_is_dated_and_sourced():
+TODAY = dt.date(2026, 11, 30)
+
+
+def test_every_catalog_price_is_current_or_historical_with_a_source_in_the_repository():
     cat = load_catalog()
-    for gpu in ("A100", "H100"):
-        assert {p.term for p in cat.rentals(gpu)} == {"on-demand", "1-year", "3-year"}
-        assert cat.server(gpu) is not None
+    sources = (Path(__file__).resolve().parents[3] / "docs" / "cost-sources.md").read_text()
     for p in cat.prices.values():
-        assert p.source and p.date and cat.knows(p.currency)
+        age = (TODAY - p.date).days
+        assert p.historical or 0 <= age <= 365, f"{p.id}: {p.date} is {age} days old and not marked historical"
+        assert p.url.startswith("https://"), p.id
+        assert p.amount > 0 and cat.knows(p.currency) and p.source
+        assert f"`{p.id}`" in sources, f"{p.id} is not in docs/cost-sources.md"
+    for r in cat.rates.values():
+        assert 0 <= (TODAY - r.date).days <= 365 and "https://" in r.source
+        assert f"`{r.currency}`" in sources
+    h100 = {p.id for p in cat.rentals("H100") if not p.historical and p.term == "on-demand"}
+    for provider in ("aws-p5", "lambda", "coreweave", "gcp-a3", "azure-nd-h100-v5", "runpod"):
+        assert any(i.startswith(provider) for i in h100), provider
+    # AWS P5 after the June 2025 cut: USD 55.04 an instance-hour, 8 GPUs
+    assert cat.prices["aws-p5-on-demand"].amount == pytest.approx(55.04 / 8)
+    for gpu in ("A100", "H100"):
+        assert cat.server(gpu) is not None and cat.models[gpu].training_throughput > 0
+
+
+def test_historical_prices_are_left_out_of_catalog_options_and_warned_when_named(small_toml):
+    cat = load_catalog()
+    assert any(p.historical for p in cat.prices.values())
+    cfg = parse(edit(small_toml, "server_price = 100000", 'server_price = "catalog:server-8x-h100-sxm-quote-2024"'))
+    assert any("HISTORICAL" in w and "capex.server_price" in w for w in cfg.stale())
+
+
+def test_report_currency_goes_through_the_dated_rates(small_toml):
+    usd = parse(small_toml)
+    cny = parse_config(tomllib.loads(small_toml), "cost.toml", today=dt.date(2025, 1, 1), report_currency="CNY")
+    rate = load_catalog().rates["USD"].per_unit
+    assert cny.currency == "CNY" and cny.config_currency == "USD"
+    assert cny.v("capex.server_price") == pytest.approx(usd.v("capex.server_price") * rate)
+    assert cny.ref_rental().price.value == pytest.approx(1.0 * rate)
+    assert [r.currency for r in cny.rates_used] == ["USD"]
+    from clusterkit.cost.model import compute
+    assert compute(cny).npv_saving == pytest.approx(compute(usd).npv_saving * rate, rel=1e-12)
+    with pytest.raises(ConfigError, match="--currency: unknown currency 'XYZ'"):
+        parse_config(tomllib.loads(small_toml), "cost.toml", report_currency="XYZ")
 
 
 def test_bad_catalog_file(tmp_path, small_toml):
@@ -117,10 +167,14 @@ def test_bad_catalog_file(tmp_path, small_toml):
 
 _leaf = st.one_of(st.integers(-3, 3), st.floats(), st.text(max_size=3), st.lists(st.integers(), max_size=2))
 _section = st.dictionaries(st.sampled_from(["nodes", "server_price", "scheduler", "pue", "gpu_model", "amount",
-                                            "options", "per_unit"]), _leaf, max_size=4)
+                                            "options", "per_unit", "life_years", "depreciation", "rental_per_year",
+                                            "storage_tb", "trajectories", "availability", "period_days", "peak_share",
+                                            "reference", "custom"]), _leaf, max_size=4)
 _doc = st.dictionaries(st.sampled_from(["cluster", "capex", "finance", "power", "utilization", "rental", "fx",
-                                        "currency", "as_of", "bogus"]),
-                       st.one_of(st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=5), _section))
+                                        "currency", "as_of", "bogus", "trajectory", "rental_side", "hybrid",
+                                        "prometheus", "scenario", "sensitivity"]),
+                       st.one_of(st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=5), _section,
+                                 st.lists(_section, max_size=2)))
 
 
 @settings(max_examples=150, deadline=None)
@@ -147,3 +201,39 @@ def test_config_scenarios(small_toml):
         parse(small_toml + '\n[[scenario]]\nname = "bad"\nset = { "utilization.scheduler" = 2 }\n')
     with pytest.raises(ConfigError, match=r"scenario\[0\].set.capex.price: unknown input"):
         parse(small_toml + '\n[[scenario]]\nname = "x"\nset = { "capex.price" = 2 }\n')
+
+
+def test_scenarios_may_set_a_rental_price_or_its_trajectory(small_toml):
+    text = small_toml + ('\n[[scenario]]\nname = "od halves"\nset = { "rental.od.price" = 0.5 }\n'
+                         '\n[[scenario]]\nname = "od falls 30% a year"\nset = { "rental.od.trajectory" = -0.3 }\n'
+                         '\n[[scenario]]\nname = "all rentals fall"\nset = { "trajectory.rental_per_year" = -0.3 }\n'
+                         '\n[[scenario]]\nname = "against r3"\nset = { "rental.reference" = "r3" }\n')
+    cfg = parse(text)
+    sc = dict(cfg.scenarios)
+    assert sc["od halves"].ref_rental().price.value == 0.5 and cfg.ref_rental().price.value == 1.0
+    assert sc["od falls 30% a year"].trajectory(sc["od falls 30% a year"].ref_rental()) == -0.3
+    assert sc["all rentals fall"].trajectory(sc["all rentals fall"].ref_rental()) == -0.3
+    assert sc["against r3"].reference == "r3"
+    with pytest.raises(ConfigError, match=r"scenario\[0\] 'x': rental.zz.price: no rental option 'zz'"):
+        parse(small_toml + '\n[[scenario]]\nname = "x"\nset = { "rental.zz.price" = 2 }\n')
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(settable_keys()), st.one_of(_leaf, st.dictionaries(st.sampled_from(
+    ["amount", "currency", "date", "source", "x"]), _leaf, max_size=3)), st.booleans())
+def test_any_key_set_to_anything_is_a_clean_error_or_a_config(key, value, as_scenario):
+    from tests.unit.cost.conftest import SMALL   # hypothesis cannot take a function-scoped fixture
+
+    doc = tomllib.loads(SMALL)
+    if as_scenario:
+        doc["scenario"] = [{"name": "fuzz", "set": {key.replace("<id>", "od"): value}}]
+    else:
+        section, _, k = key.partition(".")
+        doc.setdefault(section, {})[k] = value
+    try:
+        cfg = parse_config(doc, "fuzz.toml", today=dt.date(2025, 1, 1))
+    except ConfigError as e:
+        assert "\n" not in str(e) and str(e).startswith("fuzz.toml: ")
+        return
+    from clusterkit.cost.model import compute
+    compute(cfg)                      # a config that parses also computes

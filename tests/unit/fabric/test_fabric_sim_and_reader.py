@@ -29,6 +29,10 @@ def sim_run(tmp_path_factory):
     return run, faults
 
 
+# Fabric-wide tools the per-node probes do not run (ibswinfo, ibdiagnet): their checks skip on sim nodes.
+NO_NODE_EVIDENCE = ("fabric.switches", "fabric.ibdiagnet")
+
+
 def _node(run, faults, fault):
     host = next(h for h, f in faults.items() if fault in f)
     return {c.id: c for c in next(n for n in run.nodes if n.host == host).checks}, host
@@ -38,9 +42,9 @@ def test_healthy_sim_node_passes(sim_run):
     run, faults = sim_run
     host = next(h for h, f in faults.items() if not any(x.startswith("fabric.") for x in f))
     checks = next(n for n in run.nodes if n.host == host).checks
-    assert {c.id: c.status for c in checks if c.id.startswith("fabric.") and c.id != "fabric.switches"} == {
+    assert {c.id: c.status for c in checks if c.id.startswith("fabric.") and c.id not in NO_NODE_EVIDENCE} == {
         "fabric.ports": "pass", "fabric.counters": "pass", "fabric.flaps": "pass", "fabric.ber": "pass",
-        "fabric.optics": "pass"}
+        "fabric.optics": "pass", "fabric.kernel_log": "pass"}
 
 
 def test_dirty_fiber_reported_as_that_link_with_clean_action(sim_run):
@@ -133,7 +137,8 @@ def test_roce_sim_node_faults_through_ethtool(tmp_path):
         w.finish()
         out.append(Bundle.open(tmp_path / node.host))
     run = analyze(out)
-    healthy = {c.id: c.status for c in run.nodes[0].checks if c.id != "fabric.switches"}   # no ibswinfo: skip
+    # not collected in these fabric-only bundles (no kernel log either): those skip
+    healthy = {c.id: c.status for c in run.nodes[0].checks if c.id not in NO_NODE_EVIDENCE + ("fabric.kernel_log",)}
     assert set(healthy.values()) == {"pass"} and "fabric.ber" in healthy
     bad = {c.id: c for c in run.nodes[1].checks}
     assert bad["fabric.counters"].findings[0].code.startswith("ETH_RX_") and bad["fabric.counters"].status == "fail"

@@ -67,17 +67,21 @@ def test_budget_cuts_the_running_command_and_skips_what_does_not_fit(tmp_path):
     spec = HostSpec("n1", "localhost", gpu_count=0)
     cmds = [Command("host/first.txt", ["echo", "one"], timeout_s=10, phase=PHASE_INFO),
             Command("gpu/power-trace.csv", ["sleep", "30"], timeout_s=240, phase=PHASE_LOAD),   # a load test
+            Command("host/hangs.txt", ["sleep", "30"], timeout_s=60, phase=PHASE_AFTER),
             Command("host/slow.txt", ["sleep", "30"], timeout_s=60, phase=PHASE_AFTER),
             Command("host/last.txt", ["echo", "two"], timeout_s=10, phase=PHASE_AFTER)]
     t = time.monotonic()
-    run = collect_local(spec, cmds, tmp_path, budget_s=1.5)
-    assert time.monotonic() - t < 5
+    run = collect_local(spec, cmds, tmp_path, budget_s=2.0)
+    assert time.monotonic() - t < 6
     assert run.over_budget == ["gpu/power-trace.csv", "host/last.txt"]
     b = Bundle.open(tmp_path / "n1")
     assert b.outcome == "ok" and b.text("host/first.txt") == "one\n" and not b.exists("host/last.txt")
     rec = {c["path"]: c for c in b.meta["commands"]}
     assert rec["gpu/power-trace.csv"]["status"] == "skipped" and "load test" in rec["gpu/power-trace.csv"]["message"]
-    assert rec["host/slow.txt"]["status"] == "timeout" and "budget" in rec["host/slow.txt"]["message"]
+    # half the budget is all one command gets: past it, it hung (its own timeout, not the budget's end)
+    hangs = rec["host/hangs.txt"]
+    assert hangs["status"] == "timeout" and not hangs.get("cut_by_deadline") and 0.9 < hangs["duration_s"] < 1.5
+    assert rec["host/slow.txt"]["status"] == "timeout" and rec["host/slow.txt"]["cut_by_deadline"]
     assert rec["host/last.txt"]["status"] == "skipped" and "budget was spent" in rec["host/last.txt"]["message"]
     assert b.meta["transport"]["launcher"] == "local" and b.meta["over_budget"] == run.over_budget
 
@@ -128,6 +132,20 @@ def test_exit_codes_fit_slurm(roots, tmp_path):
     assert no_local.returncode == 2 and "--local" in no_local.stderr
 
 
+def test_a_hung_nvidia_smi_fails_the_node_within_the_budget(roots, tmp_path):
+    p = roots.root / "good" / "bin" / "nvidia-smi"
+    p.write_text("#!/bin/sh\nexec sleep 120\n")       # a wedged GPU: nvidia-smi never returns
+    p.chmod(0o755)
+    t = time.monotonic()
+    r = _check(roots, "good", "--budget", "6", "--keep-evidence", str(tmp_path / "kept"))
+    assert time.monotonic() - t < 30
+    assert r.returncode == 1 and "GPU_DRIVER_HUNG" in r.stdout, r.stdout + r.stderr
+    cmds = json.loads((tmp_path / "kept" / "good" / "bundle.json").read_text())["commands"]
+    hung = [c for c in cmds if c["status"] == "timeout"]
+    assert len(hung) == 1 and hung[0]["driver"] == "nvidia" and hung[0]["duration_s"] < 5
+    assert any(c["status"] == "skipped" and "hung on this node" in c["message"] for c in cmds)
+
+
 def test_keep_evidence_and_collect_only_write_the_bundle(roots, tmp_path):
     kept = tmp_path / "kept"
     r = _check(roots, "xid", "--keep-evidence", str(kept), "--format", "json")
@@ -151,7 +169,7 @@ def test_the_node_suite_skips_load_tests_and_the_subnet_walk(roots):
     paths = {c.path for c in plan_commands([spec], load_suite("node"), ProfileResolver())["n"]}
     assert {"gpu/nvml.json", "fabric/ibstat.txt", "host/dmesg.txt", "host/ipmitool-sdr-psu.txt"} <= paths
     assert not paths & {"gpu/power-trace.csv", "nccl/all_reduce_perf.txt", "gpu/dcgmi-diag.txt",
-                        "fabric/iblinkinfo.txt"}
+                        "fabric/iblinkinfo.txt", "fabric/mlxlink-mlx5_0.txt"}
 
 
 # ---- own-node drain: the burn-in's rules ------------------------------------------------------------

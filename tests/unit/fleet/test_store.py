@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clusterkit.evidence.bundle import BundleWriter
-from clusterkit.fleet.collect import _store
+from clusterkit.fleet.hostrun import store as _store
 from clusterkit.fleet.ssh import CommandResult
 from clusterkit.probes.registry import Command
 

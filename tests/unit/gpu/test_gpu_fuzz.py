@@ -10,7 +10,12 @@ from clusterkit.parsers.dcgmi import parse_dcgmi_diag
 from clusterkit.parsers.dmidecode_bios import parse_dmidecode_bios
 from clusterkit.parsers.fabricmanager import parse_fabricmanager
 from clusterkit.parsers.ipmi import parse_sdr_psu, parse_sel
+from clusterkit.parsers.lspci import parse_lspci
 from clusterkit.parsers.nvidia_smi import parse_nvidia_smi_q, parse_query_gpu_csv, parse_topo
+from clusterkit.parsers.nvidia_smi_errors import parse_nvsmi_failure
+from clusterkit.parsers.nvidia_smi_screen import parse_nvidia_smi_screen
+from clusterkit.parsers.nvidia_smi_xml import parse_nvidia_smi_xml
+from clusterkit.parsers.nvlink import parse_dcgmi_nvlink, parse_nvlink_smi
 from clusterkit.parsers.nvml_json import parse_nvml_json
 from clusterkit.parsers.power_trace import parse_power_trace
 from clusterkit.parsers.xid import parse_xid_message
@@ -18,13 +23,29 @@ from clusterkit.probes.nvml_backend import FakeBackend, read_snapshot
 from clusterkit.sim.gpu import render_nvidia_smi_q
 
 PARSERS = [parse_nvidia_smi_q, parse_query_gpu_csv, parse_topo, parse_nvml_json, parse_power_trace, parse_dcgmi_diag,
-           parse_sdr_psu, parse_sel, parse_dmidecode_bios, parse_fabricmanager]
+           parse_sdr_psu, parse_sel, parse_dmidecode_bios, parse_fabricmanager, parse_nvidia_smi_screen,
+           parse_nvidia_smi_xml, parse_nvlink_smi, parse_dcgmi_nvlink, parse_nvsmi_failure, parse_lspci]
 # Lines shaped like each format, with random values (templates: generating from regexes is slow).
 TEMPLATES = [
     "{ind}{word} : {num}{unit}", "GPU 0000{hex4}:{hex2}:00.0", "|{word}|{word}{num}|",
     "{word} | {hex2}h | {status} | {num} | {word}, {word}", "{num},{digit},{phase},{num},{num},0x{hex2},{digit},{word}",
     "  NIC{digit}: {word}", "GPU{digit}\t X \tNV{digit}\t{word}\t{num}", "# {word}: {num}",
     "   {digit} | 11/23/2026 | 10:00:00 | {word} | {word} | Asserted",
+    # the default screen, -q -x, nvlink, dcgmi nvlink, lspci, bare failures, fragments
+    "|   {digit}  {word}  On  | 0000000{digit}:{hex2}:00.0 Off |   {num} |",
+    "| {num}   {num}C    P{digit}    {num}W / {num}W |  {num}MiB / {num}MiB |   {num}%   Default |",
+    "|    {digit}   N/A  N/A   {num}      C   {word}    {num}MiB |", "|  {digit}    {digit}   0   {digit}  |  {num}MiB | {num}  {num} |",
+    "| NVIDIA-SMI {num}   Driver Version: {num}   CUDA Version: {num} |", "+-----+-----+", "| Processes: |", "| MIG devices: |",
+    "GPU {digit}: {word} (UUID: GPU-{word})", "\t Link {digit}: {num} GB/s", "\t Link {digit}: <inactive>",
+    "\t Link {digit}: {word} Errors: {num}", "    gpuId {digit}:", "    physicalId {digit}:", "        U D X _ {word}",
+    "<gpu id=\"0000:{hex2}:00.0\">", "</gpu>", "<{word}>{num}</{word}>", "<nvidia_smi_log>", "</nvidia_smi_log>",
+    "<!ENTITY {word} \"{num}\">", "&{word};",
+    "{hex2}:00.{digit} {word}: NVIDIA Corporation {word} (rev {hex2})", "\t\tLnkCap:\tPort #0, Speed {num}GT/s, Width x{num}",
+    "\t\tLnkSta:\tSpeed {num}GT/s ({word}), Width x{num} ({word})", "\t\tUESta:\t{word}+ UnsupReq+", "\t\tCESta:\tRxErr+ AdvNonFatalErr+",
+    "\t!!! Unknown header type 7f", "\t\t\t[SN] Serial number: {word}", "Failed to initialize NVML: {word}",
+    "Unable to determine the device handle for GPU 0000:{hex2}:00.0: {word}", "WARNING: infoROM is corrupted at gpu 0000:{hex2}:00.0",
+    "| {word} | Fail - GPU: {digit} |", "|  | Pass - GPUs: {digit}, {digit} |", "| Error | GPU {digit} {word}",
+    "{ind}ECC Errors", "{ind}Remapped Rows", "{word}, {word} [W], pci.bus_id, power.draw [W]",
 ]
 words = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-/ ", max_size=18)
 nums = st.one_of(st.integers(-5, 10**7).map(str), st.floats(allow_nan=True, allow_infinity=True).map(str),
@@ -42,11 +63,12 @@ noise = st.lists(st.one_of(
     st.sampled_from(["==============NVSMI LOG==============", "Attached GPUs : 2", "# clusterkit power-trace v1",
                      "t_s,gpu,phase,power_w,sm_clock_mhz,clock_event_reasons,temp_c,error", "BIOS Information",
                      "\tGPU0\tGPU1\tCPU Affinity", "{\"gpus\": [{}], \"backend\": 1}", "    Clocks Event Reasons",
-                     "| Diagnostic | Result |", "Fabric Manager version is : 1", "Unable to determine the device handle for GPU 0000:01:00.0: x"]),
+                     "| Diagnostic | Result |", "Fabric Manager version is : 1", "Unable to determine the device handle for GPU 0000:01:00.0: x",
+                     "<?xml version=\"1.0\"?>", "No devices were found", "NVML library version: 550.1"]),
 ), max_size=30).map("\n".join)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=noise, which=st.sampled_from(PARSERS))
 def test_any_text_gives_a_result_or_parse_error(text, which):
     try:

@@ -10,7 +10,8 @@ from clusterkit.parsers.dcgmi import parse_dcgmi_diag
 from clusterkit.parsers.dmidecode_bios import parse_dmidecode_bios
 from clusterkit.parsers.fabricmanager import parse_fabricmanager
 from clusterkit.parsers.gpu_records import norm_bus_id, norm_device_id, reason_names
-from clusterkit.parsers.ipmi import open_psu_events, parse_sdr_psu, parse_sel
+from clusterkit.checks._bmc_source import psu_event_states
+from clusterkit.parsers.ipmi import parse_sdr_psu, parse_sel
 from clusterkit.parsers.nvidia_smi import parse_nvidia_smi_q, parse_query_gpu_csv, parse_topo
 from clusterkit.parsers.nvml_json import parse_nvml_json
 from clusterkit.parsers.power_trace import parse_power_trace
@@ -204,7 +205,9 @@ def test_sel_open_and_cleared_psu_events():
     assert sniff(text).name == "ipmitool-sel"
     events = parse_sel(text)
     assert len(events) == 4
-    assert list(open_psu_events(events)) == ["Power Supply #0xc9"]
+    states = psu_event_states(events)
+    assert [k for k, st in states.items() if st.opened] == ["Power Supply #0xc9"]
+    assert [(a.record, d.record) for a, d in states["Power Supply PS1 Status"].history] == [("1", "2")]
     assert parse_sel("SEL has no entries\n") == []
 
 
@@ -272,3 +275,39 @@ def test_power_trace_header_and_bad_rows():
     assert tr.gpus[0].pcie_under_load == (5, 5, 16, 16)
     assert [s.power_w for s in tr.samples] == [70.1, None, None] and tr.samples[-1].error == "GPU_LOST"
     assert tr.skipped_rows == 2
+
+
+# DCGM 4 prints one `GPUn: Result` row per GPU under each test (dcgmi diag -r 2, 4.x layout).
+DCGM4 = """+---------------------------+------------------------------------------------+
+| Diagnostic                | Result                                         |
++===========================+================================================+
++-----  Hardware  ----------+------------------------------------------------+
+| memory                    | Fail                                           |
+| Warning                   | GPU 1 had uncorrectable memory errors          |
+|                           | GPU0: Pass                                     |
+|                           | GPU1: Fail                                     |
++-----  Integration  -------+------------------------------------------------+
+| pcie                      | Fail                                           |
+| Warning                   | There was an internal error during the test:   |
+|                           | 'A child process (152) exited with non-zero s  |
+|                           | tatus 1'                                       |
+|                           | GPU0: Pass                                     |
+|                           | GPU1: Pass                                     |
++---------------------------+------------------------------------------------+
+"""
+
+
+def test_dcgm4_per_gpu_rows_name_the_failing_gpu_and_an_internal_error_is_not_a_gpu_fault(tmp_path):
+    from clusterkit.pipeline import analyze_paths
+
+    d = parse_dcgmi_diag(DCGM4)
+    mem, pcie = d.tests
+    assert mem.gpu_results == {0: "pass", 1: "fail"} and not mem.internal_error_only
+    assert pcie.gpu_results == {0: "pass", 1: "pass"} and pcie.internal_error_only
+    assert "GPU0" not in " ".join(pcie.warnings)          # GPU rows are results, not warning text
+    p = tmp_path / "diag.txt"
+    p.write_text(DCGM4)
+    findings = [f for n in analyze_paths([p]).nodes for c in n.checks for f in c.findings]
+    by_code = {f.code: f for f in findings}
+    assert by_code["GPU_DCGM_DIAG_FAIL"].component == "GPU 1" and by_code["GPU_DCGM_DIAG_FAIL"].severity == "fail"
+    assert by_code["GPU_DCGM_DIAG_INTERNAL_ERROR"].severity == "warn"

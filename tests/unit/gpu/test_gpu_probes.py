@@ -20,7 +20,8 @@ def test_full_suite_plans_every_gpu_and_power_file():
     needs = [n for c in suite.check_ids if c.startswith(("gpu.", "power.")) for n in CHECKS[c].needs]
     names = {p.name for p in probes_for(needs)}
     assert {"gpu.nvml", "gpu.nvidia_smi_q", "gpu.topo", "gpu.dcgmi_diag", "gpu.fabricmanager", "power.step",
-            "power.ipmi_sdr", "power.ipmi_sel", "power.bios", "host.kernel_log"} <= names
+            "power.ipmi_sdr", "power.ipmi_sel", "power.bios", "host.kernel_log", "gpu.fabricmanager_log",
+            "power.ipmi_sdr_v"} <= names
     quick = load_suite("quick")
     assert "power.step" not in quick.check_ids and "power.psu" in quick.check_ids
 
@@ -30,8 +31,12 @@ def test_commands_are_argv_lists_with_timeouts_and_root_only_where_needed():
     for c in cmds.values():
         assert isinstance(c.argv, list) and all(isinstance(a, str) for a in c.argv) and 0 < c.timeout_s <= 1800
     root = {p for p, c in cmds.items() if c.root}
-    assert root == {"host/ipmitool-sdr-psu.txt", "host/ipmitool-sel.txt", "host/dmidecode-bios.txt", "gpu/dcgmi-diag.txt"}
+    assert root == {"host/ipmitool-sdr-psu.txt", "host/ipmitool-sel.txt", "host/dmidecode-bios.txt", "gpu/dcgmi-diag.txt",
+                    "host/ipmitool-sdr-v.txt", "gpu/fabricmanager-log.txt"}
     assert cmds["host/ipmitool-sdr-psu.txt"].argv == ["ipmitool", "sdr", "type", "Power Supply"]
+    assert cmds["host/ipmitool-sdr-v.txt"].argv == ["ipmitool", "sdr", "-v"]
+    fm = cmds["gpu/fabricmanager-log.txt"]
+    assert fm.argv[:2] == ["sh", "-c"] and "/var/log/fabricmanager.log" in fm.argv[2] and fm.phase == PHASE_AFTER
     assert cmds["gpu/nvml.json"].phase == PHASE_INFO and cmds["gpu/nvml-after.json"].phase == PHASE_AFTER
     assert cmds["gpu/power-trace.csv"].phase == PHASE_LOAD and cmds["gpu/power-trace.csv"].output == "files-json"
 

@@ -98,3 +98,24 @@ _dev = st.fixed_dictionaries({"address": st.text(max_size=12), "id": st.sampled_
 def test_any_reading_gives_messages_not_tracebacks(detected, declared):
     out = hardware_problems(detected, declared, T)
     assert all(isinstance(m, str) and m for m in out)
+
+
+def test_secure_boot_with_unsigned_dkms_modules_is_refused_unless_signed():
+    node = {**_node(_pci(8, nvswitch=4)), "secure_boot": True}
+    declared = {"gpu_model": "h100-sxm5-80gb", "gpu_count": 8}
+    [p] = hardware_problems(node, declared, T)
+    assert p.startswith("Secure Boot is on") and "preflight_secure_boot_signed_modules=true" in p
+    assert hardware_problems(node, {**declared, "preflight_secure_boot_signed_modules": "true"}, T) == []
+    # a host without GPUs or RDMA builds no DKMS module
+    assert hardware_problems({**_node([]), "secure_boot": True}, {"gpu_count": 0}, T) == []
+
+
+def test_an_infiniband_port_no_subnet_manager_configured_is_refused():
+    ports = {"mlx5_0": [{"port": "1", "state": "4: ACTIVE", "sm_lid": "0x1"}],
+             "mlx5_1": [{"port": "1", "state": "2: INIT", "sm_lid": "0x0"}]}
+    node = {**_node(_pci(8, nvswitch=4), ib=["mlx5_0", "mlx5_1"]), "ib_ports": ports}
+    declared = {"gpu_model": "h100-sxm5-80gb", "gpu_count": 8, "ib_devices": "mlx5_0,mlx5_1"}
+    [p] = hardware_problems(node, declared, T)
+    assert p.startswith("no InfiniBand subnet manager answers on mlx5_1 (port 1 2: INIT, SM lid 0x0)")
+    ports["mlx5_1"][0].update(state="4: ACTIVE", sm_lid="garbage")
+    assert len(hardware_problems(node, declared, T)) == 1   # an unreadable SM LID is no answer

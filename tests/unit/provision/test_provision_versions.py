@@ -141,3 +141,12 @@ _value = st.one_of(st.none(), st.text(max_size=12), st.integers(-5, 10**6), st.f
 def test_any_host_vars_give_messages_not_tracebacks(hv, model):
     out = host_version_problems(hv, load_table(), model)
     assert all(isinstance(var, str) and isinstance(msg, str) and msg for var, msg in out)
+
+
+def test_a_stack_without_the_source_of_a_version_is_refused(tmp_path):
+    doc = yaml.safe_load(default_path().read_text())
+    del doc["clusterkit_stacks"]["r570-cuda12.8"]["sources"]["nccl"]
+    p = tmp_path / "versions.yml"
+    p.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match="stack 'r570-cuda12.8': 'sources' must say where each version comes from; missing: nccl"):
+        load_table(p)

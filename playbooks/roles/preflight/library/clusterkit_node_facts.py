@@ -46,6 +46,14 @@ free_gib:
   description: Path -> free GiB (null when the path does not exist).
   type: dict
   returned: always
+secure_boot:
+  description: true/false from the SecureBoot EFI variable, null on a BIOS boot or where efivars is not mounted.
+  type: bool
+  returned: always
+ib_ports:
+  description: InfiniBand device -> [{port, state, sm_lid}] from sysfs (what ibstat/sminfo would say about the SM).
+  type: dict
+  returned: always
 """
 
 import os
@@ -53,6 +61,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 VENDORS = ("0x10de", "0x15b3")
+# The UEFI global variable GUID; the variable's data is 4 attribute bytes then one byte, 1 = enabled.
+SECURE_BOOT_VAR = "SecureBoot-8be4df61-93ca-11d2-aa0d-e2a14f7a0da2"
 
 
 def _read(path):
@@ -93,6 +103,28 @@ def net_interfaces(root):
     return out
 
 
+def secure_boot(root):
+    try:
+        with open(os.path.join(root, "firmware", "efi", "efivars", SECURE_BOOT_VAR), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return len(data) >= 5 and data[4] == 1
+
+
+def ib_ports(root):
+    base = os.path.join(root, "class", "infiniband")
+    out = {}
+    for dev in _listdir(base):
+        ports = []
+        for port in _listdir(os.path.join(base, dev, "ports")):
+            p = os.path.join(base, dev, "ports", port)
+            ports.append({"port": port, "state": _read(os.path.join(p, "state")) or "",
+                          "sm_lid": _read(os.path.join(p, "sm_lid")) or ""})
+        out[dev] = ports
+    return out
+
+
 def main():
     module = AnsibleModule(argument_spec={"sysfs_root": {"type": "path", "default": "/sys"},
                                           "paths": {"type": "list", "elements": "path", "default": ["/"]}},
@@ -112,7 +144,7 @@ def main():
                      modules={"nouveau": os.path.isdir(os.path.join(mod, "nouveau")),
                               "nvidia": _read(os.path.join(mod, "nvidia", "version")),
                               "nvidia_peermem": os.path.isdir(os.path.join(mod, "nvidia_peermem"))},
-                     free_gib=free)
+                     free_gib=free, secure_boot=secure_boot(root), ib_ports=ib_ports(root))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,82 @@
+"""bmc.health: what the BMC says about the node besides its PSUs (those are power.psu's).
+
+Sensors at a critical or non-critical level (fans, temperatures, voltages), memory the
+BMC reports as uncorrectable or at its correctable-ECC logging limit, critical SEL
+records (chassis health, intrusion, OS critical stop), and a BMC that did not answer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from clusterkit.checks._bmc_source import (BMC_SOURCES, ecc_limit, is_psu, is_redundancy, read_bmc, row, sel_critical,
+                                           sensor_level, uncorrectable, when)
+from clusterkit.checks.registry import check
+from clusterkit.parsers.ipmi import SelEvent
+from clusterkit.results import CheckResult, Finding
+
+if TYPE_CHECKING:
+    from clusterkit.analysis import NodeContext
+
+ECC_ACTION = ("the BMC stopped logging corrected errors of this memory: find the DIMM (`ras-mc-ctl --error-count`, "
+              "`edac-util -v`, the vendor's event log) and replace it at the next window; clear the SEL afterwards")
+UE_ACTION = "an uncorrectable memory error: drain the node and replace the DIMM the BMC/EDAC names"
+
+
+def _memory_findings(name: str, texts: list[str], where: str, evidence: str) -> list[Finding]:
+    out = []
+    if (ue := uncorrectable(texts)) is not None:
+        out.append(Finding("HOST_EDAC_UNCORRECTED", "fail", name, f"{where}: {name}: {ue}", observed=ue,
+                           action=UE_ACTION, evidence=evidence))
+    elif (lim := ecc_limit(texts)) is not None:
+        out.append(Finding("IPMI_MEMORY_CORRECTABLE_ECC_LIMIT", "warn", name, f"{where}: {name}: {lim}", observed=lim,
+                           action=ECC_ACTION, evidence=evidence))
+    return out
+
+
+@check("bmc.health", needs=BMC_SOURCES, needs_any=True)
+def bmc_health(ctx: NodeContext) -> CheckResult:
+    """BMC sensors and event log: critical sensors, memory errors, critical events, an unreachable BMC."""
+    cid = "bmc.health"
+    bmc = read_bmc(ctx)
+    findings: list[Finding] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(fs: list[Finding]) -> None:
+        for f in fs:
+            if (f.code, f.component) not in seen:
+                seen.add((f.code, f.component))
+                findings.append(f)
+
+    for s in bmc.sensors:
+        if is_psu(s) or is_redundancy(s):
+            continue                                   # power.psu judges them
+        add(_memory_findings(s.name, s.states + [s.reading], "BMC sensor", f"{s.name} | {s.status} | {s.reading}"))
+        level = sensor_level(s)
+        if level is not None:
+            code = "IPMI_SENSOR_CRITICAL" if level == "fail" else "IPMI_SENSOR_WARNING"
+            add([Finding(code, level, s.name, f"BMC sensor {s.name} is {s.status}" + (f" ({s.reading})" if s.reading else ""),
+                         observed=s.reading or s.status, evidence=f"{s.name} | {s.status} | {s.reading}",
+                         action="check what the sensor measures (fan spinning, airflow, inlet temperature, the voltage "
+                                "regulator) and the BMC's thresholds (`ipmitool sensor get`)")])
+    groups: dict[tuple[str, str], list[SelEvent]] = {}     # same sensor, same event: one finding with a count
+    for e in bmc.events:
+        if not e.is_psu:
+            groups.setdefault((e.sensor, e.event), []).append(e)
+    for es in groups.values():
+        e, n = es[-1], len(es)
+        times = f", {n} times since {when(es[0])}" if n > 1 else ""
+        add(_memory_findings(e.sensor, [e.event], f"BMC event log ({when(e)}{times})", row(e)))
+        if sel_critical(e) and not uncorrectable([e.event]):
+            add([Finding("IPMI_SEL_CRITICAL_EVENT", "warn", e.sensor,
+                         f"BMC event log: {e.sensor}: {e.event} ({when(e)}{times})",
+                         observed=n, unit="events", evidence=row(e),
+                         action="look the event up in the vendor's event log (iLO IML, iDRAC LC log, XCC): it names the "
+                                "part; fix it, then clear the SEL (`ipmitool sel clear`) so the next one stands out")])
+    for path, line in bmc.unreachable[:1]:
+        add([Finding("IPMI_BMC_UNREACHABLE", "warn", "BMC", f"the BMC did not answer: {line}", evidence=f"{path}: {line}",
+                     action="check the BMC's network, address and credentials (or the ipmi_si/ipmi_devintf modules "
+                            "for local access); `ipmitool mc reset cold` if it hangs: PSU and sensor state is unknown")])
+    n_sensors, n_events = len(bmc.sensors), len(bmc.events)
+    return CheckResult.from_findings(cid, findings, f"BMC: {n_sensors} sensors, {n_events} events, nothing critical",
+                                     {"bmc_sensors": n_sensors, "bmc_sel_events": n_events})

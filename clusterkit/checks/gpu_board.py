@@ -1,0 +1,38 @@
+"""gpu.board: board faults beside the readings: a fan cell reading ERR! (the nvidia-smi screen), a corrupted
+infoROM (nvidia-smi's warning, or NVML's nvmlDeviceValidateInforom in the snapshot)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from clusterkit.checks._gpu_source import GPU_SOURCES, per_gpu_check
+from clusterkit.parsers.gpu_records import GpuInventory
+from clusterkit.results import CheckResult, Finding
+
+if TYPE_CHECKING:
+    from clusterkit.analysis import NodeContext
+
+
+@per_gpu_check("gpu.board", needs=GPU_SOURCES, needs_any=True)
+def gpu_board(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
+    """Fan and infoROM: a fan nvidia-smi cannot read while the GPU answers; an infoROM nvidia-smi calls corrupted."""
+    cid = "gpu.board"
+    findings: list[Finding] = []
+    for g in inv.gpus:
+        if g.inforom_corrupt:
+            findings.append(Finding(
+                "GPU_INFOROM_CORRUPT", "fail", g.label(), f"{g.label()}: nvidia-smi reports its infoROM corrupted",
+                observed="infoROM is corrupted", action=(
+                    "its ECC, retired-page and row-remap records cannot be trusted: drain the node, reflash the "
+                    "infoROM with the vendor's firmware bundle (nvflash / OEM update), RMA the GPU if the warning stays")))
+        if g.fan_error and not g.error:
+            findings.append(Finding(
+                "GPU_FAN_ERR", "warn", g.label(),
+                f"{g.label()}: the fan reads ERR! while every other reading answers ({g.temperature_c:.0f} C)"
+                if g.temperature_c is not None else f"{g.label()}: the fan reads ERR! while the GPU answers",
+                observed="ERR!", action=("check the fan and its connector (or the chassis fan the board reports); "
+                                         "replace it if it stays ERR!; watch the GPU's temperature until then")))
+    known = [g for g in inv.gpus if g.fan_error is not None or g.inforom_corrupt is not None]
+    if not known:
+        return CheckResult.skip(cid, "the GPU evidence reports no fan or infoROM state")
+    return CheckResult.from_findings(cid, findings, f"no fan or infoROM fault reported on {len(inv.gpus)} GPUs")

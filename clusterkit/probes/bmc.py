@@ -1,0 +1,9 @@
+"""BMC probes beyond the PSU ones (probes/gpu.py): every sensor record, states included."""
+
+from __future__ import annotations
+
+from clusterkit.parsers.ipmi_sensors import IPMI_SDR_V
+from clusterkit.probes.registry import simple_probe
+
+# `ipmitool sdr -v` reads every sensor through the BMC: seconds to a minute on a large server.
+simple_probe("power.ipmi_sdr_v", IPMI_SDR_V, timeout_s=180, root=True)
