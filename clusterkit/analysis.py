@@ -74,7 +74,9 @@ class NodeContext:
         if key not in self._cache:
             t = self.bundle.text(path)
             self._cache[key] = None if t is None else parser(t)
-            if t is not None and len(t) > KEEP_PARSED_MAX_CHARS:
+            # a compact file may parse into a lot (a power trace's columns): such parses say so
+            if t is not None and (len(t) > KEEP_PARSED_MAX_CHARS
+                                  or not getattr(self._cache[key], "keep_after_node", True)):
                 self._large.add(key)
         return self._cache[key]
 

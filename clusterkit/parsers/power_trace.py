@@ -90,6 +90,9 @@ class PowerTrace:
     temp_c: np.ndarray = field(default_factory=lambda: _empty("d"))
     errors: dict[int, str] = field(default_factory=dict)     # sample number -> error text (GPU_LOST...)
     csv_crc32: int | None = None                             # columns form: the CSV it was made from
+    # hundreds of KB of columns, read by node checks only: dropped after the node's checks, never
+    # sent back from a worker (clusterkit.analysis.NodeContext.parsed), whatever the file's size
+    keep_after_node = False
 
     @property
     def power_source(self) -> str:

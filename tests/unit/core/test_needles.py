@@ -32,18 +32,23 @@ def test_every_text_a_scan_pattern_matches_passes_the_prefilter(pattern):
     check()
 
 
-@pytest.mark.parametrize("pattern,needles", [
-    (r"NVRM:\s*Xid\s*\((\S+)\)", [{"NVRM:"}, {"Xid"}]),
-    (r"(?:EXT4-fs|XFS) (?:error|\(\S+\): Corruption)", [{"EXT4-fs", "XFS"}, {"error", "Corruption"}]),
-    (r"Test (?:CUDA |NCCL )?failure", [{"Test"}, {"failure"}]),
-    (r"a.b|xy", None),                             # nothing three characters long is required
-    (r"(?i)power supply.*lost", [{"supply"}, {"lost"}]),      # words: a scan may join lines with a space
-    (r"^(?=.*?EDAC )(?=.*?\bUE\b)", [{"EDAC"}]),    # what a lookahead needs is in the line
+@pytest.mark.parametrize("pattern,ruled_out,kept", [
+    (r"NVRM:\s*Xid\s*\((\S+)\)", ["NVRM: loading NVIDIA UNIX", "Xid"], ["NVRM:  Xid (PCI:0000:1b:00)"]),
+    (r"probe with driver nvidia failed|RmInitAdapter failed", ["nvidia driver 550 loaded"],
+     ["NVRM: RmInitAdapter failed! (0x22:0x38:852)", "probe with\n driver nvidia failed"]),
+    (r"(?:EXT4-fs|XFS) (?:error|\(\S+\): Corruption)", ["EXT4-fs (md0): mounted", "XFS (sda1): Mounting V5"],
+     ["EXT4-fs error (device md0)", "XFS (sda1): Corruption detected"]),
+    (r"(?i)power supply.*lost", ["PS1 | Power Supply | ok", "redundancy lost"], ["POWER SUPPLY 2: AC LOST"]),
+    (r"^(?=.*?EDAC )(?=.*?\bUE\b)", ["mce: CPU0 thermal"], ["EDAC MC0: 1 UE on DIMM_A1"]),   # a lookahead's words
 ])
-def test_required_literals(pattern, needles):
-    got = required_literals(re.compile(pattern))
-    assert (None if got is None else sorted((sorted(n.text for n in r) for r in got))) == \
-        (None if needles is None else sorted(sorted(s) for s in needles))
+def test_required_words(pattern, ruled_out, kept):
+    pre = Prefilter([re.compile(pattern)])
+    assert not any(pre.might_match(t) for t in ruled_out) and all(pre.might_match(t) for t in kept)
+
+
+def test_a_pattern_without_a_required_word_rules_nothing_out():
+    assert required_literals(re.compile(r"a.b|xy")) is None
+    assert Prefilter([re.compile(r"a.b|xy"), re.compile("fallen off")]).might_match("anything")
 
 
 def test_case_folding_and_wrapped_logs_are_never_ruled_out():
@@ -51,7 +56,6 @@ def test_case_folding_and_wrapped_logs_are_never_ruled_out():
     assert pre.might_match("PS1 | REDUNDANCY LOST | ok") and not pre.might_match("PS1 | Fully Redundant")
     assert pre.might_match("PS1 | redundancy loſt")              # non-ASCII: scanned, the regex folds 'ſ'
     assert pre.might_match('{"log":"Redundancy \\u004cost\\n","stream":"stdout"}')   # decoded by normalization
-    assert Prefilter([re.compile(r"..?")]).might_match("anything")
 
 
 def test_a_colored_fatal_line_is_still_found():
@@ -79,3 +83,24 @@ def test_a_message_split_over_two_lines_is_still_found():
     b = Bundle.virtual("n", {"notes/dmesg-paste.txt": text})
     res = scan(NodeContext("n", b, load_profile("base")), [])
     assert res is not None and {f.code for f in res.findings} == {"GPU_XID_79"}
+
+
+_LINE = st.one_of(
+    st.text(max_size=60),
+    st.from_regex(r"\[ *[0-9]{1,6}\.[0-9]{6}\] [ -~]{0,40}", fullmatch=True),
+    st.from_regex(r"(Nov|Dec) [ 0-9]{2} [0-9:]{8} [a-z0-9-]{1,8} [a-z_-]{1,10}(\[[0-9]+\])?: [ -~]{0,30}", fullmatch=True),
+    st.from_regex(r"20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:?[0-9]{2})? [ -~]{0,30}",
+                  fullmatch=True),
+    st.from_regex(r"(kern|user|daemon) *: *(warn|err|info) *: [ -~]{0,30}", fullmatch=True),
+    st.from_regex(r"<[0-9]{1,3}>1? ?[ -~]{0,40}", fullmatch=True),
+    st.from_regex(r"([a-z]+@[a-z0-9-]+:~[#$] |\$ |# |bash-4\.2# |\[root@n1 ~\]# )[ -~]{0,30}", fullmatch=True),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_LINE)
+def test_the_combined_layer_and_prompt_tests_match_where_one_of_their_patterns_does(line):
+    from clusterkit.evidence import normalize as n
+
+    assert (n._ANY_LAYER.match(line) is not None) == any(p.match(line) for p, _ in n._LAYERS)
+    assert (n._ANY_PROMPT.match(line) is not None) == any(p.match(line) for p in n._PROMPTS)
