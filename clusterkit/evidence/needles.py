@@ -38,9 +38,15 @@ class Need:
     parts: tuple["Needle | Need", ...]
     any_of: bool = False
 
-    def met(self, text: str, lower: str) -> bool:
+    def met(self, text: str, lower: str, seen: dict[Needle, bool]) -> bool:
+        """`seen`: needles already looked for in this text (several patterns share words)."""
         def has(p: "Needle | Need") -> bool:
-            return p.met(text, lower) if isinstance(p, Need) else p.text in (lower if p.folded else text)
+            if isinstance(p, Need):
+                return p.met(text, lower, seen)
+            got = seen.get(p)
+            if got is None:
+                got = seen[p] = p.text in (lower if p.folded else text)
+            return got
 
         return any(map(has, self.parts)) if self.any_of else all(map(has, self.parts))
 
@@ -124,4 +130,5 @@ class Prefilter:
             if not text.isascii():     # a regex folds some non-ASCII letters onto ASCII ones ('ſ' ~ 's')
                 return True
             lower = text.lower()
-        return any(need.met(text, lower) for need in self.needs)
+        seen: dict[Needle, bool] = {}
+        return any(need.met(text, lower, seen) for need in self.needs)
