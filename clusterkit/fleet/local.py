@@ -22,16 +22,19 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable
 
-from clusterkit.evidence.bundle import BundleWriter
+from clusterkit.errors import ConfigError
+from clusterkit.evidence.bundle import META, BundleWriter
 from clusterkit.fleet.hostrun import REMOTE_ENV, store
 from clusterkit.fleet.ssh import MAX_CAPTURE_BYTES, NOT_FOUND_EXIT, CommandResult
 from clusterkit.fleet.tools import needs
@@ -155,9 +158,17 @@ Runner = Callable[..., CommandResult]
 
 def collect_local(spec: HostSpec, commands: list[Command], out_dir: Path, *, budget_s: float | None = None,
                   runner: Runner = run_command) -> LocalRun:
-    """Run `commands` (in phase order) on this machine into `out_dir/<spec.name>/`."""
-    writer = BundleWriter(out_dir / spec.name, spec.name, declared=spec.declared())
-    run = LocalRun(writer.root)
+    """Run `commands` (in phase order) on this machine into `out_dir/<spec.name>/`.
+
+    The bundle is written beside it and moved into place when complete, replacing the bundle of
+    an earlier run (a kept directory never mixes two runs' files; a reader never sees half a bundle)."""
+    final = out_dir / spec.name
+    if final.exists() and not (final / META).is_file():
+        raise ConfigError(f"{final} exists and is not a clusterkit bundle: not replaced (choose another directory)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writer = BundleWriter(Path(tempfile.mkdtemp(prefix=f".{spec.name}.", dir=out_dir)), spec.name,
+                          declared=spec.declared())
+    run = LocalRun(final)
     end = None if budget_s is None else time.monotonic() + budget_s
     env = dict(os.environ, **REMOTE_ENV)
     hung: dict[str, str] = {}            # driver key -> the command that hung on it
@@ -194,6 +205,10 @@ def collect_local(spec: HostSpec, commands: list[Command], out_dir: Path, *, bud
     # the timed-out command is recorded with its status (a hung nvidia-smi is evidence).
     writer.finish(transport={"launcher": "local", "hostname": socket.gethostname()},
                   budget_s=budget_s, over_budget=run.over_budget)
+    if final.exists():
+        shutil.rmtree(final)
+    writer.root.chmod(0o755)      # mkdtemp's 0700: the head reading a shared directory may not be root
+    writer.root.rename(final)
     return run
 
 
@@ -218,7 +233,6 @@ def this_node() -> str:
 def node_spec(node: str | None, inventory: Path | None) -> HostSpec:
     """This node's inventory entry, found by its Slurm node name (`slurm_node`) or host name; a bare
     spec (nothing declared) without an inventory."""
-    from clusterkit.errors import ConfigError
     from clusterkit.inventory import load_inventory
 
     name = node or this_node()

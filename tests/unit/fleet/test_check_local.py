@@ -84,6 +84,13 @@ def test_budget_cuts_the_running_command_and_skips_what_does_not_fit(tmp_path):
     assert rec["host/slow.txt"]["status"] == "timeout" and rec["host/slow.txt"]["cut_by_deadline"]
     assert rec["host/last.txt"]["status"] == "skipped" and "budget was spent" in rec["host/last.txt"]["message"]
     assert b.meta["transport"]["launcher"] == "local" and b.meta["over_budget"] == run.over_budget
+    # the next run in the same directory replaces the bundle: nothing of this run's is left over
+    again = collect_local(spec, [Command("host/other.txt", ["echo", "x"], timeout_s=10)], tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n1"] and again.root == tmp_path / "n1"
+    assert not (tmp_path / "n1" / "host" / "first.txt").exists() and (tmp_path / "n1" / "host" / "other.txt").exists()
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ConfigError, match="not a clusterkit bundle"):
+        collect_local(HostSpec("mine", "localhost"), [], tmp_path)
 
 
 def test_the_node_is_found_in_the_inventory_by_slurm_node_or_name(tmp_path):
