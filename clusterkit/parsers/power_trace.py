@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
-import json
 import math
 import re
 import zlib
@@ -36,7 +35,7 @@ from clusterkit.evidence.kinds import declare
 from clusterkit.evidence.text import clean
 from clusterkit.node_scripts.trace_columns import (COLUMN_TYPES, COLUMNS_FORMAT, NO_REASONS, TRACE_HEADER,
                                                    parse_rows, split_trace)
-from clusterkit.parsers import ParseError
+from clusterkit.parsers import ParseError, json_object
 from clusterkit.parsers.gpu_records import gpu_label, norm_bus_id
 
 COLUMNS = TRACE_HEADER
@@ -215,11 +214,8 @@ def parse_power_trace(text: str, *, require_samples: bool = True) -> PowerTrace:
 @POWER_TRACE_COLUMNS.parser
 def parse_power_trace_columns(text: str) -> PowerTrace:
     """`gpu/power-trace.columns.json` -> the trace its CSV gives (`csv_crc32` names that CSV)."""
-    try:
-        doc = json.loads(text)
-    except ValueError as e:
-        raise ParseError(f"power trace columns: not JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != COLUMNS_FORMAT:
+    doc = json_object(text, POWER_TRACE_COLUMNS.path)
+    if doc.get("format") != COLUMNS_FORMAT:
         raise ParseError(f"power trace columns: not '{COLUMNS_FORMAT}'")
     try:
         n = int(doc["rows"])

@@ -30,16 +30,28 @@ def _until(pred, timeout_s: float, what: str):
     raise AssertionError(f"not within {timeout_s:g} s: {what}")
 
 
-def test_health_check_drains_its_failing_node_and_resumes_it_once_healthy(tmp_path):
-    nodes = ["node1", "node2", "node3"]
+def _slurm_runs_check(roots: NodeRoots, name: str, budget: int, conf_lines: str):
+    """slurm.conf lines (with `{script}`) for a script that runs `check --local --drain` as each node,
+    logging to ROOT/<node>/NAME.log; it needs the test cluster's SLURM_CONF for scontrol."""
+    def conf(cluster_dir: Path) -> str:
+        script = roots.script(name, ["check", "--local", "--drain", "--budget", str(budget)], log=True,
+                              env={"SLURM_CONF": str(cluster_dir / "slurm.conf")})
+        return conf_lines.format(script=script)
+    return conf
+
+
+def _roots(tmp_path: Path, nodes: list[str]) -> NodeRoots:
+    """Node environments where node1's kernel log has a GPU fallen off the bus."""
     roots = NodeRoots(tmp_path / "nodes", nodes)
     roots.tool("node1", "dmesg", XID79_DMESG)
+    return roots
 
-    def conf(cluster_dir: Path) -> str:
-        hc = roots.script("healthcheck", ["check", "--local", "--drain", "--budget", "20"], log=True,
-                          env={"SLURM_CONF": str(cluster_dir / "slurm.conf")})
-        return f"HealthCheckProgram={hc}\nHealthCheckInterval=5\nHealthCheckNodeState=ANY\n"
 
+def test_health_check_drains_its_failing_node_and_resumes_it_once_healthy(tmp_path):
+    nodes = ["node1", "node2", "node3"]
+    roots = _roots(tmp_path, nodes)
+    conf = _slurm_runs_check(roots, "healthcheck", 20, "HealthCheckProgram={script}\nHealthCheckInterval=5\n"
+                                                       "HealthCheckNodeState=ANY\n")
     with running_slurm(nodes, conf) as c:
         st, reason = c.wait_state("node1", lambda st, r: "drain" in st, timeout_s=40)
         assert reason.startswith("clusterkit: GPU_XID_79 GPU at PCI 0000:1b:00.0"), reason
@@ -59,15 +71,9 @@ def test_health_check_drains_its_failing_node_and_resumes_it_once_healthy(tmp_pa
 
 def test_a_failing_prolog_keeps_the_job_off_its_node(tmp_path):
     nodes = ["node1", "node2"]
-    roots = NodeRoots(tmp_path / "nodes", nodes)
-    roots.tool("node1", "dmesg", XID79_DMESG)
-
-    def conf(cluster_dir: Path) -> str:
-        prolog = roots.script("prolog", ["check", "--local", "--drain", "--budget", "15"], log=True,
-                              env={"SLURM_CONF": str(cluster_dir / "slurm.conf")})
-        # requeue a job whose prolog failed instead of holding it (the job should run, elsewhere)
-        return f"Prolog={prolog}\nSchedulerParameters=nohold_on_prolog_fail\n"
-
+    roots = _roots(tmp_path, nodes)
+    # a job whose prolog failed goes back to the queue instead of being held (it should run, elsewhere)
+    conf = _slurm_runs_check(roots, "prolog", 15, "Prolog={script}\nSchedulerParameters=nohold_on_prolog_fail\n")
     with running_slurm(nodes, conf) as c:
         c.scontrol("update", "nodename=node2", "state=drain", "reason=busy")   # the job can only start on node1
         out = tmp_path / "job.out"
