@@ -18,6 +18,7 @@ reported unreachable with what srun said about it ("srun: error: node3: task 2: 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -26,13 +27,16 @@ import shlex
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from clusterkit.errors import ConfigError
 from clusterkit.evidence.bundle import META, BundleWriter
 from clusterkit.fleet.local import run_command
 from clusterkit.inventory import HostSpec, Inventory
 from clusterkit.slurm import NodeState, Slurm, SlurmError
+
+if TYPE_CHECKING:
+    from clusterkit.fleet.cluster_steps import Launch
 
 LAUNCH_DIR = ".clusterkit"
 SRUN_TERM_GRACE_S = 10.0       # srun gets SIGTERM (it cancels the step) this long before SIGKILL
@@ -91,14 +95,15 @@ def select_hosts(inventory: Inventory | None, opts: SrunOptions, slurm: Slurm | 
                               "--reservation" + (" (it names no node)" if names == [] else ""))
         return [HostSpec(name=n, address=n, scheduler="slurm", slurm_node=n) for n in names]
     hosts = inventory.targets()
-    if names is None:
-        return hosts
-    wanted = set(names)
-    chosen = [h for h in hosts if slurm_name(h) in wanted]
-    if not chosen:
-        raise ConfigError(f"{inventory.source}: no inventory host is one of the Slurm nodes {', '.join(names[:8])}"
-                          f"{' ...' if len(names) > 8 else ''} (matched by slurm_node, else by name)")
-    return chosen
+    if names is not None:
+        wanted = set(names)
+        hosts = [h for h in hosts if slurm_name(h) in wanted]
+        if not hosts:
+            raise ConfigError(f"{inventory.source}: no inventory host is one of the Slurm nodes "
+                              f"{', '.join(names[:8])}{' ...' if len(names) > 8 else ''} (matched by slurm_node, "
+                              f"else by name)")
+    # reached through Slurm: multi-node tests are srun steps too
+    return [dataclasses.replace(h, scheduler="slurm") for h in hosts]
 
 
 def _inventory_json(hosts: list[HostSpec]) -> dict[str, Any]:
@@ -152,9 +157,36 @@ def _fresh_bundle(d: Path, since: float) -> bool:
         return False
 
 
+def srun_launch(opts: SrunOptions, deadline: Any) -> "Launch":
+    """Cluster-wide steps (multi-node NCCL, localization rounds) as srun steps started from here, in the
+    same partition or reservation as the collection step (and in the same allocation when this runs
+    inside one: sbatch or salloc on the reservation)."""
+    from clusterkit.fleet.nccl_runner import LaunchPlan, RunRecord, run_plan
+
+    def launch(first: HostSpec) -> tuple[Callable[..., RunRecord], Callable[[], None]]:
+        def run(plan: LaunchPlan, *, timeout_s: float = 900.0, hostfile_path: str | None = None,
+                cwd: str | None = None) -> RunRecord:
+            if plan.argv[:1] == ["srun"]:
+                plan = dataclasses.replace(plan, argv=["srun", *opts.srun_args(), *plan.argv[1:]])
+            return run_plan(plan, timeout_s=max(1.0, min(timeout_s, deadline.remaining())),
+                            hostfile_path=hostfile_path, cwd=cwd)
+
+        return run, lambda: None
+
+    return launch
+
+
 def collect_srun(hosts: list[HostSpec], suite: str, profile: str | None, out_dir: Path, opts: SrunOptions,
                  progress: Progress | None = None, slurm: Slurm | None = None) -> list[Path]:
-    """Collect every host's bundle into `out_dir/<host>/` with one srun step; returns the bundle directories."""
+    """Collect every host's bundle into `out_dir/<host>/` with one srun step, then the suite's cluster-wide
+    steps (multi-node NCCL) into `out_dir/_cluster/`; returns the bundle directories."""
+    from clusterkit.analysis import ProfileResolver
+    from clusterkit.fleet.cluster_steps import run_cluster_steps
+    from clusterkit.fleet.collect import FleetOptions
+    from clusterkit.fleet.ssh import Deadline
+    from clusterkit.suites import load_suite
+
+    deadline = Deadline(opts.deadline_s)
     say = progress or (lambda host, step, state: None)
     slurm = slurm or Slurm()
     out_dir = out_dir.resolve()
@@ -173,7 +205,9 @@ def collect_srun(hosts: list[HostSpec], suite: str, profile: str | None, out_dir
             say(h.name, "done", "unreachable")
     if launch:
         dirs.update(_step(launch, suite, profile, out_dir, opts, say))
-    return [dirs[h.name] for h in hosts]
+    cluster = run_cluster_steps(hosts, load_suite(suite), ProfileResolver(profile), out_dir,
+                                FleetOptions(deadline_s=opts.deadline_s), deadline=deadline, launch=srun_launch(opts, deadline))
+    return [dirs[h.name] for h in hosts] + ([cluster] if cluster is not None else [])
 
 
 def _step(hosts: list[HostSpec], suite: str, profile: str | None, out_dir: Path, opts: SrunOptions,

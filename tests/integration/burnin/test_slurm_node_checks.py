@@ -7,6 +7,7 @@ Nodes differ by the tools on their PATH (tests/node_roots.py): Slurm itself is r
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -146,3 +147,36 @@ def test_verify_through_srun_matches_the_same_evidence_analyzed_directly(tmp_pat
         assert p.returncode == 0, p.stderr
     by_hand = _verdicts(json.loads(_clusterkit("analyze", str(direct), "--suite", "node", "--format", "json").stdout))
     assert by_hand == {n: via_srun[n] for n in nodes[:3]}
+
+
+def test_the_multi_node_nccl_test_runs_as_an_srun_step_on_the_chosen_nodes(tmp_path):
+    """No GPU here: `all_reduce_perf` on the nodes' PATH prints an nccl-tests table (rank 0) and says
+    where each rank ran; what is real is the srun step that starts it and the verdict on its output."""
+    from tests.unit.nccl.nccl_fixtures import CURRENT_8X_H100
+
+    nodes = ["node1", "node2"]
+    roots = NodeRoots(tmp_path / "nodes", nodes)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (tmp_path / "table.txt").write_text(CURRENT_8X_H100)
+    (fake / "all_reduce_perf").write_text(
+        f'#!/bin/sh\necho "$SLURMD_NODENAME" >> {tmp_path}/ranks.txt\n'
+        f'[ "$SLURM_PROCID" = 0 ] && cat {tmp_path}/table.txt\nexit 0\n')
+    (fake / "all_reduce_perf").chmod(0o755)
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps({"all": {"hosts": {
+        f"gpu-{n}": {"gpu_model": "h100-sxm5-80gb", "gpu_count": 1, "slurm_node": n} for n in nodes}}}))
+    suite = tmp_path / "multinode.toml"
+    suite.write_text('description = "multi-node NCCL only"\nchecks = ["nccl.multi_node"]\n')
+    shared = tmp_path / "shared"
+    with running_slurm(nodes, "") as c:
+        r = _clusterkit("verify", "--launcher", "srun", "-i", str(inv), "--suite", str(suite),
+                        "--node-clusterkit", str(roots.script("node-clusterkit", [])), "--keep-evidence", str(shared),
+                        "--deadline", "120", "--format", "json", env=dict(c.env, PATH=f"{fake}:{os.environ['PATH']}"))
+    report = json.loads(r.stdout)
+    assert {n["host"]: n["outcome"] for n in report["nodes"]} == {"gpu-node1": "ok", "gpu-node2": "ok"}, r.stderr
+    step = json.loads((shared / "_cluster" / "bundle.json").read_text())["commands"][0]
+    assert step["command"].startswith("srun --nodes=2 --ntasks-per-node=1 --nodelist=node1,node2 ")
+    assert sorted((tmp_path / "ranks.txt").read_text().split()) == nodes          # one rank on each chosen node
+    multi = next(c for c in report["cluster_checks"] if c["id"] == "nccl.multi_node")
+    assert multi["status"] == "pass" and multi["metrics"]["busbw_large_gbps"] == pytest.approx(477.8, abs=0.1), multi
