@@ -7,13 +7,16 @@ and as many real sshd nodes (tests/support/sshd.py) on 127.0.0.1, then collects 
 all nodes both ways: `collect_srun` (one `srun` step running `clusterkit check --local --collect-only`
 on each node) and `collect_bundles` (paramiko fan-out, one connection per node). Every node is this
 machine, so both pay for the same probes; what differs is the launch: srun starts one clusterkit
-interpreter per node, SSH a handshake and a remote command per probe. Needs root (slurmd, sshd).
+interpreter per node, SSH a handshake and a remote command per probe. Besides the wall time, the
+head's own CPU time is printed (this process and the srun client; the probes run under slurmd or
+sshd), which is what grows with the fleet on the host that launches. Needs root (slurmd, sshd).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -23,6 +26,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+def _head_cpu() -> float:
+    """CPU seconds of this process and its waited-for children (the srun client)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> None:
@@ -57,25 +66,30 @@ def main() -> None:
         fleet = FleetOptions(known_hosts=sshd.known_hosts, concurrency=args.nodes)
         srun_opts = SrunOptions(clusterkit=f"{sys.executable} -m clusterkit", deadline_s=600)
         times: dict[str, list[float]] = {"srun": [], "ssh": []}
+        head: dict[str, list[float]] = {"srun": [], "ssh": []}
         for i in range(args.repeat):
             for way in ("srun", "ssh"):
                 out = work / f"{way}-{i}"
+                cpu0 = _head_cpu()
                 t = time.perf_counter()
                 if way == "srun":
                     dirs = collect_srun(srun_hosts, args.suite, None, out, srun_opts)
                 else:
                     dirs = collect_bundles(ssh_hosts, suite, ProfileResolver(), out, fleet)
                 times[way].append(time.perf_counter() - t)
+                head[way].append(_head_cpu() - cpu0)
                 outcomes = {Bundle.open(d).outcome for d in dirs}
                 if outcomes != {"ok"}:
                     raise SystemExit(f"{way}: not every node collected: {outcomes}")
                 files = sum(len(Bundle.open(d).paths()) for d in dirs)
-                print(f"{way} run {i + 1}: {times[way][-1]:.2f} s, {len(dirs)} nodes, {files} files", flush=True)
+                print(f"{way} run {i + 1}: {times[way][-1]:.2f} s (head CPU {head[way][-1]:.2f} s), {len(dirs)} nodes, "
+                      f"{files} files", flush=True)
         load = os.getloadavg()[0]
         med = {w: statistics.median(v) for w, v in times.items()}
         print(f"\n{args.nodes} nodes, suite {args.suite}, median of {args.repeat} (load average {load:.1f}):")
         for w in ("srun", "ssh"):
-            print(f"  {w:<5} {med[w]:.2f} s  ({', '.join(f'{x:.2f}' for x in times[w])})")
+            print(f"  {w:<5} {med[w]:.2f} s  ({', '.join(f'{x:.2f}' for x in times[w])}); head CPU "
+                  f"{statistics.median(head[w]):.2f} s ({statistics.median(head[w]) / args.nodes * 1000:.0f} ms per node)")
         print(f"  ratio ssh / srun: {med['ssh'] / med['srun']:.2f}")
     finally:
         sshd.stop()
