@@ -427,7 +427,9 @@ _FATAL_TEST_LINE = re.compile(r"\bTest (?:CUDA |NCCL )?failure\b|^NCCL failure \
 
 
 def _looks_json(text: str) -> bool:
-    return text.lstrip().startswith("{")
+    """nccl-tests' JSON report (`-J`), not a text paste that happens to hold a `{` line."""
+    head = text.lstrip()[:4096]
+    return head.startswith("{") and bool(re.match(r'\{\s*"', head))
 
 
 # ---- rows --------------------------------------------------------------------------------
