@@ -17,7 +17,7 @@ from clusterkit.parsers.ibcounters import (COUNTERS_AFTER as AFTER, COUNTERS_BEF
                                            LEGACY_MAX, PERFQUERY, PortSnapshot, Snapshot)
 from clusterkit.parsers.iblinkinfo import IBLINKINFO, IbLink
 from clusterkit.parsers.ibqueryerrors import IBQUERYERRORS
-from clusterkit.parsers.ibstat import BARE_PORT, IBSTAT, IBSTATUS, IbPort, aborted
+from clusterkit.parsers.ibstat import BARE_PORT, IBSTAT, IBSTATUS, IbPort, NoDevices, aborted
 from clusterkit.parsers.ibv_devinfo import IBV_DEVINFO
 from clusterkit.parsers.kernel_log import KERNEL_LOG as DMESG  # noqa: F401
 from clusterkit.parsers.mlxcables import MLXCABLES  # noqa: F401 (the fabric checks' kinds)
@@ -50,6 +50,7 @@ class NodeFabric:
     after: Snapshot | None = None
     gpus: dict[str, list[str]] = field(default_factory=dict)   # mlx5_0 -> ["GPU0"]
     errors: list[str] = field(default_factory=list)            # unusable files, said why
+    no_devices: str | None = None                              # a tool's own words that no IB device exists
     aborted: list[tuple[str, str | None]] = field(default_factory=list)   # (ibpanic line, device it names)
     mlxlink: dict[str, MlxlinkReport] = field(default_factory=dict)       # port name -> report
     _peer_index: dict | None = field(default=None, repr=False)
@@ -128,6 +129,9 @@ def _try(fabric: NodeFabric, kind: Kind, ctx: "NodeContext", fn: Any = None) -> 
     if text is not None:
         try:
             return fn(text)
+        except NoDevices as e:
+            fabric.no_devices = str(e)
+            return None
         except ParseError as e:
             why = str(e)
     if why or failed and not ctx.bundle.not_installed(path):  # a missing tool is evidence, not an error
@@ -286,6 +290,7 @@ def no_fabric(ctx: "NodeContext", fabric: NodeFabric) -> bool:
     decl = ctx.declared
     snap_ports = (fabric.after.ports if fabric.after else {}) or (fabric.before.ports if fabric.before else {})
     return not (fabric.ports or fabric.links or snap_ports or fabric.errors or decl.get("ib_devices")
+                or (fabric.no_devices and ctx.loose)   # a paste of a tool finding no HCA: judged
                 or decl.get("roce_interfaces") or ctx.glob(ETHTOOL_S) or ctx.glob(ETHTOOL_M) or ctx.glob(MLXLINK))
 
 

@@ -250,3 +250,33 @@ def warning_findings(run: NcclRun, default_host: str) -> list[Finding]:
         out.append(Finding("NCCL_WARN_NONFATAL", "warn", f"{host} NCCL", f"NCCL warned and carried on: "
                            f"{line[:200]} -> {w.meaning}", action=w.action, evidence="\n".join(same[:5])))
     return out
+
+
+ACTION_STOPPED = ("The test hung or was killed (a sweep script's timeout, the scheduler, a lost rank): rerun it alone "
+                  "with NCCL_DEBUG=INFO and the launcher's timeout raised, keep its whole output (stdout and stderr), "
+                  "and look for a hung process or an Xid in dmesg on its nodes at that time.")
+
+
+def stopped_finding(parts: list[NcclRun], i: int, component: str) -> Finding | None:
+    """NCCL_RUN_INCOMPLETE (fail) for test `i` of a log of several that stopped without a word: it printed
+    its header and no row (or stopped mid-sweep) with no summary, no `concluded` line and no failure line,
+    while another test of the same log completed before it or started after it. A test that hangs or is
+    killed is a failed test; the log around it shows it is not a paste cut short."""
+    p = parts[i]
+    if p.failures or p.completed:
+        return None
+    later = i + 1 < len(parts)
+    if p.rows:
+        if not later or p.sweep_complete is not False:
+            return None  # the last test's cut rows are judged as before (a paste may end anywhere)
+        what = (f"stopped after {len(p.rows)} size(s) (largest {(p.max_size_bytes or 0) / 2**20:g} MiB of maxBytes "
+                f"{p.params.get('maxBytes', 0) / 2**20:g} MiB)")
+    elif later or any(q.completed for q in parts[:i]):
+        what = "printed its header and no result row"
+    else:
+        return None
+    where = ("the next test started after it" if later else
+             f"{', '.join(q.label for q in parts[:i] if q.completed)} completed before it")
+    return Finding("NCCL_RUN_INCOMPLETE", "fail", component,
+                   f"{p.label} {what}, with no summary, no 'Collective test concluded' line and no failure line, "
+                   f"while {where}: the test hung or was killed", action=ACTION_STOPPED)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from clusterkit.checks._bmc_source import (BMC_SOURCES, ecc_limit, is_psu, is_redundancy, read_bmc, row, sel_critical,
                                            sensor_level, uncorrectable, when)
 from clusterkit.checks.registry import check
-from clusterkit.parsers.ipmi import SelEvent
+from clusterkit.parsers.ipmi import IPMI_SEL_INFO, SelEvent
 from clusterkit.results import CheckResult, Finding
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def _memory_findings(name: str, texts: list[str], where: str, evidence: str) -> 
     return out
 
 
-@check("bmc.health", needs=BMC_SOURCES, needs_any=True)
+@check("bmc.health", needs=BMC_SOURCES + (IPMI_SEL_INFO,), needs_any=True)
 def bmc_health(ctx: NodeContext) -> CheckResult:
     """BMC sensors and event log: critical sensors, memory errors, critical events, an unreachable BMC."""
     cid = "bmc.health"
@@ -77,6 +77,16 @@ def bmc_health(ctx: NodeContext) -> CheckResult:
         add([Finding("IPMI_BMC_UNREACHABLE", "warn", "BMC", f"the BMC did not answer: {line}", evidence=f"{path}: {line}",
                      action="check the BMC's network, address and credentials (or the ipmi_si/ipmi_devintf modules "
                             "for local access); `ipmitool mc reset cold` if it hangs: PSU and sensor state is unknown")])
+    if ctx.exists(IPMI_SEL_INFO):
+        info = ctx.parsed(IPMI_SEL_INFO)
+        if info.full:
+            add([Finding("IPMI_SEL_FULL", "warn", "BMC event log",
+                         f"the BMC's event log is full ({info.entries} entries, {info.percent_used:g}% used"
+                         + (", overflow" if info.overflow else "") + "): new hardware events are being dropped"
+                         if info.percent_used is not None else "the BMC's event log is full: new events are dropped",
+                         observed=info.percent_used, limit=95, unit="%",
+                         action="save it (`ipmitool sel save <file>` or the vendor's log export), read it for hardware "
+                                "events, then clear it (`ipmitool sel clear`) so new faults are recorded")])
     n_sensors, n_events = len(bmc.sensors), len(bmc.events)
     return CheckResult.from_findings(cid, findings, f"BMC: {n_sensors} sensors, {n_events} events, nothing critical",
                                      {"bmc_sensors": n_sensors, "bmc_sel_events": n_events})

@@ -1,6 +1,6 @@
 """fabric.kernel_log: NIC driver messages in the kernel log that no port counter shows.
 
-The fabric family's kernel-log rules (an adapter without enough slot power), and,
+The fabric family's kernel-log rules (an adapter without enough slot power, a transceiver the driver refuses), and,
 for a kernel log read without a live port snapshot, a port the log leaves down
 although its cable is plugged (mlx5 'Port module event: ... Cable plugged').
 """
@@ -35,6 +35,16 @@ kernel_log_rule("NIC_PCIE_SLOT_POWER_INSUFFICIENT", r"Detected insufficient powe
                 "the slot cannot power this adapter fully (optics may be shut down or throttled): move it to a slot "
                 "rated for it, or check the riser and the BIOS slot-power setting against the server's manual",
                 "insufficient PCIe slot power for the adapter", _nic_named, family="fabric")
+
+# Intel i40e/ixgbe and mlx5 refuse a transceiver they do not support: the port carries nothing until it is replaced.
+kernel_log_rule("NIC_MODULE_UNSUPPORTED",
+                r"Rx/Tx is disabled on this device because an unsupported SFP module type was detected"
+                r"|failed to load because an unsupported SFP\+? or QSFP module type was detected"
+                r"|Port module event\[error\]: module \d+, Cable error, (?:Unsupported|Unknown) cable", "fail",
+                "the port is disabled because the driver does not support its transceiver: replace the module with one "
+                "the NIC supports (the vendor's compatibility list), or allow it where the driver offers that (i40e: "
+                "`ethtool --set-priv-flags <if> allow-unsupported-sfp on`), then check the link comes up",
+                "a network port disabled because its transceiver is not supported", _nic_named, family="fabric")
 
 
 def _ports_left_down(lines: list[LogLine]) -> list[tuple[str, str, str]]:

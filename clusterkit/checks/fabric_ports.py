@@ -113,6 +113,12 @@ def check_ports(ctx) -> CheckResult:
                                     f"{p.device} port {p.port} runs at {p.rate_gbps:g} Gb/s, declared {want_rate:g}",
                                     observed=p.rate_gbps, limit=want_rate, unit="Gb/s", action=CABLE_ACTION))
 
+    if fabric.no_devices and not fabric.ports and not ib_devs and ctx.loose:
+        findings.append(Finding("FABRIC_HCA_MISSING", "fail", "InfiniBand HCAs",
+                                f"the tool found no InfiniBand device: {fabric.no_devices}", observed="none",
+                                limit="the node's HCAs", action="check that the cards are seated and their drivers "
+                                "loaded (`lspci | grep -i mellanox`, `lsmod | grep -e mlx5_ib -e ib_core`); reinstall "
+                                "the OFED/DOCA stack if the modules do not load"))
     for dev in ib_devs:
         if dev not in by_dev:
             findings.append(Finding("FABRIC_HCA_MISSING", "fail", dev, f"declared HCA {dev} not found",

@@ -121,6 +121,12 @@ def optics_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]],
         comp = component(fabric, name)
         part = " ".join(x for x in (mi.vendor, mi.part_number, f"SN {mi.serial}" if mi.serial else None) if x)
         if not mi.rx_power_dbm and not mi.tx_power_dbm and mi.temperature_c is None:
+            if mi.is_optical and mi.ddm is not False:   # an optic whose readings are not in the text: cut?
+                out.append((key, Finding("FABRIC_EVIDENCE_UNUSABLE", "error", comp,
+                                         f"{src}: an optical module ({mi.media}) but no light levels, bias or "
+                                         "temperature in the output (cut, or the module reports no diagnostics)",
+                                         action=f"re-collect the whole `{src}`; if the module has no DDM, judge the "
+                                                "link by its error counters (fabric.counters)")))
             continue  # passive copper / no DDM: nothing optical to judge
         rx_lo_alarm = mi.rx_power_limits.low_alarm if mi.rx_power_limits.low_alarm is not None else rx_alarm
         rx_lo_warn = mi.rx_power_limits.low_warn if mi.rx_power_limits.low_warn is not None else max(rx_warn, rx_lo_alarm)

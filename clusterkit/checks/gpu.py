@@ -18,7 +18,7 @@ from clusterkit.parsers import ParseError
 from clusterkit.parsers.dcgmi import DCGMI_DIAG
 from clusterkit.parsers.dmidecode_bios import DMIDECODE_BIOS
 from clusterkit.parsers.fabricmanager import FABRICMANAGER
-from clusterkit.parsers.gpu_records import CLOCK_REASON_BITS, GpuInventory, GpuRecord, reason_names
+from clusterkit.parsers.gpu_records import CLOCK_REASON_BITS, GpuInventory, GpuRecord, datacenter_gpu, reason_names
 from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, TOPO, link_rank
 from clusterkit.parsers.nvml_json import NVML
 from clusterkit.parsers.power_trace import POWER_TRACE
@@ -117,13 +117,15 @@ def gpu_versions(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
                                         f"{g.label()} VBIOS {g.vbios_version} differs from the node's {common}",
                                         observed=g.vbios_version, limit=common,
                                         action="flash the node's GPUs to one VBIOS (nvflash / vendor firmware bundle)"))
-    off = [g for g in inv.gpus if g.persistence_mode is False]
+    # workstation and desktop boards run without persistence by default: only data-center parts are told
+    off = [g for g in inv.gpus if g.persistence_mode is False and datacenter_gpu(g.name) is not False]
     if off:
         findings.append(Finding("GPU_PERSISTENCE_OFF", "warn",
                                 ", ".join(f"GPU {g.index}" if g.index is not None else g.label() for g in off),
                                 f"persistence mode is off on {len(off)} GPU(s)",
                                 action="enable nvidia-persistenced (or `nvidia-smi -pm 1`)"))
-    if profile.get("gpu.requires_fabric_manager"):
+    # An NVSwitch system by its profile, or by what its GPUs say: only fabric-attached GPUs report a fabric state.
+    if profile.get("gpu.requires_fabric_manager") or any(g.fabric_state not in (None, "not_supported") for g in inv.gpus):
         findings += _fabric_findings(ctx, inv.gpus, inv.driver_version)
     metrics: dict[str, Any] = {}
     summary = f"driver {inv.driver_version or '?'}, VBIOS {', '.join(vb) or '?'}"
@@ -236,8 +238,17 @@ def gpu_ecc(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
                                     f"{g.label()}: {g.ecc_aggregate_uncorrected} uncorrectable ECC errors in its lifetime",
                                     observed=g.ecc_aggregate_uncorrected, unit="errors",
                                     action="watch it: if gpu.memory shows remap failure or the count grows, RMA"))
+    for g in inv.gpus:
+        if g.ecc_enabled is False and datacenter_gpu(g.name):
+            findings.append(Finding("GPU_ECC_DISABLED", "warn", g.label(),
+                                    f"{g.label()}: ECC is disabled on a data-center GPU: memory errors go unseen and uncorrected",
+                                    observed="Disabled", limit="Enabled",
+                                    action="enable it (`nvidia-smi -i <n> -e 1`, then reset the GPU or reboot); "
+                                           "provisioning should leave it on"))
     known = [g for g in inv.gpus if g.ecc_volatile_uncorrected is not None]
     if not known:
+        if findings:
+            return CheckResult.from_findings(cid, findings, "")
         return CheckResult.skip(cid, "the GPU evidence has no ECC counters (ECC disabled or not reported)")
     return CheckResult.from_findings(cid, findings, f"no uncorrectable ECC errors on {len(known)} GPUs")
 
@@ -381,6 +392,10 @@ def gpu_topology(ctx: NodeContext) -> CheckResult:
         findings.append(Finding("GPU_NIC_MISSING_FROM_TOPOLOGY", "warn", "node",
                                 "the GPU topology lists no NIC, but the inventory declares some",
                                 action="check the NICs and the mlx5 driver (ibstat, lspci)"))
+    if topo.missing_rows:
+        findings.append(Finding("GPU_EVIDENCE_PARTIAL", "info", "nvidia-smi topo -m",
+                                f"the matrix has no row for {', '.join(topo.missing_rows)} (cut paste): judged on the rows shown",
+                                action="re-collect the whole `nvidia-smi topo -m` to judge every GPU"))
     nic_desc = f", {len(topo.nics)} NICs each within {limit} of a GPU" if topo.nics and limit else ""
     return CheckResult.from_findings(cid, findings, f"{len(topo.gpus)} GPUs{nic_desc}",
                                      {"gpu_topology_nics": len(topo.nics)})
@@ -504,4 +519,9 @@ def gpu_dcgmi_diag(ctx: NodeContext) -> CheckResult:
         findings.append(Finding("GPU_DCGM_DIAG_SKIPPED", "info", "dcgmi", f"{len(skipped)} test(s) skipped: {', '.join(skipped)}"))
     passed = sum(1 for t in diag.tests if t.result == "pass")
     metrics = {"gpu_dcgm_tests_passed": passed, "gpu_dcgm_tests_failed": len(diag.failed)}
+    if diag.cut_at and not findings:
+        return CheckResult.error(cid, f"dcgmi diag output ends at the '{diag.cut_at}' section header: the results "
+                                      f"from there on are not in the text ({passed} earlier tests passed)",
+                                 code="GPU_EVIDENCE_PARTIAL", component="dcgmi diag",
+                                 action="re-collect the whole `dcgmi diag` output to judge the GPUs")
     return CheckResult.from_findings(cid, findings, f"dcgmi diag: {passed} tests passed", metrics)

@@ -1,5 +1,6 @@
 """gpu.board: board faults beside the readings: a fan cell reading ERR! (the nvidia-smi screen), a corrupted
-infoROM (nvidia-smi's warning, or NVML's nvmlDeviceValidateInforom in the snapshot)."""
+infoROM (nvidia-smi's warning, or NVML's nvmlDeviceValidateInforom in the snapshot), a field NVML answers
+"[Unknown Error]" for while the others read (--query-gpu)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ def gpu_board(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
     """Fan and infoROM: a fan nvidia-smi cannot read while the GPU answers; an infoROM nvidia-smi calls corrupted."""
     cid = "gpu.board"
     findings: list[Finding] = []
+    # a field no GPU of a multi-GPU node can read is this driver's or board's limit (GeForce 'Addressing Mode'),
+    # not a GPU losing its readings
+    common = set.intersection(*(set(g.unknown_error_fields) for g in inv.gpus)) if len(inv.gpus) > 1 else set()
     for g in inv.gpus:
         if g.inforom_corrupt:
             findings.append(Finding(
@@ -32,7 +36,15 @@ def gpu_board(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
                 if g.temperature_c is not None else f"{g.label()}: the fan reads ERR! while the GPU answers",
                 observed="ERR!", action=("check the fan and its connector (or the chassis fan the board reports); "
                                          "replace it if it stays ERR!; watch the GPU's temperature until then")))
-    known = [g for g in inv.gpus if g.fan_error is not None or g.inforom_corrupt is not None]
+        unread = [f for f in g.unknown_error_fields if f not in common]
+        if unread and not g.error:
+            findings.append(Finding(
+                "NVSMI_FIELD_UNKNOWN_ERROR", "warn", g.label(),
+                f"{g.label()}: NVML answers Unknown Error for {', '.join(unread)} while its other "
+                "readings answer", observed="[Unknown Error]",
+                action="reset the GPU (or reboot) at the next window; update the driver if the field stays unreadable; "
+                       "watch for Xids: a GPU losing more fields is failing"))
+    known = [g for g in inv.gpus if g.fan_error is not None or g.inforom_corrupt is not None or g.unknown_error_fields]
     if not known:
         return CheckResult.skip(cid, "the GPU evidence reports no fan or infoROM state")
     return CheckResult.from_findings(cid, findings, f"no fan or infoROM fault reported on {len(inv.gpus)} GPUs")

@@ -57,6 +57,12 @@ kernel_log_rule("GPU_PEERMEM_INVALID_CONTEXT", r"nvidia-peermem \S+ ERROR detect
                 "nvidia-peermem/MOFED versions; harmless once, a storm means a misbehaving job",
                 "nvidia-peermem invalid context", "nvidia-peermem (GPUDirect RDMA)", family="gpu", min_count=2)
 
+kernel_log_rule("GPU_NVLINK_DOWN", r"knvlinkDiscoverPostRxDetLinks_\w+: Getting peer\d*'s postRxDetLinkMask failed"
+                r"|NVLink: (?:training|link training) failed|nvlinkCoreTrainLinks\w*: .*failed", "fail",
+                "the driver could not bring up the GPU's NVLinks: check fabric manager / NVLink state (`nvidia-smi nvlink "
+                "-s`), reset the GPUs or power-cycle the node; reseat the NVLink bridge or RMA the baseboard if it stays",
+                "the NVIDIA driver failed to discover or train NVLinks", gpu_named, family="gpu")
+
 _GSP_INDEX = re.compile(r"\bfrom (GPU\d+) GSP")
 
 

@@ -12,11 +12,13 @@ The gate value is the median bus bandwidth over sizes >= 1 GiB (never the printe
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
-from clusterkit.checks._nccl_failures import consequential, failing_hosts, failure_finding, warning_findings
+from clusterkit.checks._nccl_failures import (consequential, failing_hosts, failure_finding, stopped_finding,
+                                              warning_findings)
 from clusterkit.checks.registry import check
 from clusterkit.evidence.bundle import EvidenceError
 from clusterkit.parsers import ParseError
@@ -36,6 +38,9 @@ _BASE_KEYS = {
     "nccl.multi_node_assumed_nic_rate_gbps": float,
     "nccl.comparable_collectives": list,
     "nccl.collapse_fraction": float,
+    "nccl.floor_collectives": list,
+    "nccl.floor_line_rate_fraction": float,
+    "nccl.floor_min_peer_chunk_mib": float,
     "nccl.env": dict,
 }
 _SINGLE_KEYS = {
@@ -78,6 +83,11 @@ ACTION_INVALID_MPI = (
     "nccl-tests was built without MPI, so every process that mpirun/srun started ran its own 1-rank test: "
     "rebuild it with `make clean && make MPI=1 MPI_HOME=<your MPI install>` and rerun under the same launcher "
     "(one rank per GPU). If the text holds several separate runs, analyze each on its own.")
+ACTION_FLOOR = (
+    "At this rate the traffic is not on the RDMA fabric: check the NCCL INFO NET lines (NET/Socket means TCP; "
+    "NET/IB or the site's plugin, e.g. aws-ofi-nccl for Slingshot/EFA, means RDMA), that NCCL_NET/NCCL_NET_PLUGIN "
+    "name a plugin that loads, NCCL_IB_HCA, and GPUDirect RDMA (GDRDMA in NCCL INFO); then every NIC Active at "
+    "its rated speed (fabric.* checks).")
 ACTION_INVALID_ONE_RANK = (
     "The run had one rank, so nothing crossed NVLink or the network: run with -g <GPUs per node> in one "
     "process, or one rank per GPU under mpirun/srun with an MPI=1 build of nccl-tests.")
@@ -89,6 +99,7 @@ class Expectation:
     warn: float
     fail: float
     basis: str          # where the figures come from, for the finding
+    floor: bool = False  # a floor only (alltoall, sendrecv): no expected figure
 
 
 def _fmt(v: float | None) -> str:
@@ -190,19 +201,49 @@ def collective_expectation(profile: Profile, declared: dict[str, Any], run: Nccl
     if coll is None:
         return None, ("the output does not name its collective and its table fits several (all_gather and "
                       "alltoall print the same columns; sendrecv has neither reduction nor root)")
+    if is_multi and coll in (profile.get("nccl.floor_collectives") or []):
+        return network_floor(profile, declared, run)
     return None, f"{coll} has no figure in the profile (its busbw ceiling differs from all_reduce's)"
 
 
-def curve_dip(run: NcclRun, min_size_bytes: int = 1 << 20, fraction: float = 0.75) -> tuple[int, float, float] | None:
-    """The first size >= 1 MiB whose busbw falls below 3/4 of the best smaller size's, when a
-    larger size recovers (a bandwidth curve should rise, then plateau). (size, busbw, best before)."""
+def network_floor(profile: Profile, declared: dict[str, Any], run: NcclRun) -> tuple[Expectation | None, str]:
+    """Multi-node alltoall/sendrecv: no expected figure (congestion and the per-peer message size set it),
+    only a floor, a fraction of ONE NIC's line rate per GPU (each GPU's traffic leaves through about one
+    NIC). The rate comes from the inventory, else the slowest current rate (never the profile's reference
+    network, which the site may not have). alltoall's per-peer chunk is size / ranks: when that is small at
+    the gate sizes the test is latency-bound (thousands of ranks), so no floor applies."""
+    frac = float(profile.get("nccl.floor_line_rate_fraction", 0.1))
+    if declared.get("ib_devices") and declared.get("ib_rate_gbps"):
+        rate, basis = float(declared["ib_rate_gbps"]), "inventory: {:g} Gb/s InfiniBand NIC per GPU"
+    elif declared.get("roce_interfaces") and declared.get("roce_rate_gbps"):
+        rate, basis = float(declared["roce_rate_gbps"]), "inventory: {:g} Gb/s RoCE NIC per GPU"
+    else:
+        rate = float(profile.get("nccl.multi_node_assumed_nic_rate_gbps", 100.0))
+        basis = ("an assumed {:g} Gb/s NIC per GPU, the slowest current rate (declare ib_devices/ib_rate_gbps "
+                 "in the inventory for a sharper floor)")
+    gate_bytes = int(float(profile.get("nccl.gate_min_size_mib", 1024.0)) * 2**20)
+    gate_rows = run.gate_rows(gate_bytes)
+    peers = (run.ranks or 1) if run.collective == "alltoall" else 1
+    chunk = min((r.size_bytes for r in gate_rows), default=0) / peers
+    min_chunk = float(profile.get("nccl.floor_min_peer_chunk_mib", 1.0)) * 2**20
+    if chunk < min_chunk:
+        return None, (f"{run.collective} sends each peer {chunk / 2**10:.0f} KiB at the gate sizes, below the "
+                      f"{min_chunk / 2**20:g} MiB its network floor needs (latency-bound at this scale)")
+    floor = frac * rate / 8.0
+    return Expectation(floor, floor, floor, f"{frac:g} of " + basis.format(rate), floor=True), ""
+
+
+def curve_dip(run: NcclRun, min_size_bytes: int = 1 << 20,
+              fraction: float = 0.75) -> tuple[int, float, float, bool] | None:
+    """The first size >= 1 MiB whose busbw falls below 3/4 of the best smaller size's (a bandwidth curve
+    should rise, then plateau): (size, busbw, best before, whether a larger size recovers). A fall that
+    does not recover is the start of a collapse, which `curve_collapse` judges."""
     rows = [r for r in run.rows if r.busbw_gbps is not None]
     best = 0.0
     for i, r in enumerate(rows):
         v = r.busbw_gbps or 0.0
-        if r.size_bytes >= min_size_bytes and best and v < fraction * best and \
-                any((x.busbw_gbps or 0.0) >= best for x in rows[i + 1:]):
-            return r.size_bytes, v, best
+        if r.size_bytes >= min_size_bytes and best and v < fraction * best:
+            return r.size_bytes, v, best, any((x.busbw_gbps or 0.0) >= best for x in rows[i + 1:])
         best = max(best, v)
     return None
 
@@ -222,6 +263,10 @@ def curve_collapse(run: NcclRun, gate_bytes: int, fraction: float) -> tuple[floa
     if gate < fraction * (peak.busbw_gbps or 0.0):
         return peak.busbw_gbps or 0.0, peak.size_bytes, gate
     return None
+
+
+def _only_warns(run: NcclRun, small: bool) -> str:
+    return f"; the sweep stops at {(run.max_size_bytes or 0) / 2**20:g} MiB, so it can only warn" if small else ""
 
 
 def invalid_reason(run: NcclRun) -> tuple[str, str] | None:
@@ -256,7 +301,7 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
     metrics = run.metrics(gate_bytes)
     coll = run.collective
     name = (coll or "collective").replace("_", "-")
-    test_label = run.test or (f"{coll}_perf" if coll else "nccl-tests")
+    test_label = run.label
     findings: list[Finding] = []
     if run.failures and not consequential(run):
         findings.append(failure_finding(run, host, component, test_label))
@@ -324,12 +369,17 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
             exp, ranks_off = None, True
     dip = curve_dip(run)
     if dip:
+        at, v, best, recovers = dip
         findings.append(Finding(
             "NCCL_BUSBW_CURVE_DIP", "info", component,
-            f"busbw dips mid-sweep: {dip[1]:.1f} GB/s at {dip[0] / 2**20:g} MiB after {dip[2]:.1f} at smaller sizes",
-            observed=round(dip[1], 2), limit=round(dip[2], 2), unit="GB/s",
+            f"busbw {'dips mid-sweep' if recovers else 'falls as messages grow'}: {v:.1f} GB/s at {at / 2**20:g} MiB "
+            f"after {best:.1f} at smaller sizes{'' if recovers else ', and no larger size recovers'}",
+            observed=round(v, 2), limit=round(best, 2), unit="GB/s",
             action="A dip that recovers at larger sizes points at an algorithm/protocol switch or congestion: "
-                   "compare runs with NCCL_ALGO=Ring/Tree, check adaptive routing and PFC/ECN on RoCE."))
+                   "compare runs with NCCL_ALGO=Ring/Tree, check adaptive routing and PFC/ECN on RoCE." if recovers else
+                   "A curve that falls with size and stays down points at a path that degrades under sustained "
+                   "traffic: congestion or pause storms (PFC/ECN on RoCE), a link with errors (fabric.* checks); "
+                   "rerun, and test the same nodes with other partners."))
     small = (run.max_size_bytes or 0) < gate_bytes
     if small:
         findings.append(Finding("NCCL_GATE_SIZES_SMALL", "info", component,
@@ -339,7 +389,17 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
                                 action="Run with -e 8G (sizes up to at least 1 GiB) for a gate value."))
     ok_summary = f"{scope_txt} {name} busbw {_fmt(gate)} GB/s (median over large sizes; peak {_fmt(run.busbw_peak_gbps)})"
     low = False
-    if exp is not None and gate is not None:
+    if exp is not None and gate is not None and exp.floor:
+        metrics.update(min_busbw_gbps=round(exp.fail, 2))
+        ok_summary += f" above the floor {exp.fail:.2f} ({exp.basis})"
+        if gate < exp.fail:
+            low = True
+            findings.append(Finding(
+                "NCCL_BUSBW_LOW", "warn" if small else "fail", component,
+                f"{scope_txt} {name} busbw {gate:.2f} GB/s is below the floor {exp.fail:.2f} GB/s ({exp.basis})"
+                f"{_only_warns(run, small)}",
+                observed=round(gate, 2), limit=round(exp.fail, 2), unit="GB/s", action=ACTION_FLOOR))
+    elif exp is not None and gate is not None:
         metrics.update(expected_busbw_gbps=round(exp.expected, 1), warn_busbw_gbps=round(exp.warn, 1),
                        min_busbw_gbps=round(exp.fail, 1), ratio_to_expected=round(gate / exp.expected, 3))
         ok_summary += f" vs expected ~{exp.expected:.0f} ({label}; {exp.basis})"
@@ -353,13 +413,11 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
             action = ACTION_MULTI_LOW if is_multi else ACTION_SINGLE_LOW
             if not is_multi and "h100" in prof.name and gate < 0.85 * float(prof.get("nccl.single_node_expected_busbw_gbps") or 0):
                 action += ACTION_NVLS
-            cannot = (f"; the sweep stops at {(run.max_size_bytes or 0) / 2**20:g} MiB, so it can only warn"
-                      if small else "")
             findings.append(Finding(
                 "NCCL_BUSBW_LOW", sev, component,
                 f"{scope_txt} {name} busbw {gate:.1f} GB/s is below the {'fail' if sev == 'fail' or small else 'warn'} "
                 f"line {exp.fail if sev == 'fail' or small else exp.warn:.1f} (expected ~{exp.expected:.0f}; {label}; "
-                f"{exp.basis}){cannot}",
+                f"{exp.basis}){_only_warns(run, small)}",
                 observed=round(gate, 2), limit=round(exp.fail if sev == "fail" or small else exp.warn, 1), unit="GB/s",
                 action=action))
     elif gate is not None and not ranks_off:
@@ -373,8 +431,10 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
     collapse = curve_collapse(run, gate_bytes, float(prof.get("nccl.collapse_fraction", 0.5))) if not low else None
     if collapse:
         peak, at, g = collapse
+        # measured at the gate sizes it is the large-message figure itself, and fails like a low one; from a
+        # sweep that stops below them it can only warn
         findings.append(Finding(
-            "NCCL_BUSBW_LOW", "warn", component,
+            "NCCL_BUSBW_LOW", "warn" if small else "fail", component,
             f"{name} busbw collapses at large sizes: {g:.1f} GB/s at the largest sizes after {peak:.1f} at "
             f"{at / 2**20:g} MiB, and never recovers (a bandwidth curve rises, then plateaus)",
             observed=round(g, 2), limit=round(peak * float(prof.get("nccl.collapse_fraction", 0.5)), 1), unit="GB/s",
@@ -383,6 +443,59 @@ def judge_run(check_id: str, run: NcclRun, profile: Profile, declared: dict[str,
                    "RoCE, PFC/ECN (pause storms at large messages)."))
     metrics["judged_by"] = prof.name
     return CheckResult.from_findings(check_id, findings, ok_summary, metrics)
+
+
+def judge_log(check_id: str, run: NcclRun, profile: Profile, declared: dict[str, Any],
+              component: Callable[[NcclRun], str], *, multi: bool | None = None, host: str = "node") -> CheckResult:
+    """One result for an nccl-tests log. A log of several tests run back to back (`run.collectives`) is
+    judged test by test, each by its own collective's rules, ranks and hosts; the result is the worst of
+    them, and every finding names its test."""
+    if not run.collectives:
+        return judge_run(check_id, run, profile, declared, component(run), multi=multi, host=host)
+    findings: list[Finding] = []
+    results: list[tuple[NcclRun, CheckResult]] = []
+    for i, part in enumerate(run.collectives):
+        comp = component(part)
+        stopped = stopped_finding(run.collectives, i, comp)
+        if stopped is not None and not part.rows:
+            res = CheckResult.from_findings(check_id, [stopped], "", part.metrics())
+        else:
+            res = judge_run(check_id, part, profile, declared, comp, multi=multi, host=host)
+            if stopped is not None:  # the mid-sweep stop replaces the 'truncated paste' warning
+                res = CheckResult.from_findings(check_id, [f for f in res.findings if f.code != "NCCL_RUN_INCOMPLETE"]
+                                                + [stopped], res.summary, res.metrics)
+        results.append((part, res))
+        findings += [f if f.message.startswith(part.label) else
+                     dataclasses.replace(f, message=f"{part.label}: {f.message}") for f in res.findings]
+    primary = next((r for p, r in results if p.collective == "all_reduce"), results[0][1])
+    metrics = dict(primary.metrics, collective_tests=len(results))
+    for part, res in results:
+        if "busbw_large_gbps" in res.metrics and part.collective:
+            metrics[f"busbw_large_gbps_{part.collective}"] = res.metrics["busbw_large_gbps"]
+    ok = f"{len(results)} collective tests, each judged on its own: " + "; ".join(
+        f"{p.label} {r.status}" + (f" ({r.metrics['busbw_large_gbps']:.1f} GB/s)" if "busbw_large_gbps" in r.metrics
+                                   else "") for p, r in results)
+    return CheckResult.from_findings(check_id, findings, ok, metrics)
+
+
+def _node_component(run: NcclRun, host: str) -> str:
+    hosts = run.hosts or (run.info_hosts if len(run.info_hosts) > 1 else [])
+    return f"{host} GPUs (NVLink)" if (run.nodes or 1) <= 1 else f"hosts {_host_list(hosts) or host}"
+
+
+def _fabric_component(run: NcclRun) -> str:
+    return f"fabric between {_host_list(run.hosts) or 'the nodes'}"
+
+
+def _host_list(hosts: list[str]) -> str:
+    return ", ".join(hosts[:8]) + (f" ... ({len(hosts)} hosts)" if len(hosts) > 8 else "")
+
+
+def all_reduce_run(run: NcclRun | None) -> NcclRun | None:
+    """The all-reduce test of a log (the log itself when it holds one test), for figures that are all-reduce's."""
+    if run is None or not run.collectives:
+        return run
+    return next((p for p in run.collectives if p.collective == "all_reduce"), None)
 
 
 def _parse_or_error(check_id: str, text: str | None, path: str,
@@ -414,9 +527,8 @@ def single_node(ctx: Any) -> CheckResult:
     except ParseError as e:
         return CheckResult.error("nccl.single_node", f"{PATH}: {e}", code="NCCL_OUTPUT_UNUSABLE",
                                  action="Keep the whole all_reduce_perf output (stdout and stderr) as printed.")
-    hosts = run.hosts or (run.info_hosts if len(run.info_hosts) > 1 else [])
-    component = f"{ctx.host} GPUs (NVLink)" if (run.nodes or 1) <= 1 else f"hosts {', '.join(hosts) or ctx.host}"
-    return judge_run("nccl.single_node", run, ctx.profile, ctx.declared, component, host=ctx.host)
+    return judge_log("nccl.single_node", run, ctx.profile, ctx.declared, lambda r: _node_component(r, ctx.host),
+                     host=ctx.host)
 
 
 @check("nccl.multi_node", scope="cluster", params={**_BASE_KEYS, **_SINGLE_KEYS})
@@ -444,8 +556,7 @@ def multi_node(ctx: Any) -> list[CheckResult]:
             if has_nccl_values(n.profile):
                 profile = n.profile
                 break
-    comp = f"fabric between {', '.join(got.hosts[:8]) or 'the nodes'}" + (" ..." if len(got.hosts) > 8 else "")
-    result = judge_run("nccl.multi_node", got, profile, declared, comp, multi=True, host="launch node")
+    result = judge_log("nccl.multi_node", got, profile, declared, _fabric_component, multi=True, host="launch node")
     out = [result]
     failed = next((f for f in result.findings if f.code == "NCCL_TEST_FAILED"), None)
     if failed is not None:
@@ -464,7 +575,7 @@ def fleet(ctx: Any) -> list[CheckResult]:
     values: dict[str, float] = {}
     for n in ctx.nodes:
         try:
-            run = n.parsed(ALL_REDUCE)
+            run = all_reduce_run(n.parsed(ALL_REDUCE))
         except (ParseError, EvidenceError):
             continue
         # multi-node, wrong, failed or invalid runs are reported by nccl.single_node; no fleet figure

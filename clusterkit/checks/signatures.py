@@ -66,7 +66,7 @@ TOOL_SIGNATURES: list[Signature] = [
          "drain the node; reset the GPU or reboot; reseat/RMA if it recurs", "GPU", ("GPU_XID_79", "GPU_LOST", "GPU_COUNT")),
     _sig("GPU_UNREADABLE", r"^\|.*\bERR!", "nvidia-smi shows ERR! for a GPU (GPU lost or unreadable)",
          "drain the node; check `nvidia-smi -q` and the kernel log for Xid 79; reset the GPU or reboot; RMA if it recurs",
-         "GPU row of nvidia-smi", ("GPU_XID_79", "GPU_LOST", "GPU_COUNT", "GPU_FAN_ERR")),
+         "GPU row of nvidia-smi", ("GPU_XID_79", "GPU_LOST", "GPU_COUNT", "GPU_FAN_ERR", "NVSMI_FIELD_UNKNOWN_ERROR")),
     _sig("GPU_XID_79", r"fallen off the bus", "a GPU has fallen off the bus",
          "drain the node; check node power delivery (PSUs, cabling) and reseat the GPU; RMA if it recurs", "GPU",
          ("GPU_UNREADABLE", "GPU_LOST")),

@@ -44,7 +44,7 @@ class Line:
 _FENCE = re.compile(r"^\s*(?:```|~~~)[\w+.-]*\s*$")
 _QUOTE = re.compile(r"^\s{0,3}> ?")
 # Tools whose command line users paste above their output (with or without a prompt).
-_TOOLS = (r"(?:sudo\s+(?:-\S+\s+)*)?(?:\S*/)?(?:nvidia-smi|dcgmi|dmesg|journalctl|ibstat|ibstatus|iblinkinfo|ibv_devinfo|"
+_TOOLS = (r"(?:sudo\s+(?:-\S+\s+)*)?(?:\S*[/\\])?(?:nvidia-smi(?:\.exe)?|dcgmi|dmesg|journalctl|ibstat|ibstatus|iblinkinfo|ibv_devinfo|"
           r"perfquery|ibdiagnet|ibqueryerrors|ethtool|mlxlink|mlxcables|mget_temp|lspci|ipmitool|ipmi-sel|ipmi-sensors|"
           r"ipmimonitoring|all_reduce_perf|all_gather_perf|reduce_scatter_perf|alltoall_perf|broadcast_perf|reduce_perf|"
           r"sendrecv_perf|mpirun|srun|systemctl|nv-fabricmanager|dmidecode|uname|df|cat|tail|grep|docker|podman|ctr|"
@@ -369,11 +369,19 @@ def normalize_document(text: str) -> Document:
                 hl = [replace(l, text=m["rest"], inner=m["rest"]) if (m := pattern.match(l.text[:MAX_LINE_CHARS])) else l
                       for l in hl]
                 texts = [l.text for l in hl]
-        hl = _journal_iso([_strip_log_prefixes(l) for l in hl])
-        # a terminal session captured in a log (CI, kubectl logs): its prompt lines sit inside the prefixes
-        kept = []
+        # indentation outside the log prefixes (a paste indented as a block) goes first
+        hl = _journal_iso([_strip_log_prefixes(l) for l in _dedent(hl)])
+        # a terminal session captured in a log (CI, kubectl logs) or behind host prefixes: its prompts,
+        # command echo and fences sit inside the prefixes
+        kept: list[Line] = []
         for l in hl:
-            cmd = prompt_command(l.text) if l.stamped else None
+            wrapped = l.stamped or l.host is not None
+            cmd = prompt_command(l.text) if wrapped else None
+            if cmd is None and wrapped and not any(k.text.strip() for k in kept) \
+                    and (m := _BARE_COMMAND.match(l.text[:MAX_LINE_CHARS])):
+                cmd = m["cmd"].strip()
+            if cmd is None and wrapped and _FENCE.match(l.text):
+                cmd = ""
             if cmd is None:
                 kept.append(l)
             elif cmd:

@@ -48,6 +48,7 @@ class DiagTest:
 class DcgmDiag:
     metadata: dict[str, str] = field(default_factory=dict)
     tests: list[DiagTest] = field(default_factory=list)
+    cut_at: str | None = None       # the output ends on this section's header: its results are not in the text
 
     @property
     def failed(self) -> list[DiagTest]:
@@ -136,4 +137,7 @@ def parse_dcgmi_diag(text: str) -> DcgmDiag:
         diag.tests.append(current)
     if not diag.tests:
         raise ParseError("dcgmi diag table has no test results")
+    last = next((l for l in reversed(normalize(text).split("\n")) if l.strip()), "")
+    if (s := _SECTION.match(last)):
+        diag.cut_at = s.group(1).strip()
     return diag

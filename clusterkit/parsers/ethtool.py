@@ -115,13 +115,20 @@ class ModuleInfo:
     ddm: bool | None = None               # module reports diagnostics at all
     interface: str | None = None
     los_lanes: list[int] = field(default_factory=list)        # lanes flagged Rx LOS by the module
+    wavelength_nm: float | None = None
 
     @property
     def is_copper(self) -> bool:
         m = (self.media or "").lower()
         return "copper" in m or "passive" in m and "optical" not in m
 
+    @property
+    def is_optical(self) -> bool:
+        """An optic (SR/LR/SX/LX/DR/FR, a laser wavelength, an AOC): it has light levels to read."""
+        return not self.is_copper and (self.wavelength_nm is not None or bool(_OPTICAL.search(self.media or "")))
 
+
+_OPTICAL = re.compile(r"Base-?(?:[SLEDFZ]R\d*|[SLZ]X)|\b[SLEDF]R\d?\b|\d+\s*nm\b|optical|VCSEL|laser|\bAOC\b", re.I)
 NO_LIGHT_DBM = -40.0   # what a 0 mW reading (printed -inf dBm) is taken as
 
 
@@ -216,6 +223,8 @@ def parse_ethtool_module(text: str) -> ModuleInfo:
             mi.media = value
         elif lk == "connector" and mi.media is None:
             mi.media = value
+        elif lk == "laser wavelength":
+            mi.wavelength_nm = to_float(value.lower().replace("nm", ""))
         elif lk == "optical diagnostics support":
             mi.ddm = value.lower().startswith("yes")
         elif "loss of signal" in lk and lk.startswith("rx"):
@@ -250,6 +259,6 @@ def parse_ethtool_module(text: str) -> ModuleInfo:
     for lst in (mi.rx_power_dbm, mi.tx_power_dbm, mi.bias_ma):
         # a lane the module skipped must not pass for a reading
         lst[:] = [v for v in lst if not math.isnan(v)]
-    if mi.ddm is None:
-        mi.ddm = bool(mi.rx_power_dbm or mi.tx_power_dbm)
+    if mi.ddm is None and (mi.rx_power_dbm or mi.tx_power_dbm):
+        mi.ddm = True      # readings prove it; without them, and unstated, it stays unknown (None)
     return mi

@@ -61,6 +61,15 @@ def norm_device_id(s: str | None) -> str | None:
     return f"{m.group(1)}:{m.group(2)}" if m else None
 
 
+_DESKTOP = re.compile(r"GeForce|RTX|Quadro|TITAN|\bNVS\b", re.I)
+
+
+def datacenter_gpu(name: str | None) -> bool | None:
+    """A data-center part (A100, H100, H800, L40S, A10G...), not a desktop or workstation board; None unknown.
+    Persistence mode and ECC are expected on the first, optional on the others."""
+    return None if not name else not _DESKTOP.search(name)
+
+
 def gpu_label(index: int | None, bus_id: str | None, serial: str | None, uuid: str | None = None) -> str:
     """'GPU 3 (0000:1b:00.0, SN 1652...)': what a technician finds in the chassis (the UUID when nothing else is known)."""
     parts = [p for p in (bus_id, f"SN {serial}" if serial else None) if p] or ([uuid] if uuid else [])
@@ -94,6 +103,7 @@ class GpuRecord:
     pci_device_id: str | None = None
     vbios_version: str | None = None
     persistence_mode: bool | None = None
+    ecc_enabled: bool | None = None              # ECC mode (current): off on a data-center GPU leaves HBM errors unseen
     power_draw_w: float | None = None
     power_limit_w: float | None = None          # enforced
     power_default_limit_w: float | None = None
@@ -125,6 +135,7 @@ class GpuRecord:
     reset_required: bool | None = None
     fan_error: bool | None = None                # the fan reading is an error (nvidia-smi `ERR!` in the Fan cell)
     inforom_corrupt: bool | None = None          # nvidia-smi: "WARNING: infoROM is corrupted at gpu ..."
+    unknown_error_fields: list[str] = field(default_factory=list)   # fields NVML answered "[Unknown Error]" for
     mig_enabled: bool | None = None
     error: str | None = None                     # the source could not read this GPU (e.g. "GPU is lost")
 

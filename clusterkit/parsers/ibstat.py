@@ -44,8 +44,10 @@ class IbPort:
 
     @property
     def trained(self) -> bool:
-        """The physical link is up although the port is not Active (no subnet manager)."""
-        return not self.active and (self.phys_state or "").lower() == "linkup"
+        """The physical link is up although the port is not Active (no subnet manager). Initializing and
+        Armed are states the SM moves a trained port through, so they say so without a physical state."""
+        return not self.active and ((self.phys_state or "").lower() == "linkup"
+                                    or (self.state or "").lower() in ("initializing", "init", "armed"))
 
 
 # ibstat's own words; matched without regard to indentation, which mail clients strip.
@@ -55,6 +57,16 @@ _KV = re.compile(r"^\s*([A-Za-z][A-Za-z _]*):(.*)$")   # linear: key and value a
 _IBSTATUS_HEAD = re.compile(r"^Infiniband device '([^']+)' port (\d+) status:\s*$")
 _FAIL = re.compile(r"^(ibpanic|ibwarn|ibstat:|ibstatus:).*|.*(No IB devices found|can't open|Couldn't).*", re.I)
 _PANIC = re.compile(r"^[ \t]*ibpanic:[^\n]*", re.M)
+# The tools saying the node has no InfiniBand device at all (ibstat, ibv_devinfo, ibstatus).
+_NO_DEVICES = re.compile(r"No IB devices found|sys files not found \(/sys/class/infiniband", re.I)
+
+
+class NoDevices(ParseError):
+    """The tool ran and found no InfiniBand device: evidence of absence, not unusable output."""
+
+
+def no_devices(lines: list[str]) -> str | None:
+    return next((ln.strip() for ln in lines if _NO_DEVICES.search(ln)), None)
 _PANIC_DEVICE = re.compile(r"IB device '([^']+)'")
 _PORT_KEYS = {"State", "Physical state", "Rate", "Base lid", "LMC", "SM lid", "Capability mask", "Port GUID",
               "Link layer"}
@@ -104,7 +116,8 @@ IBSTATUS = declare("ibstatus", "fabric/ibstatus.txt", command=("ibstatus",), pri
 
 @IBSTATUS.recognizer
 def is_ibstatus(text: str) -> bool:
-    return bool(re.search(r"^Infiniband device '[^']+' port \d+ status:", text, re.M))
+    return bool(re.search(r"^Infiniband device '[^']+' port \d+ status:", text, re.M)
+                or re.search(r"^Fatal error:\s+device '\*': sys files not found \(/sys/class/infiniband", text, re.M))
 
 
 @IBSTAT.parser
@@ -149,6 +162,8 @@ def parse_ibstat(text: str) -> list[IbPort]:
         elif key == "SM lid":
             cur.sm_lid = to_int(val)
     if not ports:
+        if (none := no_devices(lines)) is not None:
+            raise NoDevices(none)
         why = _failure(lines)
         raise ParseError(f"ibstat failed: {why}" if why else "no `CA '...'` block with a port in ibstat output")
     return ports
@@ -187,6 +202,8 @@ def parse_ibstatus(text: str) -> list[IbPort]:
         elif key == "default gid":
             cur.port_guid = val
     if not ports:
+        if (none := no_devices(lines)) is not None:
+            raise NoDevices(none)
         why = _failure(lines)
         raise ParseError(f"ibstatus failed: {why}" if why else "no `Infiniband device '...' port N status:` block in ibstatus output")
     return ports

@@ -27,7 +27,7 @@ from clusterkit.evidence.kinds import declare
 from clusterkit.evidence.normalize import normalize
 from clusterkit.parsers import ParseError
 from clusterkit.parsers._fabric_text import to_float, to_int
-from clusterkit.parsers.ibstat import IbPort
+from clusterkit.parsers.ibstat import IbPort, NoDevices, no_devices
 
 _HCA = re.compile(r"^\s*hca_id:\s*(\S+)\s*$")
 _PORT = re.compile(r"^\s*port:\s*(\d+)\s*$")
@@ -116,6 +116,8 @@ def parse_ibv_devinfo(text: str) -> list[IbPort]:
             p.rate_gbps = _rate(width[id(p)], speed[id(p)])
     if not ports:
         fail = next((ln.strip() for ln in lines if re.search(r"(?i)no ib devices found|failed to get", ln)), None)
+        if (none := no_devices(normalize(text).split("\n"))) is not None:
+            raise NoDevices(none)
         raise ParseError(f"ibv_devinfo failed: {fail}" if fail else "no `hca_id:` block with a `port:` in ibv_devinfo output")
     return ports
 

@@ -144,3 +144,49 @@ def parse_sel(text: str) -> list[SelEvent]:
     if not out and "SEL has no entries" not in text:
         raise ParseError("no ipmitool SEL rows ('id | date | time | sensor | event | Asserted')")
     return out
+
+
+# ---- ipmitool sel info: how full the BMC's event log is -------------------------------------------
+
+IPMI_SEL_INFO = declare("ipmitool-sel-info", "host/ipmitool-sel-info.txt", command=("ipmitool", "sel", "info"),
+                        priority=56, description="ipmitool sel info (SEL size, free space, overflow)")
+_SEL_INFO_KV = re.compile(r"^\s*(Entries|Free Space|Percent Used|Overflow)\s*:\s*(\S+)")
+
+
+@dataclass
+class SelInfo:
+    entries: int | None = None
+    free_bytes: int | None = None
+    percent_used: float | None = None
+    overflow: bool | None = None
+
+    @property
+    def full(self) -> bool:
+        """New events are being dropped, or will be at the next few."""
+        return bool(self.overflow) or self.free_bytes == 0 or (self.percent_used or 0) >= 95
+
+
+@IPMI_SEL_INFO.recognizer
+def is_sel_info(text: str) -> bool:
+    return bool(re.search(r"^\s*SEL Information\s*$", text, re.M)) and "Percent Used" in text
+
+
+@IPMI_SEL_INFO.parser
+def parse_sel_info(text: str) -> SelInfo:
+    info = SelInfo()
+    for line in normalize(text).split("\n"):
+        m = _SEL_INFO_KV.match(line)
+        if not m:
+            continue
+        key, val = m.group(1), m.group(2)
+        if key == "Entries" and val.isdigit():
+            info.entries = int(val)
+        elif key == "Free Space" and val.isdigit():
+            info.free_bytes = int(val)
+        elif key == "Percent Used":
+            info.percent_used = float(val.rstrip("%")) if val.rstrip("%").replace(".", "", 1).isdigit() else None
+        elif key == "Overflow":
+            info.overflow = val.lower() == "true"
+    if info.entries is None and info.percent_used is None:
+        raise ParseError("no `Entries :` / `Percent Used :` lines: not ipmitool sel info")
+    return info

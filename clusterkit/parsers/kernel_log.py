@@ -26,7 +26,7 @@ _KERNEL_MSG = re.compile(
     r"Out of memory|INFO: task |watchdog: |BUG: |EXT4-fs|XFS |audit: |IPv6: |infiniband |ib\d+: |eth\d+: |"
     r"en[ops]\w*: |bond\d+: |\[drm\]|usb \d|nvme |ata\d|scsi |sd \d|kernel: |systemd\[1\]: |hrtimer: |perf: |"
     r"NMI |Hardware Error|\{\d+\}\[Hardware Error\]|GHES|ipmi|device-mapper|Memory:|DMI: |Oops|Kernel panic)")
-_STRONG = re.compile(r"NVRM: |mlx5_core |pcieport .*AER|mce: |EDAC |Call Trace:|Kernel panic|nvidia-nvswitch\d*: ")
+_STRONG = re.compile(r"NVRM: |XidCriticalError: Xid=|mlx5_core |pcieport .*AER|mce: |EDAC |Call Trace:|Kernel panic|nvidia-nvswitch\d*: ")
 
 
 @dataclass(frozen=True)

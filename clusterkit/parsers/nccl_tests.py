@@ -245,16 +245,19 @@ class NcclRun:
     has_trailer: bool = False
     unreadable_rows: list[str] = field(default_factory=list)  # row-like lines that could not be read
     source_format: str = "text"                              # text | json
-    _hosts: tuple[int, list[str]] | None = field(default=None, repr=False, compare=False)
+    concluded: bool = False                                  # '# Collective test concluded' printed
+    # one run per collective test when the text holds several run back to back (empty otherwise)
+    collectives: list["NcclRun"] = field(default_factory=list)
+    _hosts: tuple[tuple[int, int], list[str]] | None = field(default=None, repr=False, compare=False)
 
     # ---- derived figures -------------------------------------------------------------
     @property
     def hosts(self) -> list[str]:
         """Hosts of the devices, in order of first appearance (a fleet-wide run: 80,000 devices on 10,000
         hosts, asked once per node, so worked out once per device count)."""
-        n = len(self.devices)
-        if self._hosts is None or self._hosts[0] != n:
-            self._hosts = (n, list(dict.fromkeys(d.host for d in self.devices)))
+        stamp = (id(self.devices), len(self.devices))
+        if self._hosts is None or self._hosts[0] != stamp:
+            self._hosts = (stamp, list(dict.fromkeys(d.host for d in self.devices)))
         return list(self._hosts[1])
 
     @property
@@ -290,9 +293,28 @@ class NcclRun:
             return None
         op = any(r.redop and r.redop.lower() != "none" for r in self.rows)
         rooted = any(r.root is not None and r.root >= 0 for r in self.rows)
+        # alltoall and sendrecv never validate in place (nccl-tests sets reportErrors = in_place ? 0 : 1), so
+        # with validation on their in-place '#wrong' alone reads N/A, in every row
+        unchecked_in_place = all(r.oop_wrong is not None and r.ip_wrong is None and r.ip_busbw_gbps is not None
+                                 for r in self.rows)
         if ratios == {1}:
+            if unchecked_in_place:
+                return "sendrecv"
             return ("reduce" if rooted else "all_reduce") if op else ("broadcast" if rooted else None)
-        return "reduce_scatter" if op else None  # all_gather and alltoall print the same table
+        if unchecked_in_place:
+            return "alltoall"
+        return "reduce_scatter" if op else None  # with validation off, all_gather and alltoall look alike
+
+    @property
+    def label(self) -> str:
+        """The test's name for messages: all_reduce_perf, ..., or 'nccl-tests' when it cannot tell."""
+        coll = self.collective
+        return self.test or (f"{coll}_perf" if coll else "nccl-tests")
+
+    @property
+    def completed(self) -> bool:
+        """The test printed its summary or its `Collective test concluded` line."""
+        return self.has_trailer or self.concluded
 
     @property
     def rank0_processes(self) -> int:
@@ -351,10 +373,6 @@ class NcclRun:
             return None
         return float(statistics.median(r.busbw_gbps for r in rows))  # type: ignore[misc]
 
-    @property
-    def completed(self) -> bool:
-        return self.has_trailer
-
     def metrics(self, min_size_bytes: int = GIB) -> dict[str, Any]:
         m: dict[str, Any] = {}
         for k, v in (("busbw_peak_gbps", self.busbw_peak_gbps),
@@ -411,7 +429,9 @@ _FATAL_TEST_LINE = re.compile(r"\bTest (?:CUDA |NCCL )?failure\b|^NCCL failure \
 
 
 def _looks_json(text: str) -> bool:
-    return text.lstrip().startswith("{")
+    """nccl-tests' JSON report (`-J`), not a text paste that happens to hold a `{` line."""
+    head = text.lstrip()[:4096]
+    return head.startswith("{") and bool(re.match(r'\{\s*"', head))
 
 
 # ---- rows --------------------------------------------------------------------------------
@@ -492,19 +512,38 @@ def _parse_row(line: str, delta_header: bool | None = None) -> Row | None:
 
 @ALL_REDUCE.parser
 def parse(text: str) -> NcclRun:
-    """Parse nccl-tests output (text or JSON). Raises ParseError when nothing usable is in it."""
+    """Parse nccl-tests output (text or JSON). Raises ParseError when nothing usable is in it.
+
+    A log of several collective tests run back to back (a loop or a sweep script) is read as a whole, as
+    before, and also one run per test in `collectives` (see `split_lines`), which the checks judge."""
     if not isinstance(text, str):
         raise ParseError("nccl-tests output must be text")
     doc = normalize_document(text)
     t = doc.text
     if _looks_json(t):
         return _parse_json(t)
+    lines = t.split("\n")
+    run = _read(lines, doc.commands)
+    _finish(run)
+    # cheap test first: a log of one test (most) has at most one opening line of each kind
+    several = max(sum("nThread" in x for x in lines), sum("Collective test starting" in x for x in lines)) > 1
+    segments = split_lines(lines) if several else [lines]
+    if len(segments) > 1:
+        binaries = {m[1] for cmd in doc.commands for m in _BINARY.finditer(cmd)}
+        # a prompt naming several binaries cannot say which table is whose: only its environment is kept
+        parts = [_read(seg, doc.commands, name_from_commands=len(binaries) <= 1) for seg in segments]
+        if not _one_launch(parts):
+            run.collectives = parts
+    return run
+
+
+def _read(lines: list[str], commands: list[str], *, name_from_commands: bool = True) -> NcclRun:
+    """One run from its lines (no check that anything usable was found)."""
     run = NcclRun()
-    for cmd in doc.commands:   # a prompt's command line names the test and its environment
-        _scan_command(run, cmd)
+    for cmd in commands:   # a prompt's command line names the test and its environment
+        _scan_command(run, cmd, name=name_from_commands)
     delta_header: bool | None = None
     seen_sizes: set[int] = set()
-    lines = t.split("\n")
     for i, raw in enumerate(lines):
         line = _strip_prefix(raw)
         s = line.strip()
@@ -527,8 +566,79 @@ def parse(text: str) -> NcclRun:
             continue
         if _ROW_START.match(line if line[:1].isspace() else " " + line) and not _NCCL_LOG.search(s):
             run.unreadable_rows.append(s[:200])
-    _finish(run)
+    if run.validation is None and run.rows:
+        wrongs = [r.oop_wrong for r in run.rows] + [r.ip_wrong for r in run.rows]
+        if all(w is None for w in wrongs):
+            run.validation = False
     return run
+
+
+# ---- several collective tests in one log ---------------------------------------------------
+
+
+def split_lines(lines: list[str]) -> list[list[str]]:
+    """The lines of each collective test in a log of several run back to back.
+
+    A test opens with `# nccl-tests version`, `# Collective test starting: X` (nccl-tests 2.13+) or, in
+    older versions, its parameter line (`# nThread ...`). Such a line starts a new test once the current
+    one has printed past its opening block (a table header, a row, the summary, `concluded`, a failure
+    line), or repeats a line of that block. Lines before the first test belong to it. Every line lands in
+    exactly one part, so no row is lost."""
+    parts: list[list[str]] = [[]]
+    seen: set[str] = set()        # opening lines of the current part: version, marker, params
+    body = False                  # the current part printed past its opening block
+    for raw in lines:
+        line = _strip_prefix(raw)
+        s = line.strip()
+        opening = _opening(s)
+        if opening is not None:
+            if body or seen & _OPENS_AFTER[opening]:
+                if parts[-1]:
+                    parts.append([])
+                seen, body = set(), False
+            seen.add(opening)
+        elif seen and not body and s:
+            if s.startswith("#"):  # a table header, the summary or 'concluded'; device lines are not
+                body = bool(_HEADER.match(s) or _OOB.search(s) or _AVG.search(s) or _TEST_NAME.match(s))
+            else:
+                body = _parse_row(line) is not None or _is_run_failure(s)
+        parts[-1].append(raw)
+    return parts
+
+
+# An opening line starts a new test when one of these was already printed in the current one (nccl-tests
+# prints version, then `Collective test starting`, then the parameter line).
+_OPENS_AFTER = {"version": {"version", "marker", "params"}, "marker": {"marker", "params"}, "params": {"params"}}
+
+
+def _opening(s: str) -> str | None:
+    if s.startswith("#") and _VERSION_TESTS.match(s):
+        return "version"
+    m = _TEST_NAME.match(s)
+    if m:
+        return "marker" if m[1] == "starting" else None
+    return "params" if _PARAMS.match(s) else None
+
+
+def _one_launch(parts: list[NcclRun]) -> bool:
+    """Whether the parts are the processes of ONE launch, not tests run one after another: two or more
+    print the same test and parameters, each on one host, and either each is a single rank or no two use
+    the same GPU (a loop on one node reuses its GPUs; concurrent processes cannot). That is nccl-tests built
+    without MPI=1 under mpirun/srun, each process running its own test, which the whole-text run reports
+    as an invalid test."""
+    groups: dict[tuple[Any, ...], list[NcclRun]] = {}
+    for p in parts:
+        key = (p.test, tuple(sorted((k, str(v)) for k, v in p.params.items())))
+        groups.setdefault(key, []).append(p)
+    for group in groups.values():
+        if len(group) < 2 or any(len(p.hosts) > 1 for p in group):
+            continue
+        if all((p.ranks or 1) <= 1 for p in group):
+            return True
+        gpus = [{(d.host, d.bus_id or d.device) for d in p.devices} for p in group]
+        if sum(len(g) for g in gpus) == len(set().union(*gpus)):
+            return True
+    return False
 
 
 def _scan_comment(run: NcclRun, s: str) -> None:
@@ -570,6 +680,7 @@ def _scan_comment(run: NcclRun, s: str) -> None:
     m = _TEST_NAME.match(s)
     if m:
         run.test = m[2].removesuffix("_mpi")
+        run.concluded = run.concluded or m[1] == "concluded"
         return
     m = _BENCH_MARK.match(s)
     if m:
@@ -577,8 +688,8 @@ def _scan_comment(run: NcclRun, s: str) -> None:
         run.test = run.test or "all_reduce_perf"
 
 
-def _scan_command(run: NcclRun, s: str) -> None:
-    if run.test is None:
+def _scan_command(run: NcclRun, s: str, *, name: bool = True) -> None:
+    if run.test is None and name:
         m = _BINARY.search(s)
         if m:
             run.test = f"{m[1]}_perf"
@@ -632,10 +743,6 @@ def _scan_side_info(run: NcclRun, s: str, following: str) -> None:
 
 
 def _finish(run: NcclRun) -> None:
-    if run.validation is None and run.rows:
-        wrongs = [r.oop_wrong for r in run.rows] + [r.ip_wrong for r in run.rows]
-        if all(w is None for w in wrongs):
-            run.validation = False
     if not (run.rows or run.failures or run.warnings or run.devices or run.params):
         raise ParseError("no nccl-tests content: no result rows, header, devices, failure or NCCL WARN lines")
 

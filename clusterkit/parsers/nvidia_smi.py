@@ -49,15 +49,17 @@ def integer(v: Any) -> int | None:
     return int(f) if f is not None else None
 
 
+_YES_NO = re.compile(r"(not active|yes|no|enabled|disabled|active|on|off|true|false)\b")
+
+
 def yes_no(v: Any) -> bool | None:
+    """'Yes' -> True; a value the user marked ('Yes   <===') reads the same."""
     if v is None or isinstance(v, dict):
         return None
-    s = str(v).strip().lower()
-    if s in ("yes", "enabled", "active", "on", "true"):
-        return True
-    if s in ("no", "disabled", "not active", "off", "false"):
-        return False
-    return None
+    m = _YES_NO.match(str(v).strip().lower())
+    if not m:
+        return None
+    return m.group(1) in ("yes", "enabled", "active", "on", "true")
 
 
 # ---------------------------------------------------------------- nvidia-smi -q
@@ -93,6 +95,7 @@ _Q_SECTIONS = {
     "Temperature": ("GPU Current Temp", "GPU Shutdown Temp", "GPU Slowdown Temp"),
     "PCI": ("Bus", "Bus Id", "Device Id", "GPU Link Info"),
     "GPU Reset Status": ("Reset Required", "Drain and Reset Recommended"),
+    "Fabric": ("State", "Status", "CliqueId", "ClusterUUID"),
 }
 
 
@@ -237,7 +240,20 @@ def record_from_tree(g: dict[str, Any], spec: FieldSpec, **known: Any) -> GpuRec
     r = GpuRecord(**known, **{f: conv(get_path(g, *path)) for f, (conv, path) in spec.items()})
     if r.fabric_state is None:   # the status means nothing without a state
         r.fabric_status = None
+    r.unknown_error_fields = _unknown_errors(g)
     return r
+
+
+def _unknown_errors(tree: dict[str, Any], path: str = "") -> list[str]:
+    """Every field NVML answered 'Unknown Error' for ('ECC Mode > Current')."""
+    out: list[str] = []
+    for k, v in tree.items():
+        where = f"{path} > {k}" if path else str(k)
+        if isinstance(v, dict):
+            out += _unknown_errors(v, where)
+        elif isinstance(v, str) and v.strip().lower() in ("unknown error", "[unknown error]"):
+            out.append(where)
+    return out
 
 
 _Q_FIELDS: FieldSpec = {
@@ -247,6 +263,7 @@ _Q_FIELDS: FieldSpec = {
     "pci_device_id": (norm_device_id, ("PCI", "Device Id")),
     "vbios_version": (text_value, ("VBIOS Version",)),
     "persistence_mode": (yes_no, ("Persistence Mode",)),
+    "ecc_enabled": (yes_no, ("ECC Mode|Ecc Mode", "Current")),
     "power_draw_w": (num, ("GPU Power Readings|Power Readings", "Power Draw|Average Power Draw|Instantaneous Power Draw")),
     "power_limit_w": (num, ("GPU Power Readings|Power Readings", "Current Power Limit|Enforced Power Limit|Power Limit")),
     "power_default_limit_w": (num, ("GPU Power Readings|Power Readings", "Default Power Limit")),
@@ -448,7 +465,9 @@ def parse_query_gpu_csv(text: str) -> GpuInventory:
             inv.warnings.append(f"skipped row with {len(row)} columns, header has {len(header)}: {s[:80]}")
             continue
         rec = GpuRecord()
-        for raw, col in zip(row, cols):
+        for name, raw, col in zip(header, row, cols):
+            if raw.strip().lower() in ("[unknown error]", "unknown error"):
+                rec.unknown_error_fields.append(name)
             if col is not None:
                 setattr(rec, col[0], _query_value(raw, col[1]))
         if "driver_version" in header and inv.driver_version is None:
@@ -488,6 +507,7 @@ class Topology:
     nic_names: dict[str, str] = field(default_factory=dict)   # NIC0 -> mlx5_0
     cpu_affinity: dict[str, str] = field(default_factory=dict)
     numa_affinity: dict[str, str] = field(default_factory=dict)
+    missing_rows: list[str] = field(default_factory=list)     # devices of the header with no (whole) row: a cut paste
 
     @property
     def gpus(self) -> list[str]:
@@ -540,7 +560,7 @@ def parse_topo(text: str) -> Topology:
         if toks[0] not in topo.devices:
             continue
         if len(toks) < n + 1:
-            raise ParseError(f"topology row {toks[0]} has {len(toks) - 1} columns, expected {n} (output truncated?)")
+            continue       # a row cut mid-way: judged as missing below
         row = toks[0]
         for dev, v in zip(topo.devices, toks[1:n + 1]):
             topo.links[(row, dev)] = v
@@ -553,7 +573,7 @@ def parse_topo(text: str) -> Topology:
         topo.nic_names[m.group(1)] = m.group(2)
     if not topo.gpus:
         raise ParseError("topology matrix names no GPU")
-    missing = [g for g in topo.gpus if (g, g) not in topo.links]
-    if missing:
-        raise ParseError(f"topology matrix is missing rows for {', '.join(missing)} (output truncated?)")
+    topo.missing_rows = [g for g in topo.gpus if (g, g) not in topo.links]
+    if len(topo.missing_rows) == len(topo.gpus):
+        raise ParseError("topology matrix has no whole GPU row (output cut after the header?)")
     return topo

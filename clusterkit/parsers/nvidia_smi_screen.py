@@ -70,9 +70,16 @@ def _row2(g: GpuRecord, cells: list[str], errs: list[str]) -> None:
     g.utilization_pct = num(vals["utilization"]) if vals["utilization"] != ERR else None
 
 
+_READINGS = ("temperature", "performance state", "power draw", "power limit", "utilization", "memory")
+
+
 def _finish(g: GpuRecord, errs: list[str]) -> None:
-    """ERR! anywhere but the fan: NVML cannot read this GPU (lost, GSP timeouts); the fan alone: a fan fault."""
+    """ERR! in several cells (or the name/bus/ECC cells): NVML cannot read this GPU (lost, GSP timeouts);
+    the fan alone: a fan fault; one reading alone while the others read: that field is unreadable."""
     lost = [e for e in errs if e != "fan"]
+    if len(lost) == 1 and lost[0] in _READINGS:
+        g.unknown_error_fields.append(lost[0])
+        return
     if lost:
         g.error = f"nvidia-smi shows ERR! for {', '.join(dict.fromkeys(errs))}: the driver cannot read this GPU"
         g.fan_error = None if "fan" in errs else g.fan_error

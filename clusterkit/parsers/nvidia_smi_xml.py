@@ -105,6 +105,7 @@ _XML_FIELDS: FieldSpec = {
     "pci_device_id": (lambda v: norm_device_id(text_value(v)), ("pci", "pci_device_id")),
     "vbios_version": (text_value, ("vbios_version",)),
     "persistence_mode": (yes_no, ("persistence_mode",)),
+    "ecc_enabled": (yes_no, ("ecc_mode", "current_ecc")),
     "power_draw_w": (num, (_POWER, "power_draw|average_power_draw|instant_power_draw")),
     "power_limit_w": (num, (_POWER, "current_power_limit|enforced_power_limit|power_limit")),
     "power_default_limit_w": (num, (_POWER, "default_power_limit")),

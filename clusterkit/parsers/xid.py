@@ -26,6 +26,8 @@ _XID = re.compile(r"NVRM:\s*Xid\s*\((?:PCI:)?([0-9a-fA-F:.]+)\)\s*:?\s*(\d+)\s*,
 _GPU_BUS = re.compile(r"GPU\s+(?:at\s+)?(?:PCI:)?([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-7])?)")
 _PID = re.compile(r"^pid=('?[^,]*'?),\s*(?:name=[^,]*,\s*)?")
 _CAUSED_BY = re.compile(r"caused by previous Xid (\d+)")
+# The Kubernetes device plugin's own log of the Xid it saw (it then marks the GPU unhealthy).
+_PLUGIN_XID = re.compile(r"XidCriticalError: Xid=(\d+) on Device=(GPU-[0-9a-fA-F-]+)")
 _SXID = re.compile(r"nvidia-nvswitch(\d*):\s*SXid\s*\((?:PCI:)?([0-9a-fA-F:.]+)\)\s*:?\s*(\d+)\s*,?\s*(.*)$")
 _LINK = re.compile(r"\bLink (\d+)")
 # What parse_xid_message can match, as patterns (the second one looser than its test): the
@@ -107,6 +109,10 @@ def parse_xid_message(message: str) -> XidEvent | None:
         detail = _PID.sub("", m.group(3).strip()).strip()
         c = _CAUSED_BY.search(detail)
         return XidEvent(int(m.group(2)), norm_bus_id(m.group(1)), detail, cause=int(c.group(1)) if c else None)
+    m = _PLUGIN_XID.search(message)
+    if m:
+        return XidEvent(int(m.group(1)), None, f"reported by the Kubernetes device plugin for {m.group(2)}, "
+                                               "which marked it unhealthy")
     if "fallen off the bus" in message and "NVRM" in message:
         b = _GPU_BUS.search(message)
         return XidEvent(79, norm_bus_id(b.group(1)) if b else None, "GPU has fallen off the bus", synthesized=True)

@@ -12,7 +12,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
+REAL = Path(__file__).resolve().parent
+CORPUS = REAL / "corpus"          # collected first; the parsers were written against these
+HOLDOUT = REAL / "holdout"        # collected blind later, to measure how well unseen outputs are read
+HOLDOUT2 = REAL / "holdout2"      # a second blind set, collected after the first one's fixes
 HEADER_KEYS = ("source", "system", "kind", "wrapper", "verdict", "key", "findings", "excerpt")
 _HEADER = re.compile(r"^# (%s): ?(.*)$" % "|".join(HEADER_KEYS))
 
@@ -25,7 +28,8 @@ class CorpusFile:
 
     @property
     def id(self) -> str:
-        return f"{self.path.parent.name}/{self.path.name}"
+        sub = "" if self.path.parent.parent == CORPUS else f"{self.path.parent.parent.name}/"
+        return f"{sub}{self.path.parent.name}/{self.path.name}"
 
     @property
     def verdict(self) -> str:
@@ -48,7 +52,7 @@ def load(path: Path) -> CorpusFile:
 
 
 def corpus_files() -> list[CorpusFile]:
-    return [load(p) for p in sorted(CORPUS.glob("*/*.txt"))]
+    return [load(p) for d in (CORPUS, HOLDOUT, HOLDOUT2) for p in sorted(d.glob("*/*.txt"))]
 
 
 def verdict(text: str, name: str = "pasted.txt", suite: str = "full") -> tuple[str, set[str]]:

@@ -26,7 +26,8 @@ def test_every_probe_behind_the_nvidia_driver_is_recognized(planned):
     assert {"gpu/nvidia-smi-q.txt", "gpu/query-gpu.csv", "gpu/topo.txt", "gpu/nvml.json", "gpu/nvml-after.json",
             "gpu/power-trace.csv", "gpu/dcgmi-diag.txt", "nccl/all_reduce_perf.txt"} <= nvidia
     bmc = {p for p, c in planned.items() if needs(c)[1] is not None and needs(c)[1].key == "bmc"}
-    assert bmc == {"host/ipmitool-sdr-psu.txt", "host/ipmitool-sel.txt", "host/ipmitool-sdr-v.txt"}
+    assert bmc == {"host/ipmitool-sdr-psu.txt", "host/ipmitool-sel.txt", "host/ipmitool-sdr-v.txt",
+                   "host/ipmitool-sel-info.txt"}
     # tools that do not go through the GPU driver are never skipped because nvidia-smi hung
     for path in ("host/uname.txt", "host/dmesg.txt", "fabric/counters-before.json", "stack/versions.txt",
                  "gpu/fabricmanager.txt"):

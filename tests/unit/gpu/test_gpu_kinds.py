@@ -102,16 +102,19 @@ def test_fewer_gpus_than_declared_fails_the_count():
     assert res["power.limits"].status == "pass"       # 400 W read from the Pwr:Usage/Cap cell
 
 
-def test_err_in_one_value_cell_is_unreadable_fan_alone_is_a_fan_fault(tmp_path):
-    temp_err = ROW.format(i=0, bus="10") + "| N/A   ERR!   P0             60W /  400W |       4MiB /  81920MiB |      0%      Default |\n" + ROW3 + RULE
+def test_err_in_several_cells_is_a_lost_gpu_one_reading_or_the_fan_alone_is_not(tmp_path):
+    lost = ROW.format(i=0, bus="10") + "| N/A   ERR!   P0            ERR! /  400W |       4MiB /  81920MiB |    ERR!      Default |\n" + ROW3 + RULE
+    temp_err = ROW.format(i=2, bus="12") + "| N/A   ERR!   P0             60W /  400W |       4MiB /  81920MiB |      0%      Default |\n" + ROW3 + RULE
     fan_err = ROW.format(i=1, bus="11") + "|ERR!   31C    P0             61W /  400W |       4MiB /  81920MiB |      0%      Default |\n" + ROW3 + RULE
-    inv = parse_nvidia_smi_screen(_screen([temp_err, fan_err]))
-    a, b = inv.gpus
+    inv = parse_nvidia_smi_screen(_screen([lost, fan_err, temp_err]))
+    a, b, c = inv.gpus
     assert "temperature" in a.error and b.error is None and b.fan_error is True
-    status, found, _ = analyze(tmp_path, _screen([temp_err, fan_err]))
+    assert c.error is None and c.unknown_error_fields == ["temperature"]
+    status, found, _ = analyze(tmp_path, _screen([lost, fan_err, temp_err]))
     assert status == "fail"
     assert [f.component for f in found["GPU_UNREADABLE"]] == ["GPU 0 (0000:10:00.0)"]
     assert [(f.component, f.severity) for f in found["GPU_FAN_ERR"]] == [("GPU 1 (0000:11:00.0)", "warn")]
+    assert [(f.component, f.severity) for f in found["NVSMI_FIELD_UNKNOWN_ERROR"]] == [("GPU 2 (0000:12:00.0)", "warn")]
 
 
 def test_rows_without_header_and_inforom_warning_after_the_table(tmp_path):

@@ -143,9 +143,11 @@ def test_topo_with_nic_legend_and_numa_id_column():
     assert t.cpu_affinity["GPU2"] == "56-111" and t.numa_affinity["GPU2"] == "1"
 
 
-def test_topo_truncated_rows_is_error():
-    with pytest.raises(ParseError):
-        parse_topo("\n".join(TOPO.split("\n")[:2]) + "\n")
+def test_topo_cut_after_its_first_rows_keeps_them_and_names_the_missing_ones():
+    cut = parse_topo("\n".join(TOPO.split("\n")[:2]) + "\n")
+    assert ("GPU0", "GPU0") in cut.links and cut.missing_rows == [g for g in cut.gpus if g != "GPU0"]
+    with pytest.raises(ParseError):          # the header alone: nothing to judge
+        parse_topo(TOPO.split("\n")[0] + "\n")
 
 
 @pytest.mark.parametrize("msg,xid,bus,detail", [

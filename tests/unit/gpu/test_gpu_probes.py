@@ -31,7 +31,7 @@ def test_commands_are_argv_lists_with_timeouts_and_root_only_where_needed():
     for c in cmds.values():
         assert isinstance(c.argv, list) and all(isinstance(a, str) for a in c.argv) and 0 < c.timeout_s <= 1800
     root = {p for p, c in cmds.items() if c.root}
-    assert root == {"host/ipmitool-sdr-psu.txt", "host/ipmitool-sel.txt", "host/dmidecode-bios.txt", "gpu/dcgmi-diag.txt",
+    assert root == {"host/ipmitool-sdr-psu.txt", "host/ipmitool-sel.txt", "host/ipmitool-sel-info.txt", "host/dmidecode-bios.txt", "gpu/dcgmi-diag.txt",
                     "host/ipmitool-sdr-v.txt", "gpu/fabricmanager-log.txt"}
     assert cmds["host/ipmitool-sdr-psu.txt"].argv == ["ipmitool", "sdr", "type", "Power Supply"]
     assert cmds["host/ipmitool-sdr-v.txt"].argv == ["ipmitool", "sdr", "-v"]

@@ -35,3 +35,18 @@ def check_of(run: RunResult, host: str, check_id: str):
                 if c.id == check_id:
                     return c
     raise AssertionError(f"no {check_id} on {host}")
+
+
+def judge(text: str, profile: str | None = "h100-sxm5-80gb", loose: bool = False, declared: dict | None = None):
+    """nccl.single_node's result for one node whose all_reduce_perf.txt is `text`."""
+    return check_of(analyze([node_bundle("g1", text, declared)], profile=profile, loose=loose), "g1",
+                    "nccl.single_node")
+
+
+def codes(c) -> list[tuple[str, str]]:
+    return [(f.code, f.severity) for f in c.findings]
+
+
+def only(c, code: str):
+    (f,) = [f for f in c.findings if f.code == code]
+    return f

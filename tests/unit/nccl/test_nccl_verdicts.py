@@ -14,22 +14,9 @@ from clusterkit.evidence.bundle import Bundle
 from clusterkit.evidence.kinds import sniff
 from clusterkit.parsers.nccl_tests import SURVIVABLE_WARNS, is_fatal_nccl_line, parse
 from clusterkit.sim.nccl import allreduce_text
-from nccl_helpers import analyze, check_of, node_bundle
+from nccl_helpers import analyze, check_of, codes, judge, node_bundle, only
 
 H100, A100 = "h100-sxm5-80gb", "a100-sxm4-40gb"
-
-
-def judge(text: str, profile: str | None = H100, loose: bool = False):
-    return check_of(analyze([node_bundle("g1", text)], profile=profile, loose=loose), "g1", "nccl.single_node")
-
-
-def codes(c):
-    return [(f.code, f.severity) for f in c.findings]
-
-
-def only(c, code):
-    (f,) = [f for f in c.findings if f.code == code]
-    return f
 
 
 # ---- a test that ran and failed is `fail`, naming the first failing line, the part and the action ---------
