@@ -7,9 +7,12 @@ laptop gives the same verdict as on the cluster.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import gc
 import logging
 import math
 import os
+import pickle
 import signal
 import threading
 import time
@@ -80,7 +83,9 @@ class NodeContext:
         if key not in self._cache:
             t = self.bundle.text(path)
             self._cache[key] = None if t is None else parser(t)
-            if t is not None and len(t) > KEEP_PARSED_MAX_CHARS:
+            # a compact file may parse into a lot (a power trace's columns): such parses say so
+            if t is not None and (len(t) > KEEP_PARSED_MAX_CHARS
+                                  or not getattr(self._cache[key], "keep_after_node", True)):
                 self._large.add(key)
         return self._cache[key]
 
@@ -233,12 +238,45 @@ def _workers(n_nodes: int) -> int:
     return 1 if n_nodes < PARALLEL_MIN_NODES or want <= 1 else want
 
 
+class ShippedParses(dict):  # type: ignore[type-arg]
+    """A node's parses as a worker sent them back: each kept pickled until a cluster check asks for it,
+    and dropped again after that check (`release`). A node's parses take about 5x their pickled size
+    as objects: decoded all at once, 10,000 nodes' parses alone would fill 2.7 GB."""
+
+    def __init__(self, packed: dict[Any, bytes]):
+        super().__init__()
+        self._packed = packed
+
+    def _load(self, key: Any) -> None:
+        if not dict.__contains__(self, key) and key in self._packed:
+            dict.__setitem__(self, key, pickle.loads(self._packed[key]))
+
+    def __getitem__(self, key: Any) -> Any:
+        self._load(key)
+        return dict.__getitem__(self, key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._load(key)
+        return dict.get(self, key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self._packed
+
+    def release(self) -> None:
+        for key in [k for k in self if k in self._packed]:
+            dict.__delitem__(self, key)
+
+
 def node_checks_in_worker(job: tuple[list[CheckSpec], Suite, bool], ctx: NodeContext
-                          ) -> tuple[list[CheckResult], dict[Any, Any]]:
-    """In a worker: the node's results, and its small parses for the cluster checks."""
+                          ) -> tuple[list[CheckResult], dict[Any, bytes], list[str] | None]:
+    """In a worker: the node's results, its small parses for the cluster checks (each pickled, see
+    ShippedParses), and its bundle's file list (walking 10,000 bundle directories again in the main
+    process costs a quarter minute)."""
     load_all()
     node_specs, suite, loose = job
-    return _node_checks(ctx, node_specs, suite, loose), ctx._cache
+    results = _node_checks(ctx, node_specs, suite, loose)
+    packed = {k: pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL) for k, v in ctx._cache.items()}
+    return results, packed, ctx.bundle._paths
 
 
 def _node_checks_all(contexts: list[NodeContext], node_specs: list[CheckSpec], suite: Suite, loose: bool,
@@ -253,7 +291,9 @@ def _node_checks_all(contexts: list[NodeContext], node_specs: list[CheckSpec], s
                            on_result=lambda i, res: on_done(i, res[0]))
     for i, ctx in enumerate(contexts):
         if i in done:
-            ctx._cache = done[i][1]
+            ctx._cache = ShippedParses(done[i][1])
+            if ctx.bundle._paths is None:
+                ctx.bundle._paths = done[i][2]
         else:
             on_done(i, _node_checks(ctx, node_specs, suite, loose))
 
@@ -298,6 +338,23 @@ class ProfileResolver:
         return self._cache[name]
 
 
+def _without_cyclic_gc(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Run `func` with Python's cycle collector off: a large fleet's analysis holds millions of small
+    objects (every node's results and parses), which each collection would walk again; what the
+    analysis allocates holds no cycles to find. The collector comes back on afterwards."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if was:
+                gc.enable()
+    return wrapper
+
+
+@_without_cyclic_gc
 def analyze_bundles(
     bundles: list[Bundle],
     suite: Suite,
@@ -360,6 +417,9 @@ def analyze_bundles(
                 continue
             cctx.params = suite.params_for(cs.id)
             out = _run(cs, cctx)
+            for c in contexts:      # what this check decoded of the shipped parses
+                if isinstance(c._cache, ShippedParses):
+                    c._cache.release()
             for r in out if isinstance(out, list) else [out]:
                 if r.host and r.host in by_host:
                     by_host[r.host].checks.append(r)

@@ -51,6 +51,7 @@ class BurninOptions:
     drain: bool = False
     max_drain_fraction: float = 0.5
     ssh: dict[str, Any] = field(default_factory=dict)   # FleetOptions.to_json(): known_hosts, identity, timeouts
+    srun: dict[str, Any] | None = None                  # SrunOptions.to_json() for --launcher srun
     pid: int = field(default_factory=os.getpid)
 
     def to_json(self) -> dict[str, Any]:
@@ -77,10 +78,12 @@ def pipeline_cycle(opts: BurninOptions, on_event: EventFn | None = None) -> Cycl
         return lambda c, on_node: pipeline.simulate_run(nodes=opts.nodes, seed=opts.seed + c, suite=opts.suite,
                                                         profile=opts.profile, on_node=on_node)
     from clusterkit.fleet.collect import FleetOptions
+    from clusterkit.fleet.srun import SrunOptions
 
-    assert opts.inventory
+    assert opts.inventory or opts.srun
     inventory = opts.inventory
     fleet = FleetOptions.from_json(opts.ssh)
+    srun = SrunOptions.from_json(opts.srun) if opts.srun is not None else None
 
     def cycle(c: int, on_node: NodeSink) -> RunResult:
         def progress(host: str, step: str, state: str) -> None:
@@ -88,7 +91,7 @@ def pipeline_cycle(opts: BurninOptions, on_event: EventFn | None = None) -> Cycl
                 on_event("host", cycle=c, host=host, step=step, state=state)
 
         return pipeline.verify_inventory(inventory, suite=opts.suite, profile=opts.profile, limit=opts.limit,
-                                         fleet_options=fleet, progress=progress, on_node=on_node)
+                                         fleet_options=fleet, progress=progress, on_node=on_node, srun=srun)
 
     return cycle
 

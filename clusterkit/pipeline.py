@@ -18,13 +18,14 @@ NodeSink = Callable[[NodeResult], None]
 
 
 @contextmanager
-def _evidence_dir(keep: Path | None) -> Iterator[Path]:
+def _evidence_dir(keep: Path | None, under: Path | None = None) -> Iterator[Path]:
     """The run's evidence directory: a fresh one under `keep` when that already holds
-    something (another run's bundles are never mixed in), else a private temporary one."""
+    something (another run's bundles are never mixed in), else a private temporary one
+    (under `under`: srun's nodes write to a shared file system)."""
     if keep is not None:
         yield fresh_run_dir(keep)
         return
-    d = Path(tempfile.mkdtemp(prefix="clusterkit-evidence-"))
+    d = Path(tempfile.mkdtemp(prefix="clusterkit-evidence-", dir=under))
     try:
         yield d
     finally:
@@ -63,28 +64,48 @@ def simulate_run(*, nodes: int = 8, seed: int = 0, suite: str = "quick", profile
 def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "quick", profile: str | None = None,
                      limit: str | None = None, evidence_dir: Path | None = None, fleet_options: Any = None,
                      progress: Callable | None = None, stop: Any = None,
-                     on_node: NodeSink | None = None) -> RunResult:
-    """Collect evidence from every host of the inventory over SSH, then analyze it.
+                     on_node: NodeSink | None = None, srun: Any = None) -> RunResult:
+    """Collect evidence from every host of the inventory over SSH (or with one srun step when `srun`,
+    a clusterkit.fleet.srun.SrunOptions, is given), then analyze it.
 
-    `stop` (a clusterkit.fleet.collect.StopRequest) cuts collection short: what was
+    `stop` (a clusterkit.fleet.collect.StopRequest) cuts SSH collection short: what was
     collected is still analyzed, and the result says the run was interrupted."""
     from clusterkit.fleet.collect import FleetOptions, collect_bundles, safe_progress
 
     started = now_iso()
-    inv = inventory_path if isinstance(inventory_path, Inventory) else load_inventory(inventory_path)[0]
-    inv = inv.limit(limit)
-    hosts = inv.targets()
+    hosts = target_hosts(inventory_path, limit, srun)
     s = load_suite(suite)
     resolver = ProfileResolver(profile)
     for h in hosts:  # unknown profiles are config errors before any SSH
         resolver.get(resolver.name_for(h))
-    with _evidence_dir(evidence_dir) as d:
-        dirs = collect_bundles(hosts, s, resolver, d, fleet_options or FleetOptions(), progress=progress, stop=stop)
+    with _evidence_dir(evidence_dir, srun.shared_dir if srun is not None else None) as d:
+        if srun is not None:
+            from clusterkit.fleet.srun import collect_srun
+
+            dirs = collect_srun(hosts, suite, profile, d, srun, progress)
+        else:
+            dirs = collect_bundles(hosts, s, resolver, d, fleet_options or FleetOptions(), progress=progress,
+                                   stop=stop)
         safe_progress(progress)("", "phase", "analyzing")
         run = _analyze_run_dir(dirs, suite, profile, {h.name: h for h in hosts}, started, on_node)
     if stop is not None and stop.requested:
         run.interrupted = stop.reason
     return run
+
+
+def target_hosts(inventory: "str | Path | Inventory | None", limit: str | None, srun: Any) -> list[HostSpec]:
+    """The inventory's hosts (--limit applied); with srun, narrowed to (or, without an inventory,
+    taken from) the Slurm nodes it names."""
+    inv = None if inventory is None else inventory if isinstance(inventory, Inventory) else \
+        load_inventory(inventory)[0]
+    if inv is not None:
+        inv = inv.limit(limit)
+    if srun is not None:
+        from clusterkit.fleet.srun import select_hosts
+
+        return select_hosts(inv, srun)
+    assert inv is not None, "an inventory is needed without srun"
+    return inv.targets()
 
 
 def analyze_paths(paths: list[Path], *, suite: str = "full", profile: str | None = None,

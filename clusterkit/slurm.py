@@ -30,10 +30,18 @@ class NodeState:
     name: str
     state: str          # sinfo %T, lower case, without the trailing '*'/'~' flags
     reason: str         # "" when none
+    flags: str = ""     # those flags: '*' not responding, '~' powered off, '#' powering up...
 
     @property
     def drained(self) -> bool:
         return self.state in _DRAINED or "drain" in self.state
+
+    @property
+    def launchable(self) -> bool:
+        """Slurm would start a job step there now (not down, drained, failing, powered off or silent)."""
+        bad = ("down", "drain", "fail", "unknown", "future", "power", "not_responding", "inval")
+        # '$' (maintenance reservation), '@' (reboot pending) and '-' (planned) still take steps
+        return not set(self.flags) & set("*~#%!^") and not any(b in self.state for b in bad)
 
     @property
     def ours(self) -> bool:
@@ -74,9 +82,23 @@ class Slurm:
             raise SlurmError(f"{tool} {' '.join(args)}: {(p.stderr or p.stdout).strip()}")
         return p.stdout
 
-    def nodes(self) -> dict[str, NodeState]:
-        out = self._cmd("sinfo", "-h", "-N", "-o", "%N|%T|%E")
+    def nodes(self, *names: str) -> dict[str, NodeState]:
+        """Every node's state, or only these nodes' (one small query instead of the whole cluster)."""
+        only = ["-n", ",".join(names)] if names else []
+        out = self._cmd("sinfo", "-h", "-N", *only, "-o", "%N|%T|%E")
         return parse_sinfo(out)
+
+    def hostnames(self, expr: str) -> list[str]:
+        """`node[1-4],gpu7` -> its node names, as Slurm expands them."""
+        return self._cmd("scontrol", "show", "hostnames", expr).split()
+
+    def partition_nodes(self, partition: str) -> list[str]:
+        return sorted(set(self._cmd("sinfo", "-h", "-N", "-p", partition, "-o", "%N").split()))
+
+    def reservation_nodes(self, reservation: str) -> list[str]:
+        out = self._cmd("scontrol", "show", "reservation", reservation)
+        nodes = next((tok.split("=", 1)[1] for tok in out.split() if tok.startswith("Nodes=")), "")
+        return self.hostnames(nodes) if nodes and nodes != "(null)" else []
 
     def drain(self, node: str, reason: str) -> None:
         self._cmd("scontrol", "update", f"nodename={node}", "state=drain", f"reason={reason}")
@@ -94,7 +116,9 @@ def parse_sinfo(text: str) -> dict[str, NodeState]:
             continue
         name, state, reason = parts
         reason = "" if reason.strip() == "none" else reason.strip()
-        out.setdefault(name, NodeState(name, state.strip().lower().rstrip("*~#!%$@^-"), reason))
+        raw = state.strip().lower()
+        bare = raw.rstrip("*~#!%$@^-")
+        out.setdefault(name, NodeState(name, bare, reason, raw[len(bare):]))
     return out
 
 
@@ -136,7 +160,7 @@ def apply(slurm: Slurm, actions: list[Action]) -> list[tuple[Action, str | None]
         try:
             if a.action in ("drain", "resume"):
                 # Re-read just before acting: an admin may have drained the node since the plan.
-                st = slurm.nodes().get(a.node)
+                st = slurm.nodes(a.node).get(a.node)
                 if st is not None and st.drained and not st.ours:
                     a = Action(a.node, "skip", f"drained by someone else: {st.reason or st.state}")
             if a.action == "drain":
@@ -147,3 +171,11 @@ def apply(slurm: Slurm, actions: list[Action]) -> list[tuple[Action, str | None]
             err = str(e)
         done.append((a, err))
     return done
+
+
+def settle_own_node(slurm: Slurm, node: str, reason: str | None) -> list[tuple[Action, str | None]]:
+    """A node that checked itself (`clusterkit check --local --drain`): drain it with `reason`; when it
+    passed (`reason` None), resume it only if clusterkit drained it. By the same rules as the burn-in:
+    a drain by anyone else is never touched, a node Slurm does not know is skipped."""
+    failed = {node: reason} if reason else {}
+    return apply(slurm, plan(slurm.nodes(node), failed, set() if reason else {node}))

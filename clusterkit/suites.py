@@ -24,6 +24,7 @@ class Suite:
     check_ids: list[str]
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # check id or probe name -> params
     description: str = ""
+    skip_probes: list[str] = field(default_factory=list)   # never run, even when a check could read them
 
     def params_for(self, name: str) -> dict[str, Any]:
         return dict(self.params.get(name, {}))
@@ -51,7 +52,7 @@ def load_suite(name_or_path: str) -> Suite:
         doc = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML: {e}") from None
-    unknown = set(doc) - {"description", "checks", "exclude", "params"}
+    unknown = set(doc) - {"description", "checks", "exclude", "params", "skip_probes"}
     if unknown:
         raise ConfigError(f"{p}: unknown key(s) {', '.join(sorted(unknown))}")
     selected: list[str] = []
@@ -66,4 +67,8 @@ def load_suite(name_or_path: str) -> Suite:
     for key in params:
         if key not in CHECKS and key not in PROBES:
             raise ConfigError(f"{p}: [params.\"{key}\"] names no check or probe")
-    return Suite(p.stem, selected, params, str(doc.get("description", "")))
+    skip = [str(n) for n in doc.get("skip_probes", [])]
+    for name in skip:
+        if name not in PROBES:
+            raise ConfigError(f"{p}: skip_probes names no probe: '{name}' (known: {', '.join(sorted(PROBES))})")
+    return Suite(p.stem, selected, params, str(doc.get("description", "")), skip)

@@ -8,6 +8,7 @@ A check reads `GpuInventory`, never a format.
 from __future__ import annotations
 
 import functools
+import zlib
 from typing import TYPE_CHECKING, Any, Callable
 
 from clusterkit.parsers import ParseError
@@ -20,6 +21,7 @@ from clusterkit.parsers.nvidia_smi_errors import NVSMI_FAILURE
 from clusterkit.parsers.nvidia_smi_screen import NVIDIA_SMI
 from clusterkit.parsers.nvidia_smi_xml import NVIDIA_SMI_Q_XML
 from clusterkit.parsers.nvml_json import NVML
+from clusterkit.parsers.power_trace import (POWER_TRACE, POWER_TRACE_COLUMNS, PowerTrace, parse_power_trace_header)
 from clusterkit.results import CheckResult, Finding
 
 if TYPE_CHECKING:
@@ -133,6 +135,24 @@ def parsed_or_result(ctx: "NodeContext", check_id: str, kind: Kind,
         return ctx.parsed(kind), None
     except ParseError as e:
         return None, CheckResult.error(check_id, f"{kind.path}: {e}", action=action)
+
+
+def _crc32(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def power_trace(ctx: "NodeContext", *, samples: bool = True) -> PowerTrace:
+    """The node's power-step trace: from its columns form when that is there, readable and made from
+    this CSV (the same samples, without parsing thousands of text rows), else from the CSV
+    (`samples=False`: its header lines will do). Raises ParseError for an unusable trace."""
+    if ctx.exists(POWER_TRACE_COLUMNS):
+        try:
+            cols = ctx.parsed(POWER_TRACE_COLUMNS)
+        except ParseError:
+            cols = None      # unusable columns: the CSV says the same
+        if cols is not None and cols.csv_crc32 == ctx.parsed(POWER_TRACE.path, _crc32):
+            return cols
+    return ctx.parsed(POWER_TRACE) if samples else ctx.parsed(POWER_TRACE.path, parse_power_trace_header)
 
 
 def gpu_profile(ctx: "NodeContext", inv: GpuInventory | None, names: "list[str | None] | None" = None) -> "Profile":

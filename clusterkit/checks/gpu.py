@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from clusterkit.checks._gpu_source import (
     GPU_SOURCES, NO_GPU, declared_count, gpu_profile, per_gpu_check, no_gpu_skip, parsed_or_result,
-    read_inventory, tool_failure_finding, GPU_NOT_FOUND_ACTION,
+    power_trace, read_inventory, tool_failure_finding, GPU_NOT_FOUND_ACTION,
 )
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
@@ -21,7 +21,7 @@ from clusterkit.parsers.fabricmanager import FABRICMANAGER
 from clusterkit.parsers.gpu_records import CLOCK_REASON_BITS, GpuInventory, GpuRecord, datacenter_gpu, reason_names
 from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, TOPO, link_rank
 from clusterkit.parsers.nvml_json import NVML
-from clusterkit.parsers.power_trace import POWER_TRACE, parse_power_trace_header
+from clusterkit.parsers.power_trace import POWER_TRACE
 from clusterkit.results import CheckResult, Finding
 
 if TYPE_CHECKING:
@@ -343,7 +343,7 @@ def _pcie_under_load(ctx: NodeContext) -> dict[int, tuple[int, int, int, int]]:
     if not ctx.exists(POWER_TRACE):
         return {}
     try:
-        tr = ctx.parsed(POWER_TRACE.path, parse_power_trace_header)
+        tr = power_trace(ctx, samples=False)
     except ParseError:
         return {}
     return {i: g.pcie_under_load for i, g in tr.gpus.items() if g.pcie_under_load}

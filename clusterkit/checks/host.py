@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+
 import statistics
 from collections import Counter
 
@@ -84,11 +86,15 @@ def _reference_offset(offsets: list[float], window_s: float) -> float:
 
     A plain median is dragged by one bad clock in a small fleet; the agreeing
     majority is what the odd node should be compared with."""
+    # The nodes within the window of `o` are a run of the sorted offsets (x - o only grows with x),
+    # so two binary searches count them: O(n log n) for 10,000 nodes instead of O(n^2).
+    ordered = sorted(offsets)
     best: list[float] = []
     for o in sorted(offsets, key=abs):
-        group = [x for x in offsets if abs(x - o) <= window_s]
-        if len(group) > len(best):
-            best = group
+        lo = bisect.bisect_left(ordered, -window_s, key=lambda x: x - o)
+        hi = bisect.bisect_right(ordered, window_s, key=lambda x: x - o)
+        if hi - lo > len(best):
+            best = ordered[lo:hi]
     return statistics.median(best)
 
 

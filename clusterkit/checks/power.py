@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from clusterkit.checks._gpu_source import (
-    GPU_SOURCES, gpu_profile, per_gpu_check, no_gpu_skip, parsed_or_result, read_inventory,
+    GPU_SOURCES, gpu_profile, per_gpu_check, no_gpu_skip, not_collected, power_trace, read_inventory,
 )
 from clusterkit.checks._power_analysis import StepAnalysis, StepParams, analyze_trace
 from clusterkit.checks.registry import check
@@ -146,7 +146,7 @@ def _kernel_losses(ctx: NodeContext, trace: PowerTrace) -> dict[int, tuple[float
     by_bus = {norm_bus_id(g.bus_id): i for i, g in trace.gpus.items() if g.bus_id}
     t0_uptime = trace.fmeta("uptime_t0_s")
     if t0_uptime is None:  # older traces: uptime was read just before sampling began
-        t0_uptime = start - min(s.t for s in trace.samples)
+        t0_uptime = start - float(trace.t_s.min())
     out: dict[int, tuple[float, str]] = {}
     for e in events:
         if e.xid not in (79, 119) or e.seconds is None or e.bus_id not in by_bus:
@@ -174,9 +174,14 @@ def _bios(ctx: NodeContext) -> str | None:
 def power_step(ctx: NodeContext) -> CheckResult:
     """Synchronized square-wave load on all GPUs: power reached, brakes, clock sag, drop-outs, and the verdict."""
     cid = "power.step"
-    trace, res = parsed_or_result(ctx, cid, TRACE, action="rerun the power step (suite full)")
+    action = "rerun the power step (suite full)"
+    res = no_gpu_skip(ctx, cid) or not_collected(ctx, cid, TRACE)
     if res is not None:
         return res
+    try:
+        trace = power_trace(ctx)
+    except ParseError as e:
+        return CheckResult.error(cid, f"{TRACE.path}: {e}", action=action)
     if trace.meta.get("error"):
         return CheckResult.error(cid, f"power step did not run: {trace.meta['error']}", code="POWER_STEP_NOT_RUN",
                                  component="power step", action="install PyTorch (or a CUDA burn tool) on the node and rerun")

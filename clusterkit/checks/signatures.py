@@ -13,13 +13,16 @@ with severity `fail`, NCCL's fatal-line rule) plus the few tool messages below.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from clusterkit.evidence.bundle import EvidenceError
 from clusterkit.evidence.kinds import kind_of_path
+from clusterkit.evidence.needles import Prefilter
 from clusterkit.evidence.normalize import MAX_LINE_CHARS
+from clusterkit.evidence.text import clean
 from clusterkit.checks.registry import check
 from clusterkit.results import CheckResult, Finding
 
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
 CHECK_ID = "evidence.fatal_signatures"
 SCAN_MAX_CHARS = 16 * 1024 * 1024
 # clusterkit's own snapshots and traces: data it wrote, not messages a tool printed
-_OWN_KINDS = {"nvml-json", "power-trace", "fabric-counters", "nccl-localize"}
+_OWN_KINDS = {"nvml-json", "power-trace", "power-trace-columns", "fabric-counters", "nccl-localize"}
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,23 @@ def _scan_text(path: str, text: str) -> Iterator[Hit]:
             yield Hit(_rule_signature(h.rule), path, h.first.lineno, h.first.message[:MAX_LINE_CHARS], h.component)
 
 
+def scan_patterns() -> list[re.Pattern[str]]:
+    """Every pattern that can make a hit in `_scan_text` (keep the two in step)."""
+    from clusterkit.checks.kernel_log_rules import RULES
+    from clusterkit.parsers.nccl_tests import NCCL_FATAL_PATTERNS
+    from clusterkit.parsers.xid import XID_PATTERNS
+
+    return ([s.pattern for s in TOOL_SIGNATURES] + [r.pattern for r in RULES if r.severity == "fail"]
+            + list(NCCL_FATAL_PATTERNS) + list(XID_PATTERNS))
+
+
+@functools.lru_cache(maxsize=1)
+def _prefilter() -> Prefilter:
+    """A file that holds none of the scan patterns' literals is not normalized and scanned at all
+    (most files of a healthy node)."""
+    return Prefilter(scan_patterns())
+
+
 def _files(ctx: "NodeContext") -> Iterator[tuple[str, str]]:
     for path in ctx.bundle.paths():
         k = kind_of_path(path)
@@ -144,7 +164,7 @@ def _files(ctx: "NodeContext") -> Iterator[tuple[str, str]]:
             text = ctx.text(path)
         except EvidenceError:
             continue
-        if text and len(text) <= SCAN_MAX_CHARS:
+        if text and len(text) <= SCAN_MAX_CHARS and _prefilter().might_match(clean(text)):
             yield path, text
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
+from clusterkit.cli._launcher import srun_ready, with_launcher_options
 from clusterkit.cli.common import InventoryOpt, LimitOpt, ProfileOpt, checked_number, with_ssh_options
 from clusterkit.errors import ConfigError
 from clusterkit.history import History, default_db_path
@@ -17,6 +18,7 @@ from clusterkit.timespec import parse_duration
 
 if TYPE_CHECKING:
     from clusterkit.fleet.collect import FleetOptions
+    from clusterkit.fleet.srun import SrunOptions
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -89,6 +91,7 @@ def _trend_profile(name: str | None):
 def register(app: typer.Typer) -> None:
     @app.command("burnin")
     @with_ssh_options
+    @with_launcher_options
     def burnin(
         inventory: Optional[Path] = InventoryOpt,
         simulate: bool = typer.Option(False, "--simulate", help="Burn in the simulated cluster (new seed per cycle)."),
@@ -108,6 +111,7 @@ def register(app: typer.Typer) -> None:
                                                 help="Drain nothing when more nodes than this fail in one cycle."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only failing nodes and the summary."),
         fleet: FleetOptions = None,  # type: ignore[assignment]  # --known-hosts etc., from with_ssh_options
+        srun: Optional[SrunOptions] = None,  # --launcher srun etc., from with_launcher_options
     ) -> None:
         """Nightly burn-in: repeated cycles of the long suite, every finished check stored at once."""
         from clusterkit import burnin as bi
@@ -127,7 +131,7 @@ def register(app: typer.Typer) -> None:
             if found is not None:
                 run_id, runner_opts = found
             else:
-                if not simulate and inventory is None:
+                if not simulate and inventory is None and srun is None:
                     raise ConfigError("missing option --inventory/-i (or use --simulate)")
                 if inventory is not None and not inventory.is_file():
                     raise ConfigError(f"{inventory}: no such inventory file")
@@ -135,7 +139,8 @@ def register(app: typer.Typer) -> None:
                     simulate=simulate, inventory=str(inventory) if inventory else None, nodes=nodes, seed=seed,
                     suite=suite, profile=profile, limit=limit,
                     duration_s=parse_duration(duration) if duration else None, cycles=cycles, drain=drain,
-                    max_drain_fraction=max_drain_percent / 100.0, ssh=fleet.to_json())
+                    max_drain_fraction=max_drain_percent / 100.0, ssh=fleet.to_json(),
+                    srun=srun_ready(srun, fleet, None).to_json() if srun is not None else None)
                 run_id = None
             trend_profile = _trend_profile(runner_opts.profile)
             slurm = Slurm() if runner_opts.drain else None

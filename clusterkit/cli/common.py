@@ -90,19 +90,29 @@ def fleet_options(known_hosts: Optional[Path] = None, accept_new_host_keys: bool
                         identity_file=identity, probe_timeout_s=probe_timeout)
 
 
-def with_ssh_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a typer command the SSH options; it receives them as one `fleet: FleetOptions` argument."""
-    sig = inspect.signature(command)
-    own = [p for name, p in sig.parameters.items() if name != "fleet"]
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=typ)
-             for name, (typ, opt) in _OPTIONS.items()]
+def option_group(param: str, options: dict[str, tuple[Any, Any]],
+                 build: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator giving a typer command the `options` (name -> (type, typer option)); the command
+    receives `build(**their values)` as its `param` argument."""
 
-    @functools.wraps(command)
-    def wrapper(**kwargs: Any) -> Any:
-        ssh = {name: kwargs.pop(name) for name in _OPTIONS}
-        return command(fleet=fleet_options(**ssh), **kwargs)
+    def deco(command: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(command)
+        own = [p for name, p in sig.parameters.items() if name != param]
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=typ)
+                 for name, (typ, opt) in options.items()]
 
-    wrapper.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {k: v for k, v in command.__annotations__.items() if k != "fleet"}
-    wrapper.__annotations__.update({name: typ for name, (typ, _) in _OPTIONS.items()})
-    return wrapper
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in options}
+            return command(**{param: build(**values)}, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {k: v for k, v in command.__annotations__.items() if k != param}
+        wrapper.__annotations__.update({name: typ for name, (typ, _) in options.items()})
+        return wrapper
+
+    return deco
+
+
+# Give a typer command the SSH options; it receives them as one `fleet: FleetOptions` argument.
+with_ssh_options = option_group("fleet", _OPTIONS, fleet_options)

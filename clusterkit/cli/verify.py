@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Iterator, List, Optional
 
 import typer
 
+from clusterkit.cli._launcher import srun_ready, with_launcher_options
 from clusterkit.cli.common import (FormatOpt, InventoryOpt, LimitOpt, OutputOpt, ProfileOpt, SuiteOpt, emit,
                                    require_inventory, with_ssh_options)
 from clusterkit.errors import ConfigError
@@ -20,6 +21,7 @@ from clusterkit.results import RunResult
 
 if TYPE_CHECKING:
     from clusterkit.fleet.collect import FleetOptions, StopRequest
+    from clusterkit.fleet.srun import SrunOptions
 
 
 HistoryOpt = typer.Option(None, "--history", help="Also store the result in this history DB (see `clusterkit history`).")
@@ -160,6 +162,7 @@ def _progress(total: int) -> "_TerminalProgress | _LogProgress":
 def register(app: typer.Typer) -> None:
     @app.command()
     @with_ssh_options
+    @with_launcher_options
     def verify(
         inventory: Optional[Path] = InventoryOpt,
         simulate: bool = typer.Option(False, "--simulate", help="Run on a generated cluster with injected faults (no hardware)."),
@@ -172,6 +175,7 @@ def register(app: typer.Typer) -> None:
         limit: Optional[str] = LimitOpt,
         keep_evidence: Optional[Path] = typer.Option(None, "--keep-evidence", help="Keep the evidence bundles in this directory."),
         fleet: FleetOptions = None,  # type: ignore[assignment]  # --known-hosts etc., from with_ssh_options
+        srun: Optional[SrunOptions] = None,  # --launcher srun etc., from with_launcher_options
         history: Optional[Path] = HistoryOpt,
         only_failing: bool = OnlyFailingOpt,
     ) -> None:
@@ -184,6 +188,9 @@ def register(app: typer.Typer) -> None:
             if nodes < 1 or nodes > 4096:
                 raise ConfigError("--nodes must be between 1 and 4096")
             run = pipeline.simulate_run(nodes=nodes, seed=seed, suite=suite, profile=profile, evidence_dir=keep_evidence)
+        elif srun is not None:
+            run = pipeline.verify_inventory(inventory, suite=suite, profile=profile, limit=limit,
+                                            evidence_dir=keep_evidence, srun=srun_ready(srun, fleet, keep_evidence))
         else:
             from clusterkit.inventory import load_inventory
 
@@ -196,6 +203,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @with_ssh_options
+    @with_launcher_options
     def collect(
         inventory: Optional[Path] = InventoryOpt,
         out: Path = typer.Option(..., "--out", help="Directory for the evidence bundles (one per node)."),
@@ -203,24 +211,28 @@ def register(app: typer.Typer) -> None:
         suite: str = SuiteOpt,
         limit: Optional[str] = LimitOpt,
         fleet: FleetOptions = None,  # type: ignore[assignment]  # --known-hosts etc., from with_ssh_options
+        srun: Optional[SrunOptions] = None,  # --launcher srun etc., from with_launcher_options
     ) -> None:
         """Run the probes on every node and store what they printed as evidence bundles."""
         from clusterkit.analysis import ProfileResolver
         from clusterkit.evidence.bundle import Bundle
         from clusterkit.fleet.collect import collect_bundles
-        from clusterkit.inventory import load_inventory
+        from clusterkit.pipeline import target_hosts
         from clusterkit.suites import load_suite
 
-        inv, _ = load_inventory(require_inventory(inventory))
-        inv = inv.limit(limit)
-        hosts = inv.targets()
+        hosts = target_hosts(inventory if srun is not None else require_inventory(inventory), limit, srun)
         s = load_suite(suite)
         resolver = ProfileResolver(profile)
         for h in hosts:
             resolver.get(resolver.name_for(h))
         out = _run_dir(out, "--out")
-        with _stoppable() as stop, _progress(len(hosts)) as progress:
-            dirs = collect_bundles(hosts, s, resolver, out, fleet, progress=progress, stop=stop)
+        if srun is not None:
+            from clusterkit.fleet.srun import collect_srun
+
+            dirs = collect_srun(hosts, suite, profile, out, srun_ready(srun, fleet, out))
+        else:
+            with _stoppable() as stop, _progress(len(hosts)) as progress:
+                dirs = collect_bundles(hosts, s, resolver, out, fleet, progress=progress, stop=stop)
         lost = 0
         for d in dirs:
             b = Bundle.open(d)

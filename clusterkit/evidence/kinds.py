@@ -121,10 +121,18 @@ def variant(base: Kind, path: str) -> Kind:
 
 def kind_of_path(path: str) -> Kind | None:
     """The declared kind a bundle path belongs to (variants included)."""
-    for k in list(KINDS.values()) + VARIANTS:
-        if k.path == path or k.field_of(path) is not None:
-            return k
-    return None
+    # every node's bundle has the same paths: look each up once (while no kind is declared since)
+    stamp = (len(KINDS), len(VARIANTS))
+    got = _KIND_OF.get(path)
+    if got is not None and got[0] == stamp:
+        return got[1]
+    kind = next((k for k in list(KINDS.values()) + VARIANTS if k.path == path or k.field_of(path) is not None), None)
+    if len(_KIND_OF) < 100_000:
+        _KIND_OF[path] = (stamp, kind)
+    return kind
+
+
+_KIND_OF: dict[str, tuple[tuple[int, int], Kind | None]] = {}
 
 
 def sniff_document(doc: Document) -> Kind | None:

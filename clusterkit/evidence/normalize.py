@@ -93,9 +93,24 @@ def _strip_quotes(lines: list[str]) -> list[str]:
     return lines
 
 
+def _any_of(patterns: list[re.Pattern[str]]) -> re.Pattern[str]:
+    """One pattern that matches where any of `patterns` matches (groups unnamed, flags kept):
+    most lines match none, and one test in C is much cheaper than one call per pattern."""
+    def part(p: re.Pattern[str]) -> str:
+        flags = "".join(f for f, bit in (("i", re.I), ("s", re.S), ("x", re.X)) if p.flags & bit)
+        body = re.sub(r"\(\?P<\w+>", "(?:", p.pattern)
+        return f"(?{flags}:{body})" if flags else f"(?:{body})"
+
+    return re.compile("|".join(part(p) for p in patterns))
+
+
+_ANY_PROMPT = _any_of(_PROMPTS)
+
+
 def prompt_command(line: str) -> str | None:
     """The command of a shell prompt line ('' for a bare prompt), None if it is no prompt line."""
-    if not line or line.isspace():    # no prompt is blank: a million empty lines cost no pattern
+    # no prompt is blank (a million empty lines cost no pattern); one combined test rules most lines out
+    if not line or line.isspace() or not _ANY_PROMPT.match(line[:MAX_LINE_CHARS]):
         return None
     for p in _PROMPTS:
         m = p.match(line[:MAX_LINE_CHARS])
@@ -195,6 +210,9 @@ _LAYERS: list[tuple[re.Pattern[str], bool]] = [
 ]
 
 
+_ANY_LAYER = _any_of([p for p, _ in _LAYERS])
+
+
 def _docker_json(text: str) -> tuple[str, str | None] | None:
     try:
         doc = json.loads(text)
@@ -213,6 +231,8 @@ def _strip_log_prefixes(line: Line) -> Line:
         if _DOCKER_JSON.match(head) and (got := _docker_json(text)) is not None:
             text, wall, seconds, stamped = got[0], got[1], None, True
             continue
+        if not _ANY_LAYER.match(head):
+            break
         for pattern, is_stamp in _LAYERS:
             m = pattern.match(head)
             if m is None:

@@ -1,6 +1,7 @@
 """Cluster-wide steps, after every node's phases: the multi-node NCCL run and, when it
 is low, the localization rounds. They are launched from the first reachable GPU node
-over SSH (mpirun or srun run there, as a user would), and written to `_cluster/`.
+over SSH (mpirun or srun run there, as a user would), or by another `launch` (the srun
+launcher starts them from where it runs: clusterkit.fleet.srun), and written to `_cluster/`.
 Nodes that did not finish cleanly (unreachable, timed out, interrupted) are left out.
 The steps end with the run's deadline or a stop request, like the node commands:
 what ran is recorded, and `_cluster/bundle.json` says why the rest did not run.
@@ -83,9 +84,31 @@ def _until_stopped(stop: Any, session: SshSession) -> Callable[[], None]:
     return done.set
 
 
+# first GPU node -> (a `run_plan` stand-in, what closes it); HostFailure when nothing can be launched
+Launch = Callable[[HostSpec], "tuple[Callable[..., Any], Callable[[], None]]"]
+
+
+def _ssh_launch(hosts: list[HostSpec], options: Any, deadline: Deadline, stop: Any) -> Launch:
+    """Steps run on the first GPU node over SSH, ended by a stop request."""
+    def launch(first: HostSpec) -> tuple[Callable[..., Any], Callable[[], None]]:
+        known = KnownHosts(options.known_hosts, accept_new=options.accept_new_host_keys)
+        session = SshSession.open(target_for(first, user=options.user, identity_file=options.identity_file,
+                                             inventory=hosts), known, connect_timeout_s=options.connect_timeout_s,
+                                  deadline=deadline)
+        release = _until_stopped(stop, session)
+
+        def close() -> None:
+            release()
+            session.close()
+
+        return _remote_runner(session, deadline), close
+
+    return launch
+
+
 def run_cluster_steps(hosts: list[HostSpec], suite: Suite, profiles, out_dir: Path, options, *, stop: Any = None,
-                      deadline: Deadline | None = None, progress: Callable[[str, str, str], None] | None = None
-                      ) -> Path | None:
+                      deadline: Deadline | None = None, progress: Callable[[str, str, str], None] | None = None,
+                      launch: Launch | None = None) -> Path | None:
     """Write `_cluster/` evidence for the selected cluster checks; None when none is selected."""
     if not wanted(suite):
         return None
@@ -112,18 +135,13 @@ def run_cluster_steps(hosts: list[HostSpec], suite: Suite, profiles, out_dir: Pa
     first = gpu_nodes[0]
     profile = profiles.get(profiles.name_for(first))
     opts = nccl_options(suite.params_for("nccl.multi_node"))
-    known = KnownHosts(options.known_hosts, accept_new=options.accept_new_host_keys)
     try:
-        session = SshSession.open(target_for(first, user=options.user, identity_file=options.identity_file,
-                                             inventory=hosts), known, connect_timeout_s=options.connect_timeout_s,
-                                  deadline=deadline)
+        run, close = (launch or _ssh_launch(hosts, options, deadline, stop))(first)
     except HostFailure as e:
         w.meta["note"] = f"multi-node NCCL test not run: launch node {first.name}: {e.message}"
         w.finish()
         return w.root
-    release = _until_stopped(stop, session)
     try:
-        run = _remote_runner(session, deadline)
         plan = multi_node_plan(gpu_nodes, profile, opts, hostfile_path=HOSTFILE_PLACEHOLDER)
         t0 = time.time()
         rec = run(plan, timeout_s=opts.timeout_s)
@@ -149,6 +167,5 @@ def run_cluster_steps(hosts: list[HostSpec], suite: Suite, profiles, out_dir: Pa
         w.meta["note"] = f"multi-node NCCL test cut short: {why}"
         return w.root
     finally:
-        release()
-        session.close()
+        close()
         w.finish()

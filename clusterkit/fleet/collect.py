@@ -114,7 +114,7 @@ def plan_commands(hosts: list[HostSpec], suite: Suite, profiles: ProfileResolver
     """The commands each host runs: the probes that produce what the suite's checks need."""
     load_all()
     needs = sorted({n for cid in suite.check_ids if cid in CHECKS for n in CHECKS[cid].needs})
-    probes = probes_for(needs)
+    probes = [p for p in probes_for(needs) if p.name not in suite.skip_probes]
     plans: dict[str, list[Command]] = {}
     for spec in hosts:
         profile = profiles.get(profiles.name_for(spec))

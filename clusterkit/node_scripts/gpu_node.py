@@ -4,7 +4,7 @@ clusterkit/probes/gpu.py sends clusterkit/probes/nvml_backend.py's source
 followed by this file, so the node runs the same NVML code the tests import.
 Verbs (stdout is JSON {bundle path: text}, the `files-json` output):
   snapshot   [--out gpu/nvml.json]                 -> gpu/nvml.json
-  power-step --period S --duration S --hz N        -> gpu/power-trace.csv
+  power-step --period S --duration S --hz N        -> gpu/power-trace.csv (+ .columns.json)
 Both take `--fake N [--fake-fault brake_in_phase|brake_gpu=I|lost_gpu=I]` to
 run against the fake backend (tests, benchmarks; never on a real node).
 No `from __future__` here: it would not be first in the joined script.
@@ -22,7 +22,9 @@ import time
 
 try:
     NvmlBackend  # type: ignore[used-before-def]  # defined when appended to nvml_backend.py
+    columns_json  # type: ignore[used-before-def]  # and trace_columns.py
 except NameError:
+    from clusterkit.node_scripts.trace_columns import columns_json  # noqa: F401
     from clusterkit.probes.nvml_backend import (  # noqa: F401
         FakeBackend, GpuLost, NvmlBackend, NvmlUnavailable, PynvmlBackend, read_snapshot,
     )
@@ -210,6 +212,11 @@ def _fmt(v: object) -> str:
     return "" if v is None else str(v)
 
 
+def _trace_files(text: str) -> dict:
+    """The trace as people read it, and its columns form for analysis (clusterkit/node_scripts/trace_columns.py)."""
+    return {"gpu/power-trace.csv": text, "gpu/power-trace.columns.json": columns_json(text)}
+
+
 def power_step(backend, load_factory, period_s: float, duration_s: float, hz: float, lead_in_s: float = 1.0) -> dict:
     """Run the synchronized square wave and sample every GPU at `hz`; returns {bundle path: text}."""
     head = ["# clusterkit power-trace v1", f"# period_s: {period_s}", f"# duration_s: {duration_s}",
@@ -217,7 +224,7 @@ def power_step(backend, load_factory, period_s: float, duration_s: float, hz: fl
     try:
         backend.init()
     except NvmlUnavailable as e:
-        return {"gpu/power-trace.csv": "\n".join(head + [f"# error: NVML unavailable ({e})", TRACE_COLUMNS]) + "\n"}
+        return _trace_files("\n".join(head + [f"# error: NVML unavailable ({e})", TRACE_COLUMNS]) + "\n")
     try:
         n = backend.device_count()
         metas = []
@@ -234,8 +241,8 @@ def power_step(backend, load_factory, period_s: float, duration_s: float, hz: fl
         try:
             load = load_factory(n)
         except ImportError as e:
-            return {"gpu/power-trace.csv": "\n".join(head + [f"# error: no load generator ({e}); install PyTorch or gpu_burn",
-                                                             TRACE_COLUMNS]) + "\n"}
+            return _trace_files("\n".join(head + [f"# error: no load generator ({e}); install PyTorch or gpu_burn",
+                                                   TRACE_COLUMNS]) + "\n")
         head.append(f"# load: {load.name}")
         if hasattr(load, "prepare"):
             load.prepare()
@@ -314,7 +321,7 @@ def power_step(backend, load_factory, period_s: float, duration_s: float, hz: fl
         head.append(f"# sampler_overruns: {overruns}")
         for e in load.errors:
             head.append(f"# load_error: {e.replace(chr(10), ' ')}")
-        return {"gpu/power-trace.csv": "\n".join(head + [TRACE_COLUMNS] + rows) + "\n"}
+        return _trace_files("\n".join(head + [TRACE_COLUMNS] + rows) + "\n")
     finally:
         backend.shutdown()
 

@@ -7,14 +7,13 @@ names are mapped onto them so every source is judged by the same limits.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from clusterkit.evidence.kinds import declare, variant
 from clusterkit.evidence.normalize import normalize
-from clusterkit.parsers import ParseError
+from clusterkit.parsers import ParseError, json_object
 
 SCHEMA = "clusterkit.fabric.counters/1"
 
@@ -103,11 +102,8 @@ def is_counters_snapshot(text: str) -> bool:
 
 @COUNTERS_AFTER.parser
 def parse_counters_snapshot(text: str) -> Snapshot:
-    try:
-        doc = json.loads(text)
-    except ValueError as e:
-        raise ParseError(f"counter snapshot is not valid JSON: {e}") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+    doc = json_object(text, "counter snapshot")
+    if doc.get("schema") != SCHEMA:
         raise ParseError(f"not a clusterkit counter snapshot (schema {SCHEMA!r} expected)")
     snap = Snapshot(taken_at=_opt_float(doc.get("taken_at")), uptime_s=_opt_float(doc.get("uptime_s")))
     ib = doc.get("ib") if isinstance(doc.get("ib"), dict) else {}

@@ -248,15 +248,17 @@ class NcclRun:
     concluded: bool = False                                  # '# Collective test concluded' printed
     # one run per collective test when the text holds several run back to back (empty otherwise)
     collectives: list["NcclRun"] = field(default_factory=list)
+    _hosts: tuple[tuple[int, int], list[str]] | None = field(default=None, repr=False, compare=False)
 
     # ---- derived figures -------------------------------------------------------------
     @property
     def hosts(self) -> list[str]:
-        seen: list[str] = []
-        for d in self.devices:
-            if d.host not in seen:
-                seen.append(d.host)
-        return seen
+        """Hosts of the devices, in order of first appearance (a fleet-wide run: 80,000 devices on 10,000
+        hosts, asked once per node, so worked out once per device count)."""
+        stamp = (id(self.devices), len(self.devices))
+        if self._hosts is None or self._hosts[0] != stamp:
+            self._hosts = (stamp, list(dict.fromkeys(d.host for d in self.devices)))
+        return list(self._hosts[1])
 
     @property
     def ranks(self) -> int | None:
@@ -427,7 +429,9 @@ _FATAL_TEST_LINE = re.compile(r"\bTest (?:CUDA |NCCL )?failure\b|^NCCL failure \
 
 
 def _looks_json(text: str) -> bool:
-    return text.lstrip().startswith("{")
+    """nccl-tests' JSON report (`-J`), not a text paste that happens to hold a `{` line."""
+    head = text.lstrip()[:4096]
+    return head.startswith("{") and bool(re.match(r'\{\s*"', head))
 
 
 # ---- rows --------------------------------------------------------------------------------

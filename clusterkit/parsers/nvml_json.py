@@ -7,10 +7,9 @@ Shape: {"schema": 1, "backend": "pynvml", "driver_version", "cuda_version",
 
 from __future__ import annotations
 
-import json
 
 from clusterkit.evidence.kinds import declare, variant
-from clusterkit.parsers import ParseError
+from clusterkit.parsers import ParseError, json_object
 from clusterkit.parsers.gpu_records import FAILURE_DRIVER_MISMATCH, GpuInventory, GpuRecord
 
 # NVML errors that mean "there is no usable NVIDIA GPU/driver here" rather than a reader fault.
@@ -29,11 +28,8 @@ def is_nvml_json(text: str) -> bool:
 
 @NVML.parser
 def parse_nvml_json(text: str) -> GpuInventory:
-    try:
-        doc = json.loads(text)
-    except ValueError as e:
-        raise ParseError(f"gpu/nvml.json is not valid JSON ({e})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("gpus", []), list):
+    doc = json_object(text, "gpu/nvml.json")
+    if not isinstance(doc.get("gpus", []), list):
         raise ParseError("gpu/nvml.json: expected an object with a 'gpus' list")
     inv = GpuInventory("nvml", driver_version=_s(doc.get("driver_version")), cuda_version=_s(doc.get("cuda_version")))
     err = doc.get("error")

@@ -31,6 +31,9 @@ _CAUSED_BY = re.compile(r"caused by previous Xid (\d+)")
 _PLUGIN_XID = re.compile(r"XidCriticalError: Xid=(\d+) on Device=(GPU-[0-9a-fA-F-]+)")
 _SXID = re.compile(r"nvidia-nvswitch(\d*):\s*SXid\s*\((?:PCI:)?([0-9a-fA-F:.]+)\)\s*:?\s*(\d+)\s*,?\s*(.*)$")
 _LINK = re.compile(r"\bLink (\d+)")
+# What parse_xid_message can match, as patterns (the second one looser than its test): the
+# fatal-signature scan skips a text that holds none of their literals.
+XID_PATTERNS = (_XID, re.compile("fallen off the bus"))
 
 
 @dataclass(frozen=True)

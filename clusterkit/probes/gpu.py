@@ -19,7 +19,7 @@ from clusterkit.parsers.ipmi import IPMI_SDR_PSU, IPMI_SEL
 from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, QUERY_GPU, TOPO
 from clusterkit.parsers.nvidia_smi_xml import NVIDIA_SMI_Q_XML
 from clusterkit.parsers.nvml_json import NVML, NVML_AFTER
-from clusterkit.parsers.power_trace import POWER_TRACE
+from clusterkit.parsers.power_trace import POWER_TRACE, POWER_TRACE_COLUMNS
 from clusterkit.probes import nvml_backend
 from clusterkit.probes.registry import (
     PHASE_AFTER, PHASE_INFO, PHASE_LOAD, Command, ProbeEnv, probe, simple_probe,
@@ -32,10 +32,12 @@ declare_profile_keys({"power.step_period_s": float, "power.step_duration_s": flo
 
 @lru_cache(maxsize=1)
 def node_script() -> bytes:
-    """nvml_backend.py followed by gpu_node.py: one stdlib(+pynvml/torch) script for `python3 -`."""
-    backend = Path(nvml_backend.__file__).read_text()
-    main = (Path(__file__).resolve().parent.parent / "node_scripts" / "gpu_node.py").read_text()
-    return (backend + "\n\n# ---- clusterkit/node_scripts/gpu_node.py ----\n" + main).encode()
+    """nvml_backend.py, trace_columns.py and gpu_node.py: one stdlib(+pynvml/torch) script for `python3 -`."""
+    parts = [Path(nvml_backend.__file__).read_text()]
+    for name in ("trace_columns.py", "gpu_node.py"):
+        text = (Path(__file__).resolve().parent.parent / "node_scripts" / name).read_text()
+        parts.append(f"# ---- clusterkit/node_scripts/{name} ----\n{text}")
+    return "\n\n".join(parts).encode()
 
 
 @probe("gpu.nvml", kinds=(NVML, NVML_AFTER))
@@ -46,7 +48,7 @@ def plan_nvml(env: ProbeEnv) -> list[Command]:
             for k, phase in ((NVML, PHASE_INFO), (NVML_AFTER, PHASE_AFTER))]
 
 
-@probe("power.step", kinds=(POWER_TRACE,))
+@probe("power.step", kinds=(POWER_TRACE, POWER_TRACE_COLUMNS))
 def plan_power_step(env: ProbeEnv) -> list[Command]:
     def get(key: str, default: float) -> float:
         if key in env.params:

@@ -21,7 +21,8 @@ from clusterkit.parsers.lspci import LSPCI
 from clusterkit.parsers.nvidia_smi import NVIDIA_SMI_Q, TOPO
 from clusterkit.parsers.nvidia_smi_xml import NVIDIA_SMI_Q_XML
 from clusterkit.parsers.nvml_json import NVML
-from clusterkit.parsers.power_trace import POWER_TRACE
+from clusterkit.node_scripts.trace_columns import columns_json
+from clusterkit.parsers.power_trace import POWER_TRACE, POWER_TRACE_COLUMNS
 from clusterkit.node_scripts.gpu_node import TRACE_COLUMNS
 from clusterkit.parsers.gpu_records import CLOCK_REASON_BITS
 from clusterkit.probes.nvml_backend import FakeBackend, read_snapshot
@@ -461,6 +462,7 @@ def generate_gpu(node: SimNode, w: BundleWriter) -> None:
                       f"{'active' if fm == doc['driver_version'] else 'failed'}\nFabric Manager version is : {fm}\n"))
     trace, lost_uptime = _power_trace(node, doc, uptime - 600.0)
     files.append((POWER_TRACE, trace))
+    files.append((POWER_TRACE_COLUMNS, columns_json(trace)))     # as the node script writes it beside the CSV
     if "gpu.fallen_off_bus" not in node.faults:   # DCGM cannot run its diag with a GPU off the bus
         files.append((DCGMI_DIAG, _dcgmi_diag(node, doc)))
     sdr, sel = _ipmi(node)

@@ -6,14 +6,19 @@ points daemons and clients at the temp dir; only the PIDs started here are stopp
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
+from typing import Callable
+
+import pytest
 
 CONF = """ClusterName=cktest
 SlurmctldHost=localhost
@@ -74,9 +79,10 @@ def _exe(name: str) -> str:
 
 
 class SlurmCluster:
-    def __init__(self, tmp: Path, nodes: list[str]):
+    def __init__(self, tmp: Path, nodes: list[str], extra_conf: str = ""):
         self.t = tmp
         self.nodes = nodes
+        self.extra_conf = extra_conf      # slurm.conf lines (HealthCheckProgram, Prolog...)
         self.procs: list[subprocess.Popen] = []
         self.munged_pid: int | None = None
         self.env = dict(os.environ, SLURM_CONF=str(tmp / "slurm.conf"))
@@ -96,7 +102,7 @@ class SlurmCluster:
             raise RuntimeError(f"munged: {(p.stderr or p.stdout).strip()}")
         self.munged_pid = int((t / "munge/munged.pid").read_text().split()[0])
         pb = _free_block(len(self.nodes) + 2)
-        conf = CONF.format(pb=pb, pb1=pb + 1, t=t)
+        conf = CONF.format(pb=pb, pb1=pb + 1, t=t) + self.extra_conf
         for i, n in enumerate(self.nodes):
             conf += (f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={pb + 2 + i} CPUs=1 "
                      "RealMemory=100 State=UNKNOWN\n")
@@ -155,3 +161,26 @@ class SlurmCluster:
                     time.sleep(0.1)
             except ProcessLookupError:
                 pass
+
+
+@contextlib.contextmanager
+def running_slurm(nodes: list[str], extra_conf: "str | Callable[[Path], str]" = ""):
+    """A started SlurmCluster for a test (skipped where Slurm is missing or cannot start), stopped after.
+    `extra_conf`: slurm.conf lines, or a function of the cluster's directory returning them (for scripts
+    that need its SLURM_CONF: slurmd gives a health check no environment)."""
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"Slurm test cluster needs {', '.join(missing)} "
+                    "(apt-get install slurmctld slurmd slurm-client munge; scripts/apt-packages.d/burnin.txt)")
+    # munged wants every directory above its socket to be a+x: pytest's tmp root is 0700
+    tmp = Path(tempfile.mkdtemp(prefix="ck-slurm-"))
+    c = SlurmCluster(tmp, nodes, extra_conf(tmp) if callable(extra_conf) else extra_conf)
+    try:
+        try:
+            c.up()
+        except Exception as e:  # noqa: BLE001
+            pytest.skip(f"could not start slurmctld/slurmd/munged here: {e}")
+        yield c
+    finally:
+        c.down()
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -17,30 +13,10 @@ from clusterkit.history import History
 from clusterkit.slurm import Slurm
 from tests.burnin_helpers import FLAP, ROW_REMAP, node, run
 
-from tests.integration.burnin.slurm_cluster import SlurmCluster, missing_tools
+from tests.integration.burnin.slurm_cluster import running_slurm
 
 pytestmark = pytest.mark.integration
 NODES = ["node1", "node2", "node3", "node4"]
-
-
-@contextlib.contextmanager
-def running_slurm(nodes: list[str]):
-    missing = missing_tools()
-    if missing:
-        pytest.skip(f"Slurm test cluster needs {', '.join(missing)} "
-                    "(apt-get install slurmctld slurmd slurm-client munge; scripts/apt-packages.d/burnin.txt)")
-    # munged wants every directory above its socket to be a+x: pytest's tmp root is 0700
-    tmp = Path(tempfile.mkdtemp(prefix="ck-slurm-"))
-    c = SlurmCluster(tmp, nodes)
-    try:
-        try:
-            c.up()
-        except Exception as e:  # noqa: BLE001
-            pytest.skip(f"could not start slurmctld/slurmd/munged here: {e}")
-        yield c
-    finally:
-        c.down()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture

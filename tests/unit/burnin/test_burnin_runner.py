@@ -125,8 +125,8 @@ class FakeSlurm:
         self.states = states
         self.calls: list[tuple] = []
 
-    def nodes(self):
-        return dict(self.states)
+    def nodes(self, *names):
+        return {n: st for n, st in self.states.items() if not names or n in names}
 
     def drain(self, node, reason):
         self.calls.append(("drain", node, reason))

@@ -61,5 +61,5 @@ def test_node_script_is_the_backend_module_plus_the_node_main_and_compiles_for_o
     imports = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imports |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert imports <= {"__future__", "argparse", "json", "os", "sys", "threading", "time", "random", "typing",
-                       "shutil", "signal", "subprocess",
+                       "shutil", "signal", "subprocess", "array", "base64", "csv", "math", "zlib",   # trace columns
                        "ctypes", "pynvml", "torch", "clusterkit"}, imports

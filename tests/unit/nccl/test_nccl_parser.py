@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from clusterkit.evidence.kinds import sniff
@@ -133,6 +133,7 @@ _noise_line = st.one_of(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_noise_line, max_size=6), st.integers(min_value=0, max_value=10_000))
+@example(["{"], 0)          # a lone brace first: text, not nccl-tests' JSON report (hypothesis found it)
 def test_noise_lines_anywhere_never_lose_rows(noise, pos):
     lines = fx.CURRENT_8X_H100.split("\n")
     i = pos % (len(lines) + 1)
