@@ -19,8 +19,10 @@ from typing import Any
 from clusterkit.errors import ConfigError
 
 # Only these two parsers: a file that is neither gets a clear error instead of
-# being silently read as an empty inventory by another plugin.
-os.environ.setdefault("ANSIBLE_INVENTORY_ENABLED", "ini,yaml")
+# being silently read as an empty inventory by another plugin. YAML first, as in Ansible's
+# default order: it takes only .yml/.yaml/.json files, and the INI parser reads an indented
+# JSON file as hosts named `{` and `"all":`.
+os.environ.setdefault("ANSIBLE_INVENTORY_ENABLED", "yaml,ini")
 os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
 os.environ.setdefault("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", "true")
 os.environ.setdefault("ANSIBLE_LOCALHOST_WARNING", "false")

@@ -149,6 +149,7 @@ def run_command(argv: list[str], *, timeout_s: float, stdin: bytes | None = None
     res.local_end_epoch = time.time()
     res.duration_s = time.monotonic() - t0
     res.stdout, res.stderr = bytes(out), bytes(err) if err else res.stderr
+    res.stdout_bytes, res.stdout_blank = len(res.stdout), not res.stdout.strip()   # what store() reads
     res.truncated = flags["truncated"]
     return res
 

@@ -41,6 +41,16 @@ def test_yaml_inventory(tmp_path):
     assert hosts.hosts[0].address == "10.1.0.5" and hosts.hosts[0].roce_interfaces == ["eth2", "eth3"]
 
 
+@pytest.mark.parametrize("indent", [None, 1, 2])
+def test_a_json_inventory_is_read_as_json_however_it_is_indented(tmp_path, indent):
+    """Pretty-printed JSON (as the srun launcher writes) is not an INI file of hosts named `{`."""
+    f = tmp_path / "inventory.json"
+    f.write_text(json.dumps({"all": {"hosts": {"n1": {"slurm_node": "node1"}, "n2": {}}}}, indent=indent))
+    inv, problems = load_inventory(f)
+    assert [h.name for h in inv.hosts] == ["n1", "n2"] and not problems
+    assert inv.hosts[0].slurm_node == "node1"
+
+
 def test_problems_name_file_host_and_variable(tmp_path):
     inv = tmp_path / "bad.ini"
     inv.write_text("[gpu]\nn1 gpu_model=a100-sxm4-80gb gpu_count=eight\nn2 gpu_model=b200-sxm gpu_count=8\n"
