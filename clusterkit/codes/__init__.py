@@ -155,7 +155,7 @@ def suggestions(code: str, limit: int = 5) -> list[str]:
     """Declared codes that look like `code` (a typo, a part of a name)."""
     import difflib
 
-    names = [c for e in catalog() for c in (*e.codes, *e.aliases) if "<" not in c]
+    names = [c for e in catalog() for c in (*e.codes, *e.aliases)]
     code = code.strip().upper()
     near = [n for n in names if code and code in n][:limit]
     return near or difflib.get_close_matches(code, names, n=limit, cutoff=0.6)

@@ -1,5 +1,6 @@
-"""`python -m clusterkit.codes --write`: regenerate the code tables of docs/findings*.md
-(`--check`: exit 1 when a page is not current)."""
+"""`python -m clusterkit.codes --write`: regenerate the code tables of docs/findings*.md and the real
+examples (clusterkit/codes/examples.toml) from the declarations and the real outputs' headers
+(`--check`: exit 1 when one of them is not current)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from clusterkit.codes import examples
 from clusterkit.codes.docs import stale_pages, write_pages
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,10 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         for p in write_pages(ROOT):
             print(f"wrote {p}")
-    stale = stale_pages(ROOT)
+        if examples.write(ROOT):
+            print(f"wrote {examples.FILE.relative_to(ROOT)}")
+    stale = stale_pages(ROOT) + ([] if examples.current(ROOT) else [str(examples.FILE.relative_to(ROOT))])
     for p in stale:
-        print(f"{p}: code tables are not what clusterkit/codes/*.toml declare (run python -m clusterkit.codes "
-              "--write)", file=sys.stderr)
+        print(f"{p}: not what the declarations and real outputs give (run python -m clusterkit.codes --write)",
+              file=sys.stderr)
     return 1 if stale and (args.check or args.write) else 0
 
 

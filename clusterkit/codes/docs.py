@@ -18,14 +18,16 @@ _REGION = re.compile(r"<!-- codes (\w+)/(\w+):[^\n]*-->\n.*?" + re.escape(_END),
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """Markdown table cell: pipes escaped; `<` outside code spans as an entity (`<bus id>` is no HTML tag)."""
+    parts = text.replace("|", "\\|").split("`")
+    return "`".join(p if i % 2 else p.replace("<", "&lt;") for i, p in enumerate(parts))
 
 
 def _code_cell(e: CodeInfo) -> str:
     names = e.name
     if e.aliases:
         names += f" (earlier: {', '.join(e.aliases)}" + (f"; {e.alias_note}" if e.alias_note else "") + ")"
-    return names.replace("<", "&lt;").replace(">", "&gt;")
+    return names
 
 
 def _source_cell(e: CodeInfo) -> str:

@@ -97,12 +97,33 @@ class ProvisionResult:
     def failed(self) -> bool:
         return any(b.failed() for b in self.batches)
 
+    def failed_hosts(self) -> list[str]:
+        """Hosts to run again (failed.txt): a failed or unreachable host, one its batch's health gate failed
+        or did not reach, every host of a batch whose playbook run failed as a whole, and the batches
+        never started after a failure."""
+        out: list[str] = []
+        for b in self.batches:
+            bad = {h for h, s in b.summaries.items() if s.outcome in ("failed", "unreachable")}
+            if b.status != "successful" and not bad:
+                bad = set(b.hosts)            # stopped (timeout, cancelled) before saying which host
+            if b.verify is not None:
+                bad |= {n.host for n in b.verify.nodes if n.outcome != "ok" or n.status in ("fail", "error")}
+            out += [h for h in b.hosts if h in bad]
+        return out + [h for batch in self.pending for h in batch]
+
 
 def _host_of(event: dict[str, Any]) -> str | None:
     return (event.get("event_data") or {}).get("host")
 
 
-def _render_diff(diff: Any) -> str:
+def _is_temporary(path: str) -> bool:
+    """A path Ansible made for the transfer (`~/.ansible/tmp/ansible-tmp-.../source`), not the file changed."""
+    return "/.ansible/tmp/" in path or "ansible-tmp-" in path or path.startswith(("/tmp/", "dynamically generated"))
+
+
+def _render_diff(diff: Any, dest: str = "") -> str:
+    """A unified diff headed by the destination file (what --diff is for), never Ansible's temporary
+    copy of the source: `--- /etc/nccl.conf (before)` / `+++ /etc/nccl.conf (after)`."""
     parts = diff if isinstance(diff, list) else [diff]
     out: list[str] = []
     for d in parts:
@@ -110,9 +131,10 @@ def _render_diff(diff: Any) -> str:
             continue
         before, after = d.get("before", ""), d.get("after", "")
         if isinstance(before, str) and isinstance(after, str) and before != after:
-            out += difflib.unified_diff(before.splitlines(), after.splitlines(),
-                                        str(d.get("before_header", "before")), str(d.get("after_header", "after")),
-                                        lineterm="")
+            headers = [str(d.get(k) or "") for k in ("before_header", "after_header")]
+            path = dest or next((h for h in headers if h and not _is_temporary(h)), "") or "file"
+            out += difflib.unified_diff(before.splitlines(), after.splitlines(), f"{path} (before)",
+                                        f"{path} (after)", lineterm="")
         elif d.get("prepared"):
             out.append(str(d["prepared"]).rstrip())
     return "\n".join(out)
@@ -149,8 +171,9 @@ class EventCollector:
         res = data.get("res") or {}
         state = kind[len("runner_on_"):]
         if kind == "runner_on_ok" and res.get("changed"):
+            dest = str(res.get("dest") or res.get("path") or "")
             s.plan.append(PlanItem(label, _detail(str(data.get("task_action", "")), res),
-                                   _render_diff(res.get("diff")) if res.get("diff") else ""))
+                                   _render_diff(res.get("diff"), dest) if res.get("diff") else ""))
             state = "changed"
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             why = str(res.get("msg", "failed"))

@@ -96,7 +96,7 @@ def test_default_30_day_window(prometheus):
 
 
 def test_cli_report_with_real_prometheus(prometheus, tmp_path):
-    p = subprocess.run([sys.executable, "-m", "clusterkit", "cost", "report", "--prometheus", prometheus, "-f", "json"],
+    p = subprocess.run([sys.executable, "-m", "clusterkit", "cost", "report", "--prometheus", prometheus, "--format", "json"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     j = json.loads(p.stdout)
