@@ -1,4 +1,5 @@
-"""The code tables of docs/findings*.md, generated from the declarations.
+"""The code tables of docs/findings*.md, and the series tables of docs/metrics.md, generated from the
+declarations (clusterkit/codes/*.toml, clusterkit/prom_names.py).
 
 Each table sits between a begin marker naming its page and section and an end marker; the rest of
 the page is prose written by hand. `python -m clusterkit.codes --write` rewrites the tables, and a
@@ -51,14 +52,33 @@ def region(page: str, section: str) -> str:
     return _BEGIN.format(page=page, section=section) + "\n" + render_table(page, section) + "\n" + _END
 
 
+# Other generated tables: name -> (the page, where they come from, the function that writes them)
+_OTHER = re.compile(r"<!-- (series|renamed): generated from [^\n]*-->\n.*?<!-- end of generated \1 -->", re.S)
+
+
+def _other(name: str) -> str:
+    from clusterkit import prom_names
+
+    body = {"series": prom_names.docs_series_table, "renamed": prom_names.docs_renamed_table}[name]()
+    return (f"<!-- {name}: generated from clusterkit/prom_names.py by `python -m clusterkit.codes --write`; edit "
+            f"there -->\n{body}\n<!-- end of generated {name} -->")
+
+
 def updated(text: str) -> str:
     """`text` (a page) with every generated table replaced by what the declarations give now."""
-    return _REGION.sub(lambda m: region(m.group(1), m.group(2)), text)
+    text = _REGION.sub(lambda m: region(m.group(1), m.group(2)), text)
+    return _OTHER.sub(lambda m: _other(m.group(1)), text)
+
+
+METRICS_PAGE = "docs/metrics.md"
 
 
 def stale_pages(root: Path) -> list[str]:
     """Pages whose tables differ from the declarations, or that lack a section's table."""
     out = []
+    text = (root / METRICS_PAGE).read_text()
+    if updated(text) != text or {m.group(1) for m in _OTHER.finditer(text)} != {"series", "renamed"}:
+        out.append(METRICS_PAGE)
     for page, (path, sections) in PAGES.items():
         text = (root / path).read_text()
         found = {(m.group(1), m.group(2)) for m in _REGION.finditer(text)}
@@ -69,7 +89,7 @@ def stale_pages(root: Path) -> list[str]:
 
 def write_pages(root: Path) -> list[str]:
     changed = []
-    for path, _ in PAGES.values():
+    for path in [p for p, _ in PAGES.values()] + [METRICS_PAGE]:
         p = root / path
         text = p.read_text()
         new = updated(text)
