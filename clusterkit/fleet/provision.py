@@ -116,14 +116,20 @@ def _host_of(event: dict[str, Any]) -> str | None:
     return (event.get("event_data") or {}).get("host")
 
 
-def _is_temporary(path: str) -> bool:
-    """A path Ansible made for the transfer (`~/.ansible/tmp/ansible-tmp-.../source`), not the file changed."""
-    return "/.ansible/tmp/" in path or "ansible-tmp-" in path or path.startswith(("/tmp/", "dynamically generated"))
+def _dest(res: dict[str, Any]) -> str:
+    """The file a task changed: in its result, or (check mode reports none) in its module arguments."""
+    args = (res.get("invocation") or {}).get("module_args") or {}
+    for d in (res, args):
+        for key in ("dest", "path"):
+            if isinstance(d.get(key), str) and d[key]:
+                return d[key]
+    return ""
 
 
 def _render_diff(diff: Any, dest: str = "") -> str:
-    """A unified diff headed by the destination file (what --diff is for), never Ansible's temporary
-    copy of the source: `--- /etc/nccl.conf (before)` / `+++ /etc/nccl.conf (after)`."""
+    """A unified diff headed by the destination file (what --diff is for): `--- /etc/nccl.conf (before)`,
+    `+++ /etc/nccl.conf (after)`. Never the after_header: Ansible puts the source there (its temporary
+    copy of a rendered template, or the role's file)."""
     parts = diff if isinstance(diff, list) else [diff]
     out: list[str] = []
     for d in parts:
@@ -131,8 +137,7 @@ def _render_diff(diff: Any, dest: str = "") -> str:
             continue
         before, after = d.get("before", ""), d.get("after", "")
         if isinstance(before, str) and isinstance(after, str) and before != after:
-            headers = [str(d.get(k) or "") for k in ("before_header", "after_header")]
-            path = dest or next((h for h in headers if h and not _is_temporary(h)), "") or "file"
+            path = dest or str(d.get("before_header") or "") or "file"
             out += difflib.unified_diff(before.splitlines(), after.splitlines(), f"{path} (before)",
                                         f"{path} (after)", lineterm="")
         elif d.get("prepared"):
@@ -143,9 +148,10 @@ def _render_diff(diff: Any, dest: str = "") -> str:
 def _detail(action: str, res: dict[str, Any]) -> str:
     if action.endswith("debug"):
         return str(res.get("msg", ""))
-    for key in ("dest", "path", "name"):
-        if res.get(key):
-            return str(res[key])
+    if _dest(res):
+        return _dest(res)
+    if res.get("name"):
+        return str(res["name"])
     if res.get("results"):
         return ", ".join(str(r.get("item", "")) for r in res["results"] if isinstance(r, dict) and r.get("changed"))
     return ""
@@ -171,9 +177,8 @@ class EventCollector:
         res = data.get("res") or {}
         state = kind[len("runner_on_"):]
         if kind == "runner_on_ok" and res.get("changed"):
-            dest = str(res.get("dest") or res.get("path") or "")
             s.plan.append(PlanItem(label, _detail(str(data.get("task_action", "")), res),
-                                   _render_diff(res.get("diff"), dest) if res.get("diff") else ""))
+                                   _render_diff(res.get("diff"), _dest(res)) if res.get("diff") else ""))
             state = "changed"
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             why = str(res.get("msg", "failed"))

@@ -9,7 +9,7 @@ import pytest
 
 from clusterkit.cli.main import main
 from clusterkit.errors import ConfigError
-from clusterkit.fleet.provision import HostSummary, PlaybookRun, ProvisionResult, _render_diff
+from clusterkit.fleet.provision import HostSummary, PlaybookRun, ProvisionResult, _dest, _render_diff
 from clusterkit.history import History
 from clusterkit.history_diff import compare_run, compare_stored
 from clusterkit.inventory import load_inventory
@@ -81,13 +81,16 @@ def test_provision_reruns_failed_unreachable_gate_failed_and_never_started_hosts
 
 
 def test_diff_headers_name_the_destination_not_ansibles_temporary_copy():
-    d = {"before": "a\n", "after": "b\n", "before_header": "/etc/nccl.conf",
-         "after_header": "/root/.ansible/tmp/ansible-local-1x/tmpq2/nccl.conf.j2"}
-    text = _render_diff(d)
+    # what ansible-runner reported for a template in check mode (tests/integration/test_provision_ansible.py)
+    res = {"changed": True, "invocation": {"module_args": {"dest": "/etc/nccl.conf", "src": "nccl.conf.j2"}},
+           "diff": {"before": "a\n", "after": "b\n",
+                    "after_header": "/root/.ansible/tmp/ansible-local-1x/tmpq2/nccl.conf.j2"}}
+    assert _dest(res) == "/etc/nccl.conf"
+    text = _render_diff(res["diff"], _dest(res))
     assert "--- /etc/nccl.conf (before)" in text and "+++ /etc/nccl.conf (after)" in text
     assert "ansible" not in text
-    d = {"before": "", "after": "x\n", "before_header": "/tmp/ansible-tmp-99/source", "after_header": "dynamically generated"}
-    assert "+++ /srv/root/etc/x.conf (after)" in _render_diff(d, "/srv/root/etc/x.conf")
+    d = {"before": "a\n", "after": "b\n", "before_header": "/etc/x.conf", "after_header": "roles/x/files/x.conf"}
+    assert "+++ /etc/x.conf (after)" in _render_diff(d)
 
 
 def _rate(host_check: str = "fabric.ports", code: str = "FABRIC_PORT_RATE_LOW", observed: float = 200.0) -> CheckResult:
