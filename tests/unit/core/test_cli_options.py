@@ -9,7 +9,7 @@ import json
 import pytest
 
 from clusterkit import __version__
-from clusterkit.cli.main import command, main
+from clusterkit.cli.main import command
 
 # Every short flag of the tool and the one long option it stands for, on every verb that has it.
 SHORT = {"-i": "--inventory", "-o": "--output", "-f": "--forks", "-l": "--limit", "-u": "--user",
@@ -38,12 +38,6 @@ def _options(cmd) -> list:
 def _long(p) -> list[str]:
     return [o for o in p.opts if o.startswith("--")]
 
-
-def ck(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-    out = capsys.readouterr()
-    return int(e.value.code or 0), out.out, out.err
 
 
 def test_the_walk_sees_every_verb():
@@ -101,7 +95,7 @@ def test_every_inventory_option_says_it_reads_ansible_inventory():
     assert found >= 8
 
 
-def test_flags_are_shown_without_a_value_placeholder(capsys):
+def test_flags_are_shown_without_a_value_placeholder(ck):
     for path, cmd in _commands():
         ctx = _ctx(cmd, path)
         text = cmd.get_help(ctx)
@@ -110,12 +104,12 @@ def test_flags_are_shown_without_a_value_placeholder(capsys):
             if p.is_flag and p.help:
                 record = p.get_help_record(ctx)
                 assert record is not None and set(record[0].split(", ")) == set(p.opts + p.secondary_opts), record
-    code, out, _ = ck(capsys, "verify", "-h")
+    code, out, _ = ck("verify", "-h")
     assert code == 0 and "  --simulate  " in out and "-f, --forks, --concurrency" in out
 
 
-def test_version(capsys):
-    code, out, _ = ck(capsys, "--version")
+def test_version(ck):
+    code, out, _ = ck("--version")
     assert code == 0 and out.strip() == f"clusterkit {__version__}"
 
 
@@ -128,24 +122,24 @@ def test_version(capsys):
     (["verify", "--simulate", "--skip", "gpu.nope"], "--skip 'gpu.nope' matches no check"),
     (["verify", "-f", "0", "-i", "INV"], "--forks must be at least 1"),
 ])
-def test_conflicting_options_are_refused_with_one_line(capsys, tmp_path, args, message):
+def test_conflicting_options_are_refused_with_one_line(ck, tmp_path, args, message):
     inv = tmp_path / "hosts.ini"
     inv.write_text("[gpu]\nn1 ansible_host=127.0.0.1 gpu_count=0\n")
     args = [str(inv) if a == "INV" else str(tmp_path / "h.db") if a == "DB" else a for a in args]
-    code, out, err = ck(capsys, *args)
+    code, out, err = ck(*args)
     assert code == 2, out + err
     [line] = err.strip().splitlines()
     assert line.startswith("clusterkit: error: ") and message in line, line
 
 
-def test_ansible_inventory_is_read_and_gives_way_to_simulate(capsys, tmp_path, monkeypatch):
+def test_ansible_inventory_is_read_and_gives_way_to_simulate(ck, tmp_path, monkeypatch):
     inv = tmp_path / "hosts.ini"
     inv.write_text("[gpu]\ngpu01 ansible_host=10.0.0.1 gpu_count=0\ngpu02 ansible_host=10.0.0.2 gpu_count=0\n")
     monkeypatch.setenv("ANSIBLE_INVENTORY", str(inv))
-    code, out, _ = ck(capsys, "inventory", "show", "--format", "json")
+    code, out, _ = ck("inventory", "show", "--format", "json")
     assert code == 0 and [h["name"] for h in json.loads(out)] == ["gpu01", "gpu02"]
-    code, out, err = ck(capsys, "verify", "--simulate", "--nodes", "2", "--checks", "host.disk", "--format", "json")
+    code, out, err = ck("verify", "--simulate", "--nodes", "2", "--checks", "host.disk", "--format", "json")
     assert code in (0, 1) and '"simulated": true' in out, err          # not refused: the environment gave it
     monkeypatch.setenv("ANSIBLE_INVENTORY", f"{inv},{tmp_path / 'other.ini'}")
-    code, _, err = ck(capsys, "inventory", "show")
+    code, _, err = ck("inventory", "show")
     assert code == 2 and "names several inventories" in err

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from clusterkit import codes
-from clusterkit.cli.main import main
 from clusterkit.codes.explain import explain_code
 from clusterkit.suites import load_suite
 
@@ -21,12 +20,6 @@ else:  # pragma: no cover
 
 ROOT = Path(__file__).resolve().parents[3]
 
-
-def ck(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-    out = capsys.readouterr()
-    return int(e.value.code or 0), out.out, out.err
 
 
 def test_explain_knows_every_declared_code_and_every_earlier_name():
@@ -39,8 +32,8 @@ def test_explain_knows_every_declared_code_and_every_earlier_name():
         assert d["checks"] or d["emitter"] or d["any_check"], name
 
 
-def test_explain_an_earlier_name_shows_its_successor_thresholds_from_the_profiles_and_a_real_example(capsys):
-    code, out, _ = ck(capsys, "explain", "ib_port_rate_low")
+def test_explain_an_earlier_name_shows_its_successor_thresholds_from_the_profiles_and_a_real_example(ck):
+    code, out, _ = ck("explain", "ib_port_rate_low")
     assert code == 0
     assert out.startswith("FABRIC_PORT_RATE_LOW  (fail / warn)")
     assert "IB_PORT_RATE_LOW is an earlier name of FABRIC_PORT_RATE_LOW" in out
@@ -48,62 +41,62 @@ def test_explain_an_earlier_name_shows_its_successor_thresholds_from_the_profile
     assert f"fabric.port_rate_far_below_fraction: base = {base!r}" in out
     assert "fabric.ports" in out and "fabric/ibstat.txt  (ibstat)" in out
     assert "Example:" in out and "(real output: http" in out
-    d = json.loads(ck(capsys, "explain", "IB_SYMBOL_ERROR_INCREASED", "--format", "json")[1])
+    d = json.loads(ck("explain", "IB_SYMBOL_ERROR_INCREASED", "--format", "json")[1])
     assert d["code"] == "IB_SYMBOL_ERROR_INCREASED" and d["documented_as"] == "IB_<COUNTER>_INCREASED"
     assert [t["key"] for t in d["thresholds"]] == ["fabric.max_symbol_error_delta"]
     assert d["thresholds"][0]["set_in"][0]["file"].endswith("base.toml")
 
 
-def test_explain_an_xid_gives_the_catalogues_meaning(capsys):
-    code, out, _ = ck(capsys, "explain", "GPU_XID_79")
+def test_explain_an_xid_gives_the_catalogues_meaning(ck):
+    code, out, _ = ck("explain", "GPU_XID_79")
     assert code == 0 and "Xid:        GPU has fallen off the bus (fail)" in out and "gpu.xid_ignore" in out
 
 
-def test_explain_a_check_lists_what_it_reads_and_finds(capsys):
-    code, out, _ = ck(capsys, "explain", "fabric.ports")
+def test_explain_a_check_lists_what_it_reads_and_finds(ck):
+    code, out, _ = ck("explain", "fabric.ports")
     assert code == 0 and "ibstat" in out and "FABRIC_PORT_RATE_LOW" in out
     assert "fabric.port_rate_far_below_fraction" in out
 
 
-def test_explain_an_unknown_code_is_a_usage_error_with_suggestions(capsys):
-    code, _, err = ck(capsys, "explain", "GPU_XID")
+def test_explain_an_unknown_code_is_a_usage_error_with_suggestions(ck):
+    code, _, err = ck("explain", "GPU_XID")
     assert code == 2 and "did you mean GPU_XID_<n>" in err
-    code, _, err = ck(capsys, "explain", "NO_SUCH_THING_AT_ALL")
+    code, _, err = ck("explain", "NO_SUCH_THING_AT_ALL")
     assert code == 2 and "clusterkit checks list" in err
 
 
-def test_checks_list_is_the_suites_checks_with_what_they_find(capsys):
-    code, out, _ = ck(capsys, "checks", "list", "--suite", "quick", "--format", "json")
+def test_checks_list_is_the_suites_checks_with_what_they_find(ck):
+    code, out, _ = ck("checks", "list", "--suite", "quick", "--format", "json")
     rows = json.loads(out)
     assert code == 0 and [r["id"] for r in rows] == load_suite("quick").check_ids
     ports = next(r for r in rows if r["id"] == "fabric.ports")
     assert "ibstat" in ports["needs"] and "FABRIC_PORT_RATE_LOW" in ports["finds"]
     assert all(codes.declared(c) for r in rows for c in r["finds"] if "<" not in c)
-    code, out, _ = ck(capsys, "checks", "list", "--checks", "gpu.*", "--skip", "gpu.xid", "--format", "json")
+    code, out, _ = ck("checks", "list", "--checks", "gpu.*", "--skip", "gpu.xid", "--format", "json")
     ids = [r["id"] for r in json.loads(out)]
     assert ids and all(i.startswith("gpu.") for i in ids) and "gpu.xid" not in ids
-    code, out, _ = ck(capsys, "checks", "list")
+    code, out, _ = ck("checks", "list")
     assert code == 0 and "fabric.ports" in out and "power.step" in out
 
 
-def test_checks_and_skip_select_what_verify_runs(capsys):
-    code, out, _ = ck(capsys, "verify", "--simulate", "--nodes", "2", "--checks", "host.*,stack.versions",
+def test_checks_and_skip_select_what_verify_runs(ck):
+    code, out, _ = ck("verify", "--simulate", "--nodes", "2", "--checks", "host.*,stack.versions",
                       "--skip", "host.kernel_log", "--format", "json")
     d = json.loads(out)
     ran = {c["id"] for n in d["nodes"] for c in n["checks"]} | {c["id"] for c in d["cluster_checks"]}
     assert ran and all(i.startswith("host.") or i == "stack.versions" for i in ran) and "host.kernel_log" not in ran
 
 
-def test_analyze_applies_the_suite_and_checks_the_bundles_were_collected_with(capsys, tmp_path):
+def test_analyze_applies_the_suite_and_checks_the_bundles_were_collected_with(ck, tmp_path):
     quick, picked = tmp_path / "quick", tmp_path / "picked"
-    ck(capsys, "verify", "--simulate", "--nodes", "2", "--keep-evidence", str(quick), "--format", "json")
-    ck(capsys, "verify", "--simulate", "--nodes", "2", "--checks", "host.*", "--keep-evidence", str(picked),
+    ck("verify", "--simulate", "--nodes", "2", "--keep-evidence", str(quick), "--format", "json")
+    ck("verify", "--simulate", "--nodes", "2", "--checks", "host.*", "--keep-evidence", str(picked),
        "--format", "json")
     meta = json.loads((quick / "sim-h100-01" / "bundle.json").read_text())
     assert meta["suite"] == "quick" and meta["checks"] == load_suite("quick").check_ids
 
     def ran(*args: str) -> tuple[str, set[str]]:
-        d = json.loads(ck(capsys, "analyze", *args, "--format", "json")[1])
+        d = json.loads(ck("analyze", *args, "--format", "json")[1])
         return d["suite"], {c["id"] for n in d["nodes"] for c in n["checks"]} | {c["id"] for c in d["cluster_checks"]}
 
     suite, ids = ran(str(quick))

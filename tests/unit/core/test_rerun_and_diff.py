@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from clusterkit.cli.main import main
 from clusterkit.errors import ConfigError
 from clusterkit.fleet.provision import HostSummary, PlaybookRun, ProvisionResult, _dest, _render_diff
 from clusterkit.history import History
@@ -16,12 +15,6 @@ from clusterkit.inventory import load_inventory
 from clusterkit.results import CheckResult, Finding, NodeResult, RunResult
 from clusterkit.retry import failed_hosts, failed_path, write_failed
 
-
-def ck(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-    out = capsys.readouterr()
-    return int(e.value.code or 0), out.out, out.err
 
 
 @pytest.fixture
@@ -129,21 +122,21 @@ def test_changes_since_each_hosts_previous_run(tmp_path):
     assert d["hosts_without_previous_run"] == ["g5"]
 
 
-def test_history_diff_and_verify_compare_on_the_command_line(capsys, tmp_path):
+def test_history_diff_and_verify_compare_on_the_command_line(ck, tmp_path):
     db = tmp_path / "h.db"
-    assert ck(capsys, "verify", "--simulate", "--nodes", "3", "--seed", "1", "--db", str(db), "--format", "json")[0] == 1
-    code, out, _ = ck(capsys, "verify", "--simulate", "--nodes", "3", "--seed", "2", "--compare", str(db),
+    assert ck("verify", "--simulate", "--nodes", "3", "--seed", "1", "--db", str(db), "--format", "json")[0] == 1
+    code, out, _ = ck("verify", "--simulate", "--nodes", "3", "--seed", "2", "--compare", str(db),
                       "--db", str(db), "--format", "json")
     changes = json.loads(out)["changes"]
     assert changes["previous_run_of"] == {f"sim-h100-0{i}": 1 for i in (1, 2, 3)}
     assert changes["new"] + changes["gone"] + changes["changed"] > 0      # another seed: other faults
-    code, out, _ = ck(capsys, "history", "diff", "--db", str(db), "--format", "json")
+    code, out, _ = ck("history", "diff", "--db", str(db), "--format", "json")
     d = json.loads(out)
     assert code == 0 and d["run"] == 2 and d["new"] == changes["new"] and d["gone"] == changes["gone"]
-    code, out, _ = ck(capsys, "history", "--db", str(db), "diff", "--run", "2")
+    code, out, _ = ck("history", "--db", str(db), "diff", "--run", "2")
     assert code == 0 and out.startswith("Run 2 (verify") and "hosts compared" in out
-    code, out, _ = ck(capsys, "verify", "--simulate", "--nodes", "3", "--seed", "2", "--compare", str(db),
+    code, out, _ = ck("verify", "--simulate", "--nodes", "3", "--seed", "2", "--compare", str(db),
                       "--format", "table")
     assert "Since each host's previous stored run:" in out
-    code, _, err = ck(capsys, "history", "diff", "--db", str(db), "--run", "9")
+    code, _, err = ck("history", "diff", "--db", str(db), "--run", "9")
     assert code == 2 and "no run 9" in err
