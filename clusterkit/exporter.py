@@ -22,6 +22,7 @@ kept until the database files change (benchmarks/RESULTS.md).
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import os
 import tempfile
 import threading
@@ -137,29 +138,35 @@ def render_nodes(states: list[NodeState], *, stale_after_s: float = DEFAULT_STAL
     return "".join(out)
 
 
+def _converted(family: str, extra: str, convert: Callable[[float], float], samples: Iterable[str]) -> list[str]:
+    """Samples `{labels} value` of one metric as `family{labels,extra} converted-value` lines."""
+    out = []
+    for sample in samples:
+        labels, _, value = sample.rpartition(" ")
+        if extra:
+            labels = labels[:-1] + extra + "}"
+        out.append(f"{family}{labels} {convert(float(value))!r}\n")
+    return out
+
+
 def render_metrics(hist: History) -> str:
     """Every numeric metric of the latest result per (host, check), under its declared series
     (prom_names.py): converted to the base unit, with the series' labels; a family's samples together."""
     names = dict(_plain(hist, "SELECT id, name FROM metric_names"))
     lines: dict[str, list[str]] = {}
     helps: dict[str, str] = {}
-    current = None
     rows = _plain(hist, "SELECT name_id, sample FROM latest_metrics ORDER BY name_id, host_key, check_id")
-    for nid, sample in rows:  # the primary key's order: grouped by metric, no sort
-        if nid != current:
-            current = nid
-            s = series(names.get(nid, str(nid)))
-            out = lines.setdefault(s.family, [])
-            helps.setdefault(s.family, s.help)
-            extra = ",".join(f'{k}="{label_value(v)}"' for k, v in s.labels)
-            plain = s.scale == 1.0 and not extra
-        if plain:                      # the sample as stored: `{host="...",check="..."} 229.0`
-            out.append(s.family + sample + "\n")
-            continue
-        labels, _, value = sample.rpartition(" ")
-        if extra:
-            labels = labels[:-1] + "," + extra + "}"
-        out.append(f"{s.family}{labels} {s.convert(float(value))!r}\n")
+    # the primary key's order: grouped by metric, no sort
+    for nid, group in itertools.groupby(rows, key=lambda r: r[0]):
+        s = series(names.get(nid, str(nid)))
+        helps.setdefault(s.family, s.help)
+        out = lines.setdefault(s.family, [])
+        extra = "".join(f',{k}="{label_value(v)}"' for k, v in s.labels)
+        if s.scale == 1.0 and not extra:      # the samples as stored: `{host="...",check="..."} 229.0`
+            fam = s.family
+            out += [fam + smp + "\n" for _, smp in group]
+        else:
+            out += _converted(s.family, extra, s.convert, (smp for _, smp in group))
     text: list[str] = []
     for fam, samples in lines.items():
         _head(text, fam, helps[fam])
