@@ -160,4 +160,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"burn-in run {summary.run_id}: {summary.status} after {plural(summary.cycles_done, 'cycle')}; "
                        f"{plural(len(summary.node_status), 'node')}, {len(bad)} failing"
                        + (f": {', '.join(bad)}" if bad else ""))
+            if bad and not runner_opts.simulate:       # beside the history: `-l @failed.txt` reruns them
+                from clusterkit.retry import failed_path, rerun_hint, write_failed
+
+                written = write_failed(bad, failed_path(directory=path.parent))
+                if written is not None:
+                    typer.echo(f"clusterkit: {rerun_hint(written, bad)}", err=True)
             sys.exit(EXIT_FAILED if summary.status in ("fail", "error") else EXIT_OK)

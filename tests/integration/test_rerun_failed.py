@@ -60,3 +60,16 @@ def test_failed_txt_reruns_exactly_the_failed_hosts(sshd_cluster, tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
     assert [x.strip() for x in listed.stdout.splitlines()[1:]] == ["down01"]
+
+
+def test_a_burnin_writes_its_failed_hosts_beside_the_history(sshd_cluster, tmp_path):
+    inv = sshd_cluster.write_inventory(tmp_path / "hosts.ini", sshd_cluster.nodes[:1])
+    with inv.open("a") as f:
+        f.write(f"down01 ansible_host=127.0.0.1 ansible_port={sshd_cluster.closed_port()} ansible_user=root\n")
+    db = tmp_path / "night" / "history.db"
+    r = subprocess.run([sys.executable, "-m", "clusterkit", "burnin", "-i", str(inv), "--known-hosts",
+                        str(sshd_cluster.known_hosts), "--connect-timeout", "5", "--checks", "host.reachable",
+                        "--cycles", "1", "--db", str(db), "-q"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert (db.parent / "failed.txt").read_text() == "down01\n"
+    assert f"--limit @{db.parent / 'failed.txt'}" in r.stderr
