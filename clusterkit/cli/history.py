@@ -10,6 +10,7 @@ from typing import Any, Optional
 import typer
 
 from clusterkit.cli.common import DbOpt, env_inventory
+from clusterkit.codes import canonical
 from clusterkit.fleet.progress import duration
 from clusterkit.history import DEFAULT_STALE_AFTER_S, NEVER_SEEN, History, default_db_path
 from clusterkit.render import console_width
@@ -65,8 +66,8 @@ def gather(hist: History, *, since: str, host: str | None, check: str | None, me
         bad = [f for f in fs if f.severity != "info"] or fs
         problems.append({"host": r["host"], "check": r["check_id"], "status": r["status"], "run_id": r["run_id"],
                          "finished_at": r["finished_at"], "summary": r["summary"],
-                         "findings": [{"code": f.code, "severity": f.severity, "component": f.component,
-                                       "action": f.action} for f in bad]})
+                         "findings": [{"code": canonical(f.code), "severity": f.severity,   # current names
+                                       "component": f.component, "action": f.action} for f in bad]})
     problems.sort(key=lambda p: ({"fail": 0, "error": 1, "warn": 2}[p["status"]],
                                  min((tier(f["code"]) for f in p["findings"]), default=DEFAULT_TIER),
                                  p["host"] or "", p["check"]))

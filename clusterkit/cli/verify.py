@@ -198,6 +198,8 @@ def register(app: typer.Typer) -> None:
 
         _check_format(fmt)
         refuse_with_simulate(simulate, inventory=inventory, limit=limit, nodes=nodes, seed=seed)
+        if compare is not None and not compare.is_file():     # before an hour of collection, not after
+            raise ConfigError(f"--compare {compare}: no history database here (store runs with --db first)")
         s = select_checks(load_suite(suite), checks, skip)
         if simulate:
             nodes = 8 if nodes is None else nodes

@@ -140,3 +140,14 @@ def test_history_diff_and_verify_compare_on_the_command_line(ck, tmp_path):
     assert "Since each host's previous stored run:" in out
     code, _, err = ck("history", "diff", "--db", str(db), "--run", "9")
     assert code == 2 and "no run 9" in err
+
+
+def test_history_shows_a_code_stored_under_its_earlier_name_by_its_current_one(ck, tmp_path):
+    db = tmp_path / "h.db"
+    with History(db) as h:
+        h.record_run(RunResult("p", "quick", [_node("g1", _rate(code="IB_PORT_RATE_LOW"))]))
+    code, out, _ = ck("history", "--db", str(db), "--format", "json")
+    [problem] = json.loads(out)["problems"]
+    assert code == 0 and [f["code"] for f in problem["findings"]] == ["FABRIC_PORT_RATE_LOW"]
+    code, _, err = ck("verify", "--simulate", "--compare", str(tmp_path / "none.db"))
+    assert code == 2 and "--compare" in err and "no history database" in err
