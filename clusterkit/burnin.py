@@ -38,6 +38,8 @@ class BurninOptions:
     nodes: int = 8
     seed: int = 0
     suite: str = "full"
+    checks: str | None = None                          # --checks / --skip globs on check ids
+    skip: str | None = None
     profile: str | None = None
     limit: str | None = None
     duration_s: float | None = None
@@ -64,9 +66,11 @@ def pipeline_cycle(opts: BurninOptions, on_event: EventFn | None = None) -> Cycl
 
     With an inventory, the fleet's per-host progress is passed on as `host` events."""
     from clusterkit import pipeline
+    from clusterkit.suites import load_suite, select_checks
 
+    suite = select_checks(load_suite(opts.suite), opts.checks, opts.skip)
     if opts.simulate:
-        return lambda c: pipeline.simulate_run(nodes=opts.nodes, seed=opts.seed + c, suite=opts.suite,
+        return lambda c: pipeline.simulate_run(nodes=opts.nodes, seed=opts.seed + c, suite=suite,
                                                profile=opts.profile)
     from clusterkit.fleet.collect import FleetOptions
 
@@ -79,7 +83,7 @@ def pipeline_cycle(opts: BurninOptions, on_event: EventFn | None = None) -> Cycl
             if on_event is not None:
                 on_event("host", cycle=c, host=host, step=step, state=state)
 
-        return pipeline.verify_inventory(inventory, suite=opts.suite, profile=opts.profile, limit=opts.limit,
+        return pipeline.verify_inventory(inventory, suite=suite, profile=opts.profile, limit=opts.limit,
                                          fleet_options=fleet, progress=progress)
 
     return cycle
