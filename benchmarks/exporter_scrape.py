@@ -33,8 +33,9 @@ def _check(rng: random.Random, cid: str) -> CheckResult:
     bad = rng.random() < 0.02
     findings = [Finding("SOME_FINDING", "fail", "GPU 3", "something broke", observed=1, limit=0, unit="count",
                         action="replace it")] if bad else []
-    r = CheckResult.from_findings(cid, findings, "ok", {"value_a_gbps": 230 + rng.random(),
-                                                       "value_b_w": 700 * rng.random()})
+    # two real check metrics: one served as stored, one converted to its base unit (GB/s -> bytes/s)
+    r = CheckResult.from_findings(cid, findings, "ok", {"busbw_large_gbps": 230 + rng.random(),
+                                                       "gpu_power_draw_total_w": 700 * rng.random()})
     r.duration_s = rng.random()
     return r
 
@@ -119,15 +120,15 @@ def main() -> None:
 
     def write_one(i: int) -> None:  # a burn-in is writing: a commit before every scrape
         hist.record_check(rid, "gpu0000", CheckResult("family0.check00", "pass", "ok",
-                                                      metrics={"value_a_gbps": 1000 + i}))
+                                                      metrics={"busbw_large_gbps": 1000 + i}))
         written.append(1000 + i)
 
     seen: list[int] = []
 
     def record_seen(body: bytes) -> None:  # which commit this scrape showed
-        line = next(ln for ln in body.splitlines()
-                    if ln.startswith(b'clusterkit_value_a_gbps{host="gpu0000",check="family0.check00"}'))
-        seen.append(int(float(line.rsplit(b" ", 1)[1])))
+        line = next(ln for ln in body.splitlines() if ln.startswith(
+            b'clusterkit_nccl_busbw_large_bytes_per_second{host="gpu0000",check="family0.check00"}'))
+        seen.append(round(float(line.rsplit(b" ", 1)[1]) / 1e9))
 
     timed(1)  # the exporter has been running: it holds a reading when the burn-in starts writing
     report("scrape while a burn-in writes (a commit before each scrape)", *timed(a.scrapes, write_one, record_seen))

@@ -44,6 +44,8 @@ class BurninOptions:
     nodes: int = 8
     seed: int = 0
     suite: str = "full"
+    checks: str | None = None                          # --checks / --skip globs on check ids
+    skip: str | None = None
     profile: str | None = None
     limit: str | None = None
     duration_s: float | None = None
@@ -73,9 +75,11 @@ def pipeline_cycle(opts: BurninOptions, on_event: EventFn | None = None) -> Cycl
 
     With an inventory, the fleet's per-host progress is passed on as `host` events."""
     from clusterkit import pipeline
+    from clusterkit.suites import load_suite, select_checks
 
+    suite = select_checks(load_suite(opts.suite), opts.checks, opts.skip)
     if opts.simulate:
-        return lambda c, on_node: pipeline.simulate_run(nodes=opts.nodes, seed=opts.seed + c, suite=opts.suite,
+        return lambda c, on_node: pipeline.simulate_run(nodes=opts.nodes, seed=opts.seed + c, suite=suite,
                                                         profile=opts.profile, on_node=on_node)
     from clusterkit.fleet.collect import FleetOptions
     from clusterkit.fleet.srun import SrunOptions
@@ -90,7 +94,7 @@ def pipeline_cycle(opts: BurninOptions, on_event: EventFn | None = None) -> Cycl
             if on_event is not None:
                 on_event("host", cycle=c, host=host, step=step, state=state)
 
-        return pipeline.verify_inventory(inventory, suite=opts.suite, profile=opts.profile, limit=opts.limit,
+        return pipeline.verify_inventory(inventory, suite=suite, profile=opts.profile, limit=opts.limit,
                                          fleet_options=fleet, progress=progress, on_node=on_node, srun=srun)
 
     return cycle

@@ -3,9 +3,12 @@
 Like node_exporter, the work is split into collectors (checks, metrics,
 findings, runs), each reporting its own success and duration, so a broken
 query shows as `clusterkit_scrape_collector_success{collector="..."} 0` rather
-than as silently missing series. Names follow the Prometheus conventions: a
-`clusterkit_` prefix, the unit in the name as the check named it (`_gbps`,
-`_w`), `_seconds`/`_timestamp_seconds` for time. docs/metrics.md lists them.
+than as silently missing series. Names follow the Prometheus conventions
+(`promtool check metrics` is clean, tested): a `clusterkit_` prefix, base units
+(seconds, bytes, watts, celsius, ratio) as the last word, `_total` only on
+counters (there are none: every family is a gauge). Check metrics are served
+under the series clusterkit/prom_names.py declares for them, converted to the
+base unit; docs/metrics.md lists them, and the series renamed from earlier names.
 
 The per-check families are large (a 1,000-node fleet with 30 checks is
 ~120k samples), so they are written as exposition text from the label text
@@ -19,8 +22,8 @@ kept until the database files change (benchmarks/RESULTS.md).
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import os
-import re
 import tempfile
 import threading
 import time
@@ -31,12 +34,13 @@ from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from clusterkit.codes import aliases
 from clusterkit.history import DEFAULT_STALE_AFTER_S, History, NodeState, label_sql, label_value, parse_ts
 from clusterkit.scrape_server import ScrapeServer
+from clusterkit.prom_names import series
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_PREFIX = "clusterkit_"
-# Families with fixed names; a check metric that sanitizes to one of these is renamed.
+# Families with fixed names (prom_names.py's check-metric families must not take one).
 FIXED_FAMILIES = (
     "clusterkit_check_status", "clusterkit_check_duration_seconds", "clusterkit_node_timestamp_seconds",
     "clusterkit_check_findings", "clusterkit_node_status", "clusterkit_run_timestamp_seconds",
@@ -44,16 +48,6 @@ FIXED_FAMILIES = (
     "clusterkit_node_up", "clusterkit_node_outcome", "clusterkit_node_stale", "clusterkit_node_stale_after_seconds",
     "clusterkit_node_last_seen_timestamp_seconds",
 )
-_BAD = re.compile(r"[^a-zA-Z0-9_]")
-
-
-def metric_family_name(metric: str) -> str:
-    """`busbw_large_gbps` -> `clusterkit_busbw_large_gbps` (valid and not colliding with a fixed family)."""
-    name = _PREFIX + _BAD.sub("_", metric).strip("_").lower()
-    name = re.sub(r"__+", "_", name)
-    if name in FIXED_FAMILIES or name == _PREFIX.rstrip("_"):
-        name += "_value"
-    return name
 
 
 def _head(out: list[str], name: str, help_text: str) -> None:
@@ -66,11 +60,18 @@ def _head(out: list[str], name: str, help_text: str) -> None:
 # order: formatting ~100k samples in Python, or joining them out of the history, would not
 # fit the scrape budget.
 _CHECK_ROWS = "SELECT labels, status, duration_s FROM latest_checks"
-_FINDING_LINES = (
-    "SELECT 'clusterkit_check_findings{' || l.labels || ',code=\"' || " + label_sql("f.code") +
-    " || '\",severity=\"' || " + label_sql("f.severity") + " || '\"} ' || count(*) "
-    "FROM latest_checks l JOIN findings f ON f.check_result_id = l.check_result_id "
-    "GROUP BY l.check_result_id, f.code, f.severity")
+
+
+def _finding_lines_sql() -> str:
+    """The findings family; a code stored under an earlier name is served under its current one."""
+    code = "f.code"
+    if aliases():
+        code = ("CASE f.code " + " ".join(f"WHEN '{old}' THEN '{new}'" for old, new in sorted(aliases().items()))
+                + " ELSE f.code END")
+    return ("SELECT 'clusterkit_check_findings{' || l.labels || ',code=\"' || " + label_sql(code) +
+            " || '\",severity=\"' || " + label_sql("f.severity") + " || '\"} ' || count(*) "
+            "FROM latest_checks l JOIN findings f ON f.check_result_id = l.check_result_id "
+            f"GROUP BY l.check_result_id, {code}, f.severity")
 
 
 def _plain(hist: History, sql: str) -> list[tuple]:
@@ -137,33 +138,46 @@ def render_nodes(states: list[NodeState], *, stale_after_s: float = DEFAULT_STAL
     return "".join(out)
 
 
+def _converted(family: str, extra: str, convert: Callable[[float], float], samples: Iterable[str]) -> list[str]:
+    """Samples `{labels} value` of one metric as `family{labels,extra} converted-value` lines."""
+    out = []
+    for sample in samples:
+        labels, _, value = sample.rpartition(" ")
+        if extra:
+            labels = labels[:-1] + extra + "}"
+        out.append(f"{family}{labels} {convert(float(value))!r}\n")
+    return out
+
+
 def render_metrics(hist: History) -> str:
-    """Every numeric metric of the latest result per (host, check): one family per metric name."""
+    """Every numeric metric of the latest result per (host, check), under its declared series
+    (prom_names.py): converted to the base unit, with the series' labels; a family's samples together."""
     names = dict(_plain(hist, "SELECT id, name FROM metric_names"))
-    out: list[str] = []
-    current = None
-    fam = ""
-    taken: set[str] = set()
+    lines: dict[str, list[str]] = {}
+    helps: dict[str, str] = {}
     rows = _plain(hist, "SELECT name_id, sample FROM latest_metrics ORDER BY name_id, host_key, check_id")
-    for nid, sample in rows:  # the primary key's order: grouped by family, no sort
-        if nid != current:
-            current = nid
-            name = names.get(nid, str(nid))
-            fam = base = metric_family_name(name)
-            n = 1
-            while fam in taken:  # `a.b` and `a_b` sanitize alike: keep both, apart
-                n += 1
-                fam = f"{base}_{n}"
-            taken.add(fam)
-            _head(out, fam, f"Check metric '{name}' from the latest result of each check.")
-        out.append(fam + sample + "\n")
-    return "".join(out)
+    # the primary key's order: grouped by metric, no sort
+    for nid, group in itertools.groupby(rows, key=lambda r: r[0]):
+        s = series(names.get(nid, str(nid)))
+        helps.setdefault(s.family, s.help)
+        out = lines.setdefault(s.family, [])
+        extra = "".join(f',{k}="{label_value(v)}"' for k, v in s.labels)
+        if s.scale == 1.0 and not extra:      # the samples as stored: `{host="...",check="..."} 229.0`
+            fam = s.family
+            out += [fam + smp + "\n" for _, smp in group]
+        else:
+            out += _converted(s.family, extra, s.convert, (smp for _, smp in group))
+    text: list[str] = []
+    for fam, samples in lines.items():
+        _head(text, fam, helps[fam])
+        text += samples
+    return "".join(text)
 
 
 def render_findings(hist: History) -> str:
     out: list[str] = []
     _head(out, "clusterkit_check_findings", "Findings in the latest result of the check, by code and severity.")
-    out += [r[0] + "\n" for r in _plain(hist, _FINDING_LINES)]
+    out += [r[0] + "\n" for r in _plain(hist, _finding_lines_sql())]
     return "".join(out)
 
 

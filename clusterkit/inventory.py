@@ -115,12 +115,32 @@ class Inventory:
             return self
         import fnmatch
 
-        pats = [p.strip() for p in pattern.replace(":", ",").split(",") if p.strip()]
+        pats = limit_patterns(pattern)
         keep = [h for h in self.hosts
                 if any(fnmatch.fnmatchcase(h.name, p) or p in h.groups for p in pats)]
         if not keep:
             raise ConfigError(f"{self.source}: --limit '{pattern}' matches no host")
         return Inventory(self.source, keep)
+
+
+def limit_patterns(pattern: str) -> list[str]:
+    """`--limit` as Ansible takes it: patterns separated by `,` or `:`, and `@FILE` for the host names in
+    a file, one a line (what a run writes to failed.txt, as ansible's retry files)."""
+    out: list[str] = []
+    for item in (x.strip() for x in pattern.split(",")):
+        if item.startswith("@"):
+            path = Path(item[1:]).expanduser()
+            try:
+                names = [l.strip() for l in path.read_text().splitlines()]
+            except OSError as e:
+                raise ConfigError(f"--limit {item}: cannot read {path}: {e.strerror}") from None
+            names = [n for n in names if n and not n.startswith("#")]
+            if not names:
+                raise ConfigError(f"--limit {item}: {path} lists no host (nothing failed?)")
+            out += names
+        else:
+            out += [p.strip() for p in item.split(":") if p.strip()]
+    return out
 
 
 def _as_list(value: Any) -> list[str]:

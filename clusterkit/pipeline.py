@@ -12,7 +12,7 @@ from clusterkit.analysis import ProfileResolver, analyze_bundles, open_paths
 from clusterkit.evidence.bundle import CLUSTER_DIR, Bundle, find_bundles, fresh_run_dir
 from clusterkit.inventory import HostSpec, Inventory, load_inventory
 from clusterkit.results import NodeResult, RunResult, now_iso
-from clusterkit.suites import load_suite
+from clusterkit.suites import Suite, load_suite
 
 NodeSink = Callable[[NodeResult], None]
 
@@ -32,7 +32,34 @@ def _evidence_dir(keep: Path | None, under: Path | None = None) -> Iterator[Path
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _analyze_run_dir(dirs: list[Path], suite_name: str, profile: str | None, specs: dict[str, HostSpec] | None,
+def _suite(suite: "str | Suite") -> Suite:
+    return suite if isinstance(suite, Suite) else load_suite(suite)
+
+
+def recorded_suite(bundles: list[Bundle]) -> Suite | None:
+    """The suite the bundles were collected with (their recorded checks), None when they say nothing;
+    a config error when they disagree."""
+    from clusterkit.checks.registry import CHECKS
+    from clusterkit.errors import ConfigError
+
+    said = [b.meta for b in bundles if isinstance(b.meta.get("suite"), str) and b.meta["suite"]]
+    names = sorted({m["suite"] for m in said})
+    if not names:
+        return None
+    if len(names) > 1:
+        raise ConfigError(f"the bundles were collected with different suites ({', '.join(names)}): give --suite")
+    try:
+        base = load_suite(names[0])
+    except ConfigError:
+        raise ConfigError(f"the bundles were collected with suite '{names[0]}', which is not available here: "
+                          "give --suite") from None
+    # bundles collected with other --checks of the same suite: every check one of them was collected for
+    picked = {c for m in said for c in (m.get("checks") or base.check_ids)}
+    known = [c for c in base.check_ids if c in picked] + [c for c in CHECKS if c in picked and c not in base.check_ids]
+    return Suite(base.name, known or base.check_ids, base.params, base.description, base.skip_probes)
+
+
+def _analyze_run_dir(dirs: list[Path], suite: Suite, profile: str | None, specs: dict[str, HostSpec] | None,
                      started_at: str, on_node: NodeSink | None = None) -> RunResult:
     """Analyze exactly these bundle directories (this run's), `_cluster/` among them."""
     bundles, cluster = [], None
@@ -42,26 +69,26 @@ def _analyze_run_dir(dirs: list[Path], suite_name: str, profile: str | None, spe
             cluster = b
         else:
             bundles.append(b)
-    return analyze_bundles(bundles, load_suite(suite_name), profiles=ProfileResolver(profile), specs=specs,
+    return analyze_bundles(bundles, suite, profiles=ProfileResolver(profile), specs=specs,
                            cluster_bundle=cluster, started_at=started_at, on_node=on_node)
 
 
-def simulate_run(*, nodes: int = 8, seed: int = 0, suite: str = "quick", profile: str | None = None,
+def simulate_run(*, nodes: int = 8, seed: int = 0, suite: "str | Suite" = "quick", profile: str | None = None,
                  evidence_dir: Path | None = None, gpu_model: str | None = None,
                  on_node: NodeSink | None = None) -> RunResult:
     """Generate a simulated cluster's bundles and analyze them like real ones."""
     from clusterkit.sim.cluster import DEFAULT_MODEL, generate
 
     started = now_iso()
-    load_suite(suite)  # config errors before any work
+    s = _suite(suite)  # config errors before any work
     with _evidence_dir(evidence_dir) as d:
-        generate(d, nodes=nodes, seed=seed, gpu_model=gpu_model or DEFAULT_MODEL)
-        run = _analyze_run_dir(find_bundles(d), suite, profile, None, started, on_node)
+        generate(d, nodes=nodes, seed=seed, gpu_model=gpu_model or DEFAULT_MODEL, meta=s.bundle_meta())
+        run = _analyze_run_dir(find_bundles(d), s, profile, None, started, on_node)
     run.simulated = True
     return run
 
 
-def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "quick", profile: str | None = None,
+def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: "str | Suite" = "quick", profile: str | None = None,
                      limit: str | None = None, evidence_dir: Path | None = None, fleet_options: Any = None,
                      progress: Callable | None = None, stop: Any = None,
                      on_node: NodeSink | None = None, srun: Any = None) -> RunResult:
@@ -74,7 +101,7 @@ def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "
 
     started = now_iso()
     hosts = target_hosts(inventory_path, limit, srun)
-    s = load_suite(suite)
+    s = _suite(suite)
     resolver = ProfileResolver(profile)
     for h in hosts:  # unknown profiles are config errors before any SSH
         resolver.get(resolver.name_for(h))
@@ -82,12 +109,13 @@ def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: str = "
         if srun is not None:
             from clusterkit.fleet.srun import collect_srun
 
-            dirs = collect_srun(hosts, suite, profile, d, srun, progress)
+            # the nodes collect for the suite by name (--checks/--skip narrow the analysis here)
+            dirs = collect_srun(hosts, suite if isinstance(suite, str) else s.name, profile, d, srun, progress)
         else:
             dirs = collect_bundles(hosts, s, resolver, d, fleet_options or FleetOptions(), progress=progress,
                                    stop=stop)
         safe_progress(progress)("", "phase", "analyzing")
-        run = _analyze_run_dir(dirs, suite, profile, {h.name: h for h in hosts}, started, on_node)
+        run = _analyze_run_dir(dirs, s, profile, {h.name: h for h in hosts}, started, on_node)
     if stop is not None and stop.requested:
         run.interrupted = stop.reason
     return run
@@ -108,10 +136,17 @@ def target_hosts(inventory: "str | Path | Inventory | None", limit: str | None, 
     return inv.targets()
 
 
-def analyze_paths(paths: list[Path], *, suite: str = "full", profile: str | None = None,
-                  kind: str | None = None, stdin_text: str | bytes | None = None) -> RunResult:
-    """Bundles, run directories and loose files (`-` is `stdin_text`) -> results."""
+def analyze_paths(paths: list[Path], *, suite: "str | Suite | None" = None, profile: str | None = None,
+                  kind: str | None = None, stdin_text: str | bytes | None = None,
+                  select: Callable[[Suite], Suite] | None = None) -> RunResult:
+    """Bundles, run directories and loose files (`-` is `stdin_text`) -> results.
+
+    `suite` None: the suite the bundles were collected with (full for loose files and bundles that do
+    not say); `select` narrows the suite chosen (`--checks`/`--skip`)."""
     started = now_iso()
     bundles, cluster, errors, loose = open_paths(paths, kind, stdin_text)
-    return analyze_bundles(bundles, load_suite(suite), profiles=ProfileResolver(profile), cluster_bundle=cluster,
+    s = _suite(suite) if suite is not None else recorded_suite(bundles) or load_suite("full")
+    if select is not None:
+        s = select(s)
+    return analyze_bundles(bundles, s, profiles=ProfileResolver(profile), cluster_bundle=cluster,
                            loose=loose, started_at=started, extra_nodes=errors)

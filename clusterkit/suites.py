@@ -29,6 +29,10 @@ class Suite:
     def params_for(self, name: str) -> dict[str, Any]:
         return dict(self.params.get(name, {}))
 
+    def bundle_meta(self) -> dict[str, Any]:
+        """What a bundle records of the suite it was collected with, so `analyze` applies the same checks."""
+        return {"suite": self.name, "checks": list(self.check_ids)}
+
 
 def suite_dir() -> Path:
     return data_dir("checks") / "suites"
@@ -72,3 +76,35 @@ def load_suite(name_or_path: str) -> Suite:
         if name not in PROBES:
             raise ConfigError(f"{p}: skip_probes names no probe: '{name}' (known: {', '.join(sorted(PROBES))})")
     return Suite(p.stem, selected, params, str(doc.get("description", "")), skip)
+
+
+def _globs(text: str | None) -> list[str]:
+    return [g.strip() for g in (text or "").split(",") if g.strip()]
+
+
+def select_checks(suite: Suite, checks: str | None = None, skip: str | None = None) -> Suite:
+    """The suite with `--checks` and `--skip` applied (comma-separated globs on check ids).
+
+    `--checks` picks from every check, not only the suite's: it replaces writing a suite file to run a
+    few checks; the suite's parameters still apply. `--skip` leaves checks out. A glob that matches no
+    check is a config error (a typo must not silently run nothing)."""
+    from clusterkit.plugins import load_all
+
+    load_all()
+    picked = list(suite.check_ids)
+    if _globs(checks):
+        picked = []
+        for g in _globs(checks):
+            hits = sorted(c for c in CHECKS if fnmatch.fnmatchcase(c, g))
+            if not hits:
+                raise ConfigError(f"--checks '{g}' matches no check (`clusterkit checks list` lists them)")
+            picked += [h for h in hits if h not in picked]
+    for g in _globs(skip):
+        if not any(fnmatch.fnmatchcase(c, g) for c in CHECKS):
+            raise ConfigError(f"--skip '{g}' matches no check (`clusterkit checks list` lists them)")
+        picked = [c for c in picked if not fnmatch.fnmatchcase(c, g)]
+    if not picked:
+        raise ConfigError("--checks/--skip leave no check to run")
+    if picked == suite.check_ids:
+        return suite
+    return Suite(suite.name, picked, suite.params, suite.description, suite.skip_probes)

@@ -66,7 +66,7 @@ def read_bmc(ctx: NodeContext) -> BmcEvidence:
             parsed = ctx.parsed(kind)
         except ParseError as e:
             if not ev.unreachable:
-                ev.unusable.append(Finding("POWER_EVIDENCE_UNUSABLE", "error", kind.path, f"{kind.path}: {e}",
+                ev.unusable.append(Finding("INPUT_UNUSABLE", "error", kind.path, f"{kind.path}: {e}",
                                            action="re-collect it (the tool's text as printed)"))
             continue
         ev.sources.append(kind.path)

@@ -295,7 +295,7 @@ def no_fabric(ctx: "NodeContext", fabric: NodeFabric) -> bool:
 
 
 def parse_errors_finding(errors: list[str]) -> list[Finding]:
-    return [Finding("FABRIC_EVIDENCE_UNUSABLE", "error", e.split(":", 1)[0], e,
+    return [Finding("INPUT_UNUSABLE", "error", e.split(":", 1)[0], e,
                     action="re-collect the file (the tool's text as printed)") for e in errors]
 
 

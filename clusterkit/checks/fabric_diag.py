@@ -48,7 +48,7 @@ def check_ibdiagnet(ctx) -> CheckResult:
     try:
         rep = ctx.parsed(IBDIAGNET)
     except ParseError as e:
-        return CheckResult.error("fabric.ibdiagnet", f"{IBDIAGNET.path}: {e}", code="FABRIC_EVIDENCE_UNUSABLE",
+        return CheckResult.error("fabric.ibdiagnet", f"{IBDIAGNET.path}: {e}",
                                  component=IBDIAGNET.path, action="re-run ibdiagnet to its end and keep its whole output")
     findings = [f for st in rep.stages if (f := _finding(st, rep.log))]
     metrics = {"ibdiagnet_errors": sum(s.errors for s in rep.stages),

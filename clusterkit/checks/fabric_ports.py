@@ -69,7 +69,7 @@ def iblinkinfo_findings(fabric: NodeFabric, host: str, declared_rate: float | No
                 observed=rate, limit=sw_rate * l.lanes, unit="Gb/s", action=CABLE_ACTION,
                 evidence=f"iblinkinfo: {l.width} {l.lane_gbps:g} Gbps {l.state}/{l.phys_state}"))
         elif declared_rate and rate < declared_rate:
-            out.append(Finding("IB_PORT_RATE_LOW", "fail", where,
+            out.append(Finding("FABRIC_PORT_RATE_LOW", "fail", where,
                                f"{l.node_name} port {l.port} at {rate:g} Gb/s, declared {declared_rate:g}",
                                observed=rate, limit=declared_rate, unit="Gb/s", action=CABLE_ACTION))
     return out

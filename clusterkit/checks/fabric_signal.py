@@ -122,7 +122,7 @@ def optics_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]],
         part = " ".join(x for x in (mi.vendor, mi.part_number, f"SN {mi.serial}" if mi.serial else None) if x)
         if not mi.rx_power_dbm and not mi.tx_power_dbm and mi.temperature_c is None:
             if mi.is_optical and mi.ddm is not False:   # an optic whose readings are not in the text: cut?
-                out.append((key, Finding("FABRIC_EVIDENCE_UNUSABLE", "error", comp,
+                out.append((key, Finding("INPUT_UNUSABLE", "error", comp,
                                          f"{src}: an optical module ({mi.media}) but no light levels, bias or "
                                          "temperature in the output (cut, or the module reports no diagnostics)",
                                          action=f"re-collect the whole `{src}`; if the module has no DDM, judge the "

@@ -19,7 +19,7 @@ def check_switches(ctx) -> CheckResult:
         try:
             sw = ctx.parsed(path)
         except ParseError as e:
-            findings.append(Finding("FABRIC_EVIDENCE_UNUSABLE", "error", path, f"{path}: {e}", action="re-collect"))
+            findings.append(Finding("INPUT_UNUSABLE", "error", path, f"{path}: {e}", action="re-collect"))
             continue
         name = sw.name if sw.name != "switch" else (IBSWINFO.field_of(path) or path)
         for p in sw.psus:

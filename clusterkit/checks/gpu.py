@@ -193,7 +193,8 @@ def gpu_version_drift(ctx: ClusterContext) -> list[CheckResult]:
         return [CheckResult.skip(cid, "fewer than two nodes with version facts")]
     per_host: dict[str, list[Finding]] = {h: [] for h in facts}
     summary_parts = []
-    codes = {"driver": "GPU_DRIVER_DRIFT", "VBIOS": "GPU_VBIOS_DRIFT", "fabric manager": "GPU_FABRIC_MANAGER_DRIFT",
+    # the running driver and fabric manager are the stack drift stack.versions also reports from packages
+    codes = {"driver": "STACK_VERSION_DRIFT", "VBIOS": "GPU_VBIOS_DRIFT", "fabric manager": "STACK_VERSION_DRIFT",
              "BIOS": "NODE_BIOS_DRIFT"}
     actions = {"driver": "install the fleet's driver version (clusterkit provision)",
                "VBIOS": "flash the fleet's VBIOS",
@@ -312,7 +313,7 @@ def gpu_pcie(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
         if width is not None and width_max is not None and width < width_max:
             known_fault = full_peer or (min_width is not None and width < min_width)
             findings.append(Finding(
-                "GPU_PCIE_WIDTH_DEGRADED", "fail" if known_fault else "warn", g.label(),
+                "HOST_PCIE_WIDTH_DEGRADED", "fail" if known_fault else "warn", g.label(),
                 f"{g.label()}: PCIe link x{width}, capable of x{width_max}" + (
                     "" if known_fault else " (no GPU of this node at full width and no profile width to compare: "
                                            "the slot, riser or host may be wired this way)"),

@@ -515,7 +515,7 @@ def _parse_or_error(check_id: str, text: str | None, path: str,
                                      action="run the recorded command (bundle.json) on the launch node and fix what the "
                                             "launcher reports (hostfile, ssh between nodes, MPI install)",
                                      evidence=path)
-        return CheckResult.error(check_id, f"{path}: {e}", code="NCCL_OUTPUT_UNUSABLE",
+        return CheckResult.error(check_id, f"{path}: {e}",
                                  action="Keep the whole all_reduce_perf output (stdout and stderr) as printed.")
 
 
@@ -525,7 +525,7 @@ def single_node(ctx: Any) -> CheckResult:
     try:
         run = ctx.parsed(ALL_REDUCE)
     except ParseError as e:
-        return CheckResult.error("nccl.single_node", f"{PATH}: {e}", code="NCCL_OUTPUT_UNUSABLE",
+        return CheckResult.error("nccl.single_node", f"{PATH}: {e}",
                                  action="Keep the whole all_reduce_perf output (stdout and stderr) as printed.")
     return judge_log("nccl.single_node", run, ctx.profile, ctx.declared, lambda r: _node_component(r, ctx.host),
                      host=ctx.host)
@@ -630,12 +630,11 @@ def localize(ctx: Any) -> list[CheckResult]:
     try:
         doc = cb.json(LOCALIZE_PATH)
     except EvidenceError as e:
-        return [CheckResult.error("nccl.localize", str(e), code="NCCL_OUTPUT_UNUSABLE")]
+        return [CheckResult.error("nccl.localize", str(e))]
     if doc is None:
         return [CheckResult.skip("nccl.localize", "no localization run (the multi-node result was not low)")]
     if not isinstance(doc, dict) or not isinstance(doc.get("culprits"), list):
-        return [CheckResult.error("nccl.localize", f"_cluster/{LOCALIZE_PATH}: not a localization report",
-                                  code="NCCL_OUTPUT_UNUSABLE")]
+        return [CheckResult.error("nccl.localize", f"_cluster/{LOCALIZE_PATH}: not a localization report")]
     rounds = doc.get("rounds") if isinstance(doc.get("rounds"), list) else []
     out: list[CheckResult] = []
     for c in doc["culprits"]:

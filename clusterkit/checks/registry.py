@@ -42,6 +42,11 @@ def declare_profile_keys(keys: dict[str, type]) -> None:
         PROFILE_KEYS[k] = t
 
 
+def _summary(doc: str | None) -> str:
+    """A check's description: the first paragraph of its docstring, on one line."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
 def check(
     check_id: str,
     *,
@@ -66,7 +71,7 @@ def check(
         declare_profile_keys(params or {})
         CHECKS[check_id] = CheckSpec(
             check_id, func, scope, tuple(k.glob if isinstance(k, Kind) else k for k in needs), dict(params or {}),
-            (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else "",
+            _summary(func.__doc__),
             needs_any, after_others,
         )
         return func

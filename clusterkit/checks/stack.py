@@ -52,7 +52,7 @@ def stack_versions(ctx: ClusterContext) -> list[CheckResult]:
         driver = s.loaded_driver or v.get("driver")
         fm = v.get("fabric_manager")
         if fm and driver and fm != driver:
-            fs.append(Finding("STACK_FABRIC_MANAGER_MISMATCH", "fail", "nvidia-fabricmanager",
+            fs.append(Finding("GPU_FABRIC_MANAGER_VERSION_MISMATCH", "fail", "nvidia-fabricmanager",
                               f"fabric manager {fm} does not match driver {driver}: NVSwitch systems stay "
                               "'system not yet initialized' and CUDA sees no GPU",
                               observed=fm, limit=driver,

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from clusterkit.cli._launcher import srun_ready, with_launcher_options
-from clusterkit.cli.common import InventoryOpt, LimitOpt, ProfileOpt, checked_number, with_ssh_options
+from clusterkit.cli.common import (ChecksOpt, DbOpt, InventoryOpt, LimitOpt, ProfileOpt, SkipOpt, checked_number,
+                                   env_inventory, refuse_with_simulate, with_ssh_options)
 from clusterkit.errors import ConfigError
 from clusterkit.history import History, default_db_path
 from clusterkit.render import console_width
+from clusterkit.render.fmt import plural
 from clusterkit.triage import node_order, triage, worst_by_host
 from clusterkit.timespec import parse_duration
 
@@ -55,8 +57,8 @@ class ProgressView:
             p.update(self.task, completed=None if self.by_time else d["cycle"] + 1)
             bad = [n for n in r.nodes if n.status in ("fail", "error")]
             checks = sum(len(n.checks) for n in r.nodes) + len(r.cluster_checks)
-            p.console.print(f"cycle {d['cycle'] + 1}: {len(r.nodes)} nodes, {checks} checks stored in "
-                            f"{d['duration_s']:.1f} s; {len(bad)} node(s) failing")
+            p.console.print(f"cycle {d['cycle'] + 1}: {plural(len(r.nodes), 'node')}, {plural(checks, 'check')} "
+                            f"stored in {d['duration_s']:.1f} s; {len(bad)} failing")
             worst = worst_by_host(triage(r))     # each node's worst problem, not its first check
             for n in node_order(r):
                 failing = [c for c in n.checks if c.status in ("fail", "error")]
@@ -95,14 +97,17 @@ def register(app: typer.Typer) -> None:
     def burnin(
         inventory: Optional[Path] = InventoryOpt,
         simulate: bool = typer.Option(False, "--simulate", help="Burn in the simulated cluster (new seed per cycle)."),
-        nodes: int = typer.Option(8, "--nodes", help="Simulated cluster size (with --simulate)."),
-        seed: int = typer.Option(0, "--seed", help="First simulation seed (with --simulate)."),
+        nodes: Optional[int] = typer.Option(None, "--nodes", help="Simulated cluster size (with --simulate; "
+                                                                  "default 8)."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="First simulation seed (with --simulate; default 0)."),
         suite: str = typer.Option("full", "--suite", help="Suite per cycle (default: full)."),
+        checks: Optional[str] = ChecksOpt,
+        skip: Optional[str] = SkipOpt,
         profile: Optional[str] = ProfileOpt,
         limit: Optional[str] = LimitOpt,
         duration: Optional[str] = typer.Option(None, "--duration", help="Keep cycling this long (2h, 90m)."),
         cycles: Optional[int] = typer.Option(None, "--cycles", help="Number of cycles (default 1 without --duration)."),
-        db: Optional[Path] = typer.Option(None, "--db", help="History database (default: under $XDG_DATA_HOME)."),
+        db: Optional[Path] = DbOpt,
         resume: bool = typer.Option(False, "--resume", help="Continue the newest interrupted burn-in (last 24 h) of "
                                                             "this DB; with -i/--simulate, start one if there is none."),
         drain: bool = typer.Option(False, "--drain", help="Drain failing nodes in Slurm; resume those clusterkit "
@@ -117,6 +122,10 @@ def register(app: typer.Typer) -> None:
         from clusterkit import burnin as bi
         from clusterkit.slurm import Slurm
 
+        refuse_with_simulate(simulate, inventory=inventory, limit=limit, nodes=nodes, seed=seed)
+        nodes, seed = 8 if nodes is None else nodes, seed or 0
+        if not simulate:
+            inventory = env_inventory(inventory)
         checked_number("--max-drain-percent", max_drain_percent, high=100.0, unit="(percent of the nodes reached)")
         if cycles is not None:
             checked_number("--cycles", cycles, low=1)
@@ -137,7 +146,7 @@ def register(app: typer.Typer) -> None:
                     raise ConfigError(f"{inventory}: no such inventory file")
                 runner_opts = bi.BurninOptions(
                     simulate=simulate, inventory=str(inventory) if inventory else None, nodes=nodes, seed=seed,
-                    suite=suite, profile=profile, limit=limit,
+                    suite=suite, checks=checks, skip=skip, profile=profile, limit=limit,
                     duration_s=parse_duration(duration) if duration else None, cycles=cycles, drain=drain,
                     max_drain_fraction=max_drain_percent / 100.0, ssh=fleet.to_json(),
                     srun=srun_ready(srun, fleet, None).to_json() if srun is not None else None)
@@ -157,6 +166,13 @@ def register(app: typer.Typer) -> None:
                                    + (" (resumed)" if found is not None else ""))
                 summary = b.run()
             bad = sorted(h for h, s in summary.node_status.items() if s in ("fail", "error"))
-            typer.echo(f"burn-in run {summary.run_id}: {summary.status} after {summary.cycles_done} cycle(s); "
-                       f"{len(summary.node_status)} nodes, {len(bad)} failing" + (f": {', '.join(bad)}" if bad else ""))
+            typer.echo(f"burn-in run {summary.run_id}: {summary.status} after {plural(summary.cycles_done, 'cycle')}; "
+                       f"{plural(len(summary.node_status), 'node')}, {len(bad)} failing"
+                       + (f": {', '.join(bad)}" if bad else ""))
+            if bad and not runner_opts.simulate:       # beside the history: `-l @failed.txt` reruns them
+                from clusterkit.retry import failed_path, rerun_hint, write_failed
+
+                written = write_failed(bad, failed_path(directory=path.parent))
+                if written is not None:
+                    typer.echo(f"clusterkit: {rerun_hint(written, bad)}", err=True)
             sys.exit(EXIT_FAILED if summary.status in ("fail", "error") else EXIT_OK)

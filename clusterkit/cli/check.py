@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from clusterkit.cli.common import FormatOpt, OutputOpt, ProfileOpt, emit
+from clusterkit.cli.common import FormatOpt, OutputOpt, ProfileOpt, checked_number, emit, env_inventory
 from clusterkit.errors import ConfigError
 from clusterkit.results import NodeResult, RunResult
 
@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
         local: bool = typer.Option(False, "--local", help="Check the node this runs on, without SSH (the fleet: "
                                                            "`clusterkit verify`)."),
         inventory: Optional[Path] = typer.Option(None, "--inventory", "-i", help="Inventory declaring this node's "
-                                                 "hardware; the node is found by Slurm node name or host name."),
+                                                 "hardware (default: $ANSIBLE_INVENTORY); the node is found by Slurm "
+                                                 "node name or host name."),
         node: Optional[str] = typer.Option(None, "--node", help="This node's name (default: $SLURMD_NODENAME, "
                                                                 "else `hostname -s`)."),
         suite: str = typer.Option("node", "--suite", help="Suite (default: node, sized for a prolog or health "
@@ -69,14 +70,13 @@ def register(app: typer.Typer) -> None:
 
         if not local:
             raise ConfigError("check runs on the node itself: give --local (to check the fleet, use verify)")
-        if budget < 0:
-            raise ConfigError("--budget must be 0 (none) or a number of seconds")
+        checked_number("--budget", budget, unit="(seconds; 0: none)")
         if collect_only is not None and (drain or keep_evidence is not None):
             raise ConfigError("--collect-only writes the bundle only: it takes neither --drain nor --keep-evidence")
         if fmt is not None and fmt not in ("table", "json", "junit"):
             raise ConfigError(f"unknown --format '{fmt}' (table, json, junit)")
         t0 = time.monotonic()
-        spec = node_spec(node, inventory)
+        spec = node_spec(node, env_inventory(inventory))
         s = load_suite(suite)
         resolver = ProfileResolver(profile)
         resolver.get(resolver.name_for(spec))            # an unknown profile is a config error before any probe

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -24,12 +25,33 @@ class Format(str, Enum):
     junit = "junit"
 
 
-InventoryOpt = typer.Option(None, "--inventory", "-i", help="Ansible inventory (INI or YAML).")
+# Option names follow Ansible and pdsh where they overlap: -i inventory ($ANSIBLE_INVENTORY), -l/--limit
+# (@FILE reads hosts from a file, as ansible's retry files), -f/--forks, -u/--user, --private-key, -o output.
+# tests/unit/core/test_cli_options.py walks every verb and holds them to it.
+InventoryOpt = typer.Option(None, "--inventory", "-i", help="Ansible inventory (INI or YAML); default: "
+                                                           "$ANSIBLE_INVENTORY.")
 ProfileOpt = typer.Option(None, "--profile", help="Profile for every host (default: from each host's gpu_model).")
 SuiteOpt = typer.Option("quick", "--suite", help="Suite name (quick, full) or a suite .toml file.")
-FormatOpt = typer.Option(None, "--format", "-f", help="table (default on a terminal), json or junit.")
-OutputOpt = typer.Option(None, "--output", "-o", help="Write the report to this file.")
-LimitOpt = typer.Option(None, "--limit", "-l", help="Host name glob(s) or group(s), comma separated.")
+FormatOpt = typer.Option(None, "--format", help="table (default on a terminal), json or junit.")
+OutputOpt = typer.Option(None, "--output", "-o", help="Write the report to this file (failed.txt goes beside it).")
+LimitOpt = typer.Option(None, "--limit", "-l", help="Host name glob(s) or group(s), comma separated; @FILE reads "
+                        "host names from a file, one a line (@failed.txt reruns what failed).")
+DbOpt = typer.Option(None, "--db", help="History database (default: under $XDG_DATA_HOME).")
+ChecksOpt = typer.Option(None, "--checks", help="Run only the checks matching these globs, comma separated "
+                         "('gpu.*,fabric.ports'), from every check; the suite's parameters still apply.")
+SkipOpt = typer.Option(None, "--skip", help="Leave out the checks matching these globs, comma separated.")
+
+
+def env_inventory(path: Optional[Path]) -> Optional[Path]:
+    """-i, else $ANSIBLE_INVENTORY (as ansible-playbook reads it), else None."""
+    if path is not None:
+        return path
+    env = os.environ.get("ANSIBLE_INVENTORY", "").strip()
+    if not env:
+        return None
+    if "," in env and not Path(env).exists():
+        raise ConfigError(f"$ANSIBLE_INVENTORY '{env}' names several inventories: give one with -i")
+    return Path(env).expanduser()
 
 
 def checked_number(option: str, value: float, *, low: float = 0.0, high: float = math.inf,
@@ -45,9 +67,26 @@ def checked_number(option: str, value: float, *, low: float = 0.0, high: float =
 
 
 def require_inventory(path: Optional[Path]) -> Path:
-    if path is None:
-        raise ConfigError("missing option --inventory/-i (or use --simulate)")
-    return path
+    found = env_inventory(path)
+    if found is None:
+        raise ConfigError("missing option --inventory/-i (or $ANSIBLE_INVENTORY, or --simulate)")
+    return found
+
+
+def refuse_with_simulate(simulate: bool, *, inventory: Optional[Path] = None, limit: Optional[str] = None,
+                         nodes: Optional[int] = None, seed: Optional[int] = None) -> None:
+    """`--simulate` generates its own cluster: options about a real one (-i, --limit) are refused, not
+    ignored ($ANSIBLE_INVENTORY, from the environment, gives way); without it, its own (--nodes, --seed)
+    are. The option values are None unless typed."""
+    if simulate:
+        bad = [n for n, v in (("-i/--inventory", inventory), ("--limit", limit)) if v is not None]
+        if bad:
+            raise ConfigError(f"{' and '.join(bad)} cannot go with --simulate (it generates its own cluster): "
+                              "drop one of them")
+    else:
+        bad = [n for n, v in (("--nodes", nodes), ("--seed", seed)) if v is not None]
+        if bad:
+            raise ConfigError(f"{' and '.join(bad)} only go with --simulate")
 
 
 def emit(text: str, output: Optional[Path]) -> None:
@@ -67,27 +106,31 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {
         False, "--accept-new-host-keys", help="Accept and record host keys not yet known (a changed key is always refused).")),
     "connect_timeout": (float, typer.Option(10.0, "--connect-timeout", help="SSH connect timeout per host, seconds.")),
     "deadline": (float, typer.Option(1800.0, "--deadline", help="Global deadline for the whole collection, seconds.")),
-    "concurrency": (int, typer.Option(64, "--concurrency", help="Hosts worked on at once.")),
+    "concurrency": (int, typer.Option(64, "--forks", "-f", "--concurrency",
+                                      help="Hosts worked on at once (Ansible's forks).")),
     "probe_timeout": (Optional[float], typer.Option(
         None, "--probe-timeout", help="Cap every probe's own timeout, seconds (a quick pass over a suspect fleet).")),
     "identity": (Optional[Path], typer.Option(
-        None, "--identity", help="SSH private key (default: the inventory's or ssh-agent).")),
+        None, "--private-key", "--key-file", "--identity", help="SSH private key (default: the inventory's or "
+                                                               "ssh-agent).")),
+    "user": (Optional[str], typer.Option(None, "--user", "-u", help="SSH user where the inventory names none.")),
 }
 
 
 def fleet_options(known_hosts: Optional[Path] = None, accept_new_host_keys: bool = False,
                   connect_timeout: float = 10.0, deadline: float = 1800.0, concurrency: int = 64,
-                  identity: Optional[Path] = None, probe_timeout: Optional[float] = None) -> "FleetOptions":
+                  identity: Optional[Path] = None, probe_timeout: Optional[float] = None,
+                  user: Optional[str] = None) -> "FleetOptions":
     from clusterkit.fleet.collect import FleetOptions
 
-    checked_number("--concurrency", concurrency, low=1)
+    checked_number("--forks", concurrency, low=1)
     checked_number("--connect-timeout", connect_timeout, low_inclusive=False, unit="(seconds)")
     checked_number("--deadline", deadline, low_inclusive=False, unit="(seconds)")
     if probe_timeout is not None:
         checked_number("--probe-timeout", probe_timeout, low_inclusive=False, unit="(seconds)")
     return FleetOptions(known_hosts=known_hosts, accept_new_host_keys=accept_new_host_keys,
                         connect_timeout_s=connect_timeout, deadline_s=deadline, concurrency=concurrency,
-                        identity_file=identity, probe_timeout_s=probe_timeout)
+                        identity_file=identity, probe_timeout_s=probe_timeout, user=user)
 
 
 def option_group(param: str, options: dict[str, tuple[Any, Any]],

@@ -23,12 +23,12 @@ class CostFormat(str, Enum):
 
 def report(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="cost.toml (default: the built-in example)."),
-    fmt: CostFormat = typer.Option(CostFormat.table, "--format", "-f", help="table, json, csv, md, html or xlsx."),
+    fmt: CostFormat = typer.Option(CostFormat.table, "--format", help="table, json, csv, md, html or xlsx."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to this file."),
     currency: Optional[str] = typer.Option(None, "--currency", help="Report in this currency (through the dated "
                                            "exchange rates of the catalog or the config's [fx] tables)."),
-    from_history: Optional[Path] = typer.Option(None, "--from-history", help="Burn-in history DB: measured power, "
-                                                "GPU-node uptime and GEMM/NCCL figures."),
+    from_history: Optional[Path] = typer.Option(None, "--db", "--from-history", help="Burn-in history DB: measured "
+                                                "power, GPU-node uptime and GEMM/NCCL figures."),
     prometheus: Optional[str] = typer.Option(None, "--prometheus", help="Prometheus base URL: measured power and "
                                              "GPU-node uptime through its HTTP API."),
 ) -> None:

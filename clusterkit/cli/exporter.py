@@ -10,10 +10,12 @@ from typing import Optional
 
 import typer
 
+from clusterkit.cli.common import DbOpt, env_inventory
 from clusterkit.history import default_db_path
 
 
 def _inventory_hosts(path: Optional[Path]) -> list[str]:
+    path = env_inventory(path)
     if path is None:
         return []
     from clusterkit.inventory import load_inventory
@@ -26,13 +28,14 @@ def register(app: typer.Typer) -> None:
     def exporter(
         port: int = typer.Option(9835, "--port", help="TCP port to listen on (0: any free port, printed)."),
         addr: str = typer.Option("127.0.0.1", "--addr", help="Address to listen on (0.0.0.0 for all)."),
-        db: Optional[Path] = typer.Option(None, "--db", help="History database (default: under $XDG_DATA_HOME)."),
+        db: Optional[Path] = DbOpt,
         textfile: Optional[Path] = typer.Option(
             None, "--textfile", help="Write DIR/clusterkit.prom for node_exporter's textfile collector and exit."),
         stale_after: str = typer.Option("36h", "--stale-after", help="Serve a node's result as stale once it is "
                                                                       "older than this (26h, 2d)."),
-        inventory: Optional[Path] = typer.Option(None, "--inventory", "-i", help="Also serve node series for the "
-                                                 "inventory's hosts that no stored run included (never seen)."),
+        inventory: Optional[Path] = typer.Option(None, "--inventory", "-i",
+                                                 help="Also serve node series for the inventory's hosts that no "
+                                                      "stored run included (never seen); default: $ANSIBLE_INVENTORY."),
     ) -> None:
         """Prometheus exporter: latest result per host and check, read from history at scrape time."""
         from clusterkit import exporter as exp

@@ -9,6 +9,8 @@ from typing import Any, Optional
 
 import typer
 
+from clusterkit.cli.common import DbOpt, env_inventory
+from clusterkit.codes import canonical
 from clusterkit.fleet.progress import duration
 from clusterkit.history import DEFAULT_STALE_AFTER_S, NEVER_SEEN, History, default_db_path
 from clusterkit.render import console_width
@@ -64,8 +66,8 @@ def gather(hist: History, *, since: str, host: str | None, check: str | None, me
         bad = [f for f in fs if f.severity != "info"] or fs
         problems.append({"host": r["host"], "check": r["check_id"], "status": r["status"], "run_id": r["run_id"],
                          "finished_at": r["finished_at"], "summary": r["summary"],
-                         "findings": [{"code": f.code, "severity": f.severity, "component": f.component,
-                                       "action": f.action} for f in bad]})
+                         "findings": [{"code": canonical(f.code), "severity": f.severity,   # current names
+                                       "component": f.component, "action": f.action} for f in bad]})
     problems.sort(key=lambda p: ({"fail": 0, "error": 1, "warn": 2}[p["status"]],
                                  min((tier(f["code"]) for f in p["findings"]), default=DEFAULT_TIER),
                                  p["host"] or "", p["check"]))
@@ -139,25 +141,35 @@ def render(data: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("history")
+    hist_app = typer.Typer(help="Recent runs, what is broken now, metric trends, and what changed since last time.")
+    app.add_typer(hist_app, name="history")
+
+    @hist_app.callback(invoke_without_command=True)
     def history(
-        db: Optional[Path] = typer.Option(None, "--db", help="History database (default: under $XDG_DATA_HOME)."),
+        ctx: typer.Context,
+        db: Optional[Path] = DbOpt,
         host: Optional[str] = typer.Option(None, "--host", help="Only this host."),
         check: Optional[str] = typer.Option(None, "--check", help="Only this check id (e.g. nccl.allreduce)."),
         metric: Optional[str] = typer.Option(None, "--metric", help="Only this metric (e.g. busbw_large_gbps)."),
         since: str = typer.Option("7d", "--since", help="Window: a duration (7d, 24h) or a date (2026-11-01)."),
-        fmt: Optional[str] = typer.Option(None, "--format", "-f", help="table (default) or json."),
+        fmt: Optional[str] = typer.Option(None, "--format", help="table (default) or json."),
         stale_after: str = typer.Option("36h", "--stale-after", help="A node whose newest result is older than "
                                                                       "this is listed as stale."),
-        inventory: Optional[Path] = typer.Option(None, "--inventory", "-i", help="Also list the inventory's hosts "
-                                                                                 "no stored run included."),
+        inventory: Optional[Path] = typer.Option(None, "--inventory", "-i",
+                                                 help="Also list the inventory's hosts no stored run included "
+                                                      "(default: $ANSIBLE_INVENTORY)."),
     ) -> None:
-        """Recent runs, the latest failing results with their actions, and metric trends."""
+        """Recent runs, the latest failing results with their actions, and metric trends
+        (`clusterkit history diff`: what changed since each host's previous run)."""
         from clusterkit.errors import ConfigError
 
+        if ctx.invoked_subcommand is not None:
+            ctx.obj = {"db": db, "fmt": fmt, "host": host}
+            return
         if fmt not in (None, "table", "json"):
-            raise ConfigError(f"--format must be table or json, not '{fmt}'")
+            raise ConfigError(f"unknown --format '{fmt}' (table, json)")
         hosts = None
+        inventory = env_inventory(inventory)
         if inventory is not None:
             from clusterkit.inventory import load_inventory
 
@@ -169,3 +181,37 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(data, indent=2))
         else:
             render(data)
+
+    @hist_app.command("diff")
+    def diff(
+        ctx: typer.Context,
+        run: Optional[int] = typer.Option(None, "--run", help="The run to look at (default: the newest)."),
+        db: Optional[Path] = DbOpt,
+        host: Optional[str] = typer.Option(None, "--host", help="Only this host."),
+        fmt: Optional[str] = typer.Option(None, "--format", help="table (default) or json."),
+    ) -> None:
+        """Findings new, gone or changed in a run against each host's previous run (what is new since last night)."""
+        from clusterkit.errors import ConfigError
+        from clusterkit.history_diff import compare_stored, render_text
+
+        parent = ctx.obj or {}
+        db, fmt, host = db or parent.get("db"), fmt or parent.get("fmt"), host or parent.get("host")
+        if fmt not in (None, "table", "json"):
+            raise ConfigError(f"unknown --format '{fmt}' (table, json)")
+        path = db or default_db_path()
+        with History(path, readonly=True) as h:
+            row = h.conn.execute("SELECT id, kind, started_at FROM runs" + (" WHERE id=?" if run else "")
+                                 + " ORDER BY id DESC LIMIT 1", (run,) if run else ()).fetchone()
+            if row is None:
+                raise ConfigError(f"{path}: " + (f"no run {run}" if run else "no run stored yet"))
+            changes = compare_stored(h, row["id"])
+        if host:
+            changes.changes = [c for c in changes.changes if c.host == host]
+            changes.compared = {k: v for k, v in changes.compared.items() if k == host}
+            changes.outcome_changes = [x for x in changes.outcome_changes if x[0] == host]
+        if fmt == "json":
+            typer.echo(json.dumps({"run": row["id"], "kind": row["kind"], "started_at": row["started_at"],
+                                   **changes.to_dict()}, indent=2, default=str))
+        else:
+            typer.echo(render_text(changes, f"Run {row['id']} ({row['kind']}, {row['started_at']}) against each "
+                                            "host's previous run:"), nl=False)

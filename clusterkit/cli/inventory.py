@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from clusterkit.cli.common import InventoryOpt, LimitOpt, require_inventory
+from clusterkit.render.fmt import plural
 
 
 def register(app: typer.Typer) -> None:
@@ -26,13 +27,13 @@ def register(app: typer.Typer) -> None:
         for p in problems:
             typer.echo(str(p), err=True)
         if problems:
-            typer.echo(f"clusterkit: {len(problems)} problem(s) in {path}", err=True)
+            typer.echo(f"clusterkit: {plural(len(problems), 'problem')} in {path}", err=True)
             raise typer.Exit(2)
-        typer.echo(f"{path}: {len(inv.hosts)} hosts OK")
+        typer.echo(f"{path}: {plural(len(inv.hosts), 'host')} OK")
 
     @inv_app.command("show")
     def show(inventory: Optional[Path] = InventoryOpt, limit: Optional[str] = LimitOpt,
-             fmt: str = typer.Option("table", "--format", "-f", help="table or json")) -> None:
+             fmt: str = typer.Option("table", "--format", help="table or json")) -> None:
         """Print the resolved hosts (after groups, ranges and vars)."""
         from clusterkit.errors import ConfigError
         from clusterkit.inventory import load_inventory
@@ -48,7 +49,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        t = Table(title=f"{inv.source}: {len(inv.hosts)} hosts")
+        t = Table(title=f"{inv.source}: {plural(len(inv.hosts), 'host')}")
         for col in ("host", "address", "user", "via", "groups", "gpu_model", "gpus", "fabric", "rack"):
             t.add_column(col)
         from rich.text import Text

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
     @prof_app.command("show")
     def show(name: str = typer.Argument(..., help="Profile name, e.g. h100-sxm5-80gb."),
-             fmt: str = typer.Option("table", "--format", "-f", help="table or json")) -> None:
+             fmt: str = typer.Option("table", "--format", help="table or json")) -> None:
         """Every threshold the profile sets, and which profile of the chain set it."""
         from clusterkit.errors import ConfigError
         from clusterkit.profiles import load_profile

@@ -9,13 +9,19 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from clusterkit.cli.common import InventoryOpt, LimitOpt, require_inventory, with_ssh_options
+from clusterkit.render.fmt import plural
+from clusterkit.retry import failed_path, rerun_hint, write_failed
 
 if TYPE_CHECKING:
     from clusterkit.fleet.collect import FleetOptions
 
 
 class LiveView:
-    """What each host is doing now, from the event stream (a terminal only; silent when piped)."""
+    """What each host is doing now, from the event stream (a terminal only; silent when piped).
+
+    It shows only while a batch runs: `pause()` takes it off the screen before the batch's report is
+    printed, and the next batch's first event brings it back empty, so no table is left behind or
+    drawn again after the report."""
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -23,7 +29,9 @@ class LiveView:
 
         self.console = Console(stderr=True)
         self.rows: dict[str, list] = {}
-        self.live = Live(self._table(), console=self.console, refresh_per_second=4, transient=True)
+        self.live = Live(self._table(), console=self.console, refresh_per_second=4, transient=True,
+                         redirect_stdout=False, redirect_stderr=False)
+        self.showing = False
 
     def _table(self):
         from rich.table import Table
@@ -38,14 +46,23 @@ class LiveView:
     def __call__(self, host: str, task: str, state: str) -> None:
         task0, changed, failed = self.rows.get(host, ["", 0, 0])
         self.rows[host] = [task, changed + (state == "changed"), failed + (state in ("failed", "unreachable"))]
+        if not self.showing:
+            self.live.start()
+            self.showing = True
+        self.live.update(self._table())
+
+    def pause(self) -> None:
+        if self.showing:
+            self.live.stop()
+            self.showing = False
+        self.rows.clear()
         self.live.update(self._table())
 
     def __enter__(self) -> "LiveView":
-        self.live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.live.__exit__(*exc)
+        self.pause()
 
 
 def _print_batch(run, *, check: bool, diff: bool, total: int) -> None:
@@ -58,7 +75,7 @@ def _print_batch(run, *, check: bool, diff: bool, total: int) -> None:
     if check or diff:
         for host, s in sorted(run.summaries.items()):
             verb = "would change" if check else "changed"
-            con.print(f"[bold]{host}[/bold] plan: {len(s.plan)} task(s) {verb}")
+            con.print(f"[bold]{host}[/bold] plan: {plural(len(s.plan), 'task')} {verb}")
             for item in s.plan:
                 con.print(f"  - {escape(item.task)}" + (f": {escape(item.detail)}" if item.detail else ""))
                 if diff and item.diff:
@@ -84,10 +101,11 @@ def register(app: typer.Typer) -> None:
     @with_ssh_options
     def provision(
         inventory: Optional[Path] = InventoryOpt,
-        check: bool = typer.Option(False, "--check", help="Change nothing; print what would change per host."),
-        diff: bool = typer.Option(False, "--diff", help="Show file differences per host."),
+        check: bool = typer.Option(False, "--check", "-C", help="Change nothing; print what would change per host."),
+        diff: bool = typer.Option(False, "--diff", "-D", help="Show each changed file's difference, headed by its "
+                                                            "path on the node."),
         limit: Optional[str] = LimitOpt,
-        tags: Optional[str] = typer.Option(None, "--tags", help="Only these roles/tags (comma separated); preflight always runs."),
+        tags: Optional[str] = typer.Option(None, "--tags", "-t", help="Only these roles/tags (comma separated); preflight always runs."),
         serial: Optional[int] = typer.Option(None, "--serial", help="Rolling mode: batches of N nodes, each must pass verify --suite quick before the next."),
         no_verify: bool = typer.Option(False, "--no-verify", help="Skip the verify --suite quick health gate."),
         timeout: int = typer.Option(7200, "--timeout", help="Seconds one batch's playbook run may take before it is stopped (DKMS and nccl-tests builds are in it)."),
@@ -99,7 +117,8 @@ def register(app: typer.Typer) -> None:
         """Provision the nodes with playbooks/site.yml (through ansible-runner), then verify them.
 
         The SSH options reach Ansible too: --known-hosts and --accept-new-host-keys decide host-key
-        checking, --identity is the key where the inventory names none, --concurrency is Ansible's forks.
+        checking, --private-key and --user are the key and user where the inventory names none, -f/--forks
+        is Ansible's forks. Hosts that failed go to RUN_DIR/failed.txt: rerun them with --limit @FILE.
         """
         from clusterkit.fleet.provision import provision as run_provision, provision_targets
 
@@ -108,6 +127,8 @@ def register(app: typer.Typer) -> None:
         view = LiveView() if sys.stderr.isatty() else None
 
         def on_batch(run) -> None:
+            if view is not None:
+                view.pause()          # the live table goes before the batch's report, not after it
             _print_batch(run, check=check, diff=diff, total=total)
 
         def go():
@@ -123,7 +144,10 @@ def register(app: typer.Typer) -> None:
         if result.pending:
             typer.echo(f"clusterkit: stopped after batch {len(result.batches)}; not started: "
                        + "; ".join(",".join(b) for b in result.pending), err=True)
+        rerun = result.failed_hosts()
+        path = write_failed(rerun, failed_path(directory=result.run_dir))
         word = "check" if check else "provision"
         typer.echo(f"clusterkit: {word} {'FAILED' if result.failed() else 'ok'} "
-                   f"({sum(len(b.hosts) for b in result.batches)} hosts, logs under {result.run_dir})", err=True)
+                   f"({plural(sum(len(b.hosts) for b in result.batches), 'host')}, logs under {result.run_dir})"
+                   + (f"; {rerun_hint(path, rerun)}" if path is not None else ""), err=True)
         raise typer.Exit(1 if result.failed() else 0)

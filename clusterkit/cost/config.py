@@ -173,12 +173,12 @@ _PROM_KEYS = {"power_query", "availability_query", "period_days"}
 DEFAULT_PROMETHEUS = {
     # clusterkit's exporter: each GPU host's mean total GPU power over the period (one series per host);
     # {period} becomes the [prometheus] period_days in seconds.
-    "power_query": "avg_over_time(clusterkit_gpu_power_draw_total_w[{period}])",
+    "power_query": "avg_over_time(clusterkit_gpu_power_draw_watts[{period}])",
     # 1 while a GPU host's latest results pass or warn, 0 otherwise; one series per host. GPU hosts are those
     # reporting GPU power. Read as a range over the period: missing samples count as unreachable time.
     "availability_query": '(max by (host) (clusterkit_node_status{status=~"pass|warn"}) '
                           'or on(host) (0 * max by (host) (clusterkit_node_status))) '
-                          'and on(host) max by (host) (clusterkit_gpu_power_draw_total_w)',
+                          'and on(host) max by (host) (clusterkit_gpu_power_draw_watts)',
     "period_days": "30",
 }
 

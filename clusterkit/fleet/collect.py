@@ -134,7 +134,7 @@ def collect_bundles(hosts: list[HostSpec], suite: Suite, profiles: ProfileResolv
 
     deadline = Deadline(options.deadline_s)
     dirs = collect_planned(hosts, plan_commands(hosts, suite, profiles), out_dir, options, progress, stop=stop,
-                           deadline=deadline)
+                           deadline=deadline, meta=suite.bundle_meta())
     cluster = run_cluster_steps(hosts, suite, profiles, out_dir, options, stop=stop, deadline=deadline,
                                 progress=safe_progress(progress))
     return dirs + ([cluster] if cluster is not None else [])
@@ -146,10 +146,10 @@ def _segment_of(phase: int) -> int:
 
 def collect_planned(hosts: list[HostSpec], plans: dict[str, list[Command]], out_dir: Path,
                     options: FleetOptions, progress: Progress | None = None, *, stop: StopRequest | None = None,
-                    deadline: Deadline | None = None) -> list[Path]:
-    """`collect_bundles` for explicit per-host commands."""
+                    deadline: Deadline | None = None, meta: dict[str, Any] | None = None) -> list[Path]:
+    """`collect_bundles` for explicit per-host commands; `meta`: more for each bundle.json (the suite)."""
     return _Collection(hosts, plans, out_dir, options, safe_progress(progress), stop or StopRequest(),
-                       deadline or Deadline(options.deadline_s)).run()
+                       deadline or Deadline(options.deadline_s), meta or {}).run()
 
 
 class _Collection:
@@ -158,17 +158,19 @@ class _Collection:
     cuts everyone short on the deadline or a stop request."""
 
     def __init__(self, hosts: list[HostSpec], plans: dict[str, list[Command]], out_dir: Path,
-                 options: FleetOptions, say: Progress, stop: StopRequest, deadline: Deadline):
+                 options: FleetOptions, say: Progress, stop: StopRequest, deadline: Deadline,
+                 meta: dict[str, Any]):
         self.options, self.say, self.stop, self.deadline = options, say, stop, deadline
         self.known = KnownHosts(options.known_hosts, accept_new=options.accept_new_host_keys)
         windowed = any(_segment_of(c.phase) == 1 for cmds in plans.values() for c in cmds)
         self.runs: list[HostRun] = []
         for spec in hosts:
             cmds = sorted(plans.get(spec.name, []), key=lambda c: c.phase)   # stable: plan order within a phase
+            writer = BundleWriter(bundle_dir(out_dir, spec.name), spec.name, declared=spec.declared())
+            writer.meta.update(meta)
             self.runs.append(HostRun(
                 spec, target_for(spec, user=options.user, identity_file=options.identity_file, inventory=hosts),
-                BundleWriter(bundle_dir(out_dir, spec.name), spec.name, declared=spec.declared()), cmds,
-                [_segment_of(c.phase) if windowed else 0 for c in cmds]))
+                writer, cmds, [_segment_of(c.phase) if windowed else 0 for c in cmds]))
         self.keep_open = len(self.runs) <= KEEP_OPEN_MAX_HOSTS
         self.cond = threading.Condition()
         self.pool = ThreadPoolExecutor(max_workers=max(1, min(options.concurrency, len(self.runs) or 1)),

@@ -97,12 +97,39 @@ class ProvisionResult:
     def failed(self) -> bool:
         return any(b.failed() for b in self.batches)
 
+    def failed_hosts(self) -> list[str]:
+        """Hosts to run again (failed.txt): a failed or unreachable host, one its batch's health gate failed
+        or did not reach, every host of a batch whose playbook run failed as a whole, and the batches
+        never started after a failure."""
+        out: list[str] = []
+        for b in self.batches:
+            bad = {h for h, s in b.summaries.items() if s.outcome in ("failed", "unreachable")}
+            if b.status != "successful" and not bad:
+                bad = set(b.hosts)            # stopped (timeout, cancelled) before saying which host
+            if b.verify is not None:
+                bad |= {n.host for n in b.verify.nodes if n.outcome != "ok" or n.status in ("fail", "error")}
+            out += [h for h in b.hosts if h in bad]
+        return out + [h for batch in self.pending for h in batch]
+
 
 def _host_of(event: dict[str, Any]) -> str | None:
     return (event.get("event_data") or {}).get("host")
 
 
-def _render_diff(diff: Any) -> str:
+def _dest(res: dict[str, Any]) -> str:
+    """The file a task changed: in its result, or (check mode reports none) in its module arguments."""
+    args = (res.get("invocation") or {}).get("module_args") or {}
+    for d in (res, args):
+        for key in ("dest", "path"):
+            if isinstance(d.get(key), str) and d[key]:
+                return d[key]
+    return ""
+
+
+def _render_diff(diff: Any, dest: str = "") -> str:
+    """A unified diff headed by the destination file (what --diff is for): `--- /etc/nccl.conf (before)`,
+    `+++ /etc/nccl.conf (after)`. Never the after_header: Ansible puts the source there (its temporary
+    copy of a rendered template, or the role's file)."""
     parts = diff if isinstance(diff, list) else [diff]
     out: list[str] = []
     for d in parts:
@@ -110,9 +137,9 @@ def _render_diff(diff: Any) -> str:
             continue
         before, after = d.get("before", ""), d.get("after", "")
         if isinstance(before, str) and isinstance(after, str) and before != after:
-            out += difflib.unified_diff(before.splitlines(), after.splitlines(),
-                                        str(d.get("before_header", "before")), str(d.get("after_header", "after")),
-                                        lineterm="")
+            path = dest or str(d.get("before_header") or "") or "file"
+            out += difflib.unified_diff(before.splitlines(), after.splitlines(), f"{path} (before)",
+                                        f"{path} (after)", lineterm="")
         elif d.get("prepared"):
             out.append(str(d["prepared"]).rstrip())
     return "\n".join(out)
@@ -121,9 +148,10 @@ def _render_diff(diff: Any) -> str:
 def _detail(action: str, res: dict[str, Any]) -> str:
     if action.endswith("debug"):
         return str(res.get("msg", ""))
-    for key in ("dest", "path", "name"):
-        if res.get(key):
-            return str(res[key])
+    if _dest(res):
+        return _dest(res)
+    if res.get("name"):
+        return str(res["name"])
     if res.get("results"):
         return ", ".join(str(r.get("item", "")) for r in res["results"] if isinstance(r, dict) and r.get("changed"))
     return ""
@@ -150,7 +178,7 @@ class EventCollector:
         state = kind[len("runner_on_"):]
         if kind == "runner_on_ok" and res.get("changed"):
             s.plan.append(PlanItem(label, _detail(str(data.get("task_action", "")), res),
-                                   _render_diff(res.get("diff")) if res.get("diff") else ""))
+                                   _render_diff(res.get("diff"), _dest(res)) if res.get("diff") else ""))
             state = "changed"
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             why = str(res.get("msg", "failed"))

@@ -26,13 +26,15 @@ def console_width(stream: Any = None) -> dict[str, Any]:
     return {"width": UNWRAPPED, "soft_wrap": True}
 
 
-def render(run: RunResult, fmt: str | None, *, to_terminal: bool | None = None, only_failing: bool = False) -> str:
+def render(run: RunResult, fmt: str | None, *, to_terminal: bool | None = None, only_failing: bool = False,
+           changes: Any = None) -> str:
+    """`changes`: a clusterkit.history_diff.Changes (verify --compare), shown after the report."""
     if fmt is None:
         fmt = "table" if (sys.stdout.isatty() if to_terminal is None else to_terminal) else "json"
     if fmt == "json":
         from clusterkit.render.json_out import render_json
 
-        return render_json(run)
+        return render_json(run, changes)
     if fmt == "junit":
         from clusterkit.render.junit import render_junit
 
@@ -41,4 +43,9 @@ def render(run: RunResult, fmt: str | None, *, to_terminal: bool | None = None, 
 
     tty = sys.stdout.isatty() if to_terminal is None else to_terminal
     # on a terminal the table fits it; piped or to a file, lines are never wrapped
-    return render_table(run, color=tty, width=terminal_width() if tty else None, only_failing=only_failing)
+    text = render_table(run, color=tty, width=terminal_width() if tty else None, only_failing=only_failing)
+    if changes is not None:
+        from clusterkit.history_diff import render_text
+
+        text += "\n" + render_text(changes, "Since each host's previous stored run:")
+    return text

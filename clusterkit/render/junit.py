@@ -6,6 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from clusterkit.render.safe_text import xml_text
+from clusterkit.render.fmt import observed
 from clusterkit.results import CheckResult, RunResult
 
 
@@ -13,7 +14,7 @@ def _details(c: CheckResult) -> str:
     lines = [c.summary]
     for f in c.findings:
         lines.append(f"[{f.severity}] {f.code} {f.headline()}"
-                     + (f" (observed {f.observed} {f.unit or ''}, limit {f.limit})" if f.observed is not None else "")
+                     + (f" ({observed(f)})" if f.observed is not None else "")
                      + (f"\n    action: {f.action}" if f.action else ""))
     return "\n".join(lines)
 

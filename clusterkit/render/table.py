@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from clusterkit.render import UNWRAPPED
+from clusterkit.render.fmt import observed, plural
 from clusterkit.render.safe_text import terminal_text
 from clusterkit.results import NodeResult, RunResult
 from clusterkit.triage import Group, node_order, triage, worst_by_host
@@ -74,11 +75,7 @@ def _node_table(run: RunResult, groups: list[Group], only_failing: bool, wrap: b
 def _lines(g: Group) -> list[tuple[str, str]]:
     """(style key, text) per line of one group: the cause, its action, what follows from it."""
     p = g.cause
-    obs = ""
-    f = p.finding
-    if f is not None and f.observed is not None:
-        obs = (f" [observed {f.observed}{' ' + f.unit if f.unit else ''}"
-               + (f", limit {f.limit}" if f.limit is not None else "") + "]")
+    obs = f" [{observed(p.finding)}]" if p.finding is not None and p.finding.observed is not None else ""
     head = (f"{p.check} {p.code} - " if p.check else f"{p.code} - ") + p.text + obs
     if g.name and g.follows:     # a cause that explains others: say which one
         head += f" (cause: {g.name})"
@@ -123,12 +120,11 @@ def render_table(run: RunResult, *, color: bool = False, width: int | None = 120
     table, hidden = _node_table(run, groups, only_failing, wrap)
     con.print(table)
     if hidden:
-        con.print(Text(f"({hidden} passing node{'s' if hidden != 1 else ''} not shown: --only-failing)"))
+        con.print(Text(f"({plural(hidden, 'passing node')} not shown: --only-failing)"))
     if groups:
         nodes = len({g.host for g in groups if g.host is not None})
-        con.print(f"\nWhat to fix ({len(groups)} cause{'s' if len(groups) != 1 else ''} on {nodes} "
-                  f"node{'s' if nodes != 1 else ''}{' and the cluster' if any(g.host is None for g in groups) else ''}"
-                  f", worst first):")
+        con.print(f"\nWhat to fix ({plural(len(groups), 'cause')} on {plural(nodes, 'node')}"
+                  f"{' and the cluster' if any(g.host is None for g in groups) else ''}, worst first):")
         _what_to_fix(con, groups, wrap)
     quiet = [_t(f"{c.id}: {c.status} - {c.summary}") for c in run.cluster_checks if c.status in ("pass", "skip")]
     if quiet and wrap:      # folded lines stay under the text
@@ -141,11 +137,11 @@ def render_table(run: RunResult, *, color: bool = False, width: int | None = 120
     for line in quiet if not wrap else []:
         con.print(Text("  cluster ") + line)
     lost = [n.host for n in run.nodes if n.outcome != "ok"]
-    con.print(f"\n{len(run.nodes)} nodes: status {run.status.upper()}"
+    con.print(f"\n{plural(len(run.nodes), 'node')}: status {run.status.upper()}"
               + (f", {len(lost)} not reached or cut short" if lost else "") + (" (SIMULATED)" if run.simulated else ""))
     if run.interrupted:
         cut = [n.host for n in run.nodes if n.outcome == "interrupted"]
-        con.print(_t(f"Collection stopped by {run.interrupted}: {len(cut)} host(s) cut short"
+        con.print(_t(f"Collection stopped by {run.interrupted}: {plural(len(cut), 'host')} cut short"
                      + (f" ({', '.join(cut[:8])}{' ...' if len(cut) > 8 else ''})" if cut else "")
                      + "; this report covers what was collected."))
     return buf.getvalue()

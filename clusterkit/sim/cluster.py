@@ -119,8 +119,9 @@ def _write_kernel_log(node: SimNode, w: BundleWriter) -> None:
 
 
 def generate(out_dir: Path, *, nodes: int = 8, seed: int = 0, gpu_model: str = DEFAULT_MODEL,
-             faults: list[str] | None = None) -> Path:
-    """Write a run directory of simulated bundles (one per node, plus `_cluster/`)."""
+             faults: list[str] | None = None, meta: dict[str, Any] | None = None) -> Path:
+    """Write a run directory of simulated bundles (one per node, plus `_cluster/`); `meta`: more for
+    each node's bundle.json (the suite, as a real collection records it)."""
     load_all()
     if nodes < 1:
         raise ValueError("a simulated cluster needs at least one node")
@@ -139,7 +140,7 @@ def generate(out_dir: Path, *, nodes: int = 8, seed: int = 0, gpu_model: str = D
         for family in sorted(NODE_GENERATORS):
             NODE_GENERATORS[family](node, w)
         _write_kernel_log(node, w)
-        w.finish(injected_faults=node.faults,
+        w.finish(**(meta or {}), injected_faults=node.faults,
                  tool_versions=parse_tool_versions((out_dir / node.host / TOOL_VERSIONS.path).read_text()))
     if CLUSTER_GENERATORS:
         cw = BundleWriter(out_dir / CLUSTER_DIR, CLUSTER_DIR, simulated=True)

@@ -192,7 +192,7 @@ def test_check_run_plans_what_each_node_needs_and_changes_nothing(sshd_cluster, 
     out = r.stdout
     # what a person reads: node03's plan with file diffs, the summary, the skipped gate
     plan3 = out[out.index("node03 plan:"):]
-    assert "task(s) would change" in plan3.splitlines()[0]
+    assert "tasks would change" in plan3.splitlines()[0]
     assert "os_tuning : Blacklist nouveau" in plan3 and "+blacklist nouveau" in plan3
     assert "would install nvidia-driver-580-open=580.95.05-*, nvidia-dkms-580-open=580.95.05-*" in plan3  # 560+: open
     assert "would build nccl-tests" in plan3 and "would build gpu-burn" in plan3
@@ -203,7 +203,7 @@ def test_check_run_plans_what_each_node_needs_and_changes_nothing(sshd_cluster, 
     assert "health gate: skipped (check mode changed nothing)" in out
     assert "check ok" in r.stderr
     assert [f for f in LIVE_FILES if os.path.exists(f)] == []
-    [pdd] = list((tmp_path / "runs").iterdir())
+    [pdd] = [d for d in (tmp_path / "runs").iterdir() if d.is_dir()]
     assert pdd.is_absolute() and (pdd / "artifacts" / "provision" / "stdout").is_file()
     ev = _events(pdd)
 
@@ -245,7 +245,7 @@ def _plain_inventory(cluster, path: Path, names: list[str]) -> Path:
 def test_fleet_options_and_extra_vars_reach_ansible(sshd_cluster, node_python, tmp_path):
     inv = _plain_inventory(sshd_cluster, tmp_path / "hosts.ini", ["node01", "node02"])
     base = [sys.executable, "-m", "clusterkit", "provision", "-i", str(inv), "--check", "--tags", "preflight",
-            "--identity", str(sshd_cluster.client_key), "--timeout", "120"]
+            "--private-key", str(sshd_cluster.client_key), "--timeout", "120"]
     empty = tmp_path / "empty_known_hosts"
     empty.touch()
     refused = subprocess.run(base + ["--run-dir", str(tmp_path / "refused"), "--known-hosts", str(empty)],
@@ -253,22 +253,45 @@ def test_fleet_options_and_extra_vars_reach_ansible(sshd_cluster, node_python, t
     assert refused.returncode == 1, refused.stdout[-2000:] + refused.stderr[-2000:]
     rows = [line for line in refused.stdout.splitlines() if line.startswith("│ node0")]
     assert len(rows) == 2 and all("unreachable" in r for r in rows), refused.stdout
-    [pdd] = list((tmp_path / "refused").iterdir())
+    [pdd] = [d for d in (tmp_path / "refused").iterdir() if d.is_dir()]
     log = (pdd / "artifacts" / "provision" / "stdout").read_text()
     assert "Host key verification failed" in log, log[-3000:]
     assert empty.read_text() == ""       # nothing was accepted into it
+    # the hosts to run again, for --limit @failed.txt
+    assert (tmp_path / "refused" / "failed.txt").read_text().split() == ["node01", "node02"]
+    assert f"--limit @{tmp_path / 'refused' / 'failed.txt'}" in refused.stderr
 
     ok = subprocess.run(base + ["--run-dir", str(tmp_path / "ok"), "--known-hosts", str(sshd_cluster.known_hosts),
-                                "--concurrency", "2", "-vv", "-e", "preflight_min_free_gib=999999"],
+                                "-f", "2", "-vv", "-e", "preflight_min_free_gib=999999"],
                         capture_output=True, text=True, timeout=200)
     # connected (known host, --identity's key), then preflight read the -e value: no disk has that much
     assert ok.returncode == 1, ok.stdout[-2000:] + ok.stderr[-2000:]
     assert "less than the 999999 GiB needed" in ok.stdout
     assert "unreachable" not in "".join(line for line in ok.stdout.splitlines() if line.startswith("│ node0"))
-    [pdd] = list((tmp_path / "ok").iterdir())
+    [pdd] = [d for d in (tmp_path / "ok").iterdir() if d.is_dir()]
     command = json.loads((pdd / "artifacts" / "provision" / "command").read_text())["command"]
     assert command[command.index("--forks") + 1] == "2" and "-vv" in command
     assert "999999" not in " ".join(command)          # -e values go through runner's extravars file
+
+
+def test_diff_names_the_destination_and_each_batch_is_reported_once(sshd_cluster, node_python, tmp_path):
+    """`provision --check --diff`: every diff is headed by the file on the node (here under a staging
+    root), never by Ansible's temporary copy, and the batch's report is printed once."""
+    inv = _inventory(sshd_cluster, tmp_path / "hosts.ini", {
+        "node03": {"gpu_model": "h100-sxm5-80gb", "gpu_count": 8, "nccl_socket_ifname": "eth0",
+                   "preflight_sysfs_root": str(_fake_sysfs(tmp_path / "sys", 8, "10de:2330", 4, []))}})
+    root = tmp_path / "root"
+    extra = [x for k, v in {"clusterkit_root": str(root), **UBUNTU}.items() for x in ("-e", f"{k}={v}")]
+    r = subprocess.run([sys.executable, "-m", "clusterkit", "provision", "-i", str(inv), "-C", "-D", "-t", "config",
+                        "--run-dir", str(tmp_path / "runs"), "--timeout", "240", *extra],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    heads = [line.strip() for line in r.stdout.splitlines() if line.strip().startswith(("--- ", "+++ "))]
+    assert f"--- {root}/etc/nccl.conf (before)" in heads and f"+++ {root}/etc/nccl.conf (after)" in heads, heads
+    assert not [h for h in heads if ".ansible/tmp" in h or "ansible-tmp" in h or "ansible-local" in h], heads
+    assert r.stdout.count("batch 1: ansible-runner") == 1 and r.stderr.count("clusterkit: check ok") == 1
+    assert not (tmp_path / "runs" / "failed.txt").exists()       # nothing failed: no file to rerun from
+    assert not root.exists() or not (root / "etc" / "nccl.conf").exists()   # check mode wrote nothing
 
 
 def _apt_reads_sources(root: Path) -> subprocess.CompletedProcess:

@@ -95,7 +95,7 @@ def test_the_table_says_the_run_was_stopped(fleet, tmp_path):
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 143, err
-    assert "Collection stopped by SIGTERM: 1 host(s) cut short (hang02)" in out
+    assert "Collection stopped by SIGTERM: 1 host cut short (hang02)" in out
     assert "COLLECTION_CUT_SHORT" in out
 
 

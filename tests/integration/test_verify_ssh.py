@@ -12,9 +12,10 @@ pytestmark = pytest.mark.integration
 
 
 def _verify(inv, known_hosts, *extra: str) -> subprocess.CompletedProcess:
+    # run beside the inventory: a failed host goes to ./failed.txt, which must not land in the checkout
     return subprocess.run([sys.executable, "-m", "clusterkit", "verify", "-i", str(inv), "--known-hosts",
                            str(known_hosts), "--format", "json", "--connect-timeout", "5", *extra],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=inv.parent)
 
 
 GPU_FAMILIES = ("gpu", "power")      # checks that read GPU evidence: without a GPU they must skip

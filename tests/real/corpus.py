@@ -37,8 +37,11 @@ class CorpusFile:
 
     @property
     def codes(self) -> list[str]:
+        """The header's codes under their current names (a header written before a merge keeps the earlier one)."""
+        from clusterkit.codes import canonical
+
         raw = self.meta.get("findings", "-").strip()
-        return [] if raw in ("-", "") else [c.strip() for c in raw.split(",") if c.strip()]
+        return [] if raw in ("-", "") else [canonical(c.strip()) for c in raw.split(",") if c.strip()]
 
 
 def load(path: Path) -> CorpusFile:

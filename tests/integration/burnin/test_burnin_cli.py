@@ -20,7 +20,7 @@ def test_simulated_burnin_fills_history_and_is_served(tmp_path):
     db = tmp_path / "h.db"
     r = ck("burnin", "--simulate", "--nodes", "4", "--cycles", "2", "--suite", "quick", "--db", str(db))
     assert r.returncode in (0, 1), r.stderr
-    assert "burn-in run 1:" in r.stdout and "after 2 cycle(s); 4 nodes" in r.stdout
+    assert "burn-in run 1:" in r.stdout and "after 2 cycles; 4 nodes" in r.stdout
     assert "cycle 2:" in r.stderr  # progress per cycle on stderr
 
     h = ck("history", "--db", str(db), "--format", "json")

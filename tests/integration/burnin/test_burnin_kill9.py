@@ -79,7 +79,7 @@ def test_kill_9_loses_nothing_finished_and_resume_completes(tmp_path, start_expo
     r = subprocess.run([sys.executable, "-m", "clusterkit", "burnin", "--resume", "--db", str(db), "--quiet"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode in (0, 1), r.stderr
-    assert "after 5 cycle(s)" in r.stdout
+    assert "after 5 cycles" in r.stdout
     c = sqlite3.connect(db)
     per_cycle = dict(c.execute("SELECT cycle, count(*) FROM check_results WHERE cycle IS NOT NULL GROUP BY cycle"))
     assert sorted(per_cycle) == list(range(5)) and set(per_cycle.values()) == {full}

@@ -23,8 +23,9 @@ def test_prometheus_scrapes_exporter_and_fires_alerts(tmp_path, start_exporter, 
 
     up = prom.query_until('up{job="clusterkit"} == 1')
     assert up[0]["metric"]["instance"] == exp.target
-    bw = prom.query_until('clusterkit_busbw_large_gbps{check="nccl.allreduce"}', lambda r: len(r) == 2)
-    assert {r["metric"]["host"]: float(r["value"][1]) for r in bw} == {"gpu01": 231.0, "gpu02": 175.5}
+    # the check's GB/s as the base unit, bytes per second
+    bw = prom.query_until('clusterkit_nccl_busbw_large_bytes_per_second{check="nccl.allreduce"}', lambda r: len(r) == 2)
+    assert {r["metric"]["host"]: float(r["value"][1]) for r in bw} == {"gpu01": 231e9, "gpu02": 175.5e9}
     failed = prom.query_until('clusterkit_check_status{status="fail"} == 1')
     assert {(r["metric"]["host"], r["metric"]["check"]) for r in failed} == {("gpu02", "gpu.health")}
     ok = prom.query_until("min(clusterkit_scrape_collector_success)")
@@ -41,5 +42,6 @@ def test_prometheus_scrapes_exporter_and_fires_alerts(tmp_path, start_exporter, 
     # A newer passing result reaches Prometheus on the next scrape: collected at scrape time.
     with History(db) as h:
         h.record_run(run([node("gpu02", busbw=229.0)]), kind="burnin")
-    prom.query_until('clusterkit_busbw_large_gbps{host="gpu02"}', lambda r: r and float(r[0]["value"][1]) == 229.0)
+    prom.query_until('clusterkit_nccl_busbw_large_bytes_per_second{host="gpu02"}',
+                     lambda r: r and float(r[0]["value"][1]) == 229e9)
     prom.query_until('clusterkit_check_status{status="fail"} == 1', lambda r: r == [])

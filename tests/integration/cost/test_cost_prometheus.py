@@ -30,11 +30,11 @@ def _openmetrics(now: int) -> str:
     healthy; n2 draws 4000 W and failed its checks for the first 30 of 120 samples. login1 has no GPU (no
     power series) and failed throughout: it must not count."""
     start = now - 6 * 3600
-    out = ["# TYPE clusterkit_gpu_power_draw_total_w gauge"]
+    out = ["# TYPE clusterkit_gpu_power_draw_watts gauge"]
     for i in range(120):
         t = start + 60 * i
-        out.append(f'clusterkit_gpu_power_draw_total_w{{host="n1",check="gpu.power_step"}} 5000 {t}')
-        out.append(f'clusterkit_gpu_power_draw_total_w{{host="n2",check="gpu.power_step"}} 4000 {t}')
+        out.append(f'clusterkit_gpu_power_draw_watts{{host="n1",check="gpu.power_step"}} 5000 {t}')
+        out.append(f'clusterkit_gpu_power_draw_watts{{host="n2",check="gpu.power_step"}} 4000 {t}')
     out.append("# TYPE clusterkit_node_status gauge")
     for i in range(120):
         t = start + 60 * i
@@ -96,7 +96,7 @@ def test_default_30_day_window(prometheus):
 
 
 def test_cli_report_with_real_prometheus(prometheus, tmp_path):
-    p = subprocess.run([sys.executable, "-m", "clusterkit", "cost", "report", "--prometheus", prometheus, "-f", "json"],
+    p = subprocess.run([sys.executable, "-m", "clusterkit", "cost", "report", "--prometheus", prometheus, "--format", "json"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     j = json.loads(p.stdout)

@@ -6,7 +6,7 @@ import sqlite3
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from clusterkit.exporter import metric_family_name, scrape as scrape_text, write_textfile
+from clusterkit.exporter import scrape as scrape_text, write_textfile
 from clusterkit.history import History
 from tests.burnin_helpers import FLAP, ROW_REMAP, node, run
 
@@ -36,9 +36,12 @@ def test_scrape_serves_latest_status_metrics_findings(tmp_path):
     assert value(st, host="n2", check="gpu.health", status="fail") == 1
     assert not [lab for lab, _ in st if lab["host"] == "n2" and lab["check"] == "gpu.health" and lab["status"] != "fail"]
     assert value(st, host="n1", check="gpu.health", status="pass") == 1
-    assert value(m["clusterkit_busbw_large_gbps"], host="n1", check="nccl.allreduce") == 229.0
-    assert value(m["clusterkit_busbw_large_gbps"], host="n2", check="nccl.allreduce") == 180.0
-    assert value(m["clusterkit_busbw_multinode_gbps"], host="_cluster", check="nccl.multinode") == 190.0
+    bw = m["clusterkit_nccl_busbw_large_bytes_per_second"]               # GB/s served in bytes/s
+    assert value(bw, host="n1", check="nccl.allreduce") == 229e9
+    assert value(bw, host="n2", check="nccl.allreduce") == 180e9
+    # a metric no series is declared for keeps its meaning in the `metric` label
+    assert value(m["clusterkit_check_metric"], host="_cluster", check="nccl.multinode",
+                 metric="busbw_multinode_gbps") == 190.0
     f = m["clusterkit_check_findings"]
     assert value(f, host="n2", code="GPU_ROW_REMAP_PENDING", severity="fail") == 1
     assert value(f, host="n2", code="IB_LINK_DOWNED_INCREASED") == 1
@@ -68,10 +71,26 @@ def test_missing_or_broken_db_reports_collector_failure_not_an_error(tmp_path):
     assert "clusterkit_check_status" in m
 
 
-def test_metric_names_follow_conventions():
-    assert metric_family_name("busbw_large_gbps") == "clusterkit_busbw_large_gbps"
-    assert metric_family_name("Power W.max-3") == "clusterkit_power_w_max_3"
-    assert metric_family_name("check_status") == "clusterkit_check_status_value"  # no clash with a fixed family
+def test_check_metrics_are_served_in_base_units_with_their_meaning_in_the_name_or_a_label(tmp_path):
+    from clusterkit.results import CheckResult
+
+    db = tmp_path / "h.db"
+    metrics = {"clock_skew_ms": 250.0, "disk_free_percent_min": 12.5, "memory_available_gib": 2.0,
+               "rx_power_dbm_min": -3.0, "symbol_error_delta_max": 9, "busbw_large_gbps_regression_percent": 7.5,
+               "probes_run": 30, "probes_skipped": 2, "ib_port_rate_min_gbps": 400.0}
+    with History(db) as h:
+        h.record_check(h.start_run("verify"), "n1", CheckResult("x.y", "pass", "", metrics=metrics))
+    m = scrape(db)
+    assert value(m["clusterkit_host_clock_skew_seconds"], host="n1") == 0.25
+    assert value(m["clusterkit_host_disk_free_min_ratio"], host="n1") == 0.125
+    assert value(m["clusterkit_host_memory_available_bytes"], host="n1") == 2 * 2 ** 30
+    assert abs(value(m["clusterkit_fabric_optic_rx_power_min_watts"], host="n1") - 0.000501187) < 1e-9   # -3 dBm
+    assert value(m["clusterkit_fabric_error_increase_max"], counter="symbol_error") == 9
+    assert value(m["clusterkit_trend_regression_ratio"], metric="busbw_large_gbps") == 0.075
+    assert value(m["clusterkit_host_probes"], result="run") == 30
+    assert value(m["clusterkit_host_probes"], result="skipped") == 2
+    assert value(m["clusterkit_fabric_port_rate_min_bytes_per_second"], host="n1") == 50e9
+    assert "clusterkit_check_metric" not in m
 
 
 def test_textfile_is_node_exporter_format(tmp_path):
@@ -96,10 +115,10 @@ def test_odd_names_and_label_values_stay_valid_exposition(tmp_path):
         h.record_check(rid, 'we"ird\\host\nx', CheckResult("c.x", "pass", "", metrics={"a.b": 1.0, "a_b": 2.0,
                                                                                       "zero": 0, "big": 1e300}))
     m = scrape(db)  # the parser raises on invalid text
-    assert value(m["clusterkit_a_b"], check="c.x") in (1.0, 2.0)
-    assert value(m["clusterkit_a_b_2"], check="c.x") in (1.0, 2.0)
-    assert value(m["clusterkit_big"], check="c.x") == 1e300
-    assert {lab["host"] for lab, _ in m["clusterkit_zero"]} == {'we"ird\\host\nx'}
+    generic = m["clusterkit_check_metric"]
+    assert value(generic, check="c.x", metric="a.b") == 1.0 and value(generic, check="c.x", metric="a_b") == 2.0
+    assert value(generic, check="c.x", metric="big") == 1e300
+    assert {lab["host"] for lab, _ in generic} == {'we"ird\\host\nx'}
 
 
 def test_cached_scrape_follows_every_commit(tmp_path):
@@ -119,13 +138,13 @@ def test_cached_scrape_follows_every_commit(tmp_path):
 
     first = parsed()
     again = parsed()
-    assert value(again["clusterkit_busbw_large_gbps"], host="n1") == 231.0
+    assert value(again["clusterkit_nccl_busbw_large_bytes_per_second"], host="n1") == 231e9
     assert value(first["clusterkit_node_timestamp_seconds"], host="n1") > 1.7e9
     assert value(again["clusterkit_scrape_collector_success"], collector="metrics") == 1
     with History(db) as h:
         h.record_run(run([node("n1", busbw=199.0, fail=[ROW_REMAP])]))
     m = parsed()
-    assert value(m["clusterkit_busbw_large_gbps"], host="n1") == 199.0
+    assert value(m["clusterkit_nccl_busbw_large_bytes_per_second"], host="n1") == 199e9
     assert value(m["clusterkit_check_findings"], host="n1", code="GPU_ROW_REMAP_PENDING") == 1
     db.unlink()
     for p in tmp_path.glob("h.db-*"):
@@ -150,7 +169,8 @@ def test_scrape_during_writes_serves_the_previous_reading_instead_of_waiting(tmp
 
     def busbw() -> float:
         fams = {f.name: f for f in text_string_to_metric_families(s().decode())}
-        return value([(x.labels, x.value) for x in fams["clusterkit_busbw_large_gbps"].samples], host="n1")
+        return value([(x.labels, x.value) for x in fams["clusterkit_nccl_busbw_large_bytes_per_second"].samples],
+                     host="n1") / 1e9     # GB/s, as the check gave it
 
     assert busbw() == 231.0
     release = threading.Event()

@@ -59,7 +59,8 @@ def test_migrates_a_v1_database_keeping_its_rows(tmp_path):
         assert [r["host"] for r in h.latest_checks()] == ["n1"]
         from clusterkit.exporter import scrape
 
-        assert b'clusterkit_busbw_large_gbps{host="n1",check="nccl.allreduce"} 231.5\n' in scrape(db)
+        assert (b'clusterkit_nccl_busbw_large_bytes_per_second{host="n1",check="nccl.allreduce"} 231500000000.0\n'
+                in scrape(db))
         # a v1-style writer that inserts into `metrics` still works
         h.conn.execute("INSERT INTO metrics(check_result_id, run_id, host, check_id, name, value, ts)"
                        " VALUES (7, 1, 'n1', 'nccl.allreduce', 'algbw_large_gbps', 130.0, 'x')")

@@ -122,7 +122,7 @@ def test_history_and_exporter_commands_take_the_inventory_and_the_age(db, tmp_pa
     inv = tmp_path / "hosts.ini"
     inv.write_text("[gpu]\ngpu01 ansible_host=10.0.0.1\ngpu04 ansible_host=10.0.0.4\n")
     r = subprocess.run([sys.executable, "-m", "clusterkit", "history", "--db", str(db), "--inventory", str(inv),
-                        "--stale-after", "4d", "-f", "json"], capture_output=True, text=True, timeout=120)
+                        "--stale-after", "4d", "--format", "json"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert {n["host"] for n in json.loads(r.stdout)["nodes"]} == {"gpu02", "gpu03", "gpu04"}
     r = subprocess.run([sys.executable, "-m", "clusterkit", "history", "--db", str(db)], capture_output=True,

@@ -53,7 +53,7 @@ def test_the_report_is_written_before_the_history_and_a_history_failure_is_a_war
 
 @pytest.mark.parametrize("option,value", [("--connect-timeout", "nan"), ("--connect-timeout", "inf"),
                                           ("--connect-timeout", "-1"), ("--deadline", "nan"),
-                                          ("--deadline", "-5"), ("--concurrency", "-3")])
+                                          ("--deadline", "-5"), ("--forks", "-3")])
 def test_numeric_options_reject_nan_infinity_and_negatives(tmp_path, option, value):
     inv = tmp_path / "inv.ini"
     inv.write_text("[gpu]\nn1 ansible_host=127.0.0.1 ansible_port=1\n")

@@ -78,7 +78,7 @@ ETHTOOL_M_ID_ONLY = """\
 
 def test_an_optic_without_its_readings_cannot_be_judged_but_a_copper_cable_passes(tmp_path):
     node, codes = _analyze(tmp_path, ETHTOOL_M_ID_ONLY)
-    assert node.status == "error" and "no light levels" in codes["FABRIC_EVIDENCE_UNUSABLE"].message
+    assert node.status == "error" and "no light levels" in codes["INPUT_UNUSABLE"].message
     copper = ETHTOOL_M_ID_ONLY.replace("0x0c (MPO Parallel Optic)", "0x23 (No separable connector)").replace(
         "100G Ethernet: 100G Base-SR4 or 25GBase-SR", "Copper cable unequalized")
     node, _ = _analyze(tmp_path, copper)

@@ -59,7 +59,7 @@ def test_profile_show_cli_resolves_chain():
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "clusterkit", "profile", "show", "h100-sxm5-80gb", "-f", "json"],
+    r = subprocess.run([sys.executable, "-m", "clusterkit", "profile", "show", "h100-sxm5-80gb", "--format", "json"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)

@@ -30,7 +30,7 @@ def test_simulate_json_labels_nodes_and_fails_on_injected_faults(tmp_path):
     assert disk["status"] == "fail" and disk["findings"][0]["component"] == "filesystem /raid"
     fm = next(h for h, m in meta.items() if "stack.fabric_manager_mismatch" in m.get("injected_faults", []))
     stack = next(c for c in by_host[fm]["checks"] if c["id"] == "stack.versions")
-    assert stack["status"] == "fail" and stack["findings"][0]["code"] == "STACK_FABRIC_MANAGER_MISMATCH"
+    assert stack["status"] == "fail" and stack["findings"][0]["code"] == "GPU_FABRIC_MANAGER_VERSION_MISMATCH"
     assert "--tags fabric_manager" in stack["findings"][0]["action"]
 
 

@@ -61,11 +61,12 @@ def test_a_fabric_manager_mismatch_is_one_cause_with_its_consequences_named(sim)
     assert len(fm) == 1 and "(cause: the fabric manager is not at the driver's version)" in fm[0]
     follows = lines[lines.index(fm[0]) + 2]
     assert follows.strip().startswith("follows from it:")
-    for code in ("GPU_FABRIC_MANAGER_NOT_RUNNING", "STACK_FABRIC_MANAGER_MISMATCH", "GPU_FABRIC_MANAGER_DRIFT",
+    # the package check (stack.versions) says the same as gpu.versions under the same code: one cause
+    for code in ("GPU_FABRIC_MANAGER_NOT_RUNNING", "GPU_FABRIC_MANAGER_VERSION_MISMATCH (stack.versions)",
                  "STACK_VERSION_DRIFT"):
         assert code in follows
     text = "\n".join(lines)
-    assert text.count("STACK_FABRIC_MANAGER_MISMATCH") == 1            # named once, not repeated
+    assert text.count("GPU_FABRIC_MANAGER_VERSION_MISMATCH") == 2      # the cause, and the package check under it
     findings = sum(1 for n in sim.nodes for c in n.checks for f in c.findings if f.severity != "info"
                    and c.status != "pass")
     assert len(heads) < findings / 2
@@ -76,14 +77,14 @@ def test_no_gpu_found_carries_the_nccl_and_power_errors_that_follow_from_it():
         CheckResult.from_findings("gpu.inventory", [Finding("GPU_NOT_FOUND", "fail", "node", "declared 8 GPUs, "
                                                             "found none", action="check the driver")], ""),
         CheckResult.error("nccl.single_node", "all_reduce_perf output unusable: no result rows",
-                          code="NCCL_OUTPUT_UNUSABLE", component="nccl"),
+                          code="INPUT_UNUSABLE", component="nccl"),
         CheckResult.error("power.step", "NVML unavailable", code="POWER_STEP_NOT_RUN", component="node"),
         CheckResult.from_findings("host.disk", [Finding("HOST_DISK_LOW", "warn", "filesystem /", "1% free")], ""),
     ]
     run = RunResult("p", "quick", [NodeResult("gpu07", checks=checks)])
     groups = triage(run)
     assert [(g.cause.code, sorted(p.code for p in g.follows)) for g in groups] == [
-        ("GPU_NOT_FOUND", ["NCCL_OUTPUT_UNUSABLE", "POWER_STEP_NOT_RUN"]), ("HOST_DISK_LOW", [])]
+        ("GPU_NOT_FOUND", ["INPUT_UNUSABLE", "POWER_STEP_NOT_RUN"]), ("HOST_DISK_LOW", [])]
 
 
 def test_ranking_puts_a_lost_gpu_or_node_before_counters_and_warnings_last():

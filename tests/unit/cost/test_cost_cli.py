@@ -69,7 +69,7 @@ def test_break_even_above_100_percent_says_never(tmp_path, small_toml):
     line = next(x for x in p.stdout.splitlines() if "Break-even against it" in x)
     assert "effective utilization never, scheduler utilization never" in line
     assert "%" not in line.split("at ")[0]                          # no "228.6 %" claim
-    j = json.loads(ck("--config", str(cfg), "-f", "json").stdout)
+    j = json.loads(ck("--config", str(cfg), "--format", "json").stdout)
     assert j["result"]["rentals"][0]["break_even_utilization"] > 1
 
 
@@ -85,8 +85,8 @@ def test_bad_config_exit_2_one_line(tmp_path, small_toml):
 
 
 def test_currency_reports_through_the_dated_fx_table():
-    cny = json.loads(ck("-f", "json").stdout)
-    usd = json.loads(ck("-f", "json", "--currency", "usd").stdout)
+    cny = json.loads(ck("--format", "json").stdout)
+    usd = json.loads(ck("--format", "json", "--currency", "usd").stdout)
     rate = next(r for r in usd["fx_rates"] if r["currency"] == "USD")
     assert usd["currency"] == "USD" and rate["date"] == "2026-05-08" and "ecb.europa.eu" in rate["source"]
     assert usd["result"]["npv_saving"] == pytest.approx(cny["result"]["npv_saving"] / rate["per_unit"], rel=1e-12)
@@ -107,7 +107,7 @@ def test_init_writes_a_commented_config_to_start_from(tmp_path):
     again = ck(str(path), verb="init")
     assert again.returncode == 2 and "already exists" in again.stderr
     assert ck(str(path), "--force", verb="init").returncode == 0
-    r = ck("-c", str(path), "-f", "json")
+    r = ck("-c", str(path), "--format", "json")
     assert r.returncode == 0, r.stderr
     j = json.loads(r.stdout)
     assert j["example"] is False and "built-in example" not in r.stderr

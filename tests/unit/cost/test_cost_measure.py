@@ -255,7 +255,7 @@ def test_cli_prometheus_fills_measured_inputs(prom, tmp_path, small_toml):
                                 'availability_query = "healthy"\nperiod_days = 1\n')
     _Prom.answers = {"avg_over_time(node_gpu_watts[86400s])": _vector(2000), "healthy": _matrix([1, 1, 1, 0])}
     p = subprocess.run([sys.executable, "-m", "clusterkit", "cost", "report", "-c", str(cfg), "--prometheus", url,
-                        "-f", "json"], capture_output=True, text=True, timeout=120)
+                        "--format", "json"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     j = json.loads(p.stdout)
     assert sorted(j["measured_inputs"]) == ["power.gpu_power_w", "utilization.availability"]

@@ -201,6 +201,6 @@ def test_failed_ibstat_command_is_reported_with_its_stderr():
         {"host": "n1", "declared": {}, "commands": [{"path": "fabric/ibstat.txt", "command": "ibstat", "exit_code": 255,
                                                       "stderr": "ibpanic: [42] main: stat of IB device 'mlx5_0' failed"}]})
     c = node_check(analyze([b], "fabric.ports"), "n1", "fabric.ports")
-    err = next(f for f in c.findings if f.code == "FABRIC_EVIDENCE_UNUSABLE")
+    err = next(f for f in c.findings if f.code == "INPUT_UNUSABLE")
     assert "ibstat exited 255" in err.message and "ibpanic" in err.message
     assert c.metrics["ports_active"] == 1     # ibstatus still read

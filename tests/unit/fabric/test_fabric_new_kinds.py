@@ -361,7 +361,7 @@ def test_ibdiagnet_errors_fail_and_warnings_warn(tmp_path):
     assert "-E- lid=0x0004" in err.message and "/var/tmp/ibdiagnet2/ibdiagnet2.log" in err.action
     cut = node_check(analyze([bundle({"fabric/ibdiagnet.txt": "Summary\n-I- Stage  Warnings  Errors  Comment\n"})],
                              "fabric.ibdiagnet"), "n1", "fabric.ibdiagnet")
-    assert cut.status == "error" and cut.findings[0].code == "FABRIC_EVIDENCE_UNUSABLE"
+    assert cut.status == "error" and cut.findings[0].code == "INPUT_UNUSABLE"
 
 
 def test_mlxcables_hot_cable_and_silent_copper():

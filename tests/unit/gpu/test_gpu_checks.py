@@ -91,7 +91,7 @@ def test_memory_health_remap_pending_failure_and_retired_pages():
 def test_pcie_width_always_generation_only_under_load():
     doc = nvml_doc(g0={"pcie_width": 8}, g3={"pcie_gen": 1})   # idle downshift of GPU 3 is normal
     res = run(nv(doc))["gpu.pcie"]
-    assert [(f.code, f.component.split(" (")[0]) for f in res.findings] == [("GPU_PCIE_WIDTH_DEGRADED", "GPU 0")]
+    assert [(f.code, f.component.split(" (")[0]) for f in res.findings] == [("HOST_PCIE_WIDTH_DEGRADED", "GPU 0")]
     trace = ("# clusterkit power-trace v1\n# pcie_under_load: 3,4,5,16,16\n# gpu: 3,00000000:4B:00.0,1,x,700\n"
              "t_s,gpu,phase,power_w,sm_clock_mhz,clock_event_reasons,temp_c,error\n0.0,3,load,600,1900,0x4,60,\n")
     res = run({**nv(nvml_doc()), "gpu/power-trace.csv": trace}, checks=["gpu.pcie"])["gpu.pcie"]
@@ -184,6 +184,6 @@ def test_version_drift_is_cluster_scope_and_attached_to_the_odd_node():
     r = analyze_bundles(bundles, Suite("t", ["gpu.version_drift"]), profiles=ProfileResolver())
     by = {n.host: {c.id: c for c in n.checks} for n in r.nodes}
     assert by["n0"]["gpu.version_drift"].status == "pass"
-    assert [f.code for f in by["n2"]["gpu.version_drift"].findings] == ["GPU_DRIVER_DRIFT"]
+    assert [f.code for f in by["n2"]["gpu.version_drift"].findings] == ["STACK_VERSION_DRIFT"]
     assert [(f.code, f.observed, f.limit) for f in by["n3"]["gpu.version_drift"].findings] == [("NODE_BIOS_DRIFT", "1.9.2", "2.1.4")]
     assert "driver 550.90.07 (2 versions)" in r.cluster_checks[0].summary

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import nccl_multi_fixtures as mx
 import nccl_verdict_fixtures as vx
+from clusterkit import prom_names
 from clusterkit.evidence.bundle import Bundle
 from clusterkit.parsers.nccl_tests import parse, split_lines
 from clusterkit.results import worst
@@ -29,6 +30,9 @@ def test_five_collectives_on_one_node_are_read_and_judged_one_by_one():
     assert c.status == "pass" and c.summary.startswith("5 collective tests")
     assert c.metrics["busbw_large_gbps"] == pytest.approx(479.0)          # the all-reduce's figure
     assert c.metrics["busbw_large_gbps_alltoall"] == pytest.approx(345.0)
+    # the exporter serves each test's figure under a declared series, labelled with its collective
+    assert [m for m, v in c.metrics.items() if not isinstance(v, (str, bool)) and not prom_names.declared(m)] == []
+    assert prom_names.series("busbw_large_gbps_alltoall").labels == (("collective", "alltoall"),)
     # single-node alltoall/sendrecv have no figure: said, not judged; nothing is 'repeated tables'
     assert sorted(f.message.split(":")[0] for f in c.findings) == ["alltoall_perf", "sendrecv_perf"]
     assert {f.code for f in c.findings} == {"NCCL_NO_EXPECTATION"}

@@ -20,7 +20,7 @@ def _provision(*args: str) -> subprocess.CompletedProcess:
     ("[gpu]\nn1 gpu_count=0\n", ["--limit", "nope*"], "--limit 'nope*' matches no host"),
     ("[bastion]\nb1\n", [], "no host to provision"),
     ("[gpu]\nn1 gpu_count=0\n", ["-e", "justaword"], "-e justaword: expected key=value, inline YAML/JSON or @FILE"),
-    ("[gpu]\nn1 gpu_count=0\n", ["--concurrency", "0"], "--concurrency must be a finite number at least 1"),
+    ("[gpu]\nn1 gpu_count=0\n", ["--concurrency", "0"], "--forks must be a finite number at least 1"),
 ])
 def test_config_errors_exit_2_with_one_line(tmp_path, body, extra, message):
     inv = tmp_path / "hosts.ini"

@@ -53,7 +53,7 @@ def test_fabric_manager_mismatch_fails_the_node():
     r = _run({"n1": _dpkg(fm="570.124.06", loaded="570.172.08")})["n1"]
     assert r.status == "fail"
     [f] = r.findings
-    assert f.code == "STACK_FABRIC_MANAGER_MISMATCH" and f.observed == "570.124.06" and f.limit == "570.172.08"
+    assert f.code == "GPU_FABRIC_MANAGER_VERSION_MISMATCH" and f.observed == "570.124.06" and f.limit == "570.172.08"
     assert "--tags fabric_manager" in f.action
 
 
@@ -61,7 +61,7 @@ def test_installed_driver_not_loaded_warns():
     r = _run({"n1": _dpkg(driver="570.195.03", loaded="570.172.08")})["n1"]
     codes = sorted(f.code for f in r.findings)
     # the fabric manager follows the installed driver, not the loaded one: both are reported
-    assert codes == ["STACK_DRIVER_NOT_LOADED", "STACK_FABRIC_MANAGER_MISMATCH"]
+    assert codes == ["GPU_FABRIC_MANAGER_VERSION_MISMATCH", "STACK_DRIVER_NOT_LOADED"]
 
 
 def test_drift_names_the_odd_node_and_component():
