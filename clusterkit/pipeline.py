@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -56,7 +57,7 @@ def recorded_suite(bundles: list[Bundle]) -> Suite | None:
     # bundles collected with other --checks of the same suite: every check one of them was collected for
     picked = {c for m in said for c in (m.get("checks") or base.check_ids)}
     known = [c for c in base.check_ids if c in picked] + [c for c in CHECKS if c in picked and c not in base.check_ids]
-    return Suite(base.name, known or base.check_ids, base.params, base.description, base.skip_probes)
+    return dataclasses.replace(base, check_ids=known or base.check_ids)
 
 
 def _analyze_run_dir(dirs: list[Path], suite: Suite, profile: str | None, specs: dict[str, HostSpec] | None,
@@ -110,7 +111,7 @@ def verify_inventory(inventory_path: "str | Path | Inventory", *, suite: "str | 
             from clusterkit.fleet.srun import collect_srun
 
             # the nodes collect for the suite by name (--checks/--skip narrow the analysis here)
-            dirs = collect_srun(hosts, suite if isinstance(suite, str) else s.name, profile, d, srun, progress)
+            dirs = collect_srun(hosts, s.source or s.name, profile, d, srun, progress)
         else:
             dirs = collect_bundles(hosts, s, resolver, d, fleet_options or FleetOptions(), progress=progress,
                                    stop=stop)

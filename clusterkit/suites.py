@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import sys
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class Suite:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # check id or probe name -> params
     description: str = ""
     skip_probes: list[str] = field(default_factory=list)   # never run, even when a check could read them
+    source: str = ""    # what load_suite was given (a name or a .toml path): what srun's nodes load again
 
     def params_for(self, name: str) -> dict[str, Any]:
         return dict(self.params.get(name, {}))
@@ -48,8 +50,9 @@ def load_suite(name_or_path: str) -> Suite:
 
     load_all()
     p = Path(name_or_path)
+    source = str(p.resolve())
     if not (p.suffix == ".toml" and p.is_file()):
-        p = suite_dir() / f"{name_or_path}.toml"
+        p, source = suite_dir() / f"{name_or_path}.toml", name_or_path
     if not p.is_file():
         raise ConfigError(f"unknown suite '{name_or_path}' (available: {', '.join(available_suites())})")
     try:
@@ -75,7 +78,7 @@ def load_suite(name_or_path: str) -> Suite:
     for name in skip:
         if name not in PROBES:
             raise ConfigError(f"{p}: skip_probes names no probe: '{name}' (known: {', '.join(sorted(PROBES))})")
-    return Suite(p.stem, selected, params, str(doc.get("description", "")), skip)
+    return Suite(p.stem, selected, params, str(doc.get("description", "")), skip, source)
 
 
 def _globs(text: str | None) -> list[str]:
@@ -107,4 +110,4 @@ def select_checks(suite: Suite, checks: str | None = None, skip: str | None = No
         raise ConfigError("--checks/--skip leave no check to run")
     if picked == suite.check_ids:
         return suite
-    return Suite(suite.name, picked, suite.params, suite.description, suite.skip_probes)
+    return dataclasses.replace(suite, check_ids=picked)

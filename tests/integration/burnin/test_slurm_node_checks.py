@@ -173,6 +173,7 @@ def test_the_multi_node_nccl_test_runs_as_an_srun_step_on_the_chosen_nodes(tmp_p
         r = _clusterkit("verify", "--launcher", "srun", "-i", str(inv), "--suite", str(suite),
                         "--node-clusterkit", str(roots.script("node-clusterkit", [])), "--keep-evidence", str(shared),
                         "--deadline", "120", "--format", "json", env=dict(c.env, PATH=f"{fake}:{os.environ['PATH']}"))
+    assert r.stdout, r.stderr
     report = json.loads(r.stdout)
     assert {n["host"]: n["outcome"] for n in report["nodes"]} == {"gpu-node1": "ok", "gpu-node2": "ok"}, r.stderr
     step = json.loads((shared / "_cluster" / "bundle.json").read_text())["commands"][0]
