@@ -502,13 +502,17 @@ class _Pasted:
 
     def add(self, name: str, text: str, source: str) -> None:
         from clusterkit.evidence.kinds import KINDS, sniff_document
-        from clusterkit.evidence.normalize import normalize_document
+        from clusterkit.evidence.normalize import command_sections, normalize_document
 
         doc = normalize_document(text)
         hosts = doc.hosts
         for host in hosts:
             part = doc.for_host(host) if host is not None else doc
             body = part.inner_text() if host is not None else text
+            if self.kind_override is None:      # several commands' outputs in one paste (or one host's)
+                parts = command_sections(doc, host)
+                if parts is not None and self._add_commands(host or name, parts, source):
+                    continue
             k = KINDS[self.kind_override] if self.kind_override else sniff_document(part)
             path = k.loose_path if k is not None else f"unrecognized/{name}"
             node = host or name
@@ -522,6 +526,33 @@ class _Pasted:
             else:
                 meta["unrecognized"] = (f"{source}: unrecognized content (not a known tool output); "
                                         f"name its kind with --kind ({', '.join(sorted(KINDS))})")
+
+    def _add_commands(self, name: str, parts: list[str], source: str) -> bool:
+        """Several commands' outputs pasted together: each read as its own file of the paste's node (a
+        second output of the same kind, e.g. `ethtool -S` of another port, is its own node, named by its
+        command). Unrecognized parts stay in the bundle, for the fatal-signature scan, without making the
+        node unusable. False when no part is recognized: the paste is then read whole."""
+        from clusterkit.evidence.kinds import sniff_document
+        from clusterkit.evidence.normalize import normalize_document
+
+        docs = [normalize_document(p) for p in parts]
+        kinds = [sniff_document(d) for d in docs]
+        if not any(kinds):
+            return False
+        for i, (part, d, k) in enumerate(zip(parts, docs, kinds), 1):
+            if k is None:
+                if d.text.strip():
+                    self.files.setdefault(name, {})[f"unrecognized/{name}.{i}"] = part
+                    self.meta.setdefault(name, {"host": name, "source": source})
+                continue
+            node = name
+            if k.loose_path in self.files.get(node, {}):
+                node = f"{name} ({d.commands[0] if d.commands else i})"[:200]
+            self.files.setdefault(node, {})[k.loose_path] = part
+            meta = self.meta.setdefault(node, {"host": node, "source": source})
+            meta.setdefault("loose_kinds", []).append(k.name)
+            meta.setdefault("loose_kind", k.name)
+        return True
 
     def bundles(self) -> list[Bundle]:
         return [Bundle.virtual(node, files, self.meta[node]) for node, files in self.files.items()]

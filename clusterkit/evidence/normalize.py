@@ -15,10 +15,11 @@ with. Normalizing already normalized text changes nothing.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from clusterkit.evidence.text import clean
 
@@ -311,6 +312,8 @@ class Document:
 
     lines: list[Line]
     commands: list[str]
+    # (line number, host, command) of each prompt line that ran a command
+    prompts: list[tuple[int, str | None, str]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -324,7 +327,8 @@ class Document:
         return list(seen) or [None]
 
     def for_host(self, host: str | None) -> "Document":
-        return Document([l for l in self.lines if l.host == host], self.commands)
+        return Document([l for l in self.lines if l.host == host], self.commands,
+                        [p for p in self.prompts if p[1] == host])
 
     def inner_text(self) -> str:
         """The lines without host/rank prefixes but with their log prefixes: what one host printed,
@@ -343,6 +347,7 @@ def normalize_document(text: str) -> Document:
     lines = _strip_quotes(lines)
     lines = [("" if _FENCE.match(l) else l) for l in lines]
     commands: list[str] = []
+    prompts: list[tuple[int, str | None, str]] = []
     numbered: list[tuple[int, str]] = []
     first = next((n for n, l in enumerate(lines) if l.strip()), None)
     for n, l in enumerate(lines, 1):
@@ -353,6 +358,7 @@ def normalize_document(text: str) -> Document:
             numbered.append((n, l))
         elif cmd:
             commands.append(cmd)
+            prompts.append((n, None, cmd))
     # hosts: clush -b blocks, else pdsh prefixes
     hosted: list[tuple[int, str, str | None]] = []
     blocks = _clush_blocks(numbered)
@@ -367,16 +373,23 @@ def normalize_document(text: str) -> Document:
                 hosted.append((n, pdsh[n][1], pdsh[n][0]))
             else:
                 hosted.append((n, l, None))
+    if blocks and prompts:     # a prompt inside a clush -b block ran on that block's host
+        after = sorted((n, h) for n, _l, h in hosted)
+        nums = [m for m, _h in after]
+        prompts = [(n, after[i][1] if (i := bisect.bisect_right(nums, n)) < len(after) else None, cmd)
+                   for n, _h, cmd in prompts]
     out: list[Line] = []
     by_host: dict[str | None, list[Line]] = {}
     for n, l, h in hosted:
         by_host.setdefault(h, []).append(Line(l, raw_lines[n - 1].rstrip("\r"), n, h, inner=l))
     for h, hl in by_host.items():
         texts = [l.text for l in hl]
+        ranked: set[int] = set()     # lines behind an srun rank or kubectl prefix: a session inside a log
         for pattern in (_RANK, _KUBE_PREFIX):
             if _majority(texts, pattern, 0.8):
                 hl = [replace(l, text=m["rest"], inner=m["rest"]) if (m := pattern.match(l.text[:MAX_LINE_CHARS])) else l
                       for l in hl]
+                ranked |= {l.lineno for l, t in zip(hl, texts) if l.text != t}
                 texts = [l.text for l in hl]
         # indentation outside the log prefixes (a paste indented as a block) goes first
         hl = _journal_iso([_strip_log_prefixes(l) for l in _dedent(hl)])
@@ -385,7 +398,7 @@ def normalize_document(text: str) -> Document:
         kept: list[Line] = []
         printed = False      # a kept line with text: a command echo can only come before it
         for l in hl:
-            wrapped = l.stamped or l.host is not None
+            wrapped = l.stamped or l.host is not None or l.lineno in ranked
             cmd = prompt_command(l.text) if wrapped else None
             if cmd is None and wrapped and not printed and (m := _BARE_COMMAND.match(l.text[:MAX_LINE_CHARS])):
                 cmd = m["cmd"].strip()
@@ -396,13 +409,34 @@ def normalize_document(text: str) -> Document:
                 printed = printed or bool(l.text.strip())
             elif cmd:
                 commands.append(cmd)
+                prompts.append((l.lineno, l.host, cmd))
         out.extend(_unquote(_dedent(kept)))
     out.sort(key=lambda l: l.lineno)
     # a pdsh host's empty trailing lines and leading blanks carry nothing
     while out and not out[-1].text.strip():
         out.pop()
     first = next((i for i, l in enumerate(out) if l.text.strip()), len(out))
-    return Document(out[first:], commands)   # sliced: popping from the front is quadratic
+    return Document(out[first:], commands, sorted(prompts, key=lambda p: p[0]))   # sliced: popping from the front is quadratic
+
+
+def command_sections(doc: Document, host: str | None = None) -> list[str] | None:
+    """A paste of several commands (of one host), each shell prompt followed by what it printed -> one
+    text per command, so that each is recognized and parsed as its own paste (an `nvidia-smi` screen,
+    then `dmesg | grep Xid`: neither tool's lines are read as the other's). The prompts may sit inside
+    log, rank or host prefixes; each text is the command's lines without those document-level wrappers
+    (log prefixes kept), headed by `$ <command>`; text above the first prompt is a text of its own.
+    None unless at least two of the texts hold output."""
+    starts = [(n, cmd) for n, h, cmd in doc.prompts if h == host]
+    if not starts:
+        return None
+    nums = [n for n, _cmd in starts]
+    sections: list[tuple[str | None, list[str]]] = [(None, [])] + [(cmd, []) for _n, cmd in starts]
+    for l in doc.lines:
+        if l.host == host:     # the section of the last prompt above the line (0: above every prompt)
+            sections[bisect.bisect_right(nums, l.lineno)][1].append(l.inner)
+    if sum(1 for _, body in sections if any(t.strip() for t in body)) < 2:
+        return None
+    return ["\n".join(([f"$ {cmd}"] if cmd else []) + body) for cmd, body in sections]
 
 
 def normalize_lines(text: str) -> list[Line]:
