@@ -22,8 +22,6 @@ KNOWN_MISREAD: dict[str, str] = {
         "not read: `perfquery -E` (PortRcvErrorDetails)",
     "holdout3/gpu/nvidia_smi_q_x_tesla_t4_515_ecc_on_zero_errors_persistence_off.txt":
         "judgement differs: persistence off and a x8 link on an x16 T4 are warnings here; the reviewer (who missed the width) passes it",
-    "holdout3/logs/dmesg_T_edac_sbridge_mc1_262_ce_overflow_one_dimm.txt":
-        "judgement differs: corrected EDAC errors warn whatever their count; the reviewer fails 262 in one report",
     "holdout3/logs/ipmi_sel_info_freeipmi_909_entries_free_space_0_bytes.txt":
         "not read: FreeIPMI `ipmi-sel -i` (SEL info)",
     "holdout3/logs/ipmitool_sel_elist_quanta_one_correctable_ecc_cpu0_g1_cet.txt":
