@@ -35,7 +35,12 @@ _SEL_CRITICAL = ("transition to critical", "transition to non-recoverable", "non
                  "critical going", "run-time critical stop", "critical interrupt", "bus fatal error")
 # ipmitool and FreeIPMI wordings of memory sensor offset 05h
 _ECC_LIMIT = re.compile(r"correctable (?:ecc|memory error) logging limit reached", re.I)
-_UNCORRECTABLE = re.compile(r"\bUncorrectable ECC\b|\bUncorrectable machine check\b", re.I)
+_UNCORRECTABLE = re.compile(r"\bUncorrectable ECC\b", re.I)
+# ipmitool and FreeIPMI wordings of processor sensor offsets 00h (IERR), 06h (uncorrectable CPU-complex
+# error), 0Bh (uncorrectable machine check) and 0Ch (correctable machine check): CPU errors, not memory
+_MCE_UNCORRECTED = re.compile(r"\bUncorrectable machine check|\bMachine Check Exception \(Uncorrectable\)|\bIERR\b"
+                              r"|\bUncorrectable CPU-complex Error", re.I)
+_MCE_CORRECTED = re.compile(r"\bCorrectable machine check", re.I)
 BMC_UNREACHABLE = re.compile(r"Unable to establish (?:IPMI v[\d.]+ / RMCP\+? |LAN )?session|Get Device ID command "
                              r"failed|Could not open device at /dev/ipmi|Error: Unable to establish")
 
@@ -117,6 +122,13 @@ def ecc_limit(texts: list[str]) -> str | None:
 
 def uncorrectable(texts: list[str]) -> str | None:
     return next((t for t in texts if _UNCORRECTABLE.search(t)), None)
+
+
+def machine_check(texts: list[str]) -> tuple[str, bool] | None:
+    """The processor machine-check text asserted, and whether it is uncorrected (the worst one)."""
+    if (t := next((t for t in texts if _MCE_UNCORRECTED.search(t)), None)) is not None:
+        return t, True
+    return next(((t, False) for t in texts if _MCE_CORRECTED.search(t)), None)
 
 
 # ---------------------------------------------------------------- judging the event log

@@ -1,7 +1,7 @@
 """bmc.health: what the BMC says about the node besides its PSUs (those are power.psu's).
 
 Sensors at a critical or non-critical level (fans, temperatures, voltages), memory the
-BMC reports as uncorrectable or at its correctable-ECC logging limit, critical SEL
+BMC reports as uncorrectable or at its correctable-ECC logging limit, processor machine checks, critical SEL
 records (chassis health, intrusion, OS critical stop), and a BMC that did not answer.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clusterkit.checks._bmc_source import (BMC_SOURCES, ecc_limit, is_psu, is_redundancy, read_bmc, row, sel_critical,
-                                           sensor_level, uncorrectable, when)
+from clusterkit.checks._bmc_source import (BMC_SOURCES, ecc_limit, is_psu, is_redundancy, machine_check, read_bmc, row,
+                                           sel_critical, sensor_level, uncorrectable, when)
 from clusterkit.checks.registry import check
 from clusterkit.parsers.ipmi import IPMI_SEL_INFO, SelEvent
 from clusterkit.results import CheckResult, Finding
@@ -23,9 +23,21 @@ ECC_ACTION = ("the BMC stopped logging corrected errors of this memory: find the
 UE_ACTION = "an uncorrectable memory error: drain the node and replace the DIMM the BMC/EDAC names"
 
 
-def _memory_findings(name: str, texts: list[str], where: str, evidence: str) -> list[Finding]:
+MCE_ACTION = ("a machine check on the CPU: drain the node; read its bank and socket (mcelog, `ras-mc-ctl --errors`, the "
+              "vendor's event log) and service the CPU or board it names")
+MCE_CORRECTED_ACTION = ("corrected by the CPU: watch the count (`ras-mc-ctl --errors`); service the CPU or board if it keeps "
+                        "rising or an uncorrected one follows")
+
+
+def _hardware_error_findings(name: str, texts: list[str], where: str, evidence: str) -> list[Finding]:
+    """A processor machine check (uncorrected or corrected), or a memory error, the BMC reports."""
     out = []
-    if (ue := uncorrectable(texts)) is not None:
+    if (mce := machine_check(texts)) is not None:
+        text, uncorrected = mce
+        out.append(Finding("HOST_MCE_HARDWARE_ERROR" if uncorrected else "HOST_MCE_CORRECTED",
+                           "fail" if uncorrected else "warn", name, f"{where}: {name}: {text}", observed=text,
+                           action=MCE_ACTION if uncorrected else MCE_CORRECTED_ACTION, evidence=evidence))
+    elif (ue := uncorrectable(texts)) is not None:
         out.append(Finding("HOST_EDAC_UNCORRECTED", "fail", name, f"{where}: {name}: {ue}", observed=ue,
                            action=UE_ACTION, evidence=evidence))
     elif (lim := ecc_limit(texts)) is not None:
@@ -36,7 +48,7 @@ def _memory_findings(name: str, texts: list[str], where: str, evidence: str) -> 
 
 @check("bmc.health", needs=BMC_SOURCES + (IPMI_SEL_INFO,), needs_any=True)
 def bmc_health(ctx: NodeContext) -> CheckResult:
-    """BMC sensors and event log: critical sensors, memory errors, critical events, an unreachable BMC."""
+    """BMC sensors and event log: critical sensors, memory and CPU errors, critical events, an unreachable BMC."""
     cid = "bmc.health"
     bmc = read_bmc(ctx)
     findings: list[Finding] = []
@@ -51,7 +63,7 @@ def bmc_health(ctx: NodeContext) -> CheckResult:
     for s in bmc.sensors:
         if is_psu(s) or is_redundancy(s):
             continue                                   # power.psu judges them
-        add(_memory_findings(s.name, s.states + [s.reading], "BMC sensor", f"{s.name} | {s.status} | {s.reading}"))
+        add(_hardware_error_findings(s.name, s.states + [s.reading], "BMC sensor", f"{s.name} | {s.status} | {s.reading}"))
         level = sensor_level(s)
         if level is not None:
             code = "IPMI_SENSOR_CRITICAL" if level == "fail" else "IPMI_SENSOR_WARNING"
@@ -66,8 +78,8 @@ def bmc_health(ctx: NodeContext) -> CheckResult:
     for es in groups.values():
         e, n = es[-1], len(es)
         times = f", {n} times since {when(es[0])}" if n > 1 else ""
-        add(_memory_findings(e.sensor, [e.event], f"BMC event log ({when(e)}{times})", row(e)))
-        if sel_critical(e) and not uncorrectable([e.event]):
+        add(_hardware_error_findings(e.sensor, [e.event], f"BMC event log ({when(e)}{times})", row(e)))
+        if sel_critical(e) and not uncorrectable([e.event]) and not machine_check([e.event]):
             add([Finding("IPMI_SEL_CRITICAL_EVENT", "warn", e.sensor,
                          f"BMC event log: {e.sensor}: {e.event} ({when(e)}{times})",
                          observed=n, unit="events", evidence=row(e),

@@ -15,7 +15,7 @@ from clusterkit.checks._gpu_source import gpu_profile, parsed_or_result, read_in
 from clusterkit.checks.kernel_log_rules import RuleHit, hit_findings, kernel_log_rule, scan
 from clusterkit.checks.registry import check
 from clusterkit.parsers.gpu_records import norm_bus_id
-from clusterkit.parsers.kernel_log import KERNEL_LOG
+from clusterkit.parsers.kernel_log import KERNEL_LOG, HungTask, hung_tasks
 from clusterkit.parsers.nvml_json import NVML
 from clusterkit.parsers.xid import SxidGroup, XidEvent, XidGroup, group_xids, sxid_groups, xid_events
 from clusterkit.results import CheckResult, Finding
@@ -45,6 +45,18 @@ kernel_log_rule("GPU_INIT_FAILED",
                 "fail", "the GPU is not usable: reset it (or power-cycle the node); check the driver flavour (open "
                 "kernel modules need a GSP GPU) and `lspci -d 10de:`; RMA if it fails again after a cold boot",
                 "the NVIDIA driver could not initialize a GPU", gpu_named, family="gpu")
+# The driver found no GPU to bind: on a GPU node every GPU is unusable. When it says another driver
+# (nouveau, rivafb, nvidiafb) owns them, the fix is to blacklist that driver.
+kernel_log_rule("GPU_NOT_FOUND", r"NVRM: No NVIDIA (?:graphics adapter|GPU)s? (?:probed|found)", "fail",
+                "the NVIDIA driver loaded but bound no GPU: `lspci -k -d 10de:` shows which driver holds them (blacklist "
+                "nouveau if it does) or that none is on the bus (reseat/RMA); then reload the driver or reboot",
+                "the NVIDIA driver found no GPU", "NVIDIA driver (no GPU probed)", family="gpu")
+kernel_log_rule("GPU_INIT_FAILED", r"NVIDIA probe routine was not called for (?P<n>\d+) device", "fail",
+                "another driver (nouveau, rivafb, nvidiafb, rivatv) owns the GPUs: blacklist nouveau (`blacklist nouveau` "
+                "and `options nouveau modeset=0` in /etc/modprobe.d/blacklist-nouveau.conf), rebuild the initramfs "
+                "(`update-initramfs -u` / `dracut -f`) and reboot; `lspci -k -d 10de:` must then show nvidia in use",
+                "the NVIDIA driver did not get the GPUs (another driver owns them)",
+                lambda m: f"{m.group('n')} NVIDIA device(s)", family="gpu")
 kernel_log_rule("GPU_GSP_TIMEOUT",
                 r"Heartbeat timed out|_kgspLogRpcTimeout|waiting for RPC (?:response )?from (?:GPU\d+ )?GSP",
                 "fail", "the GPU's GSP firmware stopped answering: drain, reset the GPU (or reboot); update the driver "
@@ -77,6 +89,36 @@ def _gsp_already_an_xid(hit: RuleHit, xids: list[XidGroup], events: list[XidEven
     named = {m.group(1) for e in events if e.xid in (119, 120) for m in [_GSP_INDEX.search(e.detail)] if m}
     comp = hit.component
     return comp.startswith("GPU at PCI ") and comp[len("GPU at PCI "):] in buses or comp.split(" ")[0] in named
+
+
+# ---------------------------------------------------------------- tasks hung inside the driver
+
+SHOW_TASKS = 3
+
+
+def _driver_frame(t: HungTask) -> str | None:
+    """The innermost NVIDIA-module frame of a hung task's stack ('uvm_ioctl [nvidia_uvm]'); a guessed
+    ('? ') frame alone does not put the task in the driver."""
+    frames = [f for f in t.frames if f.module.startswith("nvidia")]
+    return next((f"{f.function} [{f.module}]" for f in frames if f.reliable), None)
+
+
+def driver_hung_finding(tasks: list[HungTask]) -> Finding | None:
+    """A task in D state whose stack runs through nvidia*.ko: it cannot be killed, and the GPU or driver
+    it waits on is wedged (a hung task anywhere else is host.kernel_log's HOST_HUNG_TASK)."""
+    stuck = [(t, f) for t in tasks if (f := _driver_frame(t))]
+    if not stuck:
+        return None
+    named = "; ".join(f"{t.task}" + (f" (pid {t.pid})" if t.pid else "") + f" in {f}" for t, f in stuck[:SHOW_TASKS])
+    more = f" and {len(stuck) - SHOW_TASKS} more" if len(stuck) > SHOW_TASKS else ""
+    first = stuck[0][0].line
+    return Finding("GPU_DRIVER_HUNG", "fail", "NVIDIA driver",
+                   f"{len(stuck)} task(s) blocked in D state inside the NVIDIA driver: {named}{more}",
+                   observed=len(stuck), unit="tasks",
+                   action="drain the node: the task cannot be killed and the GPU or driver it waits on is wedged; collect "
+                          "`nvidia-bug-report.sh`, then reboot (a GPU reset rarely frees it); look for the Xid before it; "
+                          "update the driver if it recurs",
+                   evidence=f"{KERNEL_LOG.path}:{first.lineno}: {first.message[:160]}")
 
 
 # ---------------------------------------------------------------- the check
@@ -143,6 +185,8 @@ def gpu_xid(ctx: NodeContext) -> CheckResult:
     findings += [_sxid_finding(g) for g in sxid_groups(lines)]
     hits = [h for h in scan(lines, family="gpu")
             if not (h.rule.code == "GPU_GSP_TIMEOUT" and _gsp_already_an_xid(h, groups, events))]
+    if (hung := driver_hung_finding(hung_tasks(lines))) is not None:
+        findings.append(hung)
     for f in hit_findings(hits, KERNEL_LOG.path):
         if f.component.startswith("GPU at PCI "):
             f.component = label(f.component[len("GPU at PCI "):])

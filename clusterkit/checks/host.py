@@ -8,11 +8,12 @@ import statistics
 from collections import Counter
 
 from clusterkit.analysis import ClusterContext, NodeContext
-from clusterkit.checks.kernel_log_rules import hit_findings, scan
+from clusterkit.checks.kernel_log_rules import MCE_ACTION, RuleHit, hit_findings, scan
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.host_facts import CLOCK, DF, MEMINFO, OS_RELEASE, UNAME
 from clusterkit.parsers.kernel_log import KERNEL_LOG
+from clusterkit.parsers.mcelog import MCELOG, MceRecord
 from clusterkit.results import CheckResult, Finding
 
 GIB_KIB = 1024 * 1024
@@ -190,7 +191,24 @@ def memory(ctx: NodeContext) -> CheckResult:
                                      {"memory_total_gib": round(total, 2), "memory_available_gib": round(avail, 2)})
 
 
-@check("host.kernel_log", needs=(KERNEL_LOG,), params={"host.kernel_log_ignore": list})
+DIMM_REPLACE_ACTION = ("replace this DIMM at the next window (drain first): this many corrected errors mean failing "
+                       "cells or a failing contact, and an uncorrected error is likely to follow; check `ras-mc-ctl "
+                       "--error-count` and the BMC SEL for the same DIMM")
+
+
+def _judge_corrected_memory(hits: list[RuleHit], fs: list[Finding], limit: float | None) -> None:
+    """A DIMM whose EDAC lines report at least `limit` corrected errors in all fails; below it stays a warning."""
+    for h, f in zip(hits, fs):
+        if h.rule.code != "HOST_EDAC_CORRECTED" or not h.amount:
+            continue
+        f.observed, f.unit = h.amount, "corrected errors"
+        f.message = f"{h.amount} corrected memory errors on {h.component}" + f.message[len(h.rule.description):]
+        if limit is not None and h.amount >= limit:
+            f.severity, f.limit, f.action = "fail", limit, DIMM_REPLACE_ACTION
+
+
+@check("host.kernel_log", needs=(KERNEL_LOG,),
+       params={"host.kernel_log_ignore": list, "host.max_corrected_memory_errors_per_dimm": int})
 def kernel_log(ctx: NodeContext) -> CheckResult:
     """Hardware and kernel errors in the kernel log (host rules; GPU and fabric add their own checks)."""
     cmd = ctx.bundle.command(KERNEL_LOG.path)
@@ -198,6 +216,39 @@ def kernel_log(ctx: NodeContext) -> CheckResult:
     if cmd and cmd.get("exit_code") not in (0, None) and not lines:
         return CheckResult.skip("host.kernel_log", f"kernel log not readable on the node (`{cmd.get('command')}` exit "
                                 f"{cmd.get('exit_code')}); give clusterkit become/sudo for it")
-    fs = hit_findings(scan(lines, ctx.profile.get("host.kernel_log_ignore", []), family="host"), KERNEL_LOG.path)
+    hits = scan(lines, ctx.profile.get("host.kernel_log_ignore", []), family="host")
+    fs = hit_findings(hits, KERNEL_LOG.path)
+    _judge_corrected_memory(hits, fs, ctx.profile.get("host.max_corrected_memory_errors_per_dimm"))
     return CheckResult.from_findings("host.kernel_log", fs, f"{len(lines)} kernel log lines, no host errors",
                                      {"kernel_log_lines": len(lines)})
+
+
+MCE_CORRECTED_ACTION = ("corrected by the hardware: watch the count (`ras-mc-ctl --errors`, /var/log/mcelog); replace the "
+                        "DIMM or CPU the records name if it keeps rising or an uncorrected one follows")
+
+
+def _mce_finding(rs: list[MceRecord], uncorrected: bool) -> Finding:
+    r = rs[0]
+    n = f" ({len(rs)} records)" if len(rs) > 1 else ""
+    pcc = ", processor context corrupt" if any(x.context_corrupt for x in rs) else ""
+    status = f", STATUS {r.status:x}" if r.status is not None else ""
+    what = f": {r.what}" if r.what else ""
+    return Finding("HOST_MCE_HARDWARE_ERROR" if uncorrected else "HOST_MCE_CORRECTED", "fail" if uncorrected else "warn",
+                   r.where, f"{'uncorrected' if uncorrected else 'corrected'} machine check on {r.where}{n}{pcc}{what}"
+                   f"{status}", observed=len(rs), unit="records", action=MCE_ACTION if uncorrected else MCE_CORRECTED_ACTION,
+                   evidence=f"{MCELOG.path}: MCE {r.number if r.number is not None else '?'}{status}")
+
+
+@check("host.mcelog", needs=(MCELOG,))
+def mcelog(ctx: NodeContext) -> CheckResult:
+    """Machine checks mcelog decoded: uncorrected ones fail the node, corrected ones are watched (per CPU and bank)."""
+    records: list[MceRecord] = ctx.parsed(MCELOG)
+    groups: dict[tuple[bool, str], list[MceRecord]] = {}
+    for r in records:
+        if r.uncorrected is not None:
+            groups.setdefault((r.uncorrected, r.where), []).append(r)
+    fs = [_mce_finding(rs, unc) for (unc, _), rs in sorted(groups.items(), key=lambda kv: not kv[0][0])]
+    unjudged = sum(r.uncorrected is None for r in records)
+    return CheckResult.from_findings("host.mcelog", fs, f"{len(records)} mcelog records, none an error"
+                                     + (f" ({unjudged} cut before their status)" if unjudged else ""),
+                                     {"mce_records": len(records)})

@@ -54,6 +54,7 @@ class RuleHit:
     count: int
     first: LogLine
     last: LogLine
+    amount: int = 0                     # sum of the numbers the lines report (a pattern's `amount` group)
 
     @property
     def severity(self) -> str:
@@ -74,11 +75,13 @@ def scan(lines: list[LogLine], ignore: list[str] | None = None, family: str | No
             if m and not (rule.unless is not None and rule.unless.search(msg)):
                 comp = rule.component(m)
                 key = (rule.code, comp)
+                amount = int(m.group("amount")) if "amount" in rule.pattern.groupindex and m.group("amount") else 0
                 if key in hits:
                     hits[key].count += 1
                     hits[key].last = line
+                    hits[key].amount += amount
                 else:
-                    hits[key] = RuleHit(rule, comp, 1, line, line)
+                    hits[key] = RuleHit(rule, comp, 1, line, line, amount)
     codes = {k[0] for k in hits}
     return [h for h in hits.values() if not any(c in codes for c in h.rule.superseded_by)]
 
@@ -140,7 +143,8 @@ def _edac_dimm(m: re.Match[str]) -> str:
     return f"DIMM {d.group(1)}" if d else "memory (EDAC)"
 
 
-kernel_log_rule("HOST_EDAC_CORRECTED", r"EDAC (?:\S+ )?MC\d+: \d+ CE\b", "warn",
+# (the count each line reports is summed per DIMM: host.kernel_log fails a DIMM past the profile's limit)
+kernel_log_rule("HOST_EDAC_CORRECTED", r"EDAC (?:\S+ )?MC\d+: (?P<amount>\d{1,12}) CE\b", "warn",
                 "corrected memory errors: watch this DIMM (`ras-mc-ctl --error-count`); replace it if the count keeps "
                 "rising or an uncorrected error follows", "corrected memory error", _edac_dimm)
 def _aer_device(m: re.Match[str]) -> str:

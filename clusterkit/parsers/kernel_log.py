@@ -9,7 +9,7 @@ clusterkit.evidence.normalize, which keeps what they said on each line.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clusterkit.evidence.kinds import declare
 from clusterkit.evidence.normalize import MAX_LINE_CHARS, normalize_lines
@@ -85,3 +85,73 @@ def is_kernel_log(text: str) -> bool:
         return False
     hits = sum(1 for l in lines if _KERNEL_MSG.match(l))
     return hits >= max(1, len(lines) * 0.3) or any(_STRONG.search(l) for l in lines)
+
+
+# ---- hung-task reports: which driver a task blocked in D state sits in ---------------------------
+# The classic header, and the bare task line newer kernels print under it (pastes often start there;
+# sysrq-w prints the same line for each blocked task). The comm is at most 15 characters ('%-15.15s').
+_HUNG_HEAD = re.compile(r"\btask (?P<task>\S+):(?P<pid>\d+) blocked for more than \d+ seconds")
+_TASK_LINE = re.compile(r"^task:(?P<task>\S.{0,14}?) +state:(?P<state>[A-Za-z])\b(?:.{0,40}? pid: ?(?P<pid>\d+))?")
+# What else a hung-task report prints before the next message: the taint and hint lines, the old
+# 'comm D <hex>' line and raw stack words, the trace and its markers, frames, registers.
+_REPORT_LINE = re.compile(
+    r'^(?:Tainted:|Not tainted|"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|Call Trace:|</?(?:TASK|IRQ|NMI|EOI)>'
+    r"|(?:\[<[0-9a-fA-F]+>\] )?(?:\? )?[\w.$]{1,200}\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+"
+    r"|R[A-Z0-9]{1,3}: |Code: |CPU: \d+ PID: |Hardware name: |[0-9a-fA-F]{16}(?: [0-9a-fA-F]{16})*$"
+    r"|\S.{0,15}? +D +[0-9a-fA-F]{16} )")
+# A frame in a module: 'uvm_ioctl+0x13e0/0x16f0 [nvidia_uvm]' (anchored at '+0x', the name read backwards)
+_MODULE_FRAME = re.compile(r"\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+ \[(?P<mod>\w+)\]")
+_FUNC_BEFORE = re.compile(r"(\? )?([\w.$]{1,128})$")
+
+
+@dataclass(frozen=True)
+class StackFrame:
+    function: str
+    module: str
+    reliable: bool          # False for a '? name' frame: a stale address the unwinder only guessed
+
+
+@dataclass
+class HungTask:
+    """A task the kernel reports blocked in D state, with the module frames its stack shows."""
+
+    task: str
+    pid: int | None
+    line: LogLine                        # the report's first line
+    frames: list[StackFrame] = field(default_factory=list)
+    bare: bool = False                   # began with 'task:X state:D' (no 'blocked for more than' header)
+
+
+def _module_frames(msg: str) -> list[StackFrame]:
+    out = []
+    for m in _MODULE_FRAME.finditer(msg):
+        f = _FUNC_BEFORE.search(msg, max(0, m.start() - 130), m.start())
+        if f:
+            out.append(StackFrame(f.group(2), m.group("mod"), f.group(1) is None))
+    return out
+
+
+def _under_header(m: re.Match[str], cur: HungTask | None) -> bool:
+    """The bare task line a kernel prints under its own 'blocked for more than' header."""
+    return m.re is _TASK_LINE and cur is not None and not cur.bare and m.group("task").strip() == cur.task[:15].strip()
+
+
+def hung_tasks(lines: list[LogLine]) -> list[HungTask]:
+    """Every hung-task report (`INFO: task X:PID blocked for more than N seconds`, or a bare
+    `task:X state:D` line) with the module frames of the stack printed under it."""
+    out: list[HungTask] = []
+    cur: HungTask | None = None
+    for line in lines:
+        msg = line.message[:MAX_LINE_CHARS]
+        head = _HUNG_HEAD.search(msg) or _TASK_LINE.match(msg)
+        if head is not None and not _under_header(head, cur):
+            cur = None   # a task in another state (a sysrq dump's sleepers) ends the report before it
+            if head.re is _HUNG_HEAD or head.group("state") == "D":
+                pid = head.group("pid")
+                cur = HungTask(head.group("task").strip(), int(pid) if pid else None, line, bare=head.re is _TASK_LINE)
+                out.append(cur)
+        elif head is None and (cur is None or not _REPORT_LINE.match(msg)):
+            cur = None
+        if cur is not None:
+            cur.frames += _module_frames(msg)
+    return out

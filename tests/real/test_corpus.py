@@ -22,20 +22,10 @@ KNOWN_MISREAD: dict[str, str] = {
         "not read: `perfquery -E` (PortRcvErrorDetails)",
     "holdout3/gpu/nvidia_smi_q_x_tesla_t4_515_ecc_on_zero_errors_persistence_off.txt":
         "judgement differs: persistence off and a x8 link on an x16 T4 are warnings here; the reviewer (who missed the width) passes it",
-    "holdout3/logs/dmesg_H_relative_python_state_D_stuck_in_nvidia_uvm_mutex_trace_cut.txt":
-        "not read: a hung-task stack (`task:X state:D`) inside nvidia_uvm without the `blocked for more than` header",
-    "holdout3/logs/dmesg_T_edac_sbridge_mc1_262_ce_overflow_one_dimm.txt":
-        "judgement differs: corrected EDAC errors warn whatever their count; the reviewer fails 262 in one report",
-    "holdout3/logs/dmesg_nvrm_probe_routine_not_called_3_devices_nouveau_nvlink_core.txt":
-        "not read: `NVRM: No NVIDIA graphics adapter probed!` / `probe routine was not called for 3 device(s)`",
     "holdout3/logs/ipmi_sel_info_freeipmi_909_entries_free_space_0_bytes.txt":
         "not read: FreeIPMI `ipmi-sel -i` (SEL info)",
     "holdout3/logs/ipmitool_sel_elist_quanta_one_correctable_ecc_cpu0_g1_cet.txt":
         "not read: a one-record `ipmitool sel elist` with a time zone",
-    "holdout3/logs/ipmitool_sel_list_head_tail_uncorrectable_mce_processor_overtemp_root_prompt.txt":
-        "code differs: a processor's uncorrectable machine check in the SEL is reported as a memory error (HOST_EDAC_UNCORRECTED)",
-    "holdout3/logs/mcelog_uncorrected_pcc_internal_unclassified_error_cpu9_bank5.txt":
-        "not read: mcelog's decoded record (`Uncorrected error`, `Processor context corrupt`)",
     "holdout3/nccl-dcgm/dcgmi_diag_r4_1gpu_persistence_mode_fail_hw_tests_skipped_memtest_pass.txt":
         "code differs: a failed `Persistence Mode` deployment test is GPU_DCGM_DIAG_FAIL only, not also GPU_PERSISTENCE_OFF",
     "holdout/fabric/ethtool_S_grep_lsc_int_four_ixgbe_ports_eth11_115_link_changes.txt":

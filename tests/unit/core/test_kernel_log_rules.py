@@ -37,7 +37,7 @@ def test_uncorrected_machine_check_fails_thermal_and_corrected_ones_warn():
     res = _run(EDAC_CE)
     assert _codes(res) == {("HOST_EDAC_CORRECTED", "warn")}
     f = res["host.kernel_log"].findings[0]
-    assert f.component == "DIMM CPU_SrcID#0_MC#0_Chan#1_DIMM#0" and f.observed == 2
+    assert f.component == "DIMM CPU_SrcID#0_MC#0_Chan#1_DIMM#0" and f.observed == 4   # 1 + 3 errors, 2 lines
     ue = "[200.0] EDAC MC1: 1 UE memory read error on CPU_SrcID#1_MC#0_Chan#0_DIMM#0 (channel:0 slot:0)\n"
     assert _codes(_run(EDAC_CE + ue)) == {("HOST_EDAC_CORRECTED", "warn"), ("HOST_EDAC_UNCORRECTED", "fail")}
     assert _codes(_run("[1.0] EDAC skx: Uncorrected error on memory controller 0\n")) == {("HOST_EDAC_UNCORRECTED", "fail")}
@@ -123,3 +123,29 @@ def test_link_bring_up_while_booting_is_not_a_flap():
              "Mar 27 15:30:40 cc1 kernel: mlx5_core 0000:01:00.1 eth1: Link down\n"
              "Mar 27 15:30:44 cc1 kernel: mlx5_core 0000:01:00.1 eth1: Link up\n")
     assert _run(walls, checks=("fabric.flaps",))["fabric.flaps"].status == "pass"
+
+
+def _ce(n: int, dimm: str, t: float) -> str:
+    return f"[{t}] EDAC MC1: {n} CE memory read error on {dimm} (channel:1 slot:0 page:0x2031c14 offset:0x940)\n"
+
+
+def test_a_dimm_with_many_corrected_errors_fails_and_names_the_replacement():
+    """The counts EDAC reports are summed per DIMM; at host.max_corrected_memory_errors_per_dimm (100) it fails."""
+    a, b = "CPU_SrcID#0_Ha#0_Chan#1_DIMM#0", "CPU_SrcID#1_Ha#0_Chan#0_DIMM#1"
+    storm = _ce(262, a, 1.0) + "".join(_ce(1, b, 2.0 + i) for i in range(99))
+    by = {f.component: f for f in _run(storm)["host.kernel_log"].findings}
+    fa, fb = by[f"DIMM {a}"], by[f"DIMM {b}"]
+    assert (fa.severity, fa.observed, fa.limit) == ("fail", 262, 100) and "replace this DIMM" in fa.action
+    assert fa.message.startswith("262 corrected memory errors on DIMM")
+    assert (fb.severity, fb.observed) == ("warn", 99)                 # 99 lines of one error: below the limit
+    # reaching the limit from many reports fails too
+    assert _codes(_run("".join(_ce(10, b, float(i)) for i in range(10)))) == {("HOST_EDAC_CORRECTED", "fail")}
+
+
+def test_the_corrected_memory_limit_is_profile_data():
+    profiles = ProfileResolver()
+    assert profiles.get("base").get("host.max_corrected_memory_errors_per_dimm") == 100
+    profiles.get("base").values["host.max_corrected_memory_errors_per_dimm"] = 1000   # a site's own limit
+    b = Bundle.virtual("n1", {"host/dmesg.txt": _ce(262, "DIMM_A1", 1.0)}, {"host": "n1", "declared": {}})
+    run = analyze_bundles([b], Suite("t", ["host.kernel_log"]), profiles=profiles)
+    assert [(f.code, f.severity) for f in run.nodes[0].checks[0].findings] == [("HOST_EDAC_CORRECTED", "warn")]

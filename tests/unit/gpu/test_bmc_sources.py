@@ -150,3 +150,29 @@ def test_simulated_sdr_v_reads_back(faults):
         assert {c for c, _, _ in _codes(res)} == {"POWER_PSU_FAILED", "POWER_PSU_REDUNDANCY_LOST"}
     else:
         assert _codes(res) == set() and res["power.psu"].summary == "4 PSUs present, none failed"
+
+
+def test_processor_machine_checks_in_the_sel_are_cpu_errors_not_memory():
+    """Processor sensor offsets (IPMI sensor type 07h) in ipmitool's and FreeIPMI's wordings: an IERR or an
+    uncorrectable machine check is HOST_MCE_HARDWARE_ERROR, a correctable one HOST_MCE_CORRECTED; memory's
+    Uncorrectable ECC stays HOST_EDAC_UNCORRECTED."""
+    sel = ("   1 | 05/14/2026 | 20:40:26 | Processor #0x40 | Uncorrectable machine check exception | Asserted\n"
+           "   2 | 05/14/2026 | 20:42:44 | Processor #0x40 | Uncorrectable machine check exception | Asserted\n"
+           "   3 | 05/15/2026 | 01:00:00 | CPU1 Status | IERR | Asserted\n"
+           "   4 | 05/16/2026 | 02:00:00 | CPU2 Status | Correctable machine check error | Asserted\n"
+           "   5 | 05/16/2026 | 03:00:00 | Memory #0x08 | Uncorrectable ECC | Asserted\n")
+    res = _run({"host/ipmitool-sel.txt": sel})
+    assert _codes(res) == {("HOST_MCE_HARDWARE_ERROR", "fail", "Processor #0x40"),
+                           ("HOST_MCE_HARDWARE_ERROR", "fail", "CPU1 Status"),
+                           ("HOST_MCE_CORRECTED", "warn", "CPU2 Status"),
+                           ("HOST_EDAC_UNCORRECTED", "fail", "Memory #0x08")}
+    mce = next(f for f in res["bmc.health"].findings if f.component == "Processor #0x40")
+    assert "2 times" in mce.message and "CPU" in mce.action and "DIMM" not in mce.action
+    freeipmi = ("ID  | Date        | Time     | Name          | Type      | State    | Event Direction | Event\n"
+                "7   | Nov-20-2026 | 08:14:02 | CPU0 Status   | Processor | Critical | Assertion Event | "
+                "Machine Check Exception (Uncorrectable)\n"
+                "8   | Nov-20-2026 | 08:15:02 | CPU1 Status   | Processor | Critical | Assertion Event | "
+                "Processor Internal Error (IERR)\n")
+    # a critical record that is a machine check is said once, by its own code
+    assert _codes(_run({"host/ipmi-sel.txt": freeipmi})) == {("HOST_MCE_HARDWARE_ERROR", "fail", "CPU0 Status"),
+                                                            ("HOST_MCE_HARDWARE_ERROR", "fail", "CPU1 Status")}
