@@ -35,6 +35,8 @@ _SEL_CRITICAL = ("transition to critical", "transition to non-recoverable", "non
                  "critical going", "run-time critical stop", "critical interrupt", "bus fatal error")
 # ipmitool and FreeIPMI wordings of memory sensor offset 05h
 _ECC_LIMIT = re.compile(r"correctable (?:ecc|memory error) logging limit reached", re.I)
+# memory sensor offset 00h (and vendors' "Correctable memory error"); "Uncorrectable" has no word boundary there
+_CORRECTABLE = re.compile(r"\bCorrectable (?:ECC|memory error)\b(?! logging limit)", re.I)
 _UNCORRECTABLE = re.compile(r"\bUncorrectable ECC\b|\bUncorrectable machine check\b", re.I)
 BMC_UNREACHABLE = re.compile(r"Unable to establish (?:IPMI v[\d.]+ / RMCP\+? |LAN )?session|Get Device ID command "
                              r"failed|Could not open device at /dev/ipmi|Error: Unable to establish")
@@ -113,6 +115,10 @@ def sensor_level(s: Sensor) -> str | None:
 
 def ecc_limit(texts: list[str]) -> str | None:
     return next((t for t in texts if _ECC_LIMIT.search(t)), None)
+
+
+def correctable(texts: list[str]) -> str | None:
+    return next((t for t in texts if _CORRECTABLE.search(t)), None)
 
 
 def uncorrectable(texts: list[str]) -> str | None:

@@ -28,10 +28,6 @@ KNOWN_MISREAD: dict[str, str] = {
         "judgement differs: corrected EDAC errors warn whatever their count; the reviewer fails 262 in one report",
     "holdout3/logs/dmesg_nvrm_probe_routine_not_called_3_devices_nouveau_nvlink_core.txt":
         "not read: `NVRM: No NVIDIA graphics adapter probed!` / `probe routine was not called for 3 device(s)`",
-    "holdout3/logs/ipmi_sel_info_freeipmi_909_entries_free_space_0_bytes.txt":
-        "not read: FreeIPMI `ipmi-sel -i` (SEL info)",
-    "holdout3/logs/ipmitool_sel_elist_quanta_one_correctable_ecc_cpu0_g1_cet.txt":
-        "not read: a one-record `ipmitool sel elist` with a time zone",
     "holdout3/logs/ipmitool_sel_list_head_tail_uncorrectable_mce_processor_overtemp_root_prompt.txt":
         "code differs: a processor's uncorrectable machine check in the SEL is reported as a memory error (HOST_EDAC_UNCORRECTED)",
     "holdout3/logs/mcelog_uncorrected_pcc_internal_unclassified_error_cpu9_bank5.txt":
