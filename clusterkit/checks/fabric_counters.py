@@ -6,8 +6,8 @@ from collections import defaultdict
 
 from clusterkit.checks._fabric_common import (AFTER, DMESG, DUMP, ETHTOOL_S, ETHTOOL_S_BEFORE, IBQUERYERRORS,
                                               MLXLINK, PERFQUERY, Delta, NodeFabric, component, counter_delta,
-                                              describe, kernel_lines, NO_FABRIC, no_fabric, node_fabric,
-                                              parse_errors_finding)
+                                              describe, kernel_lines, mlxlink_reports, NO_FABRIC, no_fabric,
+                                              node_fabric, parse_errors_finding)
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.ethtool import EthtoolStats, parse_ethtool_stats
@@ -254,13 +254,8 @@ def flap_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]], d
         elif d.lifetime and d.value:
             out.append((f"{dev}/1", Finding("FABRIC_COUNTER_LIFETIME", "info", component(fabric, ifname),
                                             f"{ifname} link_down_events_phy {describe(d, None)}", observed=d.value)))
-    for path in ctx.glob(MLXLINK):
-        try:
-            rep = ctx.parsed(path)
-        except ParseError:
-            continue
+    for dev, rep in mlxlink_reports(ctx, None):
         if rep.link_down_counter:
-            dev = MLXLINK.field_of(path) or path
             out.append((f"{dev}/1", Finding("FABRIC_COUNTER_LIFETIME", "info", dev,
                                             f"mlxlink: {rep.link_down_counter} link down(s) since counters were cleared"
                                             + (f" {rep.minutes_since_clear:g} min ago" if rep.minutes_since_clear else ""),

@@ -16,8 +16,6 @@ FILES = corpus_files()
 KNOWN_MISREAD: dict[str, str] = {
     "holdout3/fabric/ethtool_S_grep_err_cx6dx_100g_lr4_crc_symbol_errors_13m_all_lanes_indented.txt":
         "judgement differs: 13M CRC/symbol errors in one snapshot of lifetime counters are read as `watch` (no delta); the reviewer fails the link",
-    "holdout3/fabric/mlxlink_show_counters_grep_loop_8xcx6_hdr_raw_ber_1e7_effective_zero_prompt.txt":
-        "not read: `mlxlink --show_counters | grep` in a loop, blocks headed by `===== mlx5_N FEC Counters =====` banners",
     "holdout3/gpu/nvidia_smi_q_x_tesla_t4_515_ecc_on_zero_errors_persistence_off.txt":
         "judgement differs: persistence off and a x8 link on an x16 T4 are warnings here; the reviewer (who missed the width) passes it",
     "holdout3/logs/dmesg_H_relative_python_state_D_stuck_in_nvidia_uvm_mutex_trace_cut.txt":
