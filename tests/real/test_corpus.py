@@ -28,8 +28,6 @@ KNOWN_MISREAD: dict[str, str] = {
         "code differs: a processor's uncorrectable machine check in the SEL is reported as a memory error (HOST_EDAC_UNCORRECTED)",
     "holdout3/logs/mcelog_uncorrected_pcc_internal_unclassified_error_cpu9_bank5.txt":
         "not read: mcelog's decoded record (`Uncorrected error`, `Processor context corrupt`)",
-    "holdout3/nccl-dcgm/dcgmi_diag_r4_1gpu_persistence_mode_fail_hw_tests_skipped_memtest_pass.txt":
-        "code differs: a failed `Persistence Mode` deployment test is GPU_DCGM_DIAG_FAIL only, not also GPU_PERSISTENCE_OFF",
     "holdout/fabric/ethtool_S_grep_lsc_int_four_ixgbe_ports_eth11_115_link_changes.txt":
         "four `ethtool -S ethN | grep lsc_int` runs pasted one after another: clusterkit reads one interface per "
         "ethtool -S paste, so the per-interface link-change counts (eth11: 115) are not attributed",
