@@ -35,6 +35,8 @@ _SEL_CRITICAL = ("transition to critical", "transition to non-recoverable", "non
                  "critical going", "run-time critical stop", "critical interrupt", "bus fatal error")
 # ipmitool and FreeIPMI wordings of memory sensor offset 05h
 _ECC_LIMIT = re.compile(r"correctable (?:ecc|memory error) logging limit reached", re.I)
+# memory sensor offset 00h (and vendors' "Correctable memory error"); "Uncorrectable" has no word boundary there
+_CORRECTABLE = re.compile(r"\bCorrectable (?:ECC|memory error)\b(?! logging limit)", re.I)
 _UNCORRECTABLE = re.compile(r"\bUncorrectable ECC\b", re.I)
 # ipmitool and FreeIPMI wordings of processor sensor offsets 00h (IERR), 06h (uncorrectable CPU-complex
 # error), 0Bh (uncorrectable machine check) and 0Ch (correctable machine check): CPU errors, not memory
@@ -118,6 +120,10 @@ def sensor_level(s: Sensor) -> str | None:
 
 def ecc_limit(texts: list[str]) -> str | None:
     return next((t for t in texts if _ECC_LIMIT.search(t)), None)
+
+
+def correctable(texts: list[str]) -> str | None:
+    return next((t for t in texts if _CORRECTABLE.search(t)), None)
 
 
 def uncorrectable(texts: list[str]) -> str | None:

@@ -201,8 +201,16 @@ def each_parsed(ctx: "NodeContext", kind: Kind, own_name: Any, errors: list[str]
         yield name, parsed
 
 
+def _mlxlink_name(rep: MlxlinkReport) -> str:
+    return rep.device.rsplit("/", 1)[-1] if rep.device else BARE_PORT
+
+
 def mlxlink_reports(ctx: "NodeContext", errors: list[str] | None):
-    return each_parsed(ctx, MLXLINK, lambda rep: rep.device.rsplit("/", 1)[-1] if rep.device else BARE_PORT, errors)
+    """(port name, report) per device: a paste of several devices' mlxlink outputs gives each its own."""
+    for name, rep in each_parsed(ctx, MLXLINK, _mlxlink_name, errors):
+        yield name, rep
+        for other in rep.others:
+            yield _mlxlink_name(other), other
 
 
 def _port_from_mlxlink(name: str, rep: MlxlinkReport) -> IbPort:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clusterkit.checks._bmc_source import (BMC_SOURCES, ecc_limit, is_psu, is_redundancy, machine_check, read_bmc, row,
-                                           sel_critical, sensor_level, uncorrectable, when)
+from clusterkit.checks._bmc_source import (BMC_SOURCES, correctable, ecc_limit, is_psu, is_redundancy, machine_check,
+                                           read_bmc, row, sel_critical, sensor_level, uncorrectable, when)
 from clusterkit.checks.registry import check
 from clusterkit.parsers.ipmi import IPMI_SEL_INFO, SelEvent
 from clusterkit.results import CheckResult, Finding
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 ECC_ACTION = ("the BMC stopped logging corrected errors of this memory: find the DIMM (`ras-mc-ctl --error-count`, "
               "`edac-util -v`, the vendor's event log) and replace it at the next window; clear the SEL afterwards")
+CE_ACTION = ("the BMC logged a corrected memory error: note the DIMM it names and watch it (`ras-mc-ctl --error-count`, "
+             "`edac-util -v`, the SEL); replace it if corrected errors recur or an uncorrectable one follows")
 UE_ACTION = "an uncorrectable memory error: drain the node and replace the DIMM the BMC/EDAC names"
 
 
@@ -43,6 +45,9 @@ def _hardware_error_findings(name: str, texts: list[str], where: str, evidence: 
     elif (lim := ecc_limit(texts)) is not None:
         out.append(Finding("IPMI_MEMORY_CORRECTABLE_ECC_LIMIT", "warn", name, f"{where}: {name}: {lim}", observed=lim,
                            action=ECC_ACTION, evidence=evidence))
+    elif (ce := correctable(texts)) is not None:
+        out.append(Finding("HOST_EDAC_CORRECTED", "warn", name, f"{where}: {name}: {ce}", observed=ce,
+                           action=CE_ACTION, evidence=evidence))
     return out
 
 

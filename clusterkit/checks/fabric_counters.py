@@ -6,11 +6,12 @@ from collections import defaultdict
 
 from clusterkit.checks._fabric_common import (AFTER, DMESG, DUMP, ETHTOOL_S, ETHTOOL_S_BEFORE, IBQUERYERRORS,
                                               MLXLINK, PERFQUERY, Delta, NodeFabric, component, counter_delta,
-                                              describe, kernel_lines, NO_FABRIC, no_fabric, node_fabric,
-                                              parse_errors_finding)
+                                              describe, kernel_lines, mlxlink_reports, NO_FABRIC, no_fabric,
+                                              node_fabric, parse_errors_finding)
 from clusterkit.checks.registry import check
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.ethtool import EthtoolStats, parse_ethtool_stats
+from clusterkit.parsers.ibcounters import RCV_ERROR_DETAILS, XMIT_DISCARD_DETAILS
 from clusterkit.parsers.link_events import flap_count, link_event
 from clusterkit.results import CheckResult, Finding
 
@@ -26,8 +27,19 @@ ACTIONS = {
                           "switch port and the routing (ibdiagnet)",
     "rx_crc_errors_phy": RX_PATH, "rx_symbol_err_phy": RX_PATH,
 }
+# perfquery -E / -D break PortRcvErrors and PortXmitDiscards down by cause: each judged like its total
+ROUTING = ("packets this port cannot forward by the subnet manager's tables (DLID/SL-to-VL mapping, loops): check "
+           "the SM's log and routing (ibdiagnet --routing), then the switch port's configuration")
+ACTIONS |= {
+    "port_local_physical_errors": RX_PATH,
+    "port_malformed_pkt_errors": RX_PATH + "; malformed packets with clean PHY counters point at the sender's firmware",
+    "port_buffer_overrun_errors": ACTIONS["excessive_buffer_overrun_errors"],
+    "port_dlid_mapping_errors": ROUTING, "port_vl_mapping_errors": ROUTING, "port_looping_errors": ROUTING,
+    **dict.fromkeys(XMIT_DISCARD_DETAILS, ACTIONS["port_xmit_discards"]),
+}
 IB_LIMITED = ("symbol_error", "link_error_recovery", "port_rcv_errors", "port_rcv_remote_physical_errors",
-              "local_link_integrity_errors", "excessive_buffer_overrun_errors", "port_xmit_discards")
+              "local_link_integrity_errors", "excessive_buffer_overrun_errors", "port_xmit_discards",
+              *RCV_ERROR_DETAILS, *XMIT_DISCARD_DETAILS)
 ETH_LIMITED = ("rx_crc_errors_phy", "rx_symbol_err_phy")
 # RoCE transport counters (sysfs hw_counters): lost or reordered packets make the HCA retransmit.
 ROCE_LIMITED = ("local_ack_timeout_err", "out_of_sequence", "packet_seq_err")
@@ -242,13 +254,8 @@ def flap_findings(ctx, fabric: NodeFabric) -> tuple[list[tuple[str, Finding]], d
         elif d.lifetime and d.value:
             out.append((f"{dev}/1", Finding("FABRIC_COUNTER_LIFETIME", "info", component(fabric, ifname),
                                             f"{ifname} link_down_events_phy {describe(d, None)}", observed=d.value)))
-    for path in ctx.glob(MLXLINK):
-        try:
-            rep = ctx.parsed(path)
-        except ParseError:
-            continue
+    for dev, rep in mlxlink_reports(ctx, None):
         if rep.link_down_counter:
-            dev = MLXLINK.field_of(path) or path
             out.append((f"{dev}/1", Finding("FABRIC_COUNTER_LIFETIME", "info", dev,
                                             f"mlxlink: {rep.link_down_counter} link down(s) since counters were cleared"
                                             + (f" {rep.minutes_since_clear:g} min ago" if rep.minutes_since_clear else ""),

@@ -27,6 +27,8 @@ from clusterkit.results import CheckResult, Finding
 if TYPE_CHECKING:
     from clusterkit.analysis import ClusterContext, NodeContext
 
+PERSISTENCE_ACTION = "enable nvidia-persistenced (or `nvidia-smi -pm 1`)"
+
 
 def _total_power(gpus: list[GpuRecord]) -> float | None:
     vals = [g.power_draw_w for g in gpus if g.power_draw_w is not None]
@@ -123,7 +125,7 @@ def gpu_versions(ctx: NodeContext, inv: GpuInventory) -> CheckResult:
         findings.append(Finding("GPU_PERSISTENCE_OFF", "warn",
                                 ", ".join(f"GPU {g.index}" if g.index is not None else g.label() for g in off),
                                 f"persistence mode is off on {len(off)} GPU(s)",
-                                action="enable nvidia-persistenced (or `nvidia-smi -pm 1`)"))
+                                action=PERSISTENCE_ACTION))
     # An NVSwitch system by its profile, or by what its GPUs say: only fabric-attached GPUs report a fabric state.
     if profile.get("gpu.requires_fabric_manager") or any(g.fabric_state not in (None, "not_supported") for g in inv.gpus):
         findings += _fabric_findings(ctx, inv.gpus, inv.driver_version)
@@ -462,6 +464,9 @@ def _dcgm_message_findings(text: str, scope_component) -> list[Finding]:
     return out
 
 
+# DCGM's Deployment check: "Persistence mode for GPU 0 is currently disabled. The DCGM diagnostic requires ..."
+_DCGM_PERSISTENCE_OFF = re.compile(r"Persistence mode for GPU[ \t]*(\d+) is (?:currently )?disabled", re.I)
+
 # Fabric-managed (NVSwitch) parts, by PCI device id: CUDA cannot initialize on them without fabric manager.
 _NVSWITCH_GPU_IDS = {"20b0", "20b2", "2330"}
 
@@ -499,6 +504,14 @@ def gpu_dcgmi_diag(ctx: NodeContext) -> CheckResult:
             continue
         action = "follow DCGM's advice in the evidence; reset the GPU and rerun `dcgmi diag -r 3`"
         msg = f"dcgmi diag '{t.name}' failed ({t.scope or 'see evidence'})"
+        if t.name.lower() == "persistence mode" or _DCGM_PERSISTENCE_OFF.search(text):
+            # DCGM skips its hardware tests without persistence mode: the fix is the setting, then a rerun
+            gpus = sorted({int(g) for g in _DCGM_PERSISTENCE_OFF.findall(text)})
+            pcomp = scope_component(f"GPU: {', '.join(map(str, gpus))}") if gpus else comp
+            action = PERSISTENCE_ACTION + ", then rerun `dcgmi diag`: DCGM does not run its hardware tests without it"
+            findings.append(Finding("GPU_PERSISTENCE_OFF", "warn", pcomp,
+                                    f"dcgmi diag: persistence mode is off ({t.name} failed)", action=action,
+                                    evidence=text[:500] or None))
         if "not yet initialized" in text and nvswitch:
             msg += ": CUDA could not initialize ('system not yet initialized') on an NVSwitch system"
             action = ("likely cause: nvidia-fabricmanager is not running. Start it (`systemctl enable --now "

@@ -17,6 +17,13 @@ from clusterkit.parsers import ParseError, json_object
 
 SCHEMA = "clusterkit.fabric.counters/1"
 
+# `perfquery -E` (PortRcvErrorDetails, IBA 16.1.4.8) breaks PortRcvErrors down by cause, `perfquery -D`
+# (PortXmitDiscardDetails, 16.1.4.9) PortXmitDiscards; 16-bit counters each.
+RCV_ERROR_DETAILS = ("port_local_physical_errors", "port_malformed_pkt_errors", "port_buffer_overrun_errors",
+                     "port_dlid_mapping_errors", "port_vl_mapping_errors", "port_looping_errors")
+XMIT_DISCARD_DETAILS = ("port_inactive_discards", "port_neighbor_mtu_discards", "port_sw_lifetime_limit_discards",
+                        "port_sw_hoq_lifetime_limit_discards")
+
 # Width of the legacy PortCounters fields (IBA 16.1.3.5): a value at the top
 # of its range means "at least this many", the counter stopped counting.
 LEGACY_MAX: dict[str, int] = {
@@ -26,6 +33,7 @@ LEGACY_MAX: dict[str, int] = {
     "port_xmit_constraint_errors": 0xFF, "port_rcv_constraint_errors": 0xFF,
     "local_link_integrity_errors": 0xF, "excessive_buffer_overrun_errors": 0xF,
     "VL15_dropped": 0xFFFF, "port_xmit_wait": 0xFFFFFFFF,
+    **dict.fromkeys(RCV_ERROR_DETAILS + XMIT_DISCARD_DETAILS, 0xFFFF),
 }
 
 PERFQUERY_NAMES = {
@@ -39,6 +47,14 @@ PERFQUERY_NAMES = {
     "ExcessiveBufferOverrunErrors": "excessive_buffer_overrun_errors", "VL15Dropped": "VL15_dropped",
     "PortXmitData": "port_xmit_data", "PortRcvData": "port_rcv_data",
     "PortXmitPkts": "port_xmit_packets", "PortRcvPkts": "port_rcv_packets", "PortXmitWait": "port_xmit_wait",
+    # perfquery -E
+    "PortLocalPhysicalErrors": "port_local_physical_errors", "PortMalformedPktErrors": "port_malformed_pkt_errors",
+    "PortBufferOverrunErrors": "port_buffer_overrun_errors", "PortDLIDMappingErrors": "port_dlid_mapping_errors",
+    "PortVLMappingErrors": "port_vl_mapping_errors", "PortLoopingErrors": "port_looping_errors",
+    # perfquery -D
+    "PortInactiveDiscards": "port_inactive_discards", "PortNeighborMTUDiscards": "port_neighbor_mtu_discards",
+    "PortSwLifetimeLimitDiscards": "port_sw_lifetime_limit_discards",
+    "PortSwHOQLifetimeLimitDiscards": "port_sw_hoq_lifetime_limit_discards",
 }
 
 
@@ -174,15 +190,19 @@ def parse_counters_dump(text: str, device: str = "unknown", port: int = 1) -> Sn
 
 # ---- perfquery -------------------------------------------------------------------------
 _PQ_LINE = re.compile(r"^(\w+):\.*(\S+)\s*$")
-_PQ_HEAD = re.compile(r"#\s*Port (?:extended )?counters:\s*Lid\s+(\d+)\s+port\s+(\d+)", re.I)
+# `# Port counters:`, `# Port extended counters:`, `# PortRcvErrorDetails counters:` (-E), `# PortXmitDiscardDetails
+# counters:` (-D), then `Lid 134 port 1`
+_PQ_HEAD = re.compile(r"#[ \t]*Port(?: extended |\w+ | )counters:[ \t]*Lid[ \t]+(\d+)[ \t]+port[ \t]+(\d+)", re.I)
 
 
-PERFQUERY = declare("perfquery", "fabric/perfquery.txt", command=("perfquery", "-x"), priority=60, description="perfquery [-x] port counters")
+PERFQUERY = declare("perfquery", "fabric/perfquery.txt", command=("perfquery", "-x"), priority=60,
+                    description="perfquery [-x|-E|-D] port counters (error and discard details too)")
 
 
 @PERFQUERY.recognizer
 def is_perfquery(text: str) -> bool:
-    return bool(re.search(r"^(SymbolErrorCounter|PortXmitData|PortSelect):\.+", text, re.M))
+    return bool(re.search(r"^(SymbolErrorCounter|PortXmitData|PortSelect|PortLocalPhysicalErrors|PortInactiveDiscards)"
+                          r":\.+", text, re.M))
 
 
 @PERFQUERY.parser

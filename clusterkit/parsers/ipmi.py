@@ -131,13 +131,18 @@ _SEL_ROW = re.compile(r"^\s*([0-9a-fA-F]+)\s*\|" + r"\|".join([_SEL_CELL] * 4)
                       + r"(?:\|\s*(Asserted|Deasserted)\s*)?(?:\|.*)?$")
 
 
+# ipmitool 1.8.19+ prints the date with strftime's %x (locale: `12/14/22`, `14.12.2022`) and the time with
+# `%X %Z` (`23:09:44 CET`); older ones `12/14/2022` and a bare time. The time cell is read as printed.
+_SEL_DATE = re.compile(r"(?:\d\d/\d\d/\d\d(?:\d\d)?|\d\d\.\d\d\.\d\d(?:\d\d)?|\d{4}-\d\d-\d\d|Pre-Init)")
+
+
 IPMI_SEL = declare("ipmitool-sel", "host/ipmitool-sel.txt", command=("ipmitool", "sel", "elist"), priority=55, description="ipmitool sel elist / sel list")
 
 
 @IPMI_SEL.recognizer
 def is_sel(text: str) -> bool:
     rows = [m for m in map(_SEL_ROW.match, text.split("\n")) if m]
-    return len(rows) >= 1 and all(re.match(r"(\d\d/\d\d/\d{4}|Pre-Init|\d{4}-\d\d-\d\d)", m.group(2)) for m in rows[:5])
+    return len(rows) >= 1 and all(_SEL_DATE.match(m.group(2)) for m in rows[:5])
 
 
 @IPMI_SEL.parser
@@ -145,7 +150,7 @@ def parse_sel(text: str) -> list[SelEvent]:
     out: list[SelEvent] = []
     for line in normalize(text).split("\n"):
         m = _SEL_ROW.match(line)
-        if not m or not re.match(r"(\d\d/\d\d/\d{4}|Pre-Init|\d{4}-\d\d-\d\d)", m.group(2)):
+        if not m or not _SEL_DATE.match(m.group(2)):
             continue
         out.append(SelEvent(m.group(1), m.group(2), m.group(3), m.group(4), m.group(5), m.group(6) or ""))
     if not out and "SEL has no entries" not in text:
@@ -153,11 +158,25 @@ def parse_sel(text: str) -> list[SelEvent]:
     return out
 
 
-# ---- ipmitool sel info: how full the BMC's event log is -------------------------------------------
+# ---- SEL info: how full the BMC's event log is (ipmitool sel info, FreeIPMI ipmi-sel --info) ---------
 
 IPMI_SEL_INFO = declare("ipmitool-sel-info", "host/ipmitool-sel-info.txt", command=("ipmitool", "sel", "info"),
-                        priority=56, description="ipmitool sel info (SEL size, free space, overflow)")
-_SEL_INFO_KV = re.compile(r"^\s*(Entries|Free Space|Percent Used|Overflow)\s*:\s*(\S+)")
+                        priority=56, description="ipmitool sel info / FreeIPMI ipmi-sel --info (SEL size, free space, "
+                                                 "overflow)")
+# ipmitool: `Entries : 909`, `Free Space : 0 bytes`, `Percent Used : 100%`, `Overflow : true`, `# of Alloc Units : 909`,
+# `# Free Units : 0`. FreeIPMI: `Number of log entries : 909`, `Free space remaining : 0 bytes`, `Events dropped due to
+# lack of space : No`, `Number of possible allocation units : 909`, `Number of free allocation units : 0`.
+_SEL_INFO_KEYS = {
+    "entries": "entries", "number of log entries": "entries",
+    "free space": "free", "free space remaining": "free",
+    "percent used": "percent", "overflow": "overflow", "events dropped due to lack of space": "overflow",
+    "# of alloc units": "units", "number of possible allocation units": "units",
+    "# free units": "free_units", "number of free allocation units": "free_units",
+}
+_SEL_INFO_KV = re.compile(r"^[ \t]*(" + "|".join(re.escape(k) for k in sorted(_SEL_INFO_KEYS, key=len, reverse=True))
+                          + r")[ \t]*:[ \t]*(\S+)", re.I)
+_FREEIPMI_SEL_INFO = re.compile(r"^[ \t]*(?:Number of log entries|Free space remaining|Events dropped due to lack of "
+                                r"space|Number of free allocation units)[ \t]*:", re.M)
 
 
 @dataclass
@@ -175,25 +194,41 @@ class SelInfo:
 
 @IPMI_SEL_INFO.recognizer
 def is_sel_info(text: str) -> bool:
-    return bool(re.search(r"^[ \t]*SEL Information[ \t]*$", text, re.M)) and "Percent Used" in text
+    if re.search(r"^[ \t]*SEL Information[ \t]*$", text, re.M) and "Percent Used" in text:
+        return True
+    # FreeIPMI prints no title: two of its own key lines (a grep'd fragment keeps at least those)
+    return len(_FREEIPMI_SEL_INFO.findall(text[:400000])) >= 2
+
+
+def _int(val: str) -> int | None:
+    return int(val) if val.isdigit() else None
 
 
 @IPMI_SEL_INFO.parser
 def parse_sel_info(text: str) -> SelInfo:
     info = SelInfo()
+    units = free_units = None
     for line in normalize(text).split("\n"):
         m = _SEL_INFO_KV.match(line)
         if not m:
             continue
-        key, val = m.group(1), m.group(2)
-        if key == "Entries" and val.isdigit():
-            info.entries = int(val)
-        elif key == "Free Space" and val.isdigit():
-            info.free_bytes = int(val)
-        elif key == "Percent Used":
+        key, val = _SEL_INFO_KEYS[m.group(1).lower()], m.group(2)
+        if key == "entries":
+            info.entries = _int(val)
+        elif key == "free":
+            info.free_bytes = _int(val)
+        elif key == "percent":
             info.percent_used = float(val.rstrip("%")) if val.rstrip("%").replace(".", "", 1).isdigit() else None
-        elif key == "Overflow":
-            info.overflow = val.lower() == "true"
-    if info.entries is None and info.percent_used is None:
-        raise ParseError("no `Entries :` / `Percent Used :` lines: not ipmitool sel info")
+        elif key == "overflow":
+            info.overflow = val.lower() in ("true", "yes")
+        elif key == "units":
+            units = _int(val)
+        else:
+            free_units = _int(val)
+    if info.percent_used is None and units and free_units is not None and free_units <= units:
+        # FreeIPMI prints no percentage: the allocation units say how much is used
+        info.percent_used = round(100.0 * (units - free_units) / units, 1)
+    if info.entries is None and info.percent_used is None and info.free_bytes is None:
+        raise ParseError("no `Entries :` / `Percent Used :` (ipmitool) or `Number of log entries :` (FreeIPMI) lines: "
+                         "not SEL info")
     return info

@@ -4,6 +4,11 @@ Sections of `Key : value` lines (Operational Info, Troubleshooting Info,
 Module Info, Physical Counters and BER Info). Newer MFT colours values with
 ANSI codes, prints per-lane lists `a,b,c,d` followed by the module's range
 `[lo..hi]`, and writes BER as `15E-255` (15 x 10^-255).
+
+A paste may hold several devices' outputs (a shell loop over the HCAs, often
+filtered through grep), each under a banner line that names the device
+(`===== mlx5_3 FEC Counters =====`, `mlx5_3:`, `/dev/mst/mt4123_pciconf3`):
+each becomes its own report, judged on the lines it has.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from clusterkit.parsers.ethtool import ModuleInfo, Range
 _KV = re.compile(r"^([A-Za-z][^:]*):(.*)$")   # linear: key and value are stripped after
 _BER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[eE]\s*([-+]?\d+)\s*$")
 _RANGE = re.compile(r"\[\s*(-?[\d.]+)\s*\.\.\s*(-?[\d.]+)\s*\]")
+# a line that only names a device (banner characters, the name, words without a colon, at most a trailing colon)
+_DEVICE_BANNER = re.compile(r"[=#*\- \t]*(?:Device:?[ \t]*)?(?:/dev/mst/)?(mlx5_\d+|mt\d+_pciconf\d+(?:\.\d+)?)"
+                            r"(?![\w/])[^:]*:?[ \t]*")
 
 
 @dataclass
@@ -45,6 +53,12 @@ class MlxlinkReport:
     enabled_speeds: list[str] = field(default_factory=list)   # "Enabled Link Speed": what the port may train at
     cable_speeds: list[str] = field(default_factory=list)     # "Supported Cable Speed": what the cable advertises
     status_opcode: int | None = None
+    others: list[MlxlinkReport] = field(default_factory=list)   # the further devices of a multi-device paste
+
+    @property
+    def reports(self) -> list[MlxlinkReport]:
+        """Every device's report of the paste: this one, then the others."""
+        return [self, *self.others]
 
     @property
     def lanes(self) -> int:
@@ -100,20 +114,43 @@ MLXLINK = declare("mlxlink", "fabric/mlxlink-{device}.txt", command=("mlxlink", 
 
 @MLXLINK.recognizer
 def is_mlxlink(text: str) -> bool:
-    return bool(re.search(r"^Operational Info[ \t]*$", text, re.M)) or (
+    # the BER lines are mlxlink's own words: a `--show_counters | grep` keeps them without any section title
+    return bool(re.search(r"^(?:Operational Info[ \t]*|(?:Effective|Raw) Physical BER[ \t]*:.*)$", text, re.M)) or (
         "Physical BER" in text and "Link Down Counter" in text)
+
+
+def _blocks(lines: list[str], device: str | None) -> list[tuple[str | None, list[str]]]:
+    """(device, lines) per device banner; the lines before the first banner belong to `device`."""
+    out: list[tuple[str | None, list[str]]] = [(device, [])]
+    for ln in lines:
+        m = _DEVICE_BANNER.fullmatch(ln) if len(ln) < 200 else None
+        if m:
+            out.append((m.group(1), []))
+        else:
+            out[-1][1].append(ln)
+    return out
 
 
 @MLXLINK.parser
 def parse_mlxlink(text: str) -> MlxlinkReport:
     doc = normalize_document(text)
-    t = doc.text
-    rep = MlxlinkReport(device=command_argument(doc, "mlxlink", "-d"))
     port = command_argument(doc, "mlxlink", "-p")
-    rep.port = to_int(port) if port else None
+    reports = []
+    for device, lines in _blocks(doc.text.split("\n"), command_argument(doc, "mlxlink", "-d")):
+        rep = _parse_block(lines, MlxlinkReport(device=device, port=to_int(port) if port else None))
+        if rep is not None:
+            reports.append(rep)
+    if not reports:
+        raise ParseError("no known `Key : value` line (State, Speed, BER, Module Info) in mlxlink output")
+    reports[0].others = reports[1:]
+    return reports[0]
+
+
+def _parse_block(lines: list[str], rep: MlxlinkReport) -> MlxlinkReport | None:
+    """One device's `Key : value` lines into `rep`; None when it has none mlxlink prints."""
     mod = ModuleInfo()
     keys = 0
-    for ln in t.split("\n"):
+    for ln in lines:
         m = _KV.match(ln.strip())
         if not m:
             continue
@@ -182,7 +219,7 @@ def parse_mlxlink(text: str) -> MlxlinkReport:
         else:
             keys -= 1
     if keys == 0:
-        raise ParseError("no known `Key : value` line (State, Speed, BER, Module Info) in mlxlink output")
+        return None
     if mod.identifier or mod.rx_power_dbm or mod.vendor:
         rep.module = mod
     return rep

@@ -16,18 +16,9 @@ FILES = corpus_files()
 KNOWN_MISREAD: dict[str, str] = {
     "holdout3/fabric/ethtool_S_grep_err_cx6dx_100g_lr4_crc_symbol_errors_13m_all_lanes_indented.txt":
         "judgement differs: 13M CRC/symbol errors in one snapshot of lifetime counters are read as `watch` (no delta); the reviewer fails the link",
-    "holdout3/fabric/mlxlink_show_counters_grep_loop_8xcx6_hdr_raw_ber_1e7_effective_zero_prompt.txt":
-        "not read: `mlxlink --show_counters | grep` in a loop, blocks headed by `===== mlx5_N FEC Counters =====` banners",
-    "holdout3/fabric/perfquery_rcv_error_details_lid134_all_zero_pass.txt":
-        "not read: `perfquery -E` (PortRcvErrorDetails)",
     "holdout3/gpu/nvidia_smi_q_x_tesla_t4_515_ecc_on_zero_errors_persistence_off.txt":
         "judgement differs: persistence off and a x8 link on an x16 T4 are warnings here; the reviewer (who missed the width) passes it",
-    "holdout3/logs/ipmi_sel_info_freeipmi_909_entries_free_space_0_bytes.txt":
-        "not read: FreeIPMI `ipmi-sel -i` (SEL info)",
-    "holdout3/logs/ipmitool_sel_elist_quanta_one_correctable_ecc_cpu0_g1_cet.txt":
-        "not read: a one-record `ipmitool sel elist` with a time zone",
-    "holdout3/nccl-dcgm/dcgmi_diag_r4_1gpu_persistence_mode_fail_hw_tests_skipped_memtest_pass.txt":
-        "code differs: a failed `Persistence Mode` deployment test is GPU_DCGM_DIAG_FAIL only, not also GPU_PERSISTENCE_OFF",
+
     "holdout/fabric/ethtool_S_grep_lsc_int_four_ixgbe_ports_eth11_115_link_changes.txt":
         "four `ethtool -S ethN | grep lsc_int` runs pasted one after another: clusterkit reads one interface per "
         "ethtool -S paste, so the per-interface link-change counts (eth11: 115) are not attributed",

@@ -372,6 +372,30 @@ def test_dcgmi_rows_without_header_keep_every_result_and_error_rows():
                    ("GPU_DCGM_DIAG_WARN", "GPU 3"), ("GPU_ROW_REMAP_PENDING", "GPU 2")]
 
 
+def test_dcgmi_persistence_mode_deployment_failure_says_persistence_is_off():
+    # DCGM 3.x wording (its Deployment section), the message wrapped over the result column
+    text = ("|-----  Deployment  --------+------------------------------------------------|\n"
+            "| Denylist                  | Pass                                           |\n"
+            "| Persistence Mode          | Fail                                           |\n"
+            "| Error                     | Persistence mode for GPU 2 is currently disab  |\n"
+            "|                           | led. The DCGM diagnostic requires persistence  |\n"
+            "|                           | mode to be enabled.                            |\n"
+            "+-----  Hardware  ----------+------------------------------------------------+\n"
+            "| GPU Memory                | Skip - All                                     |\n")
+    res = bundle_checks({"gpu/dcgmi-diag.txt": text}, declared={"gpu_count": 4}, checks=["gpu.dcgmi_diag"])
+    c = res["gpu.dcgmi_diag"]
+    got = {(f.code, f.severity, f.component): f for f in c.findings}
+    assert c.status == "fail" and set(got) == {("GPU_PERSISTENCE_OFF", "warn", "GPU 2"),
+                                               ("GPU_DCGM_DIAG_FAIL", "fail", "GPUs"), ("GPU_DCGM_DIAG_SKIPPED", "info", "dcgmi")}
+    assert "-pm 1" in got[("GPU_PERSISTENCE_OFF", "warn", "GPU 2")].action
+    assert "rerun" in got[("GPU_DCGM_DIAG_FAIL", "fail", "GPUs")].action
+    # another deployment failure is no persistence finding
+    other = text.replace("Persistence Mode  ", "Inforom           ").replace("Persistence mode for GPU 2 is currently disab",
+                                                                            "Inforom for GPU 2 is corrupt              ")
+    res = bundle_checks({"gpu/dcgmi-diag.txt": other}, declared={"gpu_count": 4}, checks=["gpu.dcgmi_diag"])
+    assert "GPU_PERSISTENCE_OFF" not in {f.code for f in res["gpu.dcgmi_diag"].findings}
+
+
 def test_query_csv_with_hundreds_of_fields_is_recognized_by_shape():
     names = ["timestamp", "driver_version", "name", "pci.bus_id", "power.draw [W]", "power.limit [W]"] + [
         f"vendor.field_{k}" for k in range(190)]
