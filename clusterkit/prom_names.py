@@ -54,6 +54,7 @@ EXACT: dict[str, Series] = {
     "memory_total_gib": _s("host_memory_size_bytes", "MemTotal.", GIB, "GiB"),
     "kernel_log_lines": _s("host_kernel_log_lines", "Kernel log lines read."),
     "mce_records": _s("host_mce_records", "Machine-check records mcelog decoded."),
+    "ras_events": _s("host_ras_events", "Events rasdaemon recorded (ras-mc-ctl lines: machine checks, memory, PCIe AER)."),
     "probe_seconds_total": _s("host_probe_commands_duration_seconds", "Time the node's probe commands took, "
                                                                      "summed.", unit="s"),
     "probes_total": _s("host_probe_commands", "Probe commands run on the node."),

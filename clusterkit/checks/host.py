@@ -14,6 +14,7 @@ from clusterkit.parsers import ParseError
 from clusterkit.parsers.host_facts import CLOCK, DF, MEMINFO, OS_RELEASE, UNAME
 from clusterkit.parsers.kernel_log import KERNEL_LOG
 from clusterkit.parsers.mcelog import MCELOG, MceRecord
+from clusterkit.parsers.rasdaemon import RAS_MC_CTL, RasReport
 from clusterkit.results import CheckResult, Finding
 
 GIB_KIB = 1024 * 1024
@@ -227,7 +228,7 @@ MCE_CORRECTED_ACTION = ("corrected by the hardware: watch the count (`ras-mc-ctl
                         "DIMM or CPU the records name if it keeps rising or an uncorrected one follows")
 
 
-def _mce_finding(rs: list[MceRecord], uncorrected: bool) -> Finding:
+def _mce_finding(rs: list[MceRecord], uncorrected: bool, path: str = MCELOG.path) -> Finding:
     r = rs[0]
     n = f" ({len(rs)} records)" if len(rs) > 1 else ""
     pcc = ", processor context corrupt" if any(x.context_corrupt for x in rs) else ""
@@ -236,19 +237,82 @@ def _mce_finding(rs: list[MceRecord], uncorrected: bool) -> Finding:
     return Finding("HOST_MCE_HARDWARE_ERROR" if uncorrected else "HOST_MCE_CORRECTED", "fail" if uncorrected else "warn",
                    r.where, f"{'uncorrected' if uncorrected else 'corrected'} machine check on {r.where}{n}{pcc}{what}"
                    f"{status}", observed=len(rs), unit="records", action=MCE_ACTION if uncorrected else MCE_CORRECTED_ACTION,
-                   evidence=f"{MCELOG.path}: MCE {r.number if r.number is not None else '?'}{status}")
+                   evidence=f"{path}: MCE {r.number if r.number is not None else '?'}{status}")
+
+
+def _mce_findings(records: list[MceRecord], path: str) -> list[Finding]:
+    """One finding per (uncorrected?, CPU/bank) with its record count; uncorrected ones first."""
+    groups: dict[tuple[bool, str], list[MceRecord]] = {}
+    for r in records:
+        if r.uncorrected is not None:
+            groups.setdefault((r.uncorrected, r.where), []).append(r)
+    return [_mce_finding(rs, unc, path) for (unc, _), rs in sorted(groups.items(), key=lambda kv: not kv[0][0])]
 
 
 @check("host.mcelog", needs=(MCELOG,))
 def mcelog(ctx: NodeContext) -> CheckResult:
     """Machine checks mcelog decoded: uncorrected ones fail the node, corrected ones are watched (per CPU and bank)."""
     records: list[MceRecord] = ctx.parsed(MCELOG)
-    groups: dict[tuple[bool, str], list[MceRecord]] = {}
-    for r in records:
-        if r.uncorrected is not None:
-            groups.setdefault((r.uncorrected, r.where), []).append(r)
-    fs = [_mce_finding(rs, unc) for (unc, _), rs in sorted(groups.items(), key=lambda kv: not kv[0][0])]
+    fs = _mce_findings(records, MCELOG.path)
     unjudged = sum(r.uncorrected is None for r in records)
     return CheckResult.from_findings("host.mcelog", fs, f"{len(records)} mcelog records, none an error"
                                      + (f" ({unjudged} cut before their status)" if unjudged else ""),
                                      {"mce_records": len(records)})
+
+
+def _memory_findings(rep: RasReport, limit: float | None) -> list[Finding]:
+    """rasdaemon's memory-controller events summed per DIMM: uncorrected ones fail, corrected ones warn (fail
+    from the profile's per-DIMM limit, as for EDAC lines in the kernel log)."""
+    sums: dict[tuple[bool, str], int] = {}
+    for e in rep.memory:
+        if e.kind == "Info":
+            continue
+        key = (e.kind != "Corrected", e.dimm)
+        sums[key] = sums.get(key, 0) + e.count
+    out = []
+    for (uncorrected, dimm), n in sorted(sums.items(), key=lambda kv: (not kv[0][0], kv[0][1])):
+        if uncorrected:
+            out.append(Finding("HOST_EDAC_UNCORRECTED", "fail", f"DIMM {dimm}",
+                               f"{n} uncorrected memory errors on DIMM {dimm} (rasdaemon)", observed=n, unit="errors",
+                               action="replace the DIMM named in the record", evidence=RAS_MC_CTL.path))
+            continue
+        failing = limit is not None and n >= limit
+        out.append(Finding("HOST_EDAC_CORRECTED", "fail" if failing else "warn", f"DIMM {dimm}",
+                           f"{n} corrected memory errors on DIMM {dimm} (rasdaemon)", observed=n,
+                           limit=limit if failing else None, unit="corrected errors",
+                           action=DIMM_REPLACE_ACTION if failing else MCE_CORRECTED_ACTION, evidence=RAS_MC_CTL.path))
+    return out
+
+
+def _aer_findings(rep: RasReport) -> list[Finding]:
+    sums: dict[tuple[bool, str], int] = {}
+    for e in rep.aer:
+        sums[(e.uncorrected, e.device)] = sums.get((e.uncorrected, e.device), 0) + e.count
+    return [Finding("HOST_PCIE_AER_UNCORRECTED" if unc else "HOST_PCIE_AER_CORRECTED", "fail" if unc else "warn",
+                    f"PCIe {dev}", f"{n} PCIe {'uncorrectable' if unc else 'corrected'} errors on {dev} (rasdaemon)",
+                    observed=n, unit="errors", evidence=RAS_MC_CTL.path,
+                    action="reseat the device or riser at that PCI address; if it repeats, replace it" if unc else
+                    "watch the count; many corrected errors on one device mean a marginal link (reseat)")
+            for (unc, dev), n in sorted(sums.items(), key=lambda kv: not kv[0][0])]
+
+
+def _mce_summary_findings(rep: RasReport) -> list[Finding]:
+    """The --summary's MCE counts ('1 Corrected error, no action required. errors'), judged by their words."""
+    out = []
+    for n, msg in rep.mce_counts:
+        unc = not msg.lower().startswith("corrected")
+        out.append(Finding("HOST_MCE_HARDWARE_ERROR" if unc else "HOST_MCE_CORRECTED", "fail" if unc else "warn",
+                           "CPU (rasdaemon summary)", f"{n} machine checks: {msg}", observed=n, unit="records",
+                           action=MCE_ACTION if unc else MCE_CORRECTED_ACTION, evidence=RAS_MC_CTL.path))
+    return out
+
+
+@check("host.rasdaemon", needs=(RAS_MC_CTL,), params={"host.max_corrected_memory_errors_per_dimm": int})
+def rasdaemon(ctx: NodeContext) -> CheckResult:
+    """rasdaemon's recorded errors (ras-mc-ctl): machine checks as for mcelog, memory errors per DIMM, PCIe AER."""
+    rep: RasReport = ctx.parsed(RAS_MC_CTL)
+    fs = (_mce_findings(rep.mce, RAS_MC_CTL.path) + _mce_summary_findings(rep)
+          + _memory_findings(rep, ctx.profile.get("host.max_corrected_memory_errors_per_dimm")) + _aer_findings(rep))
+    clean = ", ".join(rep.sections_clean)
+    return CheckResult.from_findings("host.rasdaemon", fs, f"rasdaemon recorded no errors ({clean or 'no events'})",
+                                     {"ras_events": rep.events})

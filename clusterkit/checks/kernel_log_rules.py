@@ -154,10 +154,17 @@ def _aer_device(m: re.Match[str]) -> str:
 
 
 kernel_log_rule("HOST_PCIE_AER_UNCORRECTED",
-                r"(?:(?P<port>" + _PCI + r"): )?AER: (?:Multiple )?Uncorrect(?:ed|able) \(\w+\) error (?:message )?"
+                r"(?:(?P<port>" + _PCI + r"): )?AER: (?:Multiple )?Uncorrect(?:ed|able) \([\w-]+\) error (?:message )?"
                 r"received(?::| from) (?P<dev>\S+)", "fail",
                 "reseat the device or riser at that PCI address; if it repeats, replace it",
                 "PCIe uncorrectable error", _aer_device)
+# the driver could not recover the device from an uncorrectable error (no AER callbacks, or recovery failed):
+# it stays unusable until a reset or reboot
+kernel_log_rule("HOST_PCIE_AER_UNCORRECTED",
+                r"(?P<dev>" + _PCI + r"): AER: (?:can't recover \(no error_detected callback\)|device recovery failed)",
+                "fail", "the device is unusable until the node reboots: drain; reseat the device or riser (an eGPU: its "
+                "cable and enclosure), replace it if it repeats", "PCIe error recovery failed",
+                lambda m: f"PCIe {m.group('dev')}")
 kernel_log_rule("HOST_PCIE_AER_CORRECTED",
                 r"(?:(?P<port>" + _PCI + r"): )?AER: (?:Multiple )?Correct(?:ed|able) error (?:message )?"
                 r"received(?::| from) (?P<dev>\S+)", "warn",

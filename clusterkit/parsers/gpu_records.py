@@ -133,6 +133,8 @@ class GpuRecord:
     fabric_state: str | None = None              # NVML GPU fabric info (H100+): completed, in_progress, not_started...
     fabric_status: str | None = None
     reset_required: bool | None = None
+    drain_reset_recommended: bool | None = None   # NVML: drain the node, then reset this GPU
+    recovery_action: str | None = None           # NVML's GPU recovery action: None, Reset, Reboot, Drain P2P, Drain and Reset
     fan_error: bool | None = None                # the fan reading is an error (nvidia-smi `ERR!` in the Fan cell)
     inforom_corrupt: bool | None = None          # nvidia-smi: "WARNING: infoROM is corrupted at gpu ..."
     unknown_error_fields: list[str] = field(default_factory=list)   # fields NVML answered "[Unknown Error]" for

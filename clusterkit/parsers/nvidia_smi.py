@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from clusterkit.evidence.kinds import declare
-from clusterkit.evidence.normalize import normalize
+from clusterkit.evidence.normalize import MAX_LINE_CHARS, normalize
 from clusterkit.parsers import ParseError
 from clusterkit.parsers.gpu_records import (
     CLOCK_REASON_BITS, GpuInventory, GpuRecord, norm_bus_id, norm_device_id,
@@ -292,6 +292,8 @@ _Q_FIELDS: FieldSpec = {
     "pcie_width": (integer, ("PCI", "GPU Link Info", "Link Width", "Current")),
     "pcie_width_max": (integer, ("PCI", "GPU Link Info", "Link Width", "Max")),
     "reset_required": (yes_no, ("GPU Reset Status", "Reset Required")),
+    "drain_reset_recommended": (yes_no, ("GPU Reset Status", "Drain and Reset Recommended")),
+    "recovery_action": (text_value, ("GPU Recovery Action",)),
     "mig_enabled": (yes_no, ("MIG Mode", "Current")),
     "fabric_state": (fabric_state_value, ("Fabric", "State")),
     "fabric_status": (text_value, ("Fabric", "Status")),
@@ -385,6 +387,9 @@ _QUERY_FIELDS: dict[str, tuple[str, str]] = {
     "pcie.link.gen.current": ("pcie_gen", "int"), "pcie.link.gen.gpucurrent": ("pcie_gen", "int"),
     "pcie.link.gen.max": ("pcie_gen_max", "int"), "pcie.link.gen.gpumax": ("pcie_gen_max", "int"),
     "pcie.link.width.current": ("pcie_width", "int"), "pcie.link.width.max": ("pcie_width_max", "int"),
+    "reset_status.reset_required": ("reset_required", "bool"),
+    "reset_status.drain_and_reset_recommended": ("drain_reset_recommended", "bool"),
+    "gpu_recovery_action": ("recovery_action", "str"),
 }
 
 
@@ -412,10 +417,27 @@ def _query_header(row: list[str]) -> list[str] | None:
     return None
 
 
+# the command line pasted above a `--format=csv,noheader` output names its columns
+_QUERY_COMMAND = re.compile(r"--query-gpu[= ](?P<fields>[\w.,]+)")
+_NOHEADER_FORMAT = re.compile(r"--format[= ]\S*noheader")
+
+
+def _command_header(line: str) -> list[str] | None:
+    """The field names of an `nvidia-smi --query-gpu=... --format=csv,noheader` command line, else None."""
+    m = _QUERY_COMMAND.search(line[:MAX_LINE_CHARS])
+    if not m or not _NOHEADER_FORMAT.search(line[:MAX_LINE_CHARS]):
+        return None
+    return _query_header(m["fields"].split(","))
+
+
 @QUERY_GPU.recognizer
 def is_query_gpu_csv(text: str) -> bool:
-    """The header is the first CSV line that is not a comment or a command."""
+    """The header is the first CSV line that is not a comment or a command; or the command of a noheader output."""
     for line in text.split("\n"):
+        if "--query-gpu" in line:
+            if _command_header(line) is not None:
+                return True
+            continue
         if "," in line and not line.lstrip().startswith(("#", "$")):
             return _query_header(next(csv.reader(io.StringIO(line.strip()), skipinitialspace=True), [])) is not None
     return False
@@ -451,12 +473,16 @@ def parse_query_gpu_csv(text: str) -> GpuInventory:
     cols: list[tuple[str, str] | None] = []
     inv = GpuInventory("query-gpu")
     elided = False
+    # the command of a noheader output (a bare line, or a prompt that normalization took off) names the columns
+    named = next((h for l in text.split("\n") if "--query-gpu" in l and (h := _command_header(l))), None)
+    if named:
+        header, cols = named, [_QUERY_FIELDS.get(n) for n in named]
     for line in t.split("\n"):
         s = line.strip()
         if s.startswith(("[...]", "...")):
             elided = True
             continue
-        if not s or s.startswith(("$", "#")):
+        if not s or s.startswith(("$", "#")) or "--query-gpu" in s:
             continue
         try:
             row = next(csv.reader(io.StringIO(s), skipinitialspace=True), [])
@@ -466,6 +492,10 @@ def parse_query_gpu_csv(text: str) -> GpuInventory:
             header = _query_header(row)
             cols = [_QUERY_FIELDS.get(n) for n in header or []]
             continue
+        if len(row) > len(header) and cols and cols[-1] is not None and cols[-1][1] == "str":
+            # a free-text last column (a recovery action, a name) with a comma in what follows it, such as
+            # a note the author typed after the value: the surplus belongs to that column
+            row = row[:len(header) - 1] + [", ".join(row[len(header) - 1:])]
         if len(row) != len(header):
             inv.warnings.append(f"skipped row with {len(row)} columns, header has {len(header)}: {s[:80]}")
             continue
@@ -484,7 +514,7 @@ def parse_query_gpu_csv(text: str) -> GpuInventory:
     if (header is None or not inv.gpus) and messages.failure:
         return apply_messages(inv, messages)
     if header is None:
-        raise ParseError("no --query-gpu CSV header line (use --format=csv, not csv,noheader)")
+        raise ParseError("no --query-gpu CSV header line (use --format=csv, or paste the command of a noheader output)")
     if not inv.gpus and not messages:
         raise ParseError("--query-gpu CSV has a header but no GPU rows")
     if elided:

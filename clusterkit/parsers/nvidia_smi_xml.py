@@ -132,6 +132,8 @@ _XML_FIELDS: FieldSpec = {
     "pcie_width": (integer, (*_LINK, "link_widths", "current_link_width")),
     "pcie_width_max": (integer, (*_LINK, "link_widths", "max_link_width")),
     "reset_required": (yes_no, ("gpu_reset_status", "reset_required")),
+    "drain_reset_recommended": (yes_no, ("gpu_reset_status", "drain_and_reset_recommended")),
+    "recovery_action": (text_value, ("gpu_recovery_action",)),
     "mig_enabled": (yes_no, ("mig_mode", "current_mig")),
     "fabric_state": (fabric_state_value, ("fabric", "state")),
     "fabric_status": (text_value, ("fabric", "status")),

@@ -34,11 +34,13 @@ def _host_and_gpu_suite(path):
 
 def _judged(host_checks: dict[str, str]) -> dict[str, str]:
     """Host checks that judge every Linux node: host.pcie reads only NVIDIA/Mellanox functions, which a
-    plain test node has none of, and host.mcelog reads mcelog's decoded records (a paste, or a node whose
-    mcelog service keeps /var/log/mcelog), which nothing collects here: both skip there."""
-    for only_some in ("host.pcie", "host.mcelog"):
-        assert host_checks.get(only_some) in (None, "skip")
-    return {i: s for i, s in host_checks.items() if i not in ("host.pcie", "host.mcelog")}
+    plain test node has none of, host.mcelog reads mcelog's decoded records (a paste, or a node whose
+    mcelog service keeps /var/log/mcelog) and host.rasdaemon rasdaemon's database (`ras-mc-ctl`), which
+    nothing collects here: they skip there."""
+    only_some = ("host.pcie", "host.mcelog", "host.rasdaemon")
+    for cid in only_some:
+        assert host_checks.get(cid) in (None, "skip")
+    return {i: s for i, s in host_checks.items() if i not in only_some}
 
 
 def test_verify_reports_host_checks_pass_and_gpu_checks_skip(sshd_cluster, tmp_path):

@@ -14,6 +14,15 @@ FILES = corpus_files()
 
 # file id -> why clusterkit still gets it wrong (work list; keep it short and honest)
 KNOWN_MISREAD: dict[str, str] = {
+    "holdout4/gpu/nvidia_smi_q_l40s_595_nvenc_load_display_mode_deprecated.txt":
+        "judgement differs: persistence mode off on a data-center GPU (L40S) is a warning here; the reviewer calls it "
+        "a setting on a one-GPU VM",
+    "holdout4/logs/ras_mc_ctl_errors_old_format_osm_snap02_corrected_read_errors_one_dimm_every_minutes.txt":
+        "judgement differs: the paste shows 5 corrected errors on the DIMM (events 72-76), below the per-DIMM limit "
+        "(100), so clusterkit warns; the reviewer reads the event numbers and the minutes between them as a failing DIMM",
+    "holdout4/gpu/nvidia_smi_query_gpu_recovery_action_reset_gpu1_dcgmi_dmon_xider_120.txt":
+        "code missing: `dcgmi dmon -e 230` (XIDER) is not read, so Xid 120 is not reported; the verdict (fail, "
+        "GPU_RESET_REQUIRED from the recovery action) matches",
     "holdout3/fabric/ethtool_S_grep_err_cx6dx_100g_lr4_crc_symbol_errors_13m_all_lanes_indented.txt":
         "judgement differs: 13M CRC/symbol errors in one snapshot of lifetime counters are read as `watch` (no delta); the reviewer fails the link",
     "holdout3/gpu/nvidia_smi_q_x_tesla_t4_515_ecc_on_zero_errors_persistence_off.txt":

@@ -149,3 +149,18 @@ def test_the_corrected_memory_limit_is_profile_data():
     b = Bundle.virtual("n1", {"host/dmesg.txt": _ce(262, "DIMM_A1", 1.0)}, {"host": "n1", "declared": {}})
     run = analyze_bundles([b], Suite("t", ["host.kernel_log"]), profiles=profiles)
     assert [(f.code, f.severity) for f in run.nodes[0].checks[0].findings] == [("HOST_EDAC_CORRECTED", "warn")]
+
+
+def test_aer_non_fatal_wording_and_a_driver_that_cannot_recover_fail():
+    # aer_print_error / aer_isr (drivers/pci/pcie/aer.c): severity 'Uncorrectable (Non-Fatal)' in current kernels;
+    # pcie_do_recovery (drivers/pci/pcie/err.c) names a driver without error handlers and a failed recovery
+    non_fatal = "[3.0] pcieport 0000:00:01.2: AER: Uncorrectable (Non-Fatal) error message received from 0000:63:00.0\n"
+    assert [(f.code, f.component) for f in _run(non_fatal)["host.kernel_log"].findings] == [
+        ("HOST_PCIE_AER_UNCORRECTED", "PCIe 0000:63:00.0")]
+    no_callback = "[3.1] nvidia 0000:63:00.0: AER: can't recover (no error_detected callback)\n"
+    failed = "[3.2] pcieport 0000:62:00.0: AER: device recovery failed\n"
+    res = _run(no_callback + failed)["host.kernel_log"]
+    assert {(f.code, f.severity) for f in res.findings} == {("HOST_PCIE_AER_UNCORRECTED", "fail")}
+    assert {f.component for f in res.findings} == {"PCIe 0000:63:00.0", "PCIe 0000:62:00.0"}
+    # a recovered device is not a failure: 'AER: device recovery successful' says so
+    assert _run("[3.3] pcieport 0000:62:00.0: AER: device recovery successful\n")["host.kernel_log"].status == "pass"

@@ -452,3 +452,68 @@ def test_node_without_nvidia_or_mellanox_functions_skips_host_pcie(tmp_path):
     r = analyze_bundles([Bundle.open(tmp_path / "cpu1")], Suite("t", ["host.pcie"]), profiles=ProfileResolver())
     (c,) = r.nodes[0].checks
     assert (c.status, c.summary) == ("skip", "lspci lists no NVIDIA or Mellanox function")
+
+
+# ---------------------------------------------------------------- NVML's reset state (gpu.board)
+
+Q_RECOVERY = """==============NVSMI LOG==============
+
+Timestamp                                 : Mon Nov 30 06:00:00 2026
+Driver Version                            : 570.86.15
+CUDA Version                              : 12.8
+
+Attached GPUs                             : 2
+GPU 00000000:18:00.0
+    Product Name                          : NVIDIA H100 80GB HBM3
+    GPU Reset Status
+        Reset Required                    : No
+        Drain and Reset Recommended       : No
+    GPU Recovery Action                   : {a}
+GPU 00000000:2A:00.0
+    Product Name                          : NVIDIA H100 80GB HBM3
+    GPU Reset Status
+        Reset Required                    : {r}
+        Drain and Reset Recommended       : No
+    GPU Recovery Action                   : None
+"""
+
+
+def test_recovery_action_and_reset_required_in_q_fail_the_gpu_none_passes(tmp_path):
+    inv = parse_nvidia_smi_q(Q_RECOVERY.format(a="Reset", r="No"))
+    assert [(g.recovery_action, g.reset_required, g.drain_reset_recommended) for g in inv.gpus] == [
+        ("Reset", False, False), ("None", False, False)]
+    checks = bundle_checks({"gpu/nvidia-smi-q.txt": Q_RECOVERY.format(a="Reset", r="No")}, checks=["gpu.board"])
+    [f] = checks["gpu.board"].findings
+    assert (f.code, f.severity, f.component) == ("GPU_RESET_REQUIRED", "fail", "GPU 0 (0000:18:00.0)")
+    assert "recovery action Reset" in f.message
+    checks = bundle_checks({"gpu/nvidia-smi-q.txt": Q_RECOVERY.format(a="None", r="Yes")}, checks=["gpu.board"])
+    assert [(f.code, f.component) for f in checks["gpu.board"].findings] == [("GPU_RESET_REQUIRED", "GPU 1 (0000:2a:00.0)")]
+    checks = bundle_checks({"gpu/nvidia-smi-q.txt": Q_RECOVERY.format(a="None", r="No")}, checks=["gpu.board"])
+    assert checks["gpu.board"].status == "pass"
+
+
+def test_noheader_query_gpu_is_read_with_the_columns_its_command_names(tmp_path):
+    text = ("$ nvidia-smi --query-gpu=index,pci.bus_id,gpu_recovery_action --format=csv,noheader\n"
+            "0, 00000000:18:00.0, None\n1, 00000000:2A:00.0, Drain and Reset\n")
+    assert sniff(text).name == "nvidia-smi-query-gpu"
+    inv = parse_query_gpu_csv(text)
+    assert [(g.index, g.recovery_action) for g in inv.gpus] == [(0, "None"), (1, "Drain and Reset")]
+    status, found, _ = analyze(tmp_path, text)
+    assert status == "fail" and [f.component for f in found["GPU_RESET_REQUIRED"]] == ["GPU 1 (0000:2a:00.0)"]
+    # without the command a noheader output names no column: unusable, said so
+    with pytest.raises(ParseError):
+        parse_query_gpu_csv("0, 00000000:18:00.0, None\n")
+    # a header row with NVML's reset fields (reset_status.*, deprecated in 570 but still printed by older drivers)
+    hdr = "index, reset_status.reset_required, reset_status.drain_and_reset_recommended\n0, No, No\n1, No, Yes\n"
+    assert [(g.reset_required, g.drain_reset_recommended) for g in parse_query_gpu_csv(hdr).gpus] == [(False, False),
+                                                                                                       (False, True)]
+
+
+def test_recovery_action_in_the_xml(tmp_path):
+    xml = (FIX / "nvidia-smi-q-x-450-2xv100.xml").read_text()
+    at = xml.index("</product_name>") + len("</product_name>")
+    xml = xml[:at] + "\n\t\t<gpu_recovery_action>Reboot</gpu_recovery_action>" + xml[at:]
+    inv = parse_nvidia_smi_xml(xml)
+    assert [g.recovery_action for g in inv.gpus] == ["Reboot", None]
+    status, found, _ = analyze(tmp_path, xml, "log.xml")
+    assert status == "fail" and len(found["GPU_RESET_REQUIRED"]) == 1
