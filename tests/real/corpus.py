@@ -17,6 +17,7 @@ CORPUS = REAL / "corpus"          # collected first; the parsers were written ag
 HOLDOUT = REAL / "holdout"        # collected blind later, to measure how well unseen outputs are read
 HOLDOUT2 = REAL / "holdout2"      # a second blind set, collected after the first one's fixes
 HOLDOUT3 = REAL / "holdout3"      # a third blind set, collected after the merge of issues 17-19
+HOLDOUT4 = REAL / "holdout4"      # a fourth blind set, collected after the fixes of the third
 HEADER_KEYS = ("source", "system", "kind", "wrapper", "verdict", "key", "findings", "excerpt")
 _HEADER = re.compile(r"^# (%s): ?(.*)$" % "|".join(HEADER_KEYS))
 
@@ -56,7 +57,7 @@ def load(path: Path) -> CorpusFile:
 
 
 def corpus_files() -> list[CorpusFile]:
-    return [load(p) for d in (CORPUS, HOLDOUT, HOLDOUT2, HOLDOUT3) for p in sorted(d.glob("*/*.txt"))]
+    return [load(p) for d in (CORPUS, HOLDOUT, HOLDOUT2, HOLDOUT3, HOLDOUT4) for p in sorted(d.glob("*/*.txt"))]
 
 
 def verdict(text: str, name: str = "pasted.txt", suite: str = "full") -> tuple[str, set[str]]:
