@@ -108,6 +108,9 @@ def _down(fabric: NodeFabric, p: IbPort, ports: list[IbPort], shape: Shape | Non
     if shape is not None:
         return f("fail", f" while {shape.says()}: this one is meant to carry traffic too",
                  SM_ACTION if p.trained else down_action(p.phys_state))
+    if p.lost_link:
+        return f("fail", f": it still holds LID {p.lid} from the subnet manager at LID {p.sm_lid}, so it was part of the "
+                         "fabric and lost its link partner", down_action(p.phys_state))
     sibling = card_sibling(p, ports)
     if p.trained:
         if sibling is not None:

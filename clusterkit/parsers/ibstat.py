@@ -43,6 +43,14 @@ class IbPort:
         return (self.state or "").lower() == "active" and (self.phys_state or "linkup").lower() == "linkup"
 
     @property
+    def lost_link(self) -> bool:
+        """An InfiniBand port polling for a partner while it still holds the unicast LID a subnet manager gave it
+        (and that SM's LID): it was part of the fabric and lost its link; a never-cabled port has LID 0."""
+        return (not self.active and (self.phys_state or "").lower() == "polling"
+                and (self.link_layer or "InfiniBand").lower() == "infiniband"
+                and 0 < (self.lid or 0) < 0xC000 and 0 < (self.sm_lid or 0) < 0xC000)
+
+    @property
     def trained(self) -> bool:
         """The physical link is up although the port is not Active (no subnet manager). Initializing and
         Armed are states the SM moves a trained port through, so they say so without a physical state."""

@@ -17,7 +17,7 @@ CORPUS = REAL / "corpus"          # collected first; the parsers were written ag
 HOLDOUT = REAL / "holdout"        # collected blind later, to measure how well unseen outputs are read
 HOLDOUT2 = REAL / "holdout2"      # a second blind set, collected after the first one's fixes
 HOLDOUT3 = REAL / "holdout3"      # a third blind set, collected after the merge of issues 17-19
-HOLDOUT4 = REAL / "holdout4"
+HOLDOUT4 = REAL / "holdout4"      # a fourth blind set, collected after the fixes of the third
 HEADER_KEYS = ("source", "system", "kind", "wrapper", "verdict", "key", "findings", "excerpt")
 _HEADER = re.compile(r"^# (%s): ?(.*)$" % "|".join(HEADER_KEYS))
 

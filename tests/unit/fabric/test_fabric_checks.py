@@ -204,3 +204,32 @@ def test_failed_ibstat_command_is_reported_with_its_stderr():
     err = next(f for f in c.findings if f.code == "INPUT_UNUSABLE")
     assert "ibstat exited 255" in err.message and "ibpanic" in err.message
     assert c.metrics["ports_active"] == 1     # ibstatus still read
+
+
+def _polling_port(lid: int, sm_lid: int, second_port_active: bool = False) -> str:
+    """One ConnectX-7 InfiniBand port Down/Polling holding the given LIDs (ibstat layout, no inventory)."""
+    text = ("CA 'mlx5_3'\n\tCA type: MT4129\n\tNumber of ports: 2\n\tFirmware version: 28.39.1002\n"
+            "\tSystem image GUID: 0xb83fd20300da1130\n\tPort 1:\n\t\tState: Down\n\t\tPhysical state: Polling\n"
+            f"\t\tRate: 10\n\t\tBase lid: {lid}\n\t\tLMC: 0\n\t\tSM lid: {sm_lid}\n\t\tLink layer: InfiniBand\n")
+    if second_port_active:
+        text += ("\tPort 2:\n\t\tState: Active\n\t\tPhysical state: LinkUp\n\t\tRate: 400\n\t\tBase lid: 12\n"
+                 "\t\tLMC: 0\n\t\tSM lid: 1\n\t\tLink layer: InfiniBand\n")
+    return text
+
+
+def test_polling_port_that_still_holds_its_subnet_lid_lost_its_link_and_fails():
+    # A port the subnet manager configured (unicast LID and SM LID) that now polls for a partner was in the
+    # fabric and lost its link, even with no inventory and even when the card's other port is Active.
+    for second in (False, True):
+        run = analyze([bundle({"fabric/ibstat.txt": _polling_port(868, 334, second)})], "fabric.ports")
+        down = [f for f in node_check(run, "n1", "fabric.ports").findings if f.code == "FABRIC_PORT_DOWN"]
+        assert [(f.severity, f.component) for f in down] == [("fail", "mlx5_3 port 1")], down
+        assert "LID 868" in down[0].message and "cable" in down[0].action
+
+
+def test_polling_port_without_a_subnet_lid_is_still_only_a_possibly_unused_port():
+    # LID 0 (never configured) and the permissive LID 0xffff say nothing about past use.
+    for lid, sm in ((0, 0), (65535, 0), (868, 0)):
+        run = analyze([bundle({"fabric/ibstat.txt": _polling_port(lid, sm)})], "fabric.ports")
+        down = [f for f in node_check(run, "n1", "fabric.ports").findings if f.code == "FABRIC_PORT_DOWN"]
+        assert [f.severity for f in down] == ["warn"], (lid, sm, down)
