@@ -16,6 +16,7 @@ from clusterkit.parsers.ethtool import ETHTOOL_M, ETHTOOL_S, ETHTOOL_S_BEFORE  #
 from clusterkit.parsers.ibcounters import (COUNTERS_AFTER as AFTER, COUNTERS_BEFORE as BEFORE, COUNTERS_DUMP as DUMP,
                                            LEGACY_MAX, PERFQUERY, PortSnapshot, Snapshot)
 from clusterkit.parsers.iblinkinfo import IBLINKINFO, IbLink
+from clusterkit.parsers.ibnetdiscover import IBNETDISCOVER_PORTS
 from clusterkit.parsers.ibqueryerrors import IBQUERYERRORS
 from clusterkit.parsers.ibstat import BARE_PORT, IBSTAT, IBSTATUS, IbPort, NoDevices, aborted
 from clusterkit.parsers.ibv_devinfo import IBV_DEVINFO
@@ -149,7 +150,8 @@ def node_fabric(ctx: "NodeContext") -> NodeFabric:
         return cached
     f = NodeFabric()
     f.ports = _try(f, IBSTAT, ctx) or _try(f, IBSTATUS, ctx) or _try(f, IBV_DEVINFO, ctx) or []
-    f.links = _try(f, IBLINKINFO, ctx) or []
+    # iblinkinfo and `ibnetdiscover -p` both list the fabric's links, as the same records
+    f.links = _try(f, IBLINKINFO, ctx) or _try(f, IBNETDISCOVER_PORTS, ctx) or []
     f.before = _try(f, BEFORE, ctx)
     f.after = (_try(f, AFTER, ctx) or _try(f, DUMP, ctx) or _try(f, PERFQUERY, ctx)
                or _try(f, IBQUERYERRORS, ctx))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
-from clusterkit.checks._fabric_common import (AFTER, IBLINKINFO, IBSTAT, IBSTATUS, IBV_DEVINFO, MLXLINK, NodeFabric,
+from clusterkit.checks._fabric_common import (AFTER, IBLINKINFO, IBNETDISCOVER_PORTS, IBSTAT, IBSTATUS, IBV_DEVINFO, MLXLINK, NodeFabric,
                                               component, NO_FABRIC, no_fabric, node_fabric, parse_errors_finding)
 from clusterkit.checks._fabric_shape import (CABLE_ACTION, aborted_findings, cable_findings, down_action,
                                              firmware_findings, undeclared_findings)
@@ -14,7 +14,7 @@ from clusterkit.parsers.iblinkinfo import IbLink
 from clusterkit.results import CheckResult, Finding
 
 def _host_links(fabric: NodeFabric, host: str) -> list[IbLink]:
-    """The CA links that belong to this node (iblinkinfo lists the whole fabric)."""
+    """The CA links that belong to this node (iblinkinfo and ibnetdiscover -p list the whole fabric)."""
     ca = _ca_links(fabric.links)
     guids = {g.lower() for p in fabric.ports for g in (p.node_guid, p.port_guid) if g}
     if guids:
@@ -31,7 +31,8 @@ def _ca_links(links: list[IbLink]) -> list[IbLink]:
     out = [l for l in links if l.section == "CA"]
     seen = {(l.peer_name, l.peer_port) for l in out}
     for l in links:
-        if l.section == "Switch" and l.peer_port is not None and (l.node_name, l.port) not in seen and l.peer_name:
+        if (l.section == "Switch" and l.peer_port is not None and (l.node_name, l.port) not in seen and l.peer_name
+                and l.peer_section in (None, "CA")):   # a switch-to-switch link is no host's
             out.append(IbLink("CA", l.peer_name, None, l.peer_lid or 0, l.peer_port, l.width, l.lane_gbps,
                               l.state, l.phys_state, l.lid, l.port, l.node_name, l.could_be_lane_gbps))
     return out
@@ -48,9 +49,20 @@ def switch_lane_max(links: list[IbLink]) -> dict[str, float]:
     return dict(best)
 
 
+def switch_width(links: list[IbLink]) -> dict[str, int]:
+    """The width most trained links of each switch run (4 for 4X): what its ports are cabled for."""
+    seen: dict[str, Counter[int]] = defaultdict(Counter)
+    for l in links:
+        if l.lanes and l.peer_name:
+            seen[l.node_name if l.section == "Switch" else l.peer_name][l.lanes] += 1
+    return {sw: widths.most_common(1)[0][0] for sw, widths in seen.items()}
+
+
 def iblinkinfo_findings(fabric: NodeFabric, host: str, declared_rate: float | None) -> list[Finding]:
+    """Host links (from iblinkinfo or ibnetdiscover -p) slower or narrower than their switch runs."""
     out: list[Finding] = []
     sw_max = switch_lane_max(fabric.links)
+    sw_width = switch_width(fabric.links)
     for l in _host_links(fabric, host):
         if l.lane_gbps is None or l.section != "CA" or "aggregation node" in l.node_name.lower():
             continue
@@ -67,7 +79,15 @@ def iblinkinfo_findings(fabric: NodeFabric, host: str, declared_rate: float | No
                 f"{l.node_name} port {l.port} trained at {l.speed_name} ({rate:g} Gb/s) but {l.peer_name} runs "
                 f"{sw_name} ({sw_rate * l.lanes:g} Gb/s) on other ports",
                 observed=rate, limit=sw_rate * l.lanes, unit="Gb/s", action=CABLE_ACTION,
-                evidence=f"iblinkinfo: {l.width} {l.lane_gbps:g} Gbps {l.state}/{l.phys_state}"))
+                evidence=f"link: {l.width} {l.lane_gbps:g} Gbps {l.state}/{l.phys_state}"))
+        elif l.lanes < sw_width.get(l.peer_name, 0):
+            # a lane lost (1X/2X where the switch's other links run 4X): a cable or connector fault
+            full = sw_width[l.peer_name]
+            out.append(Finding(
+                "FABRIC_PORT_RATE_LOW", "fail", where,
+                f"{l.node_name} port {l.port} trained at {l.speed_name} ({rate:g} Gb/s) but most links of "
+                f"{l.peer_name} run {full}X", observed=rate, limit=rate * full / l.lanes, unit="Gb/s",
+                action=CABLE_ACTION, evidence=f"link: {l.width} {l.lane_gbps:g} Gbps {l.state}/{l.phys_state}"))
         elif declared_rate and rate < declared_rate:
             out.append(Finding("FABRIC_PORT_RATE_LOW", "fail", where,
                                f"{l.node_name} port {l.port} at {rate:g} Gb/s, declared {declared_rate:g}",
@@ -75,7 +95,7 @@ def iblinkinfo_findings(fabric: NodeFabric, host: str, declared_rate: float | No
     return out
 
 
-@check("fabric.ports", needs=(IBSTAT, IBSTATUS, IBV_DEVINFO, IBLINKINFO, AFTER, MLXLINK), needs_any=True,
+@check("fabric.ports", needs=(IBSTAT, IBSTATUS, IBV_DEVINFO, IBLINKINFO, IBNETDISCOVER_PORTS, AFTER, MLXLINK), needs_any=True,
        params={"fabric.port_rate_far_below_fraction": float})
 def check_ports(ctx) -> CheckResult:
     """HCA ports present, Active/LinkUp, link layer and rate as declared (else as the node's shape and the
@@ -167,7 +187,7 @@ def check_ports(ctx) -> CheckResult:
         metrics["ib_port_rate_min_gbps"] = min(rates)
     ok = f"{len(active)} port(s) Active/LinkUp" + (f", IB at {min(rates):g} Gb/s or more" if rates else "")
     if not fabric.ports and fabric.links:
-        ok = f"{len(_ca_links(fabric.links))} host link(s) in iblinkinfo at the switch's speed"
+        ok = f"{len(_ca_links(fabric.links))} host link(s) in the fabric's link report at the switch's speed and width"
     result = CheckResult.from_findings("fabric.ports", findings, ok, metrics)
     ctx._cache[("fabric", "ports-result")] = result   # fabric.links reuses it
     return result

@@ -43,6 +43,7 @@ class IbLink:
     peer_port: int | None
     peer_name: str
     could_be_lane_gbps: float | None = None
+    peer_section: str | None = None   # CA | Switch | Router where the tool says (ibnetdiscover -p), else None
 
     @property
     def lanes(self) -> int:

@@ -23,8 +23,6 @@ KNOWN_MISREAD: dict[str, str] = {
     "holdout4/gpu/nvidia_smi_query_gpu_recovery_action_reset_gpu1_dcgmi_dmon_xider_120.txt":
         "code missing: `dcgmi dmon -e 230` (XIDER) is not read, so Xid 120 is not reported; the verdict (fail, "
         "GPU_RESET_REQUIRED from the recovery action) matches",
-    "holdout4/fabric/ibnetdiscover_p_edr_hcas_to_leaves_unconnected_switch_ports.txt":
-        "format not recognized: no kind reads `ibnetdiscover -p` (the ports report of the whole fabric)",
     "holdout4/nccl-dcgm/nccl_5_collectives_10x1xh100_48gbs_but_sendrecv_flat_24_9gbs.txt":
         "judgement differs: each collective is judged alone and sendrecv has no profile figure; the reviewer warns "
         "because sendrecv runs at half what the same NICs carry in the run's other four collectives",
