@@ -505,29 +505,22 @@ class _Pasted:
         from clusterkit.evidence.normalize import command_sections, normalize_document
 
         doc = normalize_document(text)
-        hosts = doc.hosts
-        for host in hosts:
-            part = doc.for_host(host) if host is not None else doc
-            body = part.inner_text() if host is not None else text
+        for host in doc.hosts:
+            node = host or name
             if self.kind_override is None:      # several commands' outputs in one paste (or one host's)
                 parts = command_sections(doc, host)
-                if parts is not None and self._add_commands(host or name, parts, source):
+                if parts is not None and self._add_commands(node, parts, source):
                     continue
+            part = doc.for_host(host) if host is not None else doc
             k = KINDS[self.kind_override] if self.kind_override else sniff_document(part)
             path = k.loose_path if k is not None else f"unrecognized/{name}"
-            node = host or name
-            if path in self.files.get(node, {}):
-                node = f"{node} ({name})"          # a second file of the same kind: its own node
-            self.files.setdefault(node, {})[path] = body
-            meta = self.meta.setdefault(node, {"host": node, "source": source})
-            if k is not None:
-                meta.setdefault("loose_kinds", []).append(k.name)
-                meta.setdefault("loose_kind", k.name)
-            else:
-                meta["unrecognized"] = (f"{source}: unrecognized content (not a known tool output); "
-                                        f"name its kind with --kind ({', '.join(sorted(KINDS))})")
+            node = self._free(node, path, f"{node} ({name})")
+            self._put(node, path, part.inner_text() if host is not None else text, source, k)
+            if k is None:
+                self.meta[node]["unrecognized"] = (f"{source}: unrecognized content (not a known tool output); "
+                                                   f"name its kind with --kind ({', '.join(sorted(KINDS))})")
 
-    def _add_commands(self, name: str, parts: list[str], source: str) -> bool:
+    def _add_commands(self, node: str, parts: list[str], source: str) -> bool:
         """Several commands' outputs pasted together: each read as its own file of the paste's node (a
         second output of the same kind, e.g. `ethtool -S` of another port, is its own node, named by its
         command). Unrecognized parts stay in the bundle, for the fatal-signature scan, without making the
@@ -540,19 +533,23 @@ class _Pasted:
         if not any(kinds):
             return False
         for i, (part, d, k) in enumerate(zip(parts, docs, kinds), 1):
-            if k is None:
-                if d.text.strip():
-                    self.files.setdefault(name, {})[f"unrecognized/{name}.{i}"] = part
-                    self.meta.setdefault(name, {"host": name, "source": source})
-                continue
-            node = name
-            if k.loose_path in self.files.get(node, {}):
-                node = f"{name} ({d.commands[0] if d.commands else i})"[:200]
-            self.files.setdefault(node, {})[k.loose_path] = part
-            meta = self.meta.setdefault(node, {"host": node, "source": source})
-            meta.setdefault("loose_kinds", []).append(k.name)
-            meta.setdefault("loose_kind", k.name)
+            if k is not None:
+                named = f"{node} ({d.commands[0] if d.commands else i})"[:200]
+                self._put(self._free(node, k.loose_path, named), k.loose_path, part, source, k)
+            elif d.text.strip():
+                self._put(node, f"unrecognized/{node}.{i}", part, source, None)
         return True
+
+    def _free(self, node: str, path: str, other: str) -> str:
+        """`node`, or `other` when `node` already has a file at `path` (a second file of one kind: its own node)."""
+        return other if path in self.files.get(node, {}) else node
+
+    def _put(self, node: str, path: str, text: str, source: str, kind: Kind | None) -> None:
+        self.files.setdefault(node, {})[path] = text
+        meta = self.meta.setdefault(node, {"host": node, "source": source})
+        if kind is not None:
+            meta.setdefault("loose_kinds", []).append(kind.name)
+            meta.setdefault("loose_kind", kind.name)
 
     def bundles(self) -> list[Bundle]:
         return [Bundle.virtual(node, files, self.meta[node]) for node, files in self.files.items()]

@@ -197,15 +197,22 @@ DIMM_REPLACE_ACTION = ("replace this DIMM at the next window (drain first): this
                        "--error-count` and the BMC SEL for the same DIMM")
 
 
+def judge_corrected_on_dimm(f: Finding, n: int, limit: float | None) -> Finding:
+    """`n` corrected errors on one DIMM (EDAC lines, rasdaemon): from the profile's `limit` on, the DIMM fails
+    and is to be replaced; below it the finding stays the warning it is."""
+    f.observed, f.unit = n, "corrected errors"
+    if limit is not None and n >= limit:
+        f.severity, f.limit, f.action = "fail", limit, DIMM_REPLACE_ACTION
+    return f
+
+
 def _judge_corrected_memory(hits: list[RuleHit], fs: list[Finding], limit: float | None) -> None:
-    """A DIMM whose EDAC lines report at least `limit` corrected errors in all fails; below it stays a warning."""
+    """EDAC lines' corrected-error counts summed per DIMM (the rule's `amount`), judged against the limit."""
     for h, f in zip(hits, fs):
         if h.rule.code != "HOST_EDAC_CORRECTED" or not h.amount:
             continue
-        f.observed, f.unit = h.amount, "corrected errors"
         f.message = f"{h.amount} corrected memory errors on {h.component}" + f.message[len(h.rule.description):]
-        if limit is not None and h.amount >= limit:
-            f.severity, f.limit, f.action = "fail", limit, DIMM_REPLACE_ACTION
+        judge_corrected_on_dimm(f, h.amount, limit)
 
 
 @check("host.kernel_log", needs=(KERNEL_LOG,),
@@ -263,12 +270,10 @@ def mcelog(ctx: NodeContext) -> CheckResult:
 def _memory_findings(rep: RasReport, limit: float | None) -> list[Finding]:
     """rasdaemon's memory-controller events summed per DIMM: uncorrected ones fail, corrected ones warn (fail
     from the profile's per-DIMM limit, as for EDAC lines in the kernel log)."""
-    sums: dict[tuple[bool, str], int] = {}
+    sums: Counter[tuple[bool, str]] = Counter()
     for e in rep.memory:
-        if e.kind == "Info":
-            continue
-        key = (e.kind != "Corrected", e.dimm)
-        sums[key] = sums.get(key, 0) + e.count
+        if e.kind != "Info":
+            sums[(e.kind != "Corrected", e.dimm)] += e.count
     out = []
     for (uncorrected, dimm), n in sorted(sums.items(), key=lambda kv: (not kv[0][0], kv[0][1])):
         if uncorrected:
@@ -276,18 +281,16 @@ def _memory_findings(rep: RasReport, limit: float | None) -> list[Finding]:
                                f"{n} uncorrected memory errors on DIMM {dimm} (rasdaemon)", observed=n, unit="errors",
                                action="replace the DIMM named in the record", evidence=RAS_MC_CTL.path))
             continue
-        failing = limit is not None and n >= limit
-        out.append(Finding("HOST_EDAC_CORRECTED", "fail" if failing else "warn", f"DIMM {dimm}",
-                           f"{n} corrected memory errors on DIMM {dimm} (rasdaemon)", observed=n,
-                           limit=limit if failing else None, unit="corrected errors",
-                           action=DIMM_REPLACE_ACTION if failing else MCE_CORRECTED_ACTION, evidence=RAS_MC_CTL.path))
+        out.append(judge_corrected_on_dimm(Finding("HOST_EDAC_CORRECTED", "warn", f"DIMM {dimm}",
+                                                   f"{n} corrected memory errors on DIMM {dimm} (rasdaemon)",
+                                                   action=MCE_CORRECTED_ACTION, evidence=RAS_MC_CTL.path), n, limit))
     return out
 
 
 def _aer_findings(rep: RasReport) -> list[Finding]:
-    sums: dict[tuple[bool, str], int] = {}
+    sums: Counter[tuple[bool, str]] = Counter()
     for e in rep.aer:
-        sums[(e.uncorrected, e.device)] = sums.get((e.uncorrected, e.device), 0) + e.count
+        sums[(e.uncorrected, e.device)] += e.count
     return [Finding("HOST_PCIE_AER_UNCORRECTED" if unc else "HOST_PCIE_AER_CORRECTED", "fail" if unc else "warn",
                     f"PCIe {dev}", f"{n} PCIe {'uncorrectable' if unc else 'corrected'} errors on {dev} (rasdaemon)",
                     observed=n, unit="errors", evidence=RAS_MC_CTL.path,
